@@ -1,0 +1,403 @@
+//! Which releases apply to a device now (SPEC R3.7, first cut of R3.2 and R3.6).
+//!
+//! The server gathers the device's facts and the releases approved or declined for its groups,
+//! and this module decides, per release, whether to offer it and, if not, why. Keeping the "why"
+//! lets administrators ask why a device is not getting a release.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalogue::{Release, ReleaseId, ReleaseKind};
+use crate::names::{PlatformName, ProductName};
+use crate::version::Version;
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// What a device has told the server about itself.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceFacts<'a> {
+    /// The one platform the device runs.
+    pub platform: Option<&'a PlatformName>,
+    /// Installed software version per product.
+    pub installed: &'a BTreeMap<ProductName, Version>,
+    /// Installed configuration-bundle version per product.
+    pub configs: &'a BTreeMap<ProductName, Version>,
+}
+
+impl DeviceFacts<'_> {
+    fn installed_for(&self, release: &Release) -> Option<&Version> {
+        let line = if release.kind.is_config() { self.configs } else { self.installed };
+        line.get(&release.product)
+    }
+}
+
+/// The approval in force for a release across the device's groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    /// Approved for install; an optional deadline (unix seconds) after which it installs
+    /// without consent.
+    Install {
+        /// Unix seconds.
+        deadline: Option<i64>,
+    },
+    /// Declined for at least one of the device's groups.
+    Decline,
+    /// Not approved for any of the device's groups.
+    NotApproved,
+}
+
+impl Approval {
+    /// Combines the approvals of several groups: a decline anywhere wins (the conservative
+    /// choice), then install with the earliest deadline.
+    pub fn combine(self, other: Approval) -> Approval {
+        use Approval::*;
+        match (self, other) {
+            (Decline, _) | (_, Decline) => Decline,
+            (Install { deadline: a }, Install { deadline: b }) => Install {
+                deadline: match (a, b) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                },
+            },
+            (i @ Install { .. }, NotApproved) | (NotApproved, i @ Install { .. }) => i,
+            (NotApproved, NotApproved) => NotApproved,
+        }
+    }
+}
+
+/// A release under consideration with its combined approval.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    /// The release.
+    pub release: &'a Release,
+    /// Its approval for this device.
+    pub approval: Approval,
+}
+
+/// The outcome for one release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub enum Verdict {
+    /// Offered to the device.
+    Offer {
+        /// Unix seconds after which it installs without consent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deadline: Option<i64>,
+    },
+    /// The device's platform is not among the release's platforms (or is unknown).
+    WrongPlatform,
+    /// The device already runs this version.
+    AlreadyInstalled,
+    /// The installed version is listed as needing no update.
+    NoUpdateNeeded,
+    /// The device runs a newer version.
+    NewerInstalled,
+    /// A patch whose range does not include the installed version (or nothing is installed).
+    OutsidePatchRange,
+    /// Not approved for any of the device's groups.
+    NotApproved,
+    /// Declined for one of the device's groups.
+    Declined,
+    /// Another offered release replaces it.
+    Superseded {
+        /// The release that replaces it.
+        by: ReleaseId,
+    },
+}
+
+/// The decision for one release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Decision {
+    /// The release.
+    pub release: ReleaseId,
+    /// What was decided.
+    #[serde(flatten)]
+    pub verdict: Verdict,
+}
+
+fn verdict_alone(device: &DeviceFacts<'_>, c: &Candidate<'_>) -> Verdict {
+    use std::cmp::Ordering::*;
+    let r = c.release;
+    if !device.platform.is_some_and(|p| r.platforms.contains(p)) {
+        return Verdict::WrongPlatform;
+    }
+    let installed = device.installed_for(r);
+    if let Some(inst) = installed {
+        if *inst == r.version {
+            return Verdict::AlreadyInstalled;
+        }
+        if r.no_update_versions.contains(inst) {
+            return Verdict::NoUpdateNeeded;
+        }
+        if inst.cmp_rank(&r.version) != Less {
+            return Verdict::NewerInstalled;
+        }
+    }
+    if r.kind == ReleaseKind::Patch {
+        let in_range = match (&r.applies_to, installed) {
+            (Some(range), Some(inst)) => range.contains(inst),
+            _ => false,
+        };
+        if !in_range {
+            return Verdict::OutsidePatchRange;
+        }
+    }
+    match c.approval {
+        Approval::Install { deadline } => Verdict::Offer { deadline },
+        Approval::Decline => Verdict::Declined,
+        Approval::NotApproved => Verdict::NotApproved,
+    }
+}
+
+/// Whether `a` should be offered in preference to `b` (same product and line).
+fn preferred(a: &Release, b: &Release) -> bool {
+    if a.supersedes.contains(&b.version) {
+        return true;
+    }
+    if b.supersedes.contains(&a.version) {
+        return false;
+    }
+    // The newest wins; at the same rank a patch (a smaller download) beats a full release.
+    match a.version.cmp_rank(&b.version) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => {
+            (a.kind == ReleaseKind::Patch, std::cmp::Reverse(a.id))
+                > (b.kind == ReleaseKind::Patch, std::cmp::Reverse(b.id))
+        }
+    }
+}
+
+/// Decides every candidate. At most one release per product and version line is offered: the
+/// one that supersedes or outranks the others; the rest are marked superseded by it.
+pub fn decide(device: &DeviceFacts<'_>, candidates: &[Candidate<'_>]) -> Vec<Decision> {
+    let mut decisions: Vec<Decision> = candidates
+        .iter()
+        .map(|c| Decision { release: c.release.id, verdict: verdict_alone(device, c) })
+        .collect();
+    // Best offered release per (product, is_config).
+    let mut best: BTreeMap<(&ProductName, bool), usize> = BTreeMap::new();
+    for (i, c) in candidates.iter().enumerate() {
+        if !matches!(decisions[i].verdict, Verdict::Offer { .. }) {
+            continue;
+        }
+        let key = (&c.release.product, c.release.kind.is_config());
+        match best.get(&key) {
+            Some(&j) if !preferred(c.release, candidates[j].release) => {}
+            _ => {
+                best.insert(key, i);
+            }
+        }
+    }
+    for (i, c) in candidates.iter().enumerate() {
+        if !matches!(decisions[i].verdict, Verdict::Offer { .. }) {
+            continue;
+        }
+        let j = best[&(&c.release.product, c.release.kind.is_config())];
+        if j != i {
+            decisions[i].verdict = Verdict::Superseded { by: candidates[j].release.id };
+        }
+    }
+    decisions
+}
+
+/// The offered releases in install order: a release comes after the offered releases of the
+/// products it depends on (R3.5). Dependency cycles keep their catalogue order.
+pub fn offers<'a>(candidates: &[Candidate<'a>], decisions: &[Decision]) -> Vec<&'a Release> {
+    let mut pending: Vec<&Release> = candidates
+        .iter()
+        .zip(decisions)
+        .filter(|(_, d)| matches!(d.verdict, Verdict::Offer { .. }))
+        .map(|(c, _)| c.release)
+        .collect();
+    let mut ordered = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let ready = pending.iter().position(|r| {
+            !r.dependencies
+                .iter()
+                .any(|d| pending.iter().any(|o| o.id != r.id && o.product == d.product))
+        });
+        ordered.push(pending.remove(ready.unwrap_or(0)));
+    }
+    ordered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::*;
+
+    fn release(id: i64, product: &str, version: &str, kind: ReleaseKind) -> Release {
+        Release {
+            id: ReleaseId(id),
+            product: product.parse().unwrap(),
+            version: version.parse().unwrap(),
+            kind,
+            platforms: vec!["linux-x86_64".parse().unwrap()],
+            artifacts: vec![],
+            required: false,
+            reboot: RebootBehaviour::None,
+            classification: Classification::Feature,
+            notes: String::new(),
+            dependencies: vec![],
+            supersedes: vec![],
+            no_update_versions: vec![],
+            applies_to: None,
+            counter: id,
+            created_at: 0,
+        }
+    }
+
+    fn installed(pairs: &[(&str, &str)]) -> BTreeMap<ProductName, Version> {
+        pairs.iter().map(|(p, v)| (p.parse().unwrap(), v.parse().unwrap())).collect()
+    }
+
+    const APPROVED: Approval = Approval::Install { deadline: None };
+
+    fn verdicts(device: &DeviceFacts<'_>, rs: &[(&Release, Approval)]) -> Vec<Verdict> {
+        let cs: Vec<Candidate<'_>> =
+            rs.iter().map(|(r, a)| Candidate { release: r, approval: *a }).collect();
+        decide(device, &cs).into_iter().map(|d| d.verdict).collect()
+    }
+
+    #[test]
+    fn each_reason_is_reported() {
+        let linux: PlatformName = "linux-x86_64".parse().unwrap();
+        let inst = installed(&[("agent", "2.0"), ("fw", "1.0")]);
+        let none = BTreeMap::new();
+        let dev = DeviceFacts { platform: Some(&linux), installed: &inst, configs: &none };
+
+        let mut other_platform = release(1, "vpn", "1.0", ReleaseKind::Full);
+        other_platform.platforms = vec!["windows-x86_64".parse().unwrap()];
+        let same = release(2, "agent", "2.0", ReleaseKind::Full);
+        let older = release(3, "agent", "1.9", ReleaseKind::Full);
+        let mut revisions = release(4, "agent", "2.1", ReleaseKind::Full);
+        revisions.no_update_versions = vec!["2.0".parse().unwrap()];
+        let mut patch = release(5, "fw", "1.2", ReleaseKind::Patch);
+        patch.applies_to = Some(VersionRange { min: Some("1.1".parse().unwrap()), max: None });
+        let declined = release(6, "tool", "1.0", ReleaseKind::Full);
+        let unapproved = release(7, "tool2", "1.0", ReleaseKind::Full);
+
+        let got = verdicts(
+            &dev,
+            &[
+                (&other_platform, APPROVED),
+                (&same, APPROVED),
+                (&older, APPROVED),
+                (&revisions, APPROVED),
+                (&patch, APPROVED),
+                (&declined, Approval::Decline),
+                (&unapproved, Approval::NotApproved),
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                Verdict::WrongPlatform,
+                Verdict::AlreadyInstalled,
+                Verdict::NewerInstalled,
+                Verdict::NoUpdateNeeded,
+                Verdict::OutsidePatchRange,
+                Verdict::Declined,
+                Verdict::NotApproved,
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_platform_gets_nothing() {
+        let none = BTreeMap::new();
+        let dev = DeviceFacts { platform: None, installed: &none, configs: &none };
+        let r = release(1, "agent", "1.0", ReleaseKind::Full);
+        assert_eq!(verdicts(&dev, &[(&r, APPROVED)]), vec![Verdict::WrongPlatform]);
+    }
+
+    #[test]
+    fn patch_in_range_is_offered_and_beats_full_of_same_version() {
+        let linux: PlatformName = "linux-x86_64".parse().unwrap();
+        let inst = installed(&[("fw", "1.1.5")]);
+        let none = BTreeMap::new();
+        let dev = DeviceFacts { platform: Some(&linux), installed: &inst, configs: &none };
+        let full = release(1, "fw", "1.2", ReleaseKind::Full);
+        let mut patch = release(2, "fw", "1.2", ReleaseKind::Patch);
+        patch.applies_to = Some(VersionRange {
+            min: Some("1.1".parse().unwrap()),
+            max: Some("1.1.9".parse().unwrap()),
+        });
+        assert_eq!(
+            verdicts(&dev, &[(&full, APPROVED), (&patch, APPROVED)]),
+            vec![Verdict::Superseded { by: ReleaseId(2) }, Verdict::Offer { deadline: None }]
+        );
+    }
+
+    #[test]
+    fn newest_wins_and_explicit_supersedes_is_honoured() {
+        let linux: PlatformName = "linux-x86_64".parse().unwrap();
+        let none = BTreeMap::new();
+        let dev = DeviceFacts { platform: Some(&linux), installed: &none, configs: &none };
+        let a = release(1, "agent", "1.0", ReleaseKind::Full);
+        let b = release(2, "agent", "1.1", ReleaseKind::Full);
+        assert_eq!(
+            verdicts(&dev, &[(&a, APPROVED), (&b, APPROVED)]),
+            vec![Verdict::Superseded { by: ReleaseId(2) }, Verdict::Offer { deadline: None }]
+        );
+        // An explicit supersedes overrides version rank (a re-issued build).
+        let mut fix = release(3, "agent", "1.0.9", ReleaseKind::Full);
+        fix.supersedes = vec!["1.1".parse().unwrap()];
+        assert_eq!(
+            verdicts(&dev, &[(&b, APPROVED), (&fix, APPROVED)]),
+            vec![Verdict::Superseded { by: ReleaseId(3) }, Verdict::Offer { deadline: None }]
+        );
+    }
+
+    #[test]
+    fn config_bundles_have_their_own_line() {
+        let linux: PlatformName = "linux-x86_64".parse().unwrap();
+        let inst = installed(&[("vpn", "5.0")]);
+        let cfg = installed(&[("vpn", "3")]);
+        let dev = DeviceFacts { platform: Some(&linux), installed: &inst, configs: &cfg };
+        let config = release(1, "vpn", "4", ReleaseKind::Config);
+        let software = release(2, "vpn", "5.1", ReleaseKind::Full);
+        assert_eq!(
+            verdicts(&dev, &[(&config, APPROVED), (&software, APPROVED)]),
+            vec![Verdict::Offer { deadline: None }, Verdict::Offer { deadline: None }]
+        );
+    }
+
+    #[test]
+    fn decline_wins_when_groups_disagree() {
+        let install = Approval::Install { deadline: Some(50) };
+        assert_eq!(install.combine(Approval::Decline), Approval::Decline);
+        assert_eq!(Approval::NotApproved.combine(install), install);
+        assert_eq!(
+            install.combine(Approval::Install { deadline: Some(10) }),
+            Approval::Install { deadline: Some(10) }
+        );
+        assert_eq!(
+            Approval::Install { deadline: None }.combine(install),
+            Approval::Install { deadline: Some(50) }
+        );
+    }
+
+    #[test]
+    fn dependencies_come_first() {
+        let linux: PlatformName = "linux-x86_64".parse().unwrap();
+        let none = BTreeMap::new();
+        let dev = DeviceFacts { platform: Some(&linux), installed: &none, configs: &none };
+        let mut app = release(1, "app", "2.0", ReleaseKind::Full);
+        app.dependencies =
+            vec![Dependency { product: "runtime".parse().unwrap(), min_version: "3".parse().unwrap() }];
+        let runtime = release(2, "runtime", "3.1", ReleaseKind::Full);
+        let cs = [
+            Candidate { release: &app, approval: APPROVED },
+            Candidate { release: &runtime, approval: APPROVED },
+        ];
+        let ds = decide(&dev, &cs);
+        let order: Vec<_> = offers(&cs, &ds).iter().map(|r| r.id).collect();
+        assert_eq!(order, vec![ReleaseId(2), ReleaseId(1)]);
+    }
+}

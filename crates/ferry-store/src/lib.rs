@@ -1,0 +1,163 @@
+//! The storage trait of the Ferry server.
+//!
+//! [`Store`] is the one interface the server uses for persistent state; `ferry-store-sql` has a
+//! backend per database (SQLite, PostgreSQL), each owning its migrations. Every backend passes
+//! the same [`conformance`] suite. Operations that change several rows are atomic: a failure
+//! leaves nothing half-written.
+//!
+//! Times are unix seconds (`i64`). Secrets are never stored: tokens and credentials arrive
+//! here already hashed (lower-case hex SHA-256 of a high-entropy random token).
+
+mod model;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use model::*;
+
+use async_trait::async_trait;
+use ferry_core::{DeviceId, DeviceStatus, GroupName, PlatformName, ProductName, Release, ReleaseId, Sha256};
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing addressed does not exist.
+    #[error("{what} {key} does not exist")]
+    NotFound {
+        /// What kind of thing.
+        what: &'static str,
+        /// Its key.
+        key: String,
+    },
+    /// The change clashes with existing state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed or could not be reached.
+    #[error("database error: {0}")]
+    Backend(String),
+    /// Stored data could not be decoded (a bug or a hand-edited database).
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Shorthand for [`StoreError::NotFound`].
+    pub fn not_found(what: &'static str, key: impl ToString) -> Self {
+        Self::NotFound { what, key: key.to_string() }
+    }
+}
+
+/// Result of a storage operation.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Persistent state of a Ferry server.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks the database answers (readiness).
+    async fn ping(&self) -> Result<()>;
+
+    // --- catalogue -------------------------------------------------------------------------
+
+    /// Creates a product. Conflict if the name is taken.
+    async fn create_product(&self, product: &Product) -> Result<()>;
+    /// One product.
+    async fn get_product(&self, name: &ProductName) -> Result<Option<Product>>;
+    /// All products, by name.
+    async fn list_products(&self) -> Result<Vec<Product>>;
+
+    /// Creates a platform. Conflict if the name is taken.
+    async fn create_platform(&self, platform: &Platform) -> Result<()>;
+    /// One platform.
+    async fn get_platform(&self, name: &PlatformName) -> Result<Option<Platform>>;
+    /// All platforms, by name.
+    async fn list_platforms(&self) -> Result<Vec<Platform>>;
+
+    /// Records that content with this digest and length is in the content store (idempotent).
+    async fn record_content(&self, sha256: &Sha256, length: u64, now: i64) -> Result<()>;
+    /// The length of stored content, if it is recorded.
+    async fn content_length(&self, sha256: &Sha256) -> Result<Option<u64>>;
+
+    /// Creates a release with its artifacts in one transaction. The store assigns `id`,
+    /// `counter` (one more than the product's highest) and `created_at = now`, ignoring the
+    /// values passed. NotFound if the product, a platform or an artifact's content is missing
+    /// (or content is recorded with another length); Conflict if the product already has this
+    /// version on the same line (software or config).
+    async fn create_release(&self, release: &Release, now: i64) -> Result<Release>;
+    /// One release.
+    async fn get_release(&self, id: ReleaseId) -> Result<Option<Release>>;
+    /// Releases, optionally of one product, newest id first.
+    async fn list_releases(&self, product: Option<&ProductName>) -> Result<Vec<Release>>;
+
+    // --- groups and approvals --------------------------------------------------------------
+
+    /// Creates a group. Conflict if the name is taken.
+    async fn create_group(&self, group: &Group) -> Result<()>;
+    /// One group.
+    async fn get_group(&self, name: &GroupName) -> Result<Option<Group>>;
+    /// All groups, by name.
+    async fn list_groups(&self) -> Result<Vec<Group>>;
+    /// Replaces a group's settings (not its name). NotFound if it does not exist.
+    async fn update_group(&self, group: &Group) -> Result<()>;
+    /// The group whose enrollment key has this hash.
+    async fn group_by_enrollment_key(&self, key_hash: &str) -> Result<Option<Group>>;
+
+    /// Sets the approval of a release for a group, replacing any earlier one. NotFound if the
+    /// release or group is missing.
+    async fn set_approval(&self, approval: &Approval) -> Result<()>;
+    /// Removes an approval; returns whether one existed.
+    async fn delete_approval(&self, release: ReleaseId, group: &GroupName) -> Result<bool>;
+    /// Approvals, optionally filtered by release and/or group.
+    async fn list_approvals(
+        &self,
+        release: Option<ReleaseId>,
+        group: Option<&GroupName>,
+    ) -> Result<Vec<Approval>>;
+    /// Every release with an approval (of any action) for one of `groups`, together with those
+    /// approvals. The input of the applicability decision at check-in.
+    async fn approved_releases(&self, groups: &[GroupName]) -> Result<Vec<(Release, Vec<Approval>)>>;
+
+    // --- devices ---------------------------------------------------------------------------
+
+    /// Lists a device id in advance (R2.1). Conflict if the id is known.
+    async fn preauthorize_device(&self, id: &DeviceId, groups: &[GroupName], now: i64) -> Result<Device>;
+    /// Enrolls a device atomically; see [`Enrollment`] for the rules.
+    async fn enroll_device(&self, enrollment: &Enrollment) -> Result<Device>;
+    /// One device.
+    async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>>;
+    /// The device holding this credential hash.
+    async fn device_by_credential(&self, credential_hash: &str) -> Result<Option<Device>>;
+    /// Devices matching a filter, ordered by id.
+    async fn list_devices(&self, filter: &DeviceFilter) -> Result<Vec<Device>>;
+    /// Changes a device's enrollment status. NotFound if unknown.
+    async fn set_device_status(&self, id: &DeviceId, status: DeviceStatus) -> Result<()>;
+    /// Replaces a device's group memberships. NotFound if the device or a group is missing.
+    async fn set_device_groups(&self, id: &DeviceId, groups: &[GroupName]) -> Result<()>;
+    /// Stores what a check-in reported. NotFound if unknown.
+    async fn record_checkin(&self, id: &DeviceId, checkin: &CheckinRecord) -> Result<()>;
+    /// Updates last contact for many devices at once (write-behind of check-ins that changed
+    /// nothing else). Unknown ids are ignored.
+    async fn touch_devices(&self, contacts: &[(DeviceId, i64)]) -> Result<()>;
+
+    // --- status events ---------------------------------------------------------------------
+
+    /// Appends status events of one device in one transaction, in `seq` order. An event whose
+    /// `seq` is already stored is skipped (a retry). An event whose `seq` is below the
+    /// device's highest stored `seq` and not stored is refused with Conflict, and nothing of
+    /// the batch is stored. NotFound if the device or a release is missing.
+    async fn append_events(&self, device: &DeviceId, events: &[NewEvent], received_at: i64) -> Result<AppendOutcome>;
+    /// A device's events, oldest first, optionally of one release, at most `limit`.
+    async fn list_events(&self, device: &DeviceId, release: Option<ReleaseId>, limit: u32) -> Result<Vec<Event>>;
+    /// The latest state of each release on a device.
+    async fn device_release_states(&self, device: &DeviceId) -> Result<Vec<ReleaseState>>;
+
+    // --- admin tokens ----------------------------------------------------------------------
+
+    /// Stores a new admin token (hash only); assigns its id.
+    async fn create_admin_token(&self, token: &NewAdminToken, now: i64) -> Result<AdminToken>;
+    /// The unrevoked token with this hash.
+    async fn admin_token_by_hash(&self, hash: &str) -> Result<Option<AdminToken>>;
+    /// All tokens, revoked ones included.
+    async fn list_admin_tokens(&self) -> Result<Vec<AdminToken>>;
+    /// Revokes a token; NotFound if unknown.
+    async fn revoke_admin_token(&self, id: i64, now: i64) -> Result<()>;
+}

@@ -1,0 +1,267 @@
+//! Records the store keeps.
+
+use std::collections::BTreeMap;
+
+use ferry_core::{DeviceId, DeviceState, DeviceStatus, GroupName, PlatformName, ProductName, ReleaseId, Role, Version};
+use serde::{Deserialize, Serialize};
+
+/// A product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    /// Unique name.
+    pub name: ProductName,
+    /// Free text.
+    pub description: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A platform: a client type (OS family and architecture) or a device model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    /// Unique name.
+    pub name: PlatformName,
+    /// Free text.
+    pub description: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A static group of devices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    /// Unique name.
+    pub name: GroupName,
+    /// Free text.
+    pub description: String,
+    /// Base interval between check-ins, in seconds.
+    pub checkin_interval_secs: u64,
+    /// Relative jitter applied to the interval, in `[0, 1]`.
+    pub checkin_jitter: f64,
+    /// SHA-256 (hex) of the group's enrollment key, if it has one.
+    pub enrollment_key_hash: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// What an approval tells the group's devices to do (R3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalAction {
+    /// Install, optionally by a deadline.
+    Install,
+    /// Never offer it to this group.
+    Decline,
+}
+
+impl ApprovalAction {
+    /// The lower-case name used on the wire and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Install => "install",
+            Self::Decline => "decline",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "install" => Some(Self::Install),
+            "decline" => Some(Self::Decline),
+            _ => None,
+        }
+    }
+}
+
+/// The approval of one release for one group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The release.
+    pub release: ReleaseId,
+    /// The group.
+    pub group: GroupName,
+    /// Install or decline.
+    pub action: ApprovalAction,
+    /// For installs: unix seconds after which devices install without consent.
+    pub deadline: Option<i64>,
+    /// Name of the admin token that set it.
+    pub approved_by: String,
+    /// Unix seconds.
+    pub approved_at: i64,
+}
+
+/// A device as the server knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    /// The identity the device claims.
+    pub id: DeviceId,
+    /// Enrollment status.
+    pub status: DeviceStatus,
+    /// Static group memberships, by name.
+    pub groups: Vec<GroupName>,
+    /// Reported platform.
+    pub platform: Option<PlatformName>,
+    /// Reported installed software versions.
+    pub installed: BTreeMap<ProductName, Version>,
+    /// Reported installed configuration-bundle versions.
+    pub configs: BTreeMap<ProductName, Version>,
+    /// Reported inventory attributes.
+    pub attributes: BTreeMap<String, String>,
+    /// Reported agent version.
+    pub agent_version: Option<String>,
+    /// Boot id of the latest check-in.
+    pub boot_id: Option<String>,
+    /// Boot id before that.
+    pub prev_boot_id: Option<String>,
+    /// Unix seconds of the latest check-in.
+    pub last_contact: Option<i64>,
+    /// Unix seconds when the device was enrolled or pre-authorised.
+    pub enrolled_at: i64,
+    /// How often another machine was seen using this identity.
+    pub identity_conflicts: i64,
+    /// What the latest identity conflict was.
+    pub last_conflict: Option<String>,
+    /// Unix seconds of the latest identity conflict.
+    pub last_conflict_at: Option<i64>,
+}
+
+/// Which devices to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceFilter {
+    /// Only devices in this status.
+    pub status: Option<DeviceStatus>,
+    /// Only members of this group.
+    pub group: Option<GroupName>,
+    /// Only devices with at least one identity conflict.
+    pub conflicts_only: bool,
+    /// Only devices whose id sorts after this one (pagination).
+    pub after: Option<DeviceId>,
+    /// At most this many (the store caps it at 1000).
+    pub limit: u32,
+}
+
+/// A device enrolling (R2.1). Applied atomically:
+/// - unknown id: a new device is created with `status` and `groups`;
+/// - pre-authorised id: it takes the credential, becomes `accepted`, and `groups` are added to
+///   the groups it was pre-authorised into;
+/// - any other known id: refused with Conflict, and the attempt is recorded on the existing
+///   device as an identity conflict (another machine claims its identity).
+#[derive(Debug, Clone)]
+pub struct Enrollment {
+    /// Claimed identity.
+    pub id: DeviceId,
+    /// SHA-256 (hex) of the credential issued to it.
+    pub credential_hash: String,
+    /// `Accepted` when a valid enrollment key was given, `Pending` otherwise.
+    pub status: DeviceStatus,
+    /// Groups to join (the enrollment key's group).
+    pub groups: Vec<GroupName>,
+    /// Description of the attempt, recorded if it is a conflict (e.g. remote address).
+    pub origin: String,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// What a check-in changes on a device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckinRecord {
+    /// Reported platform.
+    pub platform: Option<PlatformName>,
+    /// Reported installed software versions.
+    pub installed: BTreeMap<ProductName, Version>,
+    /// Reported configuration-bundle versions.
+    pub configs: BTreeMap<ProductName, Version>,
+    /// Reported inventory attributes.
+    pub attributes: BTreeMap<String, String>,
+    /// Reported agent version.
+    pub agent_version: Option<String>,
+    /// New boot id.
+    pub boot_id: Option<String>,
+    /// New previous boot id.
+    pub prev_boot_id: Option<String>,
+    /// Unix seconds.
+    pub last_contact: i64,
+    /// Set when this check-in revealed an identity conflict: its description.
+    pub conflict: Option<String>,
+}
+
+/// A status event as the agent sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewEvent {
+    /// Per-device sequence number chosen by the agent, strictly increasing; the idempotency key.
+    pub seq: i64,
+    /// The release it concerns.
+    pub release: ReleaseId,
+    /// The new state.
+    pub state: DeviceState,
+    /// Bytes downloaded, or percent, depending on the state.
+    pub progress: Option<i64>,
+    /// Machine-readable error code for failures.
+    pub error_code: Option<String>,
+    /// Human message or log excerpt.
+    pub message: Option<String>,
+    /// Unix seconds on the device's clock.
+    pub at: i64,
+}
+
+/// A stored status event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// What the agent sent.
+    #[serde(flatten)]
+    pub event: NewEvent,
+    /// Unix seconds on the server's clock.
+    pub received_at: i64,
+}
+
+/// How many events of a batch were new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AppendOutcome {
+    /// Newly stored.
+    pub stored: u32,
+    /// Already stored earlier (retries).
+    pub duplicates: u32,
+}
+
+/// The latest known state of one release on one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseState {
+    /// The release.
+    pub release: ReleaseId,
+    /// Its state.
+    pub state: DeviceState,
+    /// Progress of the latest event.
+    pub progress: Option<i64>,
+    /// Error code of the latest event.
+    pub error_code: Option<String>,
+    /// Message of the latest event.
+    pub message: Option<String>,
+    /// Unix seconds (server clock) of the latest event.
+    pub updated_at: i64,
+}
+
+/// An admin token to store.
+#[derive(Debug, Clone)]
+pub struct NewAdminToken {
+    /// Human name ("ci", "alice").
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// SHA-256 (hex) of the token.
+    pub hash: String,
+}
+
+/// A stored admin token (never the secret itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminToken {
+    /// Store-assigned id.
+    pub id: i64,
+    /// Human name.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds, if revoked.
+    pub revoked_at: Option<i64>,
+}
