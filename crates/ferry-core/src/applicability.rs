@@ -175,10 +175,8 @@ fn preferred(a: &Release, b: &Release) -> bool {
 /// Decides every candidate. At most one release per product and version line is offered: the
 /// one that supersedes or outranks the others; the rest are marked superseded by it.
 pub fn decide(device: &DeviceFacts<'_>, candidates: &[Candidate<'_>]) -> Vec<Decision> {
-    let mut decisions: Vec<Decision> = candidates
-        .iter()
-        .map(|c| Decision { release: c.release.id, verdict: verdict_alone(device, c) })
-        .collect();
+    let mut decisions: Vec<Decision> =
+        candidates.iter().map(|c| Decision { release: c.release.id, verdict: verdict_alone(device, c) }).collect();
     // Best offered release per (product, is_config).
     let mut best: BTreeMap<(&ProductName, bool), usize> = BTreeMap::new();
     for (i, c) in candidates.iter().enumerate() {
@@ -217,9 +215,7 @@ pub fn offers<'a>(candidates: &[Candidate<'a>], decisions: &[Decision]) -> Vec<&
     let mut ordered = Vec::with_capacity(pending.len());
     while !pending.is_empty() {
         let ready = pending.iter().position(|r| {
-            !r.dependencies
-                .iter()
-                .any(|d| pending.iter().any(|o| o.id != r.id && o.product == d.product))
+            !r.dependencies.iter().any(|d| pending.iter().any(|o| o.id != r.id && o.product == d.product))
         });
         ordered.push(pending.remove(ready.unwrap_or(0)));
     }
@@ -259,8 +255,7 @@ mod tests {
     const APPROVED: Approval = Approval::Install { deadline: None };
 
     fn verdicts(device: &DeviceFacts<'_>, rs: &[(&Release, Approval)]) -> Vec<Verdict> {
-        let cs: Vec<Candidate<'_>> =
-            rs.iter().map(|(r, a)| Candidate { release: r, approval: *a }).collect();
+        let cs: Vec<Candidate<'_>> = rs.iter().map(|(r, a)| Candidate { release: r, approval: *a }).collect();
         decide(device, &cs).into_iter().map(|d| d.verdict).collect()
     }
 
@@ -324,10 +319,8 @@ mod tests {
         let dev = DeviceFacts { platform: Some(&linux), installed: &inst, configs: &none };
         let full = release(1, "fw", "1.2", ReleaseKind::Full);
         let mut patch = release(2, "fw", "1.2", ReleaseKind::Patch);
-        patch.applies_to = Some(VersionRange {
-            min: Some("1.1".parse().unwrap()),
-            max: Some("1.1.9".parse().unwrap()),
-        });
+        patch.applies_to =
+            Some(VersionRange { min: Some("1.1".parse().unwrap()), max: Some("1.1.9".parse().unwrap()) });
         assert_eq!(
             verdicts(&dev, &[(&full, APPROVED), (&patch, APPROVED)]),
             vec![Verdict::Superseded { by: ReleaseId(2) }, Verdict::Offer { deadline: None }]
@@ -373,14 +366,8 @@ mod tests {
         let install = Approval::Install { deadline: Some(50) };
         assert_eq!(install.combine(Approval::Decline), Approval::Decline);
         assert_eq!(Approval::NotApproved.combine(install), install);
-        assert_eq!(
-            install.combine(Approval::Install { deadline: Some(10) }),
-            Approval::Install { deadline: Some(10) }
-        );
-        assert_eq!(
-            Approval::Install { deadline: None }.combine(install),
-            Approval::Install { deadline: Some(50) }
-        );
+        assert_eq!(install.combine(Approval::Install { deadline: Some(10) }), Approval::Install { deadline: Some(10) });
+        assert_eq!(Approval::Install { deadline: None }.combine(install), Approval::Install { deadline: Some(50) });
     }
 
     #[test]
@@ -389,13 +376,9 @@ mod tests {
         let none = BTreeMap::new();
         let dev = DeviceFacts { platform: Some(&linux), installed: &none, configs: &none };
         let mut app = release(1, "app", "2.0", ReleaseKind::Full);
-        app.dependencies =
-            vec![Dependency { product: "runtime".parse().unwrap(), min_version: "3".parse().unwrap() }];
+        app.dependencies = vec![Dependency { product: "runtime".parse().unwrap(), min_version: "3".parse().unwrap() }];
         let runtime = release(2, "runtime", "3.1", ReleaseKind::Full);
-        let cs = [
-            Candidate { release: &app, approval: APPROVED },
-            Candidate { release: &runtime, approval: APPROVED },
-        ];
+        let cs = [Candidate { release: &app, approval: APPROVED }, Candidate { release: &runtime, approval: APPROVED }];
         let ds = decide(&dev, &cs);
         let order: Vec<_> = offers(&cs, &ds).iter().map(|r| r.id).collect();
         assert_eq!(order, vec![ReleaseId(2), ReleaseId(1)]);

@@ -306,9 +306,7 @@ impl Release {
         }
         match (self.kind, &self.applies_to) {
             (ReleaseKind::Patch, None) => return Err(ReleaseError::PatchWithoutRange),
-            (ReleaseKind::Full | ReleaseKind::Config, Some(_)) => {
-                return Err(ReleaseError::RangeWithoutPatch)
-            }
+            (ReleaseKind::Full | ReleaseKind::Config, Some(_)) => return Err(ReleaseError::RangeWithoutPatch),
             _ => {}
         }
         if self.supersedes.contains(&self.version) {

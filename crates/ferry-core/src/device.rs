@@ -33,9 +33,7 @@ impl DeviceStatus {
 
     /// Parses the stored name.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Preauthorized, Self::Pending, Self::Accepted, Self::Rejected]
-            .into_iter()
-            .find(|x| x.as_str() == s)
+        [Self::Preauthorized, Self::Pending, Self::Accepted, Self::Rejected].into_iter().find(|x| x.as_str() == s)
     }
 }
 
@@ -149,16 +147,9 @@ pub struct BootTransition {
 /// A machine's boot id changes only when it reboots and never returns to an earlier value. A
 /// check-in that reports the boot id *before* the latest one therefore means two machines
 /// (typically cloned from one image) alternate with the same credential.
-pub fn boot_transition(
-    last: Option<&str>,
-    prev: Option<&str>,
-    reported: Option<&str>,
-) -> BootTransition {
-    let keep = || BootTransition {
-        boot_id: last.map(str::to_owned),
-        prev_boot_id: prev.map(str::to_owned),
-        conflict: None,
-    };
+pub fn boot_transition(last: Option<&str>, prev: Option<&str>, reported: Option<&str>) -> BootTransition {
+    let keep =
+        || BootTransition { boot_id: last.map(str::to_owned), prev_boot_id: prev.map(str::to_owned), conflict: None };
     let Some(reported) = reported else { return keep() };
     if Some(reported) == last {
         return keep();
@@ -169,11 +160,7 @@ pub fn boot_transition(
             last.unwrap_or("-")
         )
     });
-    BootTransition {
-        boot_id: Some(reported.to_owned()),
-        prev_boot_id: last.map(str::to_owned),
-        conflict,
-    }
+    BootTransition { boot_id: Some(reported.to_owned()), prev_boot_id: last.map(str::to_owned), conflict }
 }
 
 #[cfg(test)]

@@ -44,12 +44,7 @@ pub enum NameError {
     },
 }
 
-fn validate(
-    kind: &'static str,
-    value: &str,
-    max: usize,
-    extra: &'static str,
-) -> Result<(), NameError> {
+fn validate(kind: &'static str, value: &str, max: usize, extra: &'static str) -> Result<(), NameError> {
     if value.is_empty() {
         return Err(NameError::Empty { kind });
     }
@@ -57,9 +52,8 @@ fn validate(
     if len > max {
         return Err(NameError::TooLong { kind, len, max });
     }
-    if let Some(ch) = value
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') || extra.contains(*c)))
+    if let Some(ch) =
+        value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') || extra.contains(*c)))
     {
         let extra = if extra.is_empty() { "" } else { " (and some of: +~@:)" };
         return Err(NameError::BadChar { kind, value: value.to_owned(), ch, extra });

@@ -107,10 +107,7 @@ fn validate(s: &str) -> Result<(), VersionError> {
         Some((h, l)) => (h, Some(l)),
         None => (s, None),
     };
-    if let Some(ch) = head
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_' | '~')))
-    {
+    if let Some(ch) = head.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_' | '~'))) {
         return Err(VersionError::BadChar(s.to_owned(), ch));
     }
     if let Some(ch) = label.and_then(|l| {
@@ -134,9 +131,7 @@ fn tokens(component: &str) -> impl Iterator<Item = Token<'_>> {
     std::iter::from_fn(move || {
         let first = rest.chars().next()?;
         let digit = first.is_ascii_digit();
-        let end = rest
-            .find(|c: char| c.is_ascii_digit() != digit)
-            .unwrap_or(rest.len());
+        let end = rest.find(|c: char| c.is_ascii_digit() != digit).unwrap_or(rest.len());
         let (tok, tail) = rest.split_at(end);
         rest = tail;
         Some(if digit { Token::Num(tok) } else { Token::Alpha(tok) })
@@ -153,9 +148,7 @@ fn cmp_numeric(a: &str, b: &str) -> Ordering {
 fn cmp_token(a: &Token<'_>, b: &Token<'_>) -> Ordering {
     match (a, b) {
         (Token::Num(x), Token::Num(y)) => cmp_numeric(x, y),
-        (Token::Alpha(x), Token::Alpha(y)) => {
-            x.to_ascii_lowercase().cmp(&y.to_ascii_lowercase())
-        }
+        (Token::Alpha(x), Token::Alpha(y)) => x.to_ascii_lowercase().cmp(&y.to_ascii_lowercase()),
         (Token::Alpha(_), Token::Num(_)) => Ordering::Less,
         (Token::Num(_), Token::Alpha(_)) => Ordering::Greater,
     }
@@ -293,8 +286,17 @@ mod tests {
     #[test]
     fn semver_precedence_example() {
         let order = [
-            "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
-            "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.1.0", "2.0.0",
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-alpha.beta",
+            "1.0.0-beta",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0",
+            "1.0.1",
+            "1.1.0",
+            "2.0.0",
         ];
         for pair in order.windows(2) {
             assert!(v(pair[0]) < v(pair[1]), "{} < {}", pair[0], pair[1]);
@@ -333,11 +335,7 @@ mod tests {
     }
 
     fn arb_version() -> impl Strategy<Value = Version> {
-        let comp = prop_oneof![
-            "[0-9]{1,3}",
-            "0{0,2}[0-9]{1,2}",
-            "[0-9]{1,2}[a-c]{0,2}",
-        ];
+        let comp = prop_oneof!["[0-9]{1,3}", "0{0,2}[0-9]{1,2}", "[0-9]{1,2}[a-c]{0,2}",];
         (
             prop::collection::vec(comp, 1..5),
             prop::option::of(prop::collection::vec(prop_oneof!["[0-9]{1,2}", "(alpha|beta|rc)"], 1..3)),

@@ -107,11 +107,7 @@ pub trait Store: Send + Sync + 'static {
     /// Removes an approval; returns whether one existed.
     async fn delete_approval(&self, release: ReleaseId, group: &GroupName) -> Result<bool>;
     /// Approvals, optionally filtered by release and/or group.
-    async fn list_approvals(
-        &self,
-        release: Option<ReleaseId>,
-        group: Option<&GroupName>,
-    ) -> Result<Vec<Approval>>;
+    async fn list_approvals(&self, release: Option<ReleaseId>, group: Option<&GroupName>) -> Result<Vec<Approval>>;
     /// Every release with an approval (of any action) for one of `groups`, together with those
     /// approvals. The input of the applicability decision at check-in.
     async fn approved_releases(&self, groups: &[GroupName]) -> Result<Vec<(Release, Vec<Approval>)>>;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// A product.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Product {
     /// Unique name.
     pub name: ProductName,
@@ -18,6 +19,7 @@ pub struct Product {
 
 /// A platform: a client type (OS family and architecture) or a device model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Platform {
     /// Unique name.
     pub name: PlatformName,
@@ -29,6 +31,7 @@ pub struct Platform {
 
 /// A static group of devices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Group {
     /// Unique name.
     pub name: GroupName,
@@ -47,6 +50,7 @@ pub struct Group {
 /// What an approval tells the group's devices to do (R3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ApprovalAction {
     /// Install, optionally by a deadline.
     Install,
@@ -75,6 +79,7 @@ impl ApprovalAction {
 
 /// The approval of one release for one group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Approval {
     /// The release.
     pub release: ReleaseId,
@@ -92,6 +97,7 @@ pub struct Approval {
 
 /// A device as the server knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Device {
     /// The identity the device claims.
     pub id: DeviceId,
@@ -187,6 +193,7 @@ pub struct CheckinRecord {
 
 /// A status event as the agent sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewEvent {
     /// Per-device sequence number chosen by the agent, strictly increasing; the idempotency key.
     pub seq: i64,
@@ -206,6 +213,7 @@ pub struct NewEvent {
 
 /// A stored status event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// What the agent sent.
     #[serde(flatten)]
@@ -216,6 +224,7 @@ pub struct Event {
 
 /// How many events of a batch were new.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppendOutcome {
     /// Newly stored.
     pub stored: u32,
@@ -225,6 +234,7 @@ pub struct AppendOutcome {
 
 /// The latest known state of one release on one device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReleaseState {
     /// The release.
     pub release: ReleaseId,
@@ -253,6 +263,7 @@ pub struct NewAdminToken {
 
 /// A stored admin token (never the secret itself).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AdminToken {
     /// Store-assigned id.
     pub id: i64,

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Check-in throughput and latency with many enrolled devices, as a ratio against the server's
+# own trivial liveness endpoint measured in the same run.
+#
+#   bench/checkin.sh sqlite            # SQLite in a fresh data directory
+#   bench/checkin.sh postgres          # a fresh database on FERRY_BENCH_POSTGRES_URL's server
+#
+# Environment: DEVICES (100000), CONNECTIONS (64), DURATION (15s), ROUNDS (3), THREADS (2).
+# Needs wrk (Debian package `wrk`). Traffic goes to 127.0.0.1 only and every run is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+backend="${1:-sqlite}"
+DEVICES="${DEVICES:-100000}" CONNECTIONS="${CONNECTIONS:-64}" DURATION="${DURATION:-15s}"
+ROUNDS="${ROUNDS:-3}" THREADS="${THREADS:-2}" PORT="${PORT:-18080}"
+command -v wrk >/dev/null || { echo "error: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+
+cargo build --release -q -p ferry -p ferry-bench
+work=$(mktemp -d)
+trap 'kill "${server:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+
+db_url=""
+if [ "$backend" = postgres ]; then
+  admin_url="${FERRY_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+  db="ferry_bench_$$"
+  psql -q "$admin_url" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+  db_url="${admin_url%/*}/$db"
+  trap 'kill "${server:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; psql -q "$admin_url" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true' EXIT
+fi
+
+echo "seeding $DEVICES devices ($backend)..." >&2
+target/release/ferry-bench seed --devices "$DEVICES" --data-dir "$work/data" --database-url "$db_url" --out "$work" >&2
+
+FERRY_LOG__LEVEL=warn FERRY_DATABASE_URL="$db_url" \
+  target/release/ferry serve --data-dir "$work/data" --listen "127.0.0.1:$PORT" 2>"$work/server.log" &
+server=$!
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/livez" >/dev/null && break; sleep 0.1; done
+
+# run NAME ARGS... → prints "rps p50_ms p99_ms"
+run() {
+  local out
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@")
+  if grep -q "Non-2xx" <<<"$out"; then echo "error: non-2xx answers during the run:" >&2; echo "$out" >&2; exit 1; fi
+  local rps p50 p99
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  echo "$rps $(to_ms "$p50") $(to_ms "$p99")"
+}
+to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.2f", n }'; }
+
+export FERRY_BENCH_DIR="$work"
+printf "%-6s %-8s %10s %8s %8s\n" round endpoint req/s p50_ms p99_ms
+: >"$work/results"
+for r in $(seq "$ROUNDS"); do
+  read -r lrps lp50 lp99 < <(run "http://127.0.0.1:$PORT/livez")
+  read -r crps cp50 cp99 < <(run -s bench/checkin.lua "http://127.0.0.1:$PORT/device/v1/checkin")
+  printf "%-6s %-8s %10s %8s %8s\n" "$r" livez "$lrps" "$lp50" "$lp99" "$r" checkin "$crps" "$cp50" "$cp99"
+  echo "$lrps $crps $cp50 $cp99" >>"$work/results"
+done
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+ml=$(awk '{print $1}' "$work/results" | median)
+mc=$(awk '{print $2}' "$work/results" | median)
+m50=$(awk '{print $3}' "$work/results" | median)
+m99=$(awk '{print $4}' "$work/results" | median)
+ratio=$(awk -v c="$mc" -v l="$ml" 'BEGIN { printf "%.3f", c/l }')
+echo
+echo "backend=$backend devices=$DEVICES connections=$CONNECTIONS duration=$DURATION rounds=$ROUNDS"
+echo "median livez req/s: $ml"
+echo "median checkin req/s: $mc  (ratio to livez: $ratio)  p50: ${m50} ms  p99: ${m99} ms"

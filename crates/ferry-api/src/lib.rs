@@ -1,0 +1,23 @@
+//! Ferry's HTTP wire format, shared by the server, the typed client, the CLI and the agent.
+//!
+//! Admin routes live under [`ADMIN_PREFIX`], device routes under [`DEVICE_PREFIX`]. Every 4xx
+//! and 5xx answer carries an [`ErrorBody`] with a stable [`ErrorCode`] and a human message.
+
+mod error;
+mod types;
+
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use types::*;
+
+/// Prefix of the admin API (versioned).
+pub const ADMIN_PREFIX: &str = "/api/v1";
+/// Prefix of the device API (versioned).
+pub const DEVICE_PREFIX: &str = "/device/v1";
+/// Header carrying the SHA-256 a client expects an upload to have.
+pub const SHA256_HEADER: &str = "x-ferry-sha256";
+/// Prefix of admin tokens, so that the server can tell a misplaced device credential apart.
+pub const ADMIN_TOKEN_PREFIX: &str = "ferry_adm_";
+/// Prefix of device credentials.
+pub const DEVICE_TOKEN_PREFIX: &str = "ferry_dev_";
+/// Prefix of group enrollment keys.
+pub const ENROLLMENT_KEY_PREFIX: &str = "ferry_enr_";

@@ -1,0 +1,347 @@
+//! Request and response bodies.
+
+use std::collections::BTreeMap;
+
+use ferry_core::applicability::Decision;
+use ferry_core::{
+    Artifact, Classification, Dependency, DeviceId, DeviceStatus, GroupName, PlatformName, ProductName,
+    RebootBehaviour, ReleaseId, ReleaseKind, Role, Version, VersionRange,
+};
+use ferry_store::{AdminToken, ApprovalAction, Device, Event, NewEvent, ReleaseState};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Liveness and readiness answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or what is wrong.
+    pub status: String,
+}
+
+/// Creates a product.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductSpec {
+    /// Unique name.
+    pub name: ProductName,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Creates a platform.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformSpec {
+    /// Unique name.
+    pub name: PlatformName,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Stored content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ContentInfo {
+    /// Hex SHA-256.
+    pub sha256: String,
+    /// Size in bytes.
+    pub length: u64,
+    /// False when identical content was already stored (deduplicated).
+    pub created: bool,
+}
+
+/// Publishes a release whose artifacts were uploaded as content beforehand.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseSpec {
+    /// Product.
+    pub product: ProductName,
+    /// Version.
+    pub version: Version,
+    /// Full (default), patch or config.
+    #[serde(default = "default_kind")]
+    pub kind: ReleaseKind,
+    /// Platforms it installs on.
+    pub platforms: Vec<PlatformName>,
+    /// Files, each already uploaded.
+    pub artifacts: Vec<Artifact>,
+    /// Install without consent.
+    #[serde(default)]
+    pub required: bool,
+    /// Reboot behaviour.
+    #[serde(default)]
+    pub reboot: RebootBehaviour,
+    /// Classification.
+    #[serde(default)]
+    pub classification: Classification,
+    /// Release notes.
+    #[serde(default)]
+    pub notes: String,
+    /// Releases needed first.
+    #[serde(default)]
+    pub dependencies: Vec<Dependency>,
+    /// Versions this one replaces.
+    #[serde(default)]
+    pub supersedes: Vec<Version>,
+    /// Installed versions that need no update.
+    #[serde(default)]
+    pub no_update_versions: Vec<Version>,
+    /// For patches: installed versions it applies to.
+    #[serde(default)]
+    pub applies_to: Option<VersionRange>,
+}
+
+fn default_kind() -> ReleaseKind {
+    ReleaseKind::Full
+}
+
+/// Approves or declines a release for a group.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalSpec {
+    /// Install or decline.
+    pub action: ApprovalAction,
+    /// For installs: unix seconds after which devices install without consent.
+    #[serde(default)]
+    pub deadline: Option<i64>,
+}
+
+/// Creates a group.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    /// Unique name.
+    pub name: GroupName,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Base check-in interval in seconds (default from the server configuration).
+    #[serde(default)]
+    pub checkin_interval_secs: Option<u64>,
+    /// Relative jitter in `[0, 1]` (default from the server configuration).
+    #[serde(default)]
+    pub checkin_jitter: Option<f64>,
+}
+
+/// Changes a group's settings; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupUpdate {
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Base check-in interval in seconds.
+    #[serde(default)]
+    pub checkin_interval_secs: Option<u64>,
+    /// Relative jitter in `[0, 1]`.
+    #[serde(default)]
+    pub checkin_jitter: Option<f64>,
+}
+
+/// A group as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GroupView {
+    /// Unique name.
+    pub name: GroupName,
+    /// Free text.
+    pub description: String,
+    /// Base check-in interval in seconds.
+    pub checkin_interval_secs: u64,
+    /// Relative jitter.
+    pub checkin_jitter: f64,
+    /// Whether devices can enroll into it with a key.
+    pub has_enrollment_key: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A group's new enrollment key, shown once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EnrollmentKey {
+    /// The group.
+    pub group: GroupName,
+    /// The key to give to devices. The server keeps only its hash.
+    pub enrollment_key: String,
+}
+
+/// Lists a device id in advance.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreauthorizeSpec {
+    /// The id the device will claim.
+    pub id: DeviceId,
+    /// Groups it joins.
+    #[serde(default)]
+    pub groups: Vec<GroupName>,
+}
+
+/// Replaces a device's groups.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceGroups {
+    /// Group names.
+    pub groups: Vec<GroupName>,
+}
+
+/// Everything the admin API knows about one device.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeviceDetail {
+    /// The device.
+    pub device: Device,
+    /// Latest state per release.
+    pub releases: Vec<ReleaseState>,
+    /// Most recent status events, oldest first.
+    pub events: Vec<Event>,
+}
+
+/// Why each release is or is not offered to a device.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApplicabilityReport {
+    /// The device.
+    pub device: DeviceId,
+    /// One decision per release approved or declined for its groups.
+    pub decisions: Vec<Decision>,
+}
+
+/// Creates an admin token.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpec {
+    /// Human name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// A new admin token, with its secret shown once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenCreated {
+    /// The stored token.
+    pub token: AdminToken,
+    /// The secret to use as bearer token. The server keeps only its hash.
+    pub secret: String,
+}
+
+/// Who the caller is.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Whoami {
+    /// Token name.
+    pub name: String,
+    /// Token role.
+    pub role: Role,
+}
+
+/// A device asks to enroll.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// The identity it claims.
+    pub device_id: DeviceId,
+    /// A group's enrollment key; without one the device waits for an administrator.
+    #[serde(default)]
+    pub enrollment_key: Option<String>,
+}
+
+/// The enrollment answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EnrollResponse {
+    /// The device's id.
+    pub device_id: DeviceId,
+    /// The device's own credential, shown once. The server keeps only its hash.
+    pub credential: String,
+    /// `accepted` or `pending`.
+    pub status: DeviceStatus,
+}
+
+/// What a device reports at check-in (R2.2).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckinRequest {
+    /// Its platform.
+    #[serde(default)]
+    pub platform: Option<PlatformName>,
+    /// Installed software version per product.
+    #[serde(default)]
+    pub installed: BTreeMap<ProductName, Version>,
+    /// Installed configuration-bundle version per product.
+    #[serde(default)]
+    pub configs: BTreeMap<ProductName, Version>,
+    /// Inventory attributes (at most 64, keys up to 64 and values up to 1024 characters).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// Agent version.
+    #[serde(default)]
+    pub agent_version: Option<String>,
+    /// Current boot id (e.g. `/proc/sys/kernel/random/boot_id`).
+    #[serde(default)]
+    pub boot_id: Option<String>,
+}
+
+/// The check-in answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CheckinResponse {
+    /// The device's id.
+    pub device_id: DeviceId,
+    /// Its enrollment status; a pending device gets no offers.
+    pub status: DeviceStatus,
+    /// Seconds until the next check-in, chosen by the server with jitter.
+    pub next_checkin_secs: u64,
+    /// Unix seconds of the next check-in.
+    pub next_checkin_at: i64,
+    /// What to install now, in install order.
+    pub offers: Vec<Offer>,
+}
+
+/// A release offered to a device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Offer {
+    /// Release id, used in status events.
+    pub release: ReleaseId,
+    /// Product.
+    pub product: ProductName,
+    /// Version.
+    pub version: Version,
+    /// Full, patch or config.
+    pub kind: ReleaseKind,
+    /// Install without consent.
+    pub required: bool,
+    /// Unix seconds after which it installs without consent.
+    #[serde(default)]
+    pub deadline: Option<i64>,
+    /// Reboot behaviour.
+    pub reboot: RebootBehaviour,
+    /// Classification.
+    pub classification: Classification,
+    /// Release notes.
+    pub notes: String,
+    /// Files to download.
+    pub artifacts: Vec<OfferedArtifact>,
+}
+
+/// An artifact with the URL to download it from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OfferedArtifact {
+    /// Name, length, sha256, media type and custom data.
+    #[serde(flatten)]
+    pub artifact: Artifact,
+    /// Download URL path, relative to the server (supports Range).
+    pub url: String,
+}
+
+/// Status events sent by a device.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventBatch {
+    /// Events in `seq` order (at most 256).
+    pub events: Vec<NewEvent>,
+}
+
+/// A new group with its enrollment key, shown once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GroupCreated {
+    /// The group.
+    pub group: GroupView,
+    /// The key to give to devices. The server keeps only its hash.
+    pub enrollment_key: String,
+}

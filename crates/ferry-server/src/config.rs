@@ -1,0 +1,218 @@
+//! Server configuration: defaults in code, then a TOML file, then `FERRY_*` environment
+//! variables (SPEC R9.5). `ferry config default` prints [`Config::default_toml`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value is missing, malformed or out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Everything the server can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory holding the SQLite database, the content store and the initial admin token.
+    pub data_dir: PathBuf,
+    /// Database: empty for SQLite in `data_dir`, or a `postgres://` URL.
+    pub database_url: String,
+    /// Limits on input.
+    pub limits: Limits,
+    /// Check-in scheduling defaults.
+    pub checkin: Checkin,
+    /// Logging.
+    pub log: Log,
+}
+
+/// Limits on input (R6.6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest JSON request body, in bytes.
+    pub json_body_bytes: usize,
+    /// Largest artifact upload, in bytes.
+    pub artifact_bytes: u64,
+}
+
+/// Check-in scheduling defaults for groups that do not set their own (R2.3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Checkin {
+    /// Base interval between check-ins, in seconds.
+    pub interval_secs: u64,
+    /// Relative jitter in `[0, 1]`: the delay is drawn from `interval × [1 - jitter, 1 + jitter]`.
+    pub jitter: f64,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// `tracing` filter directive, e.g. `info` or `ferry_server=debug`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./ferry-data"),
+            database_url: String::new(),
+            limits: Limits::default(),
+            checkin: Checkin::default(),
+            log: Log::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { json_body_bytes: 1024 * 1024, artifact_bytes: 64 * 1024 * 1024 * 1024 }
+    }
+}
+
+impl Default for Checkin {
+    fn default() -> Self {
+        Self { interval_secs: 3600, jitter: 0.1 }
+    }
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self { level: "info".into(), format: "text".into() }
+    }
+}
+
+const DEFAULT_TOML: &str = r#"# Ferry server configuration. Every key is optional; shown here with its default.
+# Each key can also be set from the environment as FERRY_<KEY>, with "__" between
+# table and key: FERRY_LISTEN, FERRY_DATA_DIR, FERRY_LIMITS__JSON_BODY_BYTES, ...
+
+# Address and port to listen on.
+listen = "127.0.0.1:8080"
+
+# Directory for the SQLite database (ferry.db), the content store (content/) and the
+# initial admin token (admin-token, mode 0600).
+data_dir = "./ferry-data"
+
+# Empty: SQLite in data_dir. Or a PostgreSQL URL, e.g. "postgres://ferry@db.example/ferry".
+database_url = ""
+
+[limits]
+# Largest JSON request body, in bytes (1 MiB).
+json_body_bytes = 1048576
+# Largest artifact upload, in bytes (64 GiB).
+artifact_bytes = 68719476736
+
+[checkin]
+# Default interval between device check-ins, in seconds, for groups that set none.
+interval_secs = 3600
+# Relative jitter: each device waits interval x [1 - jitter, 1 + jitter].
+jitter = 0.1
+
+[log]
+# tracing filter directive: error, warn, info, debug, trace, or per-module directives.
+level = "info"
+# "text" for people, "json" for log collectors.
+format = "text"
+"#;
+
+impl Config {
+    /// The documented default configuration, as TOML.
+    pub fn default_toml() -> &'static str {
+        DEFAULT_TOML
+    }
+
+    /// Loads defaults, then `file` (if given), then `FERRY_*` variables, and validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "configuration file {} does not exist; `ferry config default > {}` writes one",
+                    file.display(),
+                    file.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(file));
+        }
+        let config: Config = fig
+            .merge(Env::prefixed("FERRY_").split("__").ignore(&["url", "token", "token_file"]))
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges that types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(0.0..=1.0).contains(&self.checkin.jitter) {
+            return Err(ConfigError::Invalid(format!(
+                "checkin.jitter is {}; it must be between 0 and 1",
+                self.checkin.jitter
+            )));
+        }
+        if self.checkin.interval_secs == 0 {
+            return Err(ConfigError::Invalid("checkin.interval_secs must be at least 1".into()));
+        }
+        if !self.database_url.is_empty() && !self.database_url.starts_with("postgres") {
+            return Err(ConfigError::Invalid(format!(
+                "database_url {:?} is not a postgres:// URL; leave it empty for SQLite in data_dir",
+                self.database_url
+            )));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(ConfigError::Invalid(format!("log.format is {:?}; use \"text\" or \"json\"", self.log.format)));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_defaults_are_the_defaults() {
+        let printed: Config = toml::from_str(Config::default_toml()).unwrap();
+        assert_eq!(printed, Config::default());
+    }
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("ferry.toml", "listen = \"127.0.0.1:9000\"\n[checkin]\ninterval_secs = 60\n")?;
+            jail.set_env("FERRY_CHECKIN__JITTER", "0.5");
+            let c = Config::load(Some(Path::new("ferry.toml"))).unwrap();
+            assert_eq!(c.listen.port(), 9000);
+            assert_eq!(c.checkin.interval_secs, 60);
+            assert_eq!(c.checkin.jitter, 0.5);
+            assert_eq!(c.data_dir, PathBuf::from("./ferry-data"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[checkin]\njitter = 2.0\n")?;
+            let e = Config::load(Some(Path::new("bad.toml"))).unwrap_err();
+            assert!(e.to_string().contains("between 0 and 1"), "{e}");
+            jail.create_file("typo.toml", "lisen = \"x\"\n")?;
+            let e = Config::load(Some(Path::new("typo.toml"))).unwrap_err();
+            assert!(e.to_string().contains("lisen"), "{e}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,47 @@
+//! The OpenAPI document the server serves at `/api/v1/openapi.json`.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::extract::Json;
+use crate::routes::{catalogue, device, devices, download, groups, health, tokens};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let scheme = |desc: &str| {
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(desc)).build())
+        };
+        components.add_security_scheme("admin_token", scheme("admin token (ferry_adm_…)"));
+        components.add_security_scheme("device_credential", scheme("device credential (ferry_dev_…)"));
+    }
+}
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Ferry", description = "Ferry update server: admin API under /api/v1, device API under /device/v1."),
+    modifiers(&BearerAuth),
+    paths(
+        health::livez, health::readyz,
+        tokens::whoami, tokens::list_tokens, tokens::create_token, tokens::revoke_token,
+        catalogue::list_products, catalogue::create_product, catalogue::get_product,
+        catalogue::list_platforms, catalogue::create_platform, catalogue::get_platform,
+        catalogue::upload_content, catalogue::head_content,
+        catalogue::list_releases, catalogue::create_release, catalogue::get_release,
+        catalogue::release_approvals, catalogue::list_approvals, catalogue::set_approval, catalogue::delete_approval,
+        groups::list_groups, groups::create_group, groups::get_group, groups::update_group, groups::rotate_enrollment_key,
+        devices::list_devices, devices::preauthorize, devices::get_device, devices::accept, devices::reject,
+        devices::set_groups, devices::events, devices::applicability,
+        device::enroll, device::checkin, device::events, download::download,
+    ),
+    security(("admin_token" = []))
+)]
+pub struct ApiDoc;
+
+/// `GET /api/v1/openapi.json`.
+pub async fn serve_document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,291 @@
+//! Admin routes for the catalogue: products, platforms, content, releases and approvals.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ferry_api::{ApprovalSpec, ContentInfo, ErrorCode, PlatformSpec, ProductSpec, ReleaseSpec, SHA256_HEADER};
+use ferry_core::{GroupName, PlatformName, ProductName, Release, ReleaseId, Role, Sha256};
+use ferry_store::{Approval, ApprovalAction, Platform, Product};
+use futures::TryStreamExt;
+use serde::Deserialize;
+
+use crate::auth::Admin;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::state::{now, AppState};
+
+type S = State<Arc<AppState>>;
+
+const MAX_DESCRIPTION: usize = 4096;
+
+fn check_description(d: &str) -> ApiResult<()> {
+    if d.len() > MAX_DESCRIPTION {
+        return Err(ApiError::bad_request(format!("description is {} bytes; the limit is {MAX_DESCRIPTION}", d.len())));
+    }
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/api/v1/products", tag = "catalogue", responses((status = 200, body = [Product])))]
+pub async fn list_products(State(st): S, admin: Admin) -> ApiResult<Json<Vec<Product>>> {
+    admin.require(Role::Viewer)?;
+    Ok(Json(st.store.list_products().await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/products", tag = "catalogue", request_body = ProductSpec,
+    responses((status = 201, body = Product), (status = 409, body = ferry_api::ErrorBody)))]
+pub async fn create_product(
+    State(st): S,
+    admin: Admin,
+    Json(spec): Json<ProductSpec>,
+) -> ApiResult<(StatusCode, Json<Product>)> {
+    admin.require(Role::Admin)?;
+    check_description(&spec.description)?;
+    let product = Product { name: spec.name, description: spec.description, created_at: now() };
+    st.store.create_product(&product).await?;
+    Ok((StatusCode::CREATED, Json(product)))
+}
+
+#[utoipa::path(get, path = "/api/v1/products/{name}", tag = "catalogue", params(("name" = String, Path)),
+    responses((status = 200, body = Product), (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn get_product(State(st): S, admin: Admin, Path(name): Path<ProductName>) -> ApiResult<Json<Product>> {
+    admin.require(Role::Viewer)?;
+    let p = st.store.get_product(&name).await?;
+    Ok(Json(p.ok_or_else(|| ApiError::not_found(format!("product {name} does not exist")))?))
+}
+
+#[utoipa::path(get, path = "/api/v1/platforms", tag = "catalogue", responses((status = 200, body = [Platform])))]
+pub async fn list_platforms(State(st): S, admin: Admin) -> ApiResult<Json<Vec<Platform>>> {
+    admin.require(Role::Viewer)?;
+    Ok(Json(st.store.list_platforms().await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/platforms", tag = "catalogue", request_body = PlatformSpec,
+    responses((status = 201, body = Platform), (status = 409, body = ferry_api::ErrorBody)))]
+pub async fn create_platform(
+    State(st): S,
+    admin: Admin,
+    Json(spec): Json<PlatformSpec>,
+) -> ApiResult<(StatusCode, Json<Platform>)> {
+    admin.require(Role::Admin)?;
+    check_description(&spec.description)?;
+    let platform = Platform { name: spec.name, description: spec.description, created_at: now() };
+    st.store.create_platform(&platform).await?;
+    Ok((StatusCode::CREATED, Json(platform)))
+}
+
+#[utoipa::path(get, path = "/api/v1/platforms/{name}", tag = "catalogue", params(("name" = String, Path)),
+    responses((status = 200, body = Platform), (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn get_platform(State(st): S, admin: Admin, Path(name): Path<PlatformName>) -> ApiResult<Json<Platform>> {
+    admin.require(Role::Viewer)?;
+    let p = st.store.get_platform(&name).await?;
+    Ok(Json(p.ok_or_else(|| ApiError::not_found(format!("platform {name} does not exist")))?))
+}
+
+/// Streams an upload into the content store. The body is never held in memory; its length
+/// must match `Content-Length` and, when the client sends `x-ferry-sha256`, its digest too.
+#[utoipa::path(post, path = "/api/v1/content", tag = "catalogue",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    params(("x-ferry-sha256" = Option<String>, Header, description = "expected sha256")),
+    responses((status = 201, body = ContentInfo), (status = 200, body = ContentInfo, description = "already stored"),
+        (status = 400, body = ferry_api::ErrorBody), (status = 411, body = ferry_api::ErrorBody), (status = 413, body = ferry_api::ErrorBody)))]
+pub async fn upload_content(State(st): S, admin: Admin, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    admin.require(Role::Admin)?;
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::LENGTH_REQUIRED,
+                ErrorCode::LengthRequired,
+                "send the artifact's size in Content-Length",
+            )
+        })?;
+    let limit = st.config.limits.artifact_bytes;
+    if declared > limit {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            format!("the upload is {declared} bytes; limits.artifact_bytes is {limit}"),
+        ));
+    }
+    let expected = match headers.get(SHA256_HEADER) {
+        Some(v) => Some(Sha256::parse(v.to_str().unwrap_or_default()).map_err(ApiError::invalid_name)?),
+        None => None,
+    };
+    if let Some(expected) = &expected {
+        // Deduplication before transfer: identical content is not stored twice.
+        if st.content.len(expected).await? == Some(declared) {
+            st.store.record_content(expected, declared, now()).await?;
+            let info = ContentInfo { sha256: expected.to_string(), length: declared, created: false };
+            return Ok((StatusCode::OK, Json(info)).into_response());
+        }
+    }
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let out = st.content.put(declared, expected.as_ref(), Box::pin(stream)).await?;
+    st.store.record_content(&out.sha256, out.length, now()).await?;
+    let status = if out.created { StatusCode::CREATED } else { StatusCode::OK };
+    let info = ContentInfo { sha256: out.sha256.to_string(), length: out.length, created: out.created };
+    Ok((status, Json(info)).into_response())
+}
+
+#[utoipa::path(head, path = "/api/v1/content/{sha256}", tag = "catalogue", params(("sha256" = String, Path)),
+    responses((status = 200, description = "stored; Content-Length is its size"), (status = 404)))]
+pub async fn head_content(State(st): S, admin: Admin, Path(sha): Path<Sha256>) -> ApiResult<Response> {
+    admin.require(Role::Viewer)?;
+    match st.content.len(&sha).await? {
+        Some(len) => Ok((StatusCode::OK, [(header::CONTENT_LENGTH, len.to_string())]).into_response()),
+        None => Err(ApiError::not_found(format!("no content with sha256 {sha}"))),
+    }
+}
+
+/// Filter of `GET /releases`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ReleaseQuery {
+    /// Only releases of this product.
+    pub product: Option<ProductName>,
+}
+
+#[utoipa::path(get, path = "/api/v1/releases", tag = "catalogue", params(ReleaseQuery),
+    responses((status = 200, body = [Release])))]
+pub async fn list_releases(State(st): S, admin: Admin, Query(q): Query<ReleaseQuery>) -> ApiResult<Json<Vec<Release>>> {
+    admin.require(Role::Viewer)?;
+    Ok(Json(st.store.list_releases(q.product.as_ref()).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/releases", tag = "catalogue", request_body = ReleaseSpec,
+    responses((status = 201, body = Release), (status = 400, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody)))]
+pub async fn create_release(
+    State(st): S,
+    admin: Admin,
+    Json(spec): Json<ReleaseSpec>,
+) -> ApiResult<(StatusCode, Json<Release>)> {
+    admin.require(Role::Admin)?;
+    let release = Release {
+        id: ReleaseId(0),
+        product: spec.product,
+        version: spec.version,
+        kind: spec.kind,
+        platforms: spec.platforms,
+        artifacts: spec.artifacts,
+        required: spec.required,
+        reboot: spec.reboot,
+        classification: spec.classification,
+        notes: spec.notes,
+        dependencies: spec.dependencies,
+        supersedes: spec.supersedes,
+        no_update_versions: spec.no_update_versions,
+        applies_to: spec.applies_to,
+        counter: 0,
+        created_at: 0,
+    };
+    release.check().map_err(|e| ApiError::bad_request(e.to_string()))?;
+    for a in &release.artifacts {
+        match st.content.len(&a.sha256).await? {
+            None => return Err(ApiError::bad_request(format!(
+                "artifact {}: no content with sha256 {} has been uploaded; upload it first (ferry content upload FILE)",
+                a.name, a.sha256
+            ))),
+            Some(len) if len != a.length => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::SizeMismatch,
+                    format!("artifact {} declares length {} but its content is {len} bytes", a.name, a.length),
+                ))
+            }
+            Some(len) => st.store.record_content(&a.sha256, len, now()).await?,
+        }
+    }
+    let created = st.store.create_release(&release, now()).await?;
+    tracing::info!(release = %created.id, product = %created.product, version = %created.version, by = %admin.name, "release published");
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+#[utoipa::path(get, path = "/api/v1/releases/{id}", tag = "catalogue", params(("id" = i64, Path)),
+    responses((status = 200, body = Release), (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn get_release(State(st): S, admin: Admin, Path(id): Path<i64>) -> ApiResult<Json<Release>> {
+    admin.require(Role::Viewer)?;
+    Ok(Json(load_release(&st, ReleaseId(id)).await?))
+}
+
+/// The release, or 404.
+pub async fn load_release(st: &AppState, id: ReleaseId) -> ApiResult<Release> {
+    st.store
+        .get_release(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("release {id} does not exist; `ferry release list` shows the ids")))
+}
+
+#[utoipa::path(get, path = "/api/v1/releases/{id}/approvals", tag = "approvals", params(("id" = i64, Path)),
+    responses((status = 200, body = [Approval])))]
+pub async fn release_approvals(State(st): S, admin: Admin, Path(id): Path<i64>) -> ApiResult<Json<Vec<Approval>>> {
+    admin.require(Role::Viewer)?;
+    load_release(&st, ReleaseId(id)).await?;
+    Ok(Json(st.store.list_approvals(Some(ReleaseId(id)), None).await?))
+}
+
+/// Filter of `GET /approvals`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ApprovalQuery {
+    /// Only approvals for this group.
+    pub group: Option<GroupName>,
+}
+
+#[utoipa::path(get, path = "/api/v1/approvals", tag = "approvals", params(ApprovalQuery),
+    responses((status = 200, body = [Approval])))]
+pub async fn list_approvals(
+    State(st): S,
+    admin: Admin,
+    Query(q): Query<ApprovalQuery>,
+) -> ApiResult<Json<Vec<Approval>>> {
+    admin.require(Role::Viewer)?;
+    Ok(Json(st.store.list_approvals(None, q.group.as_ref()).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/releases/{id}/approvals/{group}", tag = "approvals",
+    params(("id" = i64, Path), ("group" = String, Path)), request_body = ApprovalSpec,
+    responses((status = 200, body = Approval), (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn set_approval(
+    State(st): S,
+    admin: Admin,
+    Path((id, group)): Path<(i64, GroupName)>,
+    Json(spec): Json<ApprovalSpec>,
+) -> ApiResult<Json<Approval>> {
+    admin.require(Role::Operator)?;
+    if spec.action == ApprovalAction::Decline && spec.deadline.is_some() {
+        return Err(ApiError::bad_request("a deadline only applies to install approvals"));
+    }
+    load_release(&st, ReleaseId(id)).await?;
+    if st.store.get_group(&group).await?.is_none() {
+        return Err(ApiError::not_found(format!("group {group} does not exist")));
+    }
+    let approval = Approval {
+        release: ReleaseId(id),
+        group,
+        action: spec.action,
+        deadline: spec.deadline,
+        approved_by: admin.name.clone(),
+        approved_at: now(),
+    };
+    st.store.set_approval(&approval).await?;
+    tracing::info!(release = id, group = %approval.group, action = approval.action.as_str(), by = %admin.name, "approval set");
+    Ok(Json(approval))
+}
+
+#[utoipa::path(delete, path = "/api/v1/releases/{id}/approvals/{group}", tag = "approvals",
+    params(("id" = i64, Path), ("group" = String, Path)),
+    responses((status = 204), (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn delete_approval(
+    State(st): S,
+    admin: Admin,
+    Path((id, group)): Path<(i64, GroupName)>,
+) -> ApiResult<StatusCode> {
+    admin.require(Role::Operator)?;
+    if st.store.delete_approval(ReleaseId(id), &group).await? {
+        tracing::info!(release = id, group = %group, by = %admin.name, "approval removed");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("release {id} has no approval for group {group}")))
+    }
+}

@@ -1,0 +1,243 @@
+//! The device API: enrollment, check-in and status events.
+
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use ferry_api::{
+    CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, ErrorCode, EventBatch, Offer, OfferedArtifact,
+    DEVICE_PREFIX, DEVICE_TOKEN_PREFIX,
+};
+use ferry_core::device::boot_transition;
+use ferry_core::schedule::next_checkin_delay;
+use ferry_core::DeviceStatus;
+use ferry_store::{AppendOutcome, CheckinRecord, Device, Enrollment, StoreError};
+
+use crate::auth::{hash_secret, new_secret, DeviceAuth};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Json;
+use crate::offers;
+use crate::state::{now, AppState};
+
+type S = State<Arc<AppState>>;
+
+/// Most events accepted in one batch.
+pub const MAX_EVENTS: usize = 256;
+const MAX_ATTRIBUTES: usize = 64;
+const MAX_ATTRIBUTE_KEY: usize = 64;
+const MAX_ATTRIBUTE_VALUE: usize = 1024;
+const MAX_SHORT_TEXT: usize = 128;
+const MAX_MESSAGE: usize = 4096;
+
+#[utoipa::path(post, path = "/device/v1/enroll", tag = "device", request_body = EnrollRequest,
+    responses((status = 201, body = EnrollResponse), (status = 401, body = ferry_api::ErrorBody),
+        (status = 409, body = ferry_api::ErrorBody, description = "the id is already enrolled by another machine")))]
+pub async fn enroll(
+    State(st): S,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Json(req): Json<EnrollRequest>,
+) -> ApiResult<(StatusCode, Json<EnrollResponse>)> {
+    let (status, groups) = match &req.enrollment_key {
+        Some(key) => {
+            let group = st.store.group_by_enrollment_key(&hash_secret(key)).await?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::Unauthorized,
+                    "the enrollment key is not valid for any group; ask an administrator for the group's current key",
+                )
+            })?;
+            (DeviceStatus::Accepted, vec![group.name])
+        }
+        None => (DeviceStatus::Pending, Vec::new()),
+    };
+    let credential = new_secret(DEVICE_TOKEN_PREFIX);
+    let enrollment = Enrollment {
+        id: req.device_id.clone(),
+        credential_hash: hash_secret(&credential),
+        status,
+        groups,
+        origin: format!("enrollment from {peer}"),
+        now: now(),
+    };
+    let device = st.store.enroll_device(&enrollment).await.map_err(|e| match e {
+        StoreError::Conflict(_) => ApiError::conflict(format!(
+            "device id {} is already enrolled by another machine; if this machine was re-imaged or cloned, \
+             give it a unique id, or ask an administrator to remove the old device",
+            req.device_id
+        )),
+        other => other.into(),
+    })?;
+    tracing::info!(device = %device.id, status = device.status.as_str(), %peer, "device enrolled");
+    Ok((StatusCode::CREATED, Json(EnrollResponse { device_id: device.id, credential, status: device.status })))
+}
+
+fn too_long(what: &str, len: usize, max: usize) -> ApiError {
+    ApiError::bad_request(format!("{what} is {len} bytes; the limit is {max}"))
+}
+
+fn check_checkin(req: &CheckinRequest) -> ApiResult<()> {
+    if req.attributes.len() > MAX_ATTRIBUTES {
+        return Err(ApiError::bad_request(format!(
+            "{} attributes sent; the limit is {MAX_ATTRIBUTES}",
+            req.attributes.len()
+        )));
+    }
+    for (k, v) in &req.attributes {
+        if k.is_empty() || k.len() > MAX_ATTRIBUTE_KEY {
+            return Err(ApiError::bad_request(format!("attribute name {k:?} must be 1 to {MAX_ATTRIBUTE_KEY} bytes")));
+        }
+        if v.len() > MAX_ATTRIBUTE_VALUE {
+            return Err(too_long(&format!("attribute {k}"), v.len(), MAX_ATTRIBUTE_VALUE));
+        }
+    }
+    if req.installed.len() + req.configs.len() > 1024 {
+        return Err(ApiError::bad_request("at most 1024 installed products can be reported"));
+    }
+    for (what, v) in [("agent_version", &req.agent_version), ("boot_id", &req.boot_id)] {
+        if let Some(v) = v {
+            if v.len() > MAX_SHORT_TEXT {
+                return Err(too_long(what, v.len(), MAX_SHORT_TEXT));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What this check-in would store; compared with the device to skip unchanged writes.
+fn checkin_changes(device: &Device, req: &CheckinRequest, at: i64) -> CheckinRecord {
+    let boot = boot_transition(device.boot_id.as_deref(), device.prev_boot_id.as_deref(), req.boot_id.as_deref());
+    CheckinRecord {
+        platform: req.platform.clone().or_else(|| device.platform.clone()),
+        installed: req.installed.clone(),
+        configs: req.configs.clone(),
+        attributes: req.attributes.clone(),
+        agent_version: req.agent_version.clone().or_else(|| device.agent_version.clone()),
+        boot_id: boot.boot_id,
+        prev_boot_id: boot.prev_boot_id,
+        last_contact: at,
+        conflict: boot.conflict,
+    }
+}
+
+fn unchanged(device: &Device, rec: &CheckinRecord) -> bool {
+    rec.conflict.is_none()
+        && rec.platform == device.platform
+        && rec.installed == device.installed
+        && rec.configs == device.configs
+        && rec.attributes == device.attributes
+        && rec.agent_version == device.agent_version
+        && rec.boot_id == device.boot_id
+        && rec.prev_boot_id == device.prev_boot_id
+}
+
+/// The check-in interval for a device: the shortest of its groups', else the default.
+async fn schedule(st: &AppState, device: &Device) -> ApiResult<(u64, f64)> {
+    let mut best: Option<(u64, f64)> = None;
+    for name in &device.groups {
+        if let Some(g) = st.store.get_group(name).await? {
+            if best.is_none_or(|(i, _)| g.checkin_interval_secs < i) {
+                best = Some((g.checkin_interval_secs, g.checkin_jitter));
+            }
+        }
+    }
+    Ok(best.unwrap_or((st.config.checkin.interval_secs, st.config.checkin.jitter)))
+}
+
+#[utoipa::path(post, path = "/device/v1/checkin", tag = "device", request_body = CheckinRequest,
+    responses((status = 200, body = CheckinResponse), (status = 401, body = ferry_api::ErrorBody)))]
+pub async fn checkin(
+    State(st): S,
+    DeviceAuth(mut device): DeviceAuth,
+    Json(req): Json<CheckinRequest>,
+) -> ApiResult<Json<CheckinResponse>> {
+    check_checkin(&req)?;
+    let at = now();
+    let record = checkin_changes(&device, &req, at);
+    if unchanged(&device, &record) {
+        st.store.touch_devices(&[(device.id.clone(), at)]).await?;
+    } else {
+        if let Some(conflict) = &record.conflict {
+            tracing::warn!(device = %device.id, conflict, "identity conflict");
+        }
+        st.store.record_checkin(&device.id, &record).await?;
+        device.platform = record.platform;
+        device.installed = record.installed;
+        device.configs = record.configs;
+    }
+    let (interval, jitter) = schedule(&st, &device).await?;
+    let delay = next_checkin_delay(interval, jitter, rand::random::<f64>());
+    let offers = if device.status == DeviceStatus::Accepted {
+        let eval = offers::evaluate(&st, &device).await?;
+        eval.offered().into_iter().map(|(r, deadline)| offer(r, deadline)).collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Json(CheckinResponse {
+        device_id: device.id,
+        status: device.status,
+        next_checkin_secs: delay,
+        next_checkin_at: at + delay as i64,
+        offers,
+    }))
+}
+
+fn offer(r: &ferry_core::Release, deadline: Option<i64>) -> Offer {
+    Offer {
+        release: r.id,
+        product: r.product.clone(),
+        version: r.version.clone(),
+        kind: r.kind,
+        required: r.required,
+        deadline,
+        reboot: r.reboot,
+        classification: r.classification,
+        notes: r.notes.clone(),
+        artifacts: r
+            .artifacts
+            .iter()
+            .map(|a| OfferedArtifact { url: format!("{DEVICE_PREFIX}/content/{}", a.sha256), artifact: a.clone() })
+            .collect(),
+    }
+}
+
+#[utoipa::path(post, path = "/device/v1/events", tag = "device", request_body = EventBatch,
+    responses((status = 200, body = AppendOutcome), (status = 409, body = ferry_api::ErrorBody, description = "out of order")))]
+pub async fn events(
+    State(st): S,
+    DeviceAuth(device): DeviceAuth,
+    Json(batch): Json<EventBatch>,
+) -> ApiResult<Json<AppendOutcome>> {
+    if batch.events.len() > MAX_EVENTS {
+        return Err(ApiError::bad_request(format!(
+            "{} events sent; send at most {MAX_EVENTS} per request",
+            batch.events.len()
+        )));
+    }
+    for e in &batch.events {
+        if e.seq < 1 {
+            return Err(ApiError::bad_request(format!("event seq {} must be at least 1", e.seq)));
+        }
+        if let Some(code) = &e.error_code {
+            if code.len() > MAX_SHORT_TEXT {
+                return Err(too_long("error_code", code.len(), MAX_SHORT_TEXT));
+            }
+        }
+        if let Some(m) = &e.message {
+            if m.len() > MAX_MESSAGE {
+                return Err(too_long("message", m.len(), MAX_MESSAGE));
+            }
+        }
+    }
+    if batch.events.windows(2).any(|w| w[0].seq >= w[1].seq) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::OutOfOrder,
+            "events in a batch must have strictly increasing seq",
+        ));
+    }
+    let outcome = st.store.append_events(&device.id, &batch.events, now()).await.map_err(|e| match e {
+        StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, ErrorCode::OutOfOrder, m),
+        other => other.into(),
+    })?;
+    Ok(Json(outcome))
+}

@@ -1,0 +1,93 @@
+//! Test harness: a real Ferry server in-process on 127.0.0.1:0, on a real SQLite file or a
+//! throwaway PostgreSQL database, driven over real HTTP.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use ferry_server::{App, Config};
+use ferry_store::Store;
+use ferry_store_sql::testing::TempPostgres;
+use ferry_store_sql::{PostgresStore, SqliteStore};
+use tokio::sync::oneshot;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running server. Dropping it stops the server and removes its storage.
+pub struct TestServer {
+    pub url: String,
+    pub admin_token: String,
+    pub data_dir: std::path::PathBuf,
+    pub store: Arc<dyn Store>,
+    stop: Option<oneshot::Sender<()>>,
+    _tmp: tempfile::TempDir,
+    _pg: Option<TempPostgres>,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = Config { data_dir: tmp.path().join("data"), ..Config::default() };
+        tweak(&mut config);
+        std::fs::create_dir_all(&config.data_dir).unwrap();
+        let (store, pg): (Arc<dyn Store>, _) = match backend {
+            Backend::Sqlite => (Arc::new(SqliteStore::open(&config.data_dir.join("ferry.db")).await.unwrap()), None),
+            Backend::Postgres => {
+                let pg = TempPostgres::create().await.expect("PostgreSQL must be reachable (FERRY_TEST_POSTGRES_URL)");
+                (Arc::new(PostgresStore::connect(pg.url()).await.unwrap()), Some(pg))
+            }
+        };
+        let content = Arc::new(ferry_content::FsContentStore::open(config.data_dir.join("content")).await.unwrap());
+        let data_dir = config.data_dir.clone();
+        let app = App::with_parts(config, store.clone(), content).await.unwrap();
+        let admin_token = app.initial_admin_token().expect("a fresh server creates an admin token").to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            ferry_server::serve(listener, &app, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self { url, admin_token, data_dir, store, stop: Some(stop), _tmp: tmp, _pg: pg }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Declares a test that runs once on SQLite and once on PostgreSQL:
+/// `on_both_backends!(name, |srv| async move { ... });`
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let srv = common::TestServer::start(common::Backend::Sqlite).await;
+                ($body)(srv).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let srv = common::TestServer::start(common::Backend::Postgres).await;
+                ($body)(srv).await;
+            }
+        }
+    };
+}

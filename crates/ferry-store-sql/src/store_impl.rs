@@ -1,0 +1,1375 @@
+//! The one implementation of [`ferry_store::Store`], written once and instantiated per backend.
+//!
+//! sqlx's query API is generic over the database, but spelling out the trait bounds generic
+//! code would need (encode and decode bounds for every bound and read type, executor bounds
+//! for connections) costs more than it saves. Instead [`impl_store!`] expands the same source
+//! for each concrete database type, the approach vaultwarden takes. The SQL is written once:
+//! `$n` placeholders, `ON CONFLICT … DO UPDATE/NOTHING`, `excluded.` and `RETURNING` mean the
+//! same in SQLite and PostgreSQL. What differs lives in the backend modules: how to connect,
+//! the migrations, and a [`Dialect`](crate::common::Dialect) (transaction begin statements,
+//! row locking, recognising constraint violations).
+
+/// Implements `ferry_store::Store` for `$store`, a struct with a field `pool: sqlx::Pool<$db>`,
+/// using `$dialect: Dialect` for what differs between databases.
+macro_rules! impl_store {
+    ($store:ident, $db:ty, $dialect:ident) => {
+        mod store_impl {
+            use std::collections::{BTreeMap, HashMap};
+
+            use ferry_core::{
+                Artifact, ArtifactName, DeviceId, DeviceStatus, GroupName, PlatformName,
+                ProductName, Release, ReleaseId, Sha256,
+            };
+            use ferry_store::{
+                AdminToken, AppendOutcome, Approval, CheckinRecord, Device, DeviceFilter,
+                Enrollment, Event, Group, NewAdminToken, NewEvent, Platform, Product, ReleaseState,
+                Result, Store, StoreError,
+            };
+            use sqlx::Row as _;
+
+            use super::{$dialect, $store};
+            use $crate::common::{
+                backend, corrupt, db_err, enum_str, from_json, map_err, parse_action, parse_enum,
+                parse_name, parse_role, parse_state, parse_status, parse_version, placeholders,
+                to_i64, to_json, to_u64, version_map, Arg, Dialect as _, Violation,
+            };
+
+            type Db = $db;
+            type Row = <Db as sqlx::Database>::Row;
+            type Conn = <Db as sqlx::Database>::Connection;
+            type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
+
+            /// Reads a column; a value of the wrong type is corrupt data.
+            fn get<'r, T>(row: &'r Row, table: &str, column: &str) -> Result<T>
+            where
+                T: sqlx::Decode<'r, Db> + sqlx::Type<Db>,
+            {
+                row.try_get(column).map_err(|e| corrupt(table, column, e))
+            }
+
+            fn bind_args<'q>(mut query: Query<'q>, args: &'q [Arg]) -> Query<'q> {
+                for arg in args {
+                    query = match arg {
+                        Arg::Int(i) => query.bind(*i),
+                        Arg::Text(s) => query.bind(s.as_str()),
+                    };
+                }
+                query
+            }
+
+            fn err(e: sqlx::Error) -> StoreError {
+                db_err::<$dialect>(e)
+            }
+
+            fn conflict(e: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
+                map_err::<$dialect>(e, message)
+            }
+
+            fn line_of(release: &Release) -> &'static str {
+                if release.kind.is_config() {
+                    "config"
+                } else {
+                    "software"
+                }
+            }
+
+            // --- row decoding ------------------------------------------------------------------
+
+            fn product_from_row(row: &Row) -> Result<Product> {
+                const T: &str = "products";
+                Ok(Product {
+                    name: parse_name(T, "name", get(row, T, "name")?, ProductName::new)?,
+                    description: get(row, T, "description")?,
+                    created_at: get(row, T, "created_at")?,
+                })
+            }
+
+            fn platform_from_row(row: &Row) -> Result<Platform> {
+                const T: &str = "platforms";
+                Ok(Platform {
+                    name: parse_name(T, "name", get(row, T, "name")?, PlatformName::new)?,
+                    description: get(row, T, "description")?,
+                    created_at: get(row, T, "created_at")?,
+                })
+            }
+
+            const GROUP_COLUMNS: &str =
+                "name, description, checkin_interval_secs, checkin_jitter, enrollment_key_hash, created_at";
+
+            fn group_from_row(row: &Row) -> Result<Group> {
+                const T: &str = "groups";
+                Ok(Group {
+                    name: parse_name(T, "name", get(row, T, "name")?, GroupName::new)?,
+                    description: get(row, T, "description")?,
+                    checkin_interval_secs: to_u64(
+                        T,
+                        "checkin_interval_secs",
+                        get(row, T, "checkin_interval_secs")?,
+                    )?,
+                    checkin_jitter: get(row, T, "checkin_jitter")?,
+                    enrollment_key_hash: get(row, T, "enrollment_key_hash")?,
+                    created_at: get(row, T, "created_at")?,
+                })
+            }
+
+            const APPROVAL_COLUMNS: &str =
+                "release_id, group_name, action, deadline, approved_by, approved_at";
+
+            fn approval_from_row(row: &Row) -> Result<Approval> {
+                const T: &str = "approvals";
+                Ok(Approval {
+                    release: ReleaseId(get(row, T, "release_id")?),
+                    group: parse_name(T, "group_name", get(row, T, "group_name")?, GroupName::new)?,
+                    action: parse_action(&get::<String>(row, T, "action")?)?,
+                    deadline: get(row, T, "deadline")?,
+                    approved_by: get(row, T, "approved_by")?,
+                    approved_at: get(row, T, "approved_at")?,
+                })
+            }
+
+            const RELEASE_COLUMNS: &str =
+                "id, product, version, kind, required, reboot, classification, notes, \
+                 dependencies, supersedes, no_update_versions, applies_to, counter, created_at";
+
+            fn release_from_row(row: &Row) -> Result<Release> {
+                const T: &str = "releases";
+                let applies_to: Option<String> = get(row, T, "applies_to")?;
+                Ok(Release {
+                    id: ReleaseId(get(row, T, "id")?),
+                    product: parse_name(T, "product", get(row, T, "product")?, ProductName::new)?,
+                    version: parse_version(T, "version", get(row, T, "version")?)?,
+                    kind: parse_enum(T, "kind", get(row, T, "kind")?)?,
+                    platforms: Vec::new(),
+                    artifacts: Vec::new(),
+                    required: get(row, T, "required")?,
+                    reboot: parse_enum(T, "reboot", get(row, T, "reboot")?)?,
+                    classification: parse_enum(
+                        T,
+                        "classification",
+                        get(row, T, "classification")?,
+                    )?,
+                    notes: get(row, T, "notes")?,
+                    dependencies: from_json(
+                        T,
+                        "dependencies",
+                        &get::<String>(row, T, "dependencies")?,
+                    )?,
+                    supersedes: from_json(T, "supersedes", &get::<String>(row, T, "supersedes")?)?,
+                    no_update_versions: from_json(
+                        T,
+                        "no_update_versions",
+                        &get::<String>(row, T, "no_update_versions")?,
+                    )?,
+                    applies_to: applies_to
+                        .map(|s| from_json(T, "applies_to", &s))
+                        .transpose()?,
+                    counter: get(row, T, "counter")?,
+                    created_at: get(row, T, "created_at")?,
+                })
+            }
+
+            fn artifact_from_row(row: &Row) -> Result<Artifact> {
+                const T: &str = "artifacts";
+                Ok(Artifact {
+                    name: parse_name(T, "name", get(row, T, "name")?, ArtifactName::new)?,
+                    length: to_u64(T, "length", get(row, T, "length")?)?,
+                    sha256: parse_name(T, "sha256", get::<String>(row, T, "sha256")?, |s| {
+                        Sha256::parse(&s)
+                    })?,
+                    media_type: get(row, T, "media_type")?,
+                    custom: from_json(T, "custom", &get::<String>(row, T, "custom")?)?,
+                })
+            }
+
+            const DEVICE_COLUMNS: &str = "id, status, platform, installed, configs, attributes, agent_version, \
+                 boot_id, prev_boot_id, last_contact, enrolled_at, identity_conflicts, last_conflict, \
+                 last_conflict_at";
+
+            fn device_from_row(row: &Row) -> Result<Device> {
+                const T: &str = "devices";
+                let platform: Option<String> = get(row, T, "platform")?;
+                Ok(Device {
+                    id: parse_name(T, "id", get(row, T, "id")?, DeviceId::new)?,
+                    status: parse_status(&get::<String>(row, T, "status")?)?,
+                    groups: Vec::new(),
+                    platform: platform
+                        .map(|p| parse_name(T, "platform", p, PlatformName::new))
+                        .transpose()?,
+                    installed: version_map("installed", &get::<String>(row, T, "installed")?)?,
+                    configs: version_map("configs", &get::<String>(row, T, "configs")?)?,
+                    attributes: from_json(T, "attributes", &get::<String>(row, T, "attributes")?)?,
+                    agent_version: get(row, T, "agent_version")?,
+                    boot_id: get(row, T, "boot_id")?,
+                    prev_boot_id: get(row, T, "prev_boot_id")?,
+                    last_contact: get(row, T, "last_contact")?,
+                    enrolled_at: get(row, T, "enrolled_at")?,
+                    identity_conflicts: get(row, T, "identity_conflicts")?,
+                    last_conflict: get(row, T, "last_conflict")?,
+                    last_conflict_at: get(row, T, "last_conflict_at")?,
+                })
+            }
+
+            const EVENT_COLUMNS: &str =
+                "seq, release_id, state, progress, error_code, message, at, received_at";
+
+            fn event_from_row(row: &Row) -> Result<Event> {
+                const T: &str = "events";
+                Ok(Event {
+                    event: NewEvent {
+                        seq: get(row, T, "seq")?,
+                        release: ReleaseId(get(row, T, "release_id")?),
+                        state: parse_state(T, &get::<String>(row, T, "state")?)?,
+                        progress: get(row, T, "progress")?,
+                        error_code: get(row, T, "error_code")?,
+                        message: get(row, T, "message")?,
+                        at: get(row, T, "at")?,
+                    },
+                    received_at: get(row, T, "received_at")?,
+                })
+            }
+
+            fn release_state_from_row(row: &Row) -> Result<ReleaseState> {
+                const T: &str = "device_releases";
+                Ok(ReleaseState {
+                    release: ReleaseId(get(row, T, "release_id")?),
+                    state: parse_state(T, &get::<String>(row, T, "state")?)?,
+                    progress: get(row, T, "progress")?,
+                    error_code: get(row, T, "error_code")?,
+                    message: get(row, T, "message")?,
+                    updated_at: get(row, T, "updated_at")?,
+                })
+            }
+
+            const TOKEN_COLUMNS: &str = "id, name, role, created_at, revoked_at";
+
+            fn token_from_row(row: &Row) -> Result<AdminToken> {
+                const T: &str = "admin_tokens";
+                Ok(AdminToken {
+                    id: get(row, T, "id")?,
+                    name: get(row, T, "name")?,
+                    role: parse_role(&get::<String>(row, T, "role")?)?,
+                    created_at: get(row, T, "created_at")?,
+                    revoked_at: get(row, T, "revoked_at")?,
+                })
+            }
+
+            // --- multi-row loaders ---------------------------------------------------------------
+
+            /// Releases matching `cond` (SQL over `releases`, with `args` as `$1…`), newest id first,
+            /// with their platforms and artifacts: three queries however many releases match.
+            async fn load_releases(
+                conn: &mut Conn,
+                cond: &str,
+                args: &[Arg],
+            ) -> Result<Vec<Release>> {
+                let sql =
+                    format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE {cond} ORDER BY id DESC");
+                let rows = bind_args(sqlx::query(&sql), args)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(err)?;
+                let mut releases = rows
+                    .iter()
+                    .map(release_from_row)
+                    .collect::<Result<Vec<_>>>()?;
+                if releases.is_empty() {
+                    return Ok(releases);
+                }
+                let index: HashMap<i64, usize> = releases
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (r.id.0, i))
+                    .collect();
+
+                let sql = format!(
+                    "SELECT release_id, platform FROM release_platforms \
+                     WHERE release_id IN (SELECT id FROM releases WHERE {cond}) ORDER BY release_id, ordinal"
+                );
+                let rows = bind_args(sqlx::query(&sql), args)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(err)?;
+                for row in &rows {
+                    const T: &str = "release_platforms";
+                    let id: i64 = get(row, T, "release_id")?;
+                    if let Some(&i) = index.get(&id) {
+                        releases[i].platforms.push(parse_name(
+                            T,
+                            "platform",
+                            get(row, T, "platform")?,
+                            PlatformName::new,
+                        )?);
+                    }
+                }
+
+                let sql = format!(
+                    "SELECT release_id, name, length, sha256, media_type, custom FROM artifacts \
+                     WHERE release_id IN (SELECT id FROM releases WHERE {cond}) ORDER BY release_id, ordinal"
+                );
+                let rows = bind_args(sqlx::query(&sql), args)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(err)?;
+                for row in &rows {
+                    let id: i64 = get(row, "artifacts", "release_id")?;
+                    if let Some(&i) = index.get(&id) {
+                        releases[i].artifacts.push(artifact_from_row(row)?);
+                    }
+                }
+                Ok(releases)
+            }
+
+            /// Devices matching `cond` (SQL over `devices`, with `args` as `$1…`) followed by `tail`
+            /// (ordering, limit), with their groups: two queries.
+            async fn load_devices(
+                conn: &mut Conn,
+                cond: &str,
+                tail: &str,
+                args: &[Arg],
+            ) -> Result<Vec<Device>> {
+                let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE {cond} {tail}");
+                let rows = bind_args(sqlx::query(&sql), args)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(err)?;
+                let mut devices = rows
+                    .iter()
+                    .map(device_from_row)
+                    .collect::<Result<Vec<_>>>()?;
+                if devices.is_empty() {
+                    return Ok(devices);
+                }
+                let index: HashMap<String, usize> = devices
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| (d.id.as_str().to_owned(), i))
+                    .collect();
+                let sql = format!(
+                    "SELECT device_id, group_name FROM device_groups WHERE device_id IN ({}) \
+                     ORDER BY device_id, group_name",
+                    placeholders(1, devices.len())
+                );
+                let mut query = sqlx::query(&sql);
+                for device in &devices {
+                    query = query.bind(device.id.as_str());
+                }
+                let rows = query.fetch_all(&mut *conn).await.map_err(err)?;
+                for row in &rows {
+                    const T: &str = "device_groups";
+                    let id: String = get(row, T, "device_id")?;
+                    if let Some(&i) = index.get(&id) {
+                        devices[i].groups.push(parse_name(
+                            T,
+                            "group_name",
+                            get(row, T, "group_name")?,
+                            GroupName::new,
+                        )?);
+                    }
+                }
+                Ok(devices)
+            }
+
+            async fn load_device(conn: &mut Conn, id: &DeviceId) -> Result<Option<Device>> {
+                let args = [Arg::Text(id.as_str().to_owned())];
+                Ok(load_devices(conn, "id = $1", "", &args).await?.pop())
+            }
+
+            /// NotFound naming the first of `groups` that does not exist.
+            async fn ensure_groups(conn: &mut Conn, groups: &[GroupName]) -> Result<()> {
+                for group in groups {
+                    let found = sqlx::query("SELECT name FROM groups WHERE name = $1")
+                        .bind(group.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(err)?;
+                    if found.is_none() {
+                        return Err(StoreError::not_found("group", group));
+                    }
+                }
+                Ok(())
+            }
+
+            async fn add_device_groups(
+                conn: &mut Conn,
+                id: &DeviceId,
+                groups: &[GroupName],
+            ) -> Result<()> {
+                for group in groups {
+                    sqlx::query("INSERT INTO device_groups (device_id, group_name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                        .bind(id.as_str())
+                        .bind(group.as_str())
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(err)?;
+                }
+                Ok(())
+            }
+
+            async fn release_exists(conn: &mut Conn, id: ReleaseId) -> Result<bool> {
+                Ok(sqlx::query("SELECT id FROM releases WHERE id = $1")
+                    .bind(id.0)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(err)?
+                    .is_some())
+            }
+
+            /// The enrollment status of a device, locking its row for the transaction.
+            async fn lock_device_status(conn: &mut Conn, id: &DeviceId) -> Result<Option<String>> {
+                let sql = format!(
+                    "SELECT status FROM devices WHERE id = $1{}",
+                    $dialect::FOR_UPDATE
+                );
+                let row = sqlx::query(&sql)
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(err)?;
+                row.map(|r| get::<String>(&r, "devices", "status"))
+                    .transpose()
+            }
+
+            impl $store {
+                async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Db>> {
+                    self.pool
+                        .begin_with($dialect::BEGIN_WRITE)
+                        .await
+                        .map_err(backend)
+                }
+
+                async fn begin_read(&self) -> Result<sqlx::Transaction<'static, Db>> {
+                    self.pool
+                        .begin_with($dialect::BEGIN_READ)
+                        .await
+                        .map_err(backend)
+                }
+
+                async fn conn(&self) -> Result<sqlx::pool::PoolConnection<Db>> {
+                    self.pool.acquire().await.map_err(backend)
+                }
+            }
+
+            #[async_trait::async_trait]
+            impl Store for $store {
+                async fn ping(&self) -> Result<()> {
+                    sqlx::query("SELECT 1")
+                        .execute(&self.pool)
+                        .await
+                        .map_err(backend)?;
+                    Ok(())
+                }
+
+                // --- catalogue ---------------------------------------------------------------
+
+                async fn create_product(&self, product: &Product) -> Result<()> {
+                    sqlx::query(
+                        "INSERT INTO products (name, description, created_at) VALUES ($1, $2, $3)",
+                    )
+                    .bind(product.name.as_str())
+                    .bind(&product.description)
+                    .bind(product.created_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        conflict(e, || format!("product {} already exists", product.name))
+                    })?;
+                    Ok(())
+                }
+
+                async fn get_product(&self, name: &ProductName) -> Result<Option<Product>> {
+                    let row = sqlx::query(
+                        "SELECT name, description, created_at FROM products WHERE name = $1",
+                    )
+                    .bind(name.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(err)?;
+                    row.as_ref().map(product_from_row).transpose()
+                }
+
+                async fn list_products(&self) -> Result<Vec<Product>> {
+                    let rows = sqlx::query(
+                        "SELECT name, description, created_at FROM products ORDER BY name",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(err)?;
+                    rows.iter().map(product_from_row).collect()
+                }
+
+                async fn create_platform(&self, platform: &Platform) -> Result<()> {
+                    sqlx::query(
+                        "INSERT INTO platforms (name, description, created_at) VALUES ($1, $2, $3)",
+                    )
+                    .bind(platform.name.as_str())
+                    .bind(&platform.description)
+                    .bind(platform.created_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        conflict(e, || format!("platform {} already exists", platform.name))
+                    })?;
+                    Ok(())
+                }
+
+                async fn get_platform(&self, name: &PlatformName) -> Result<Option<Platform>> {
+                    let row = sqlx::query(
+                        "SELECT name, description, created_at FROM platforms WHERE name = $1",
+                    )
+                    .bind(name.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(err)?;
+                    row.as_ref().map(platform_from_row).transpose()
+                }
+
+                async fn list_platforms(&self) -> Result<Vec<Platform>> {
+                    let rows = sqlx::query(
+                        "SELECT name, description, created_at FROM platforms ORDER BY name",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(err)?;
+                    rows.iter().map(platform_from_row).collect()
+                }
+
+                async fn record_content(
+                    &self,
+                    sha256: &Sha256,
+                    length: u64,
+                    now: i64,
+                ) -> Result<()> {
+                    let length_i = to_i64("content length", length)?;
+                    sqlx::query(
+                        "INSERT INTO content (sha256, length, created_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (sha256) DO NOTHING",
+                    )
+                    .bind(sha256.as_str())
+                    .bind(length_i)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err)?;
+                    match self.content_length(sha256).await? {
+                        Some(stored) if stored != length => Err(StoreError::Conflict(format!(
+                            "content {sha256} is recorded with length {stored}, not {length}"
+                        ))),
+                        _ => Ok(()),
+                    }
+                }
+
+                async fn content_length(&self, sha256: &Sha256) -> Result<Option<u64>> {
+                    let row = sqlx::query("SELECT length FROM content WHERE sha256 = $1")
+                        .bind(sha256.as_str())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(err)?;
+                    row.map(|r| to_u64("content", "length", get(&r, "content", "length")?))
+                        .transpose()
+                }
+
+                async fn create_release(&self, release: &Release, now: i64) -> Result<Release> {
+                    let line = line_of(release);
+                    let mut tx = self.begin_write().await?;
+
+                    // Locking the product row serialises releases of one product, so counters
+                    // and the duplicate check below cannot race (PostgreSQL; SQLite's write
+                    // transaction already excludes other writers).
+                    let sql = format!(
+                        "SELECT name FROM products WHERE name = $1{}",
+                        $dialect::FOR_UPDATE
+                    );
+                    let product = sqlx::query(&sql)
+                        .bind(release.product.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                    if product.is_none() {
+                        return Err(StoreError::not_found("product", &release.product));
+                    }
+                    for (i, platform) in release.platforms.iter().enumerate() {
+                        if release.platforms[..i].contains(platform) {
+                            return Err(StoreError::Conflict(format!(
+                                "platform {platform} is listed twice"
+                            )));
+                        }
+                        let found = sqlx::query("SELECT name FROM platforms WHERE name = $1")
+                            .bind(platform.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(err)?;
+                        if found.is_none() {
+                            return Err(StoreError::not_found("platform", platform));
+                        }
+                    }
+                    for (i, artifact) in release.artifacts.iter().enumerate() {
+                        if release.artifacts[..i]
+                            .iter()
+                            .any(|a| a.name == artifact.name)
+                        {
+                            return Err(StoreError::Conflict(format!(
+                                "artifact name {} appears twice; names must be unique within a release",
+                                artifact.name
+                            )));
+                        }
+                        let row = sqlx::query("SELECT length FROM content WHERE sha256 = $1")
+                            .bind(artifact.sha256.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(err)?;
+                        let stored: Option<i64> =
+                            row.map(|r| get(&r, "content", "length")).transpose()?;
+                        if stored != Some(to_i64("artifact length", artifact.length)?) {
+                            return Err(StoreError::not_found(
+                                "content",
+                                format!(
+                                    "{} of length {} (artifact {})",
+                                    artifact.sha256, artifact.length, artifact.name
+                                ),
+                            ));
+                        }
+                    }
+                    let existing = sqlx::query(
+                        "SELECT id FROM releases WHERE product = $1 AND line = $2 AND version = $3",
+                    )
+                    .bind(release.product.as_str())
+                    .bind(line)
+                    .bind(release.version.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                    if let Some(row) = existing {
+                        let id: i64 = get(&row, "releases", "id")?;
+                        return Err(StoreError::Conflict(format!(
+                            "{} already has {line} version {} (release {id})",
+                            release.product, release.version
+                        )));
+                    }
+                    let row = sqlx::query(
+                        "SELECT COALESCE(MAX(counter), 0) AS top FROM releases WHERE product = $1",
+                    )
+                    .bind(release.product.as_str())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                    let counter = get::<i64>(&row, "releases", "top")? + 1;
+
+                    let row = sqlx::query(
+                        "INSERT INTO releases (product, version, line, kind, required, reboot, classification, \
+                         notes, dependencies, supersedes, no_update_versions, applies_to, counter, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+                    )
+                    .bind(release.product.as_str())
+                    .bind(release.version.as_str())
+                    .bind(line)
+                    .bind(release.kind.as_str())
+                    .bind(release.required)
+                    .bind(enum_str(release.reboot)?)
+                    .bind(enum_str(release.classification)?)
+                    .bind(&release.notes)
+                    .bind(to_json(&release.dependencies)?)
+                    .bind(to_json(&release.supersedes)?)
+                    .bind(to_json(&release.no_update_versions)?)
+                    .bind(release.applies_to.as_ref().map(to_json).transpose()?)
+                    .bind(counter)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| {
+                        conflict(e, || format!("{} already has {line} version {}", release.product, release.version))
+                    })?;
+                    let id: i64 = get(&row, "releases", "id")?;
+
+                    for (ordinal, platform) in release.platforms.iter().enumerate() {
+                        sqlx::query("INSERT INTO release_platforms (release_id, platform, ordinal) VALUES ($1, $2, $3)")
+                            .bind(id)
+                            .bind(platform.as_str())
+                            .bind(ordinal as i64)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(err)?;
+                    }
+                    for (ordinal, artifact) in release.artifacts.iter().enumerate() {
+                        sqlx::query(
+                            "INSERT INTO artifacts (release_id, name, length, sha256, media_type, custom, ordinal) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        )
+                        .bind(id)
+                        .bind(artifact.name.as_str())
+                        .bind(to_i64("artifact length", artifact.length)?)
+                        .bind(artifact.sha256.as_str())
+                        .bind(&artifact.media_type)
+                        .bind(to_json(&artifact.custom)?)
+                        .bind(ordinal as i64)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                    }
+                    tx.commit().await.map_err(backend)?;
+                    Ok(Release {
+                        id: ReleaseId(id),
+                        counter,
+                        created_at: now,
+                        ..release.clone()
+                    })
+                }
+
+                async fn get_release(&self, id: ReleaseId) -> Result<Option<Release>> {
+                    let mut tx = self.begin_read().await?;
+                    let releases = load_releases(&mut tx, "id = $1", &[Arg::Int(id.0)]).await?;
+                    tx.commit().await.map_err(backend)?;
+                    Ok(releases.into_iter().next())
+                }
+
+                async fn list_releases(
+                    &self,
+                    product: Option<&ProductName>,
+                ) -> Result<Vec<Release>> {
+                    let mut tx = self.begin_read().await?;
+                    let releases = match product {
+                        Some(p) => {
+                            load_releases(
+                                &mut tx,
+                                "product = $1",
+                                &[Arg::Text(p.as_str().to_owned())],
+                            )
+                            .await?
+                        }
+                        None => load_releases(&mut tx, "1 = 1", &[]).await?,
+                    };
+                    tx.commit().await.map_err(backend)?;
+                    Ok(releases)
+                }
+
+                // --- groups and approvals ----------------------------------------------------
+
+                async fn create_group(&self, group: &Group) -> Result<()> {
+                    let result = sqlx::query(&format!(
+                        "INSERT INTO groups ({GROUP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+                    ))
+                    .bind(group.name.as_str())
+                    .bind(&group.description)
+                    .bind(to_i64("check-in interval", group.checkin_interval_secs)?)
+                    .bind(group.checkin_jitter)
+                    .bind(group.enrollment_key_hash.as_deref())
+                    .bind(group.created_at)
+                    .execute(&self.pool)
+                    .await;
+                    match result {
+                        Ok(_) => Ok(()),
+                        Err(e) => {
+                            let taken = $dialect::violation(&e) == Some(Violation::Unique)
+                                && self.get_group(&group.name).await?.is_some();
+                            Err(conflict(e, || {
+                                if taken {
+                                    format!("group {} already exists", group.name)
+                                } else {
+                                    "another group already has this enrollment key".to_owned()
+                                }
+                            }))
+                        }
+                    }
+                }
+
+                async fn get_group(&self, name: &GroupName) -> Result<Option<Group>> {
+                    let row = sqlx::query(&format!(
+                        "SELECT {GROUP_COLUMNS} FROM groups WHERE name = $1"
+                    ))
+                    .bind(name.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(err)?;
+                    row.as_ref().map(group_from_row).transpose()
+                }
+
+                async fn list_groups(&self) -> Result<Vec<Group>> {
+                    let rows =
+                        sqlx::query(&format!("SELECT {GROUP_COLUMNS} FROM groups ORDER BY name"))
+                            .fetch_all(&self.pool)
+                            .await
+                            .map_err(err)?;
+                    rows.iter().map(group_from_row).collect()
+                }
+
+                async fn update_group(&self, group: &Group) -> Result<()> {
+                    let done = sqlx::query(
+                        "UPDATE groups SET description = $2, checkin_interval_secs = $3, checkin_jitter = $4, \
+                         enrollment_key_hash = $5, created_at = $6 WHERE name = $1",
+                    )
+                    .bind(group.name.as_str())
+                    .bind(&group.description)
+                    .bind(to_i64("check-in interval", group.checkin_interval_secs)?)
+                    .bind(group.checkin_jitter)
+                    .bind(group.enrollment_key_hash.as_deref())
+                    .bind(group.created_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| conflict(e, || "another group already has this enrollment key".to_owned()))?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::not_found("group", &group.name));
+                    }
+                    Ok(())
+                }
+
+                async fn group_by_enrollment_key(&self, key_hash: &str) -> Result<Option<Group>> {
+                    let row = sqlx::query(&format!(
+                        "SELECT {GROUP_COLUMNS} FROM groups WHERE enrollment_key_hash = $1"
+                    ))
+                    .bind(key_hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(err)?;
+                    row.as_ref().map(group_from_row).transpose()
+                }
+
+                async fn set_approval(&self, approval: &Approval) -> Result<()> {
+                    let mut tx = self.begin_write().await?;
+                    if !release_exists(&mut tx, approval.release).await? {
+                        return Err(StoreError::not_found("release", approval.release));
+                    }
+                    ensure_groups(&mut tx, std::slice::from_ref(&approval.group)).await?;
+                    sqlx::query(&format!(
+                        "INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (release_id, group_name) DO UPDATE SET action = excluded.action, \
+                         deadline = excluded.deadline, approved_by = excluded.approved_by, \
+                         approved_at = excluded.approved_at"
+                    ))
+                    .bind(approval.release.0)
+                    .bind(approval.group.as_str())
+                    .bind(approval.action.as_str())
+                    .bind(approval.deadline)
+                    .bind(&approval.approved_by)
+                    .bind(approval.approved_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                    tx.commit().await.map_err(backend)
+                }
+
+                async fn delete_approval(
+                    &self,
+                    release: ReleaseId,
+                    group: &GroupName,
+                ) -> Result<bool> {
+                    let done = sqlx::query(
+                        "DELETE FROM approvals WHERE release_id = $1 AND group_name = $2",
+                    )
+                    .bind(release.0)
+                    .bind(group.as_str())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err)?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn list_approvals(
+                    &self,
+                    release: Option<ReleaseId>,
+                    group: Option<&GroupName>,
+                ) -> Result<Vec<Approval>> {
+                    let mut conds = vec!["1 = 1".to_owned()];
+                    let mut args = Vec::new();
+                    if let Some(release) = release {
+                        args.push(Arg::Int(release.0));
+                        conds.push(format!("release_id = ${}", args.len()));
+                    }
+                    if let Some(group) = group {
+                        args.push(Arg::Text(group.as_str().to_owned()));
+                        conds.push(format!("group_name = ${}", args.len()));
+                    }
+                    let sql = format!(
+                        "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE {} ORDER BY release_id, group_name",
+                        conds.join(" AND ")
+                    );
+                    let rows = bind_args(sqlx::query(&sql), &args)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(err)?;
+                    rows.iter().map(approval_from_row).collect()
+                }
+
+                async fn approved_releases(
+                    &self,
+                    groups: &[GroupName],
+                ) -> Result<Vec<(Release, Vec<Approval>)>> {
+                    if groups.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let args: Vec<Arg> = groups
+                        .iter()
+                        .map(|g| Arg::Text(g.as_str().to_owned()))
+                        .collect();
+                    let in_groups = placeholders(1, groups.len());
+                    let mut tx = self.begin_read().await?;
+                    let sql = format!(
+                        "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE group_name IN ({in_groups}) \
+                         ORDER BY release_id, group_name"
+                    );
+                    let rows = bind_args(sqlx::query(&sql), &args)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                    let mut by_release: HashMap<i64, Vec<Approval>> = HashMap::new();
+                    for row in &rows {
+                        let approval = approval_from_row(row)?;
+                        by_release
+                            .entry(approval.release.0)
+                            .or_default()
+                            .push(approval);
+                    }
+                    let cond = format!("id IN (SELECT release_id FROM approvals WHERE group_name IN ({in_groups}))");
+                    let releases = load_releases(&mut tx, &cond, &args).await?;
+                    tx.commit().await.map_err(backend)?;
+                    Ok(releases
+                        .into_iter()
+                        .filter_map(|r| by_release.remove(&r.id.0).map(|a| (r, a)))
+                        .collect())
+                }
+
+                // --- devices -----------------------------------------------------------------
+
+                async fn preauthorize_device(
+                    &self,
+                    id: &DeviceId,
+                    groups: &[GroupName],
+                    now: i64,
+                ) -> Result<Device> {
+                    let mut tx = self.begin_write().await?;
+                    ensure_groups(&mut tx, groups).await?;
+                    sqlx::query(
+                        "INSERT INTO devices (id, status, installed, configs, attributes, enrolled_at) \
+                         VALUES ($1, $2, '{}', '{}', '{}', $3)",
+                    )
+                    .bind(id.as_str())
+                    .bind(DeviceStatus::Preauthorized.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| conflict(e, || format!("device {id} is already known")))?;
+                    add_device_groups(&mut tx, id, groups).await?;
+                    let device = load_device(&mut tx, id).await?;
+                    tx.commit().await.map_err(backend)?;
+                    device.ok_or_else(|| StoreError::not_found("device", id))
+                }
+
+                async fn enroll_device(&self, enrollment: &Enrollment) -> Result<Device> {
+                    let id = &enrollment.id;
+                    let taken = || "this credential is already in use by another device".to_owned();
+                    let mut tx = self.begin_write().await?;
+                    let mut status = lock_device_status(&mut tx, id).await?;
+                    if status.is_none() {
+                        ensure_groups(&mut tx, &enrollment.groups).await?;
+                        let done = sqlx::query(
+                            "INSERT INTO devices (id, status, credential_hash, installed, configs, attributes, \
+                             enrolled_at) VALUES ($1, $2, $3, '{}', '{}', '{}', $4) ON CONFLICT (id) DO NOTHING",
+                        )
+                        .bind(id.as_str())
+                        .bind(enrollment.status.as_str())
+                        .bind(&enrollment.credential_hash)
+                        .bind(enrollment.now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| conflict(e, taken))?;
+                        if done.rows_affected() == 1 {
+                            add_device_groups(&mut tx, id, &enrollment.groups).await?;
+                            let device = load_device(&mut tx, id).await?;
+                            tx.commit().await.map_err(backend)?;
+                            return device.ok_or_else(|| StoreError::not_found("device", id));
+                        }
+                        // Another enrollment with this id committed meanwhile: it is known now.
+                        status = lock_device_status(&mut tx, id).await?;
+                    }
+                    if status.as_deref() == Some(DeviceStatus::Preauthorized.as_str()) {
+                        ensure_groups(&mut tx, &enrollment.groups).await?;
+                        sqlx::query("UPDATE devices SET status = $2, credential_hash = $3, enrolled_at = $4 WHERE id = $1")
+                            .bind(id.as_str())
+                            .bind(DeviceStatus::Accepted.as_str())
+                            .bind(&enrollment.credential_hash)
+                            .bind(enrollment.now)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| conflict(e, taken))?;
+                        add_device_groups(&mut tx, id, &enrollment.groups).await?;
+                        let device = load_device(&mut tx, id).await?;
+                        tx.commit().await.map_err(backend)?;
+                        return device.ok_or_else(|| StoreError::not_found("device", id));
+                    }
+                    // Known and not pre-authorised: another machine claims this identity. The
+                    // refusal is recorded in a write of its own, after this transaction ends.
+                    tx.rollback().await.map_err(backend)?;
+                    sqlx::query(
+                        "UPDATE devices SET identity_conflicts = identity_conflicts + 1, last_conflict = $2, \
+                         last_conflict_at = $3 WHERE id = $1",
+                    )
+                    .bind(id.as_str())
+                    .bind(&enrollment.origin)
+                    .bind(enrollment.now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err)?;
+                    Err(StoreError::Conflict(format!(
+                        "device {id} is already enrolled; the attempt was recorded as an identity conflict"
+                    )))
+                }
+
+                async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>> {
+                    let mut conn = self.conn().await?;
+                    load_device(&mut conn, id).await
+                }
+
+                async fn device_by_credential(
+                    &self,
+                    credential_hash: &str,
+                ) -> Result<Option<Device>> {
+                    let mut conn = self.conn().await?;
+                    let args = [Arg::Text(credential_hash.to_owned())];
+                    Ok(load_devices(&mut conn, "credential_hash = $1", "", &args)
+                        .await?
+                        .pop())
+                }
+
+                async fn list_devices(&self, filter: &DeviceFilter) -> Result<Vec<Device>> {
+                    const MAX: u32 = 1000;
+                    let limit = if filter.limit == 0 {
+                        MAX
+                    } else {
+                        filter.limit.min(MAX)
+                    };
+                    let mut conds = vec!["1 = 1".to_owned()];
+                    let mut args = Vec::new();
+                    if let Some(status) = filter.status {
+                        args.push(Arg::Text(status.as_str().to_owned()));
+                        conds.push(format!("status = ${}", args.len()));
+                    }
+                    if let Some(group) = &filter.group {
+                        args.push(Arg::Text(group.as_str().to_owned()));
+                        conds.push(format!(
+                            "id IN (SELECT device_id FROM device_groups WHERE group_name = ${})",
+                            args.len()
+                        ));
+                    }
+                    if filter.conflicts_only {
+                        conds.push("identity_conflicts > 0".to_owned());
+                    }
+                    if let Some(after) = &filter.after {
+                        args.push(Arg::Text(after.as_str().to_owned()));
+                        conds.push(format!("id > ${}", args.len()));
+                    }
+                    args.push(Arg::Int(i64::from(limit)));
+                    let tail = format!("ORDER BY id LIMIT ${}", args.len());
+                    let mut conn = self.conn().await?;
+                    load_devices(&mut conn, &conds.join(" AND "), &tail, &args).await
+                }
+
+                async fn set_device_status(
+                    &self,
+                    id: &DeviceId,
+                    status: DeviceStatus,
+                ) -> Result<()> {
+                    let done = sqlx::query("UPDATE devices SET status = $2 WHERE id = $1")
+                        .bind(id.as_str())
+                        .bind(status.as_str())
+                        .execute(&self.pool)
+                        .await
+                        .map_err(err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::not_found("device", id));
+                    }
+                    Ok(())
+                }
+
+                async fn set_device_groups(
+                    &self,
+                    id: &DeviceId,
+                    groups: &[GroupName],
+                ) -> Result<()> {
+                    let mut tx = self.begin_write().await?;
+                    if lock_device_status(&mut tx, id).await?.is_none() {
+                        return Err(StoreError::not_found("device", id));
+                    }
+                    ensure_groups(&mut tx, groups).await?;
+                    sqlx::query("DELETE FROM device_groups WHERE device_id = $1")
+                        .bind(id.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                    add_device_groups(&mut tx, id, groups).await?;
+                    tx.commit().await.map_err(backend)
+                }
+
+                async fn record_checkin(
+                    &self,
+                    id: &DeviceId,
+                    checkin: &CheckinRecord,
+                ) -> Result<()> {
+                    let conflicts = i64::from(checkin.conflict.is_some());
+                    let done = sqlx::query(
+                        "UPDATE devices SET platform = $2, installed = $3, configs = $4, attributes = $5, \
+                         agent_version = $6, boot_id = $7, prev_boot_id = $8, last_contact = $9, \
+                         identity_conflicts = identity_conflicts + $10, \
+                         last_conflict = CASE WHEN $10 > 0 THEN $11 ELSE last_conflict END, \
+                         last_conflict_at = CASE WHEN $10 > 0 THEN $9 ELSE last_conflict_at END \
+                         WHERE id = $1",
+                    )
+                    .bind(id.as_str())
+                    .bind(checkin.platform.as_ref().map(PlatformName::as_str))
+                    .bind(to_json(&checkin.installed)?)
+                    .bind(to_json(&checkin.configs)?)
+                    .bind(to_json(&checkin.attributes)?)
+                    .bind(checkin.agent_version.as_deref())
+                    .bind(checkin.boot_id.as_deref())
+                    .bind(checkin.prev_boot_id.as_deref())
+                    .bind(checkin.last_contact)
+                    .bind(conflicts)
+                    .bind(checkin.conflict.as_deref())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::not_found("device", id));
+                    }
+                    Ok(())
+                }
+
+                async fn touch_devices(&self, contacts: &[(DeviceId, i64)]) -> Result<()> {
+                    if contacts.is_empty() {
+                        return Ok(());
+                    }
+                    let mut tx = self.begin_write().await?;
+                    for (id, at) in contacts {
+                        // Never moves last contact backwards: a delayed write-behind must not
+                        // undo a newer check-in recorded meanwhile.
+                        sqlx::query(
+                            "UPDATE devices SET last_contact = $2 \
+                             WHERE id = $1 AND (last_contact IS NULL OR last_contact < $2)",
+                        )
+                        .bind(id.as_str())
+                        .bind(*at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                    }
+                    tx.commit().await.map_err(backend)
+                }
+
+                // --- status events -----------------------------------------------------------
+
+                async fn append_events(
+                    &self,
+                    device: &DeviceId,
+                    events: &[NewEvent],
+                    received_at: i64,
+                ) -> Result<AppendOutcome> {
+                    if let Some(w) = events.windows(2).find(|w| w[0].seq >= w[1].seq) {
+                        return Err(StoreError::Conflict(format!(
+                            "events must be sent in increasing seq order; {} is followed by {}",
+                            w[0].seq, w[1].seq
+                        )));
+                    }
+                    let mut tx = self.begin_write().await?;
+                    if lock_device_status(&mut tx, device).await?.is_none() {
+                        return Err(StoreError::not_found("device", device));
+                    }
+                    let row =
+                        sqlx::query("SELECT MAX(seq) AS top FROM events WHERE device_id = $1")
+                            .bind(device.as_str())
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(err)?;
+                    let highest: Option<i64> = get(&row, "events", "top")?;
+
+                    let mut fresh = Vec::new();
+                    let mut duplicates = 0u32;
+                    for event in events {
+                        if highest.is_some_and(|h| event.seq <= h) {
+                            let stored = sqlx::query(
+                                "SELECT seq FROM events WHERE device_id = $1 AND seq = $2",
+                            )
+                            .bind(device.as_str())
+                            .bind(event.seq)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(err)?;
+                            if stored.is_none() {
+                                return Err(StoreError::Conflict(format!(
+                                    "event {} of device {device} is older than its latest stored event {} and \
+                                     was not stored before; nothing of the batch was stored",
+                                    event.seq,
+                                    highest.unwrap_or_default()
+                                )));
+                            }
+                            duplicates += 1;
+                        } else {
+                            fresh.push(event);
+                        }
+                    }
+
+                    let mut checked = Vec::new();
+                    for event in &fresh {
+                        if !checked.contains(&event.release) {
+                            if !release_exists(&mut tx, event.release).await? {
+                                return Err(StoreError::not_found("release", event.release));
+                            }
+                            checked.push(event.release);
+                        }
+                    }
+
+                    let mut latest: BTreeMap<i64, &NewEvent> = BTreeMap::new();
+                    for event in &fresh {
+                        sqlx::query(&format!(
+                            "INSERT INTO events (device_id, {EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                        ))
+                        .bind(device.as_str())
+                        .bind(event.seq)
+                        .bind(event.release.0)
+                        .bind(event.state.as_str())
+                        .bind(event.progress)
+                        .bind(event.error_code.as_deref())
+                        .bind(event.message.as_deref())
+                        .bind(event.at)
+                        .bind(received_at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| conflict(e, || format!("event {} of device {device} is already stored", event.seq)))?;
+                        // Events are in seq order, so the last one per release is its latest.
+                        latest.insert(event.release.0, event);
+                    }
+                    for (release, event) in &latest {
+                        sqlx::query(
+                            "INSERT INTO device_releases (device_id, release_id, state, progress, error_code, \
+                             message, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                             ON CONFLICT (device_id, release_id) DO UPDATE SET state = excluded.state, \
+                             progress = excluded.progress, error_code = excluded.error_code, \
+                             message = excluded.message, updated_at = excluded.updated_at",
+                        )
+                        .bind(device.as_str())
+                        .bind(*release)
+                        .bind(event.state.as_str())
+                        .bind(event.progress)
+                        .bind(event.error_code.as_deref())
+                        .bind(event.message.as_deref())
+                        .bind(received_at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                    }
+                    if let Some(last) = fresh.last() {
+                        sqlx::query("UPDATE devices SET last_event_seq = $2 WHERE id = $1 AND last_event_seq < $2")
+                            .bind(device.as_str())
+                            .bind(last.seq)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(err)?;
+                    }
+                    tx.commit().await.map_err(backend)?;
+                    Ok(AppendOutcome {
+                        stored: u32::try_from(fresh.len()).unwrap_or(u32::MAX),
+                        duplicates,
+                    })
+                }
+
+                async fn list_events(
+                    &self,
+                    device: &DeviceId,
+                    release: Option<ReleaseId>,
+                    limit: u32,
+                ) -> Result<Vec<Event>> {
+                    let mut args = vec![Arg::Text(device.as_str().to_owned())];
+                    let mut cond = "device_id = $1".to_owned();
+                    if let Some(release) = release {
+                        args.push(Arg::Int(release.0));
+                        cond.push_str(" AND release_id = $2");
+                    }
+                    args.push(Arg::Int(i64::from(limit)));
+                    let sql = format!(
+                        "SELECT {EVENT_COLUMNS} FROM events WHERE {cond} ORDER BY seq LIMIT ${}",
+                        args.len()
+                    );
+                    let rows = bind_args(sqlx::query(&sql), &args)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(err)?;
+                    rows.iter().map(event_from_row).collect()
+                }
+
+                async fn device_release_states(
+                    &self,
+                    device: &DeviceId,
+                ) -> Result<Vec<ReleaseState>> {
+                    let rows = sqlx::query(
+                        "SELECT release_id, state, progress, error_code, message, updated_at FROM device_releases \
+                         WHERE device_id = $1 ORDER BY release_id",
+                    )
+                    .bind(device.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(err)?;
+                    rows.iter().map(release_state_from_row).collect()
+                }
+
+                // --- admin tokens ------------------------------------------------------------
+
+                async fn create_admin_token(
+                    &self,
+                    token: &NewAdminToken,
+                    now: i64,
+                ) -> Result<AdminToken> {
+                    let row = sqlx::query(
+                        "INSERT INTO admin_tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                    )
+                    .bind(&token.name)
+                    .bind(token.role.as_str())
+                    .bind(&token.hash)
+                    .bind(now)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| conflict(e, || "an admin token with this hash already exists".to_owned()))?;
+                    Ok(AdminToken {
+                        id: get(&row, "admin_tokens", "id")?,
+                        name: token.name.clone(),
+                        role: token.role,
+                        created_at: now,
+                        revoked_at: None,
+                    })
+                }
+
+                async fn admin_token_by_hash(&self, hash: &str) -> Result<Option<AdminToken>> {
+                    let row = sqlx::query(&format!(
+                        "SELECT {TOKEN_COLUMNS} FROM admin_tokens WHERE hash = $1 AND revoked_at IS NULL"
+                    ))
+                    .bind(hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(err)?;
+                    row.as_ref().map(token_from_row).transpose()
+                }
+
+                async fn list_admin_tokens(&self) -> Result<Vec<AdminToken>> {
+                    let rows = sqlx::query(&format!(
+                        "SELECT {TOKEN_COLUMNS} FROM admin_tokens ORDER BY id"
+                    ))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(err)?;
+                    rows.iter().map(token_from_row).collect()
+                }
+
+                async fn revoke_admin_token(&self, id: i64, now: i64) -> Result<()> {
+                    // Revoking twice keeps the first revocation time.
+                    let done = sqlx::query("UPDATE admin_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
+                        .bind(id)
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::not_found("admin token", id));
+                    }
+                    Ok(())
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store;
