@@ -183,10 +183,12 @@ pub async fn create_release(
     release.check().map_err(|e| ApiError::bad_request(e.to_string()))?;
     for a in &release.artifacts {
         match st.content.len(&a.sha256).await? {
-            None => return Err(ApiError::bad_request(format!(
+            None => {
+                return Err(ApiError::bad_request(format!(
                 "artifact {}: no content with sha256 {} has been uploaded; upload it first (ferry content upload FILE)",
                 a.name, a.sha256
-            ))),
+            )))
+            }
             Some(len) if len != a.length => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,

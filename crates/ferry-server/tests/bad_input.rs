@@ -1,0 +1,170 @@
+//! Each class of bad input gets the right status, a stable code and a message, and changes
+//! nothing (R6.6). Raw HTTP here, because the typed client cannot send malformed requests.
+
+mod common;
+
+use ferry_api::{ErrorBody, ErrorCode};
+use reqwest::StatusCode;
+use sha2::Digest;
+
+async fn error_of(resp: reqwest::Response) -> (StatusCode, ErrorCode, String) {
+    let status = resp.status();
+    let body: ErrorBody = resp.json().await.expect("every error has a JSON error body");
+    assert!(!body.error.message.is_empty());
+    (status, body.error.code, body.error.message)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+on_both_backends!(malformed_and_oversized_json, |srv: common::TestServer| async move {
+    let url = format!("{}/api/v1/products", srv.url);
+    let send = |body: Vec<u8>| {
+        client().post(&url).bearer_auth(&srv.admin_token).header("content-type", "application/json").body(body).send()
+    };
+    let (s, c, m) = error_of(send(b"{\"name\": ".to_vec()).await.unwrap()).await;
+    assert_eq!((s, c), (StatusCode::BAD_REQUEST, ErrorCode::InvalidJson), "{m}");
+    let (s, c, m) = error_of(send(b"{\"name\": \"a\", \"colour\": 1}".to_vec()).await.unwrap()).await;
+    assert_eq!((s, c), (StatusCode::BAD_REQUEST, ErrorCode::InvalidJson));
+    assert!(m.contains("colour"), "the message names the unknown field: {m}");
+    let big = format!("{{\"name\":\"a\",\"description\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    let (s, c, _) = error_of(send(big.into_bytes()).await.unwrap()).await;
+    assert_eq!((s, c), (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge));
+    let no_type = client().post(&url).bearer_auth(&srv.admin_token).body("{}").send().await.unwrap();
+    assert_eq!(error_of(no_type).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let listed: Vec<serde_json::Value> =
+        client().get(&url).bearer_auth(&srv.admin_token).send().await.unwrap().json().await.unwrap();
+    assert!(listed.is_empty(), "nothing was created");
+});
+
+on_both_backends!(traversal_in_names_is_refused, |srv: common::TestServer| async move {
+    let post = |path: &str, body: serde_json::Value| {
+        client().post(format!("{}/api/v1/{path}", srv.url)).bearer_auth(&srv.admin_token).json(&body).send()
+    };
+    for bad in ["../etc", "a/b", "..", ".hidden", "a\\b", ""] {
+        let (s, c, m) = error_of(post("products", serde_json::json!({ "name": bad })).await.unwrap()).await;
+        assert_eq!((s, c), (StatusCode::BAD_REQUEST, ErrorCode::InvalidJson), "{bad:?}: {m}");
+    }
+    for path in ["products/..%2F..%2Fetc%2Fpasswd", "groups/a%5Cb", "platforms/%2E%2E%2Fx", "devices/bad%00id"] {
+        let resp =
+            client().get(format!("{}/api/v1/{path}", srv.url)).bearer_auth(&srv.admin_token).send().await.unwrap();
+        let (s, c, m) = error_of(resp).await;
+        assert_eq!((s, c), (StatusCode::BAD_REQUEST, ErrorCode::InvalidName), "{path}: {m}");
+    }
+    // An artifact name with a path in it, inside a release.
+    post("products", serde_json::json!({"name": "p"})).await.unwrap();
+    post("platforms", serde_json::json!({"name": "x"})).await.unwrap();
+    let release = serde_json::json!({
+        "product": "p", "version": "1.0", "platforms": ["x"],
+        "artifacts": [{"name": "../../etc/passwd", "length": 1, "sha256": "00".repeat(32)}]
+    });
+    let (s, c, m) = error_of(post("releases", release).await.unwrap()).await;
+    assert_eq!((s, c), (StatusCode::BAD_REQUEST, ErrorCode::InvalidJson));
+    assert!(m.contains("artifact name"), "{m}");
+    let bad_version =
+        serde_json::json!({"product": "p", "version": "1.0/../../x", "platforms": ["x"], "artifacts": []});
+    assert_eq!(error_of(post("releases", bad_version).await.unwrap()).await.0, StatusCode::BAD_REQUEST);
+    let bad_sha = client()
+        .get(format!("{}/device/v1/content/not-a-digest", srv.url))
+        .bearer_auth("ferry_dev_x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_sha.status(), StatusCode::UNAUTHORIZED, "authentication comes first");
+});
+
+on_both_backends!(uploads_enforce_size_and_hash, |srv: common::TestServer| async move {
+    let url = format!("{}/api/v1/content", srv.url);
+    let data = b"0123456789".to_vec();
+    let digest = hex::encode(sha2::Sha256::digest(&data));
+    // Wrong expected digest.
+    let resp = client()
+        .post(&url)
+        .bearer_auth(&srv.admin_token)
+        .header("x-ferry-sha256", "ab".repeat(32))
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    let (s, c, m) = error_of(resp).await;
+    assert_eq!((s, c), (StatusCode::BAD_REQUEST, ErrorCode::HashMismatch), "{m}");
+    // Malformed expected digest.
+    let resp = client()
+        .post(&url)
+        .bearer_auth(&srv.admin_token)
+        .header("x-ferry-sha256", "zz")
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(resp).await.1, ErrorCode::InvalidName);
+    // No Content-Length (a chunked stream).
+    let stream = futures::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"abc"))]);
+    let resp = client()
+        .post(&url)
+        .bearer_auth(&srv.admin_token)
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    let (s, c, _) = error_of(resp).await;
+    assert_eq!((s, c), (StatusCode::LENGTH_REQUIRED, ErrorCode::LengthRequired));
+    // Nothing was stored by any of these.
+    let head = client().head(format!("{url}/{digest}")).bearer_auth(&srv.admin_token).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::NOT_FOUND);
+    let tmp = std::fs::read_dir(srv.data_dir.join("content/tmp")).unwrap().count();
+    assert_eq!(tmp, 0, "no temporary files left");
+    // The same upload done right works.
+    let resp = client()
+        .post(&url)
+        .bearer_auth(&srv.admin_token)
+        .header("x-ferry-sha256", &digest)
+        .body(data)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+});
+
+on_both_backends!(unknown_things_are_not_found, |srv: common::TestServer| async move {
+    let get = |path: &str| client().get(format!("{}{path}", srv.url)).bearer_auth(&srv.admin_token).send();
+    for path in [
+        "/api/v1/releases/4242",
+        "/api/v1/products/nope",
+        "/api/v1/groups/nope",
+        "/api/v1/devices/nope",
+        "/api/v1/nothing-here",
+    ] {
+        let (s, c, m) = error_of(get(path).await.unwrap()).await;
+        assert_eq!((s, c), (StatusCode::NOT_FOUND, ErrorCode::NotFound), "{path}: {m}");
+    }
+    let (s, c, _) = error_of(get("/api/v1/releases/abc").await.unwrap()).await;
+    assert_eq!((s, c), (StatusCode::BAD_REQUEST, ErrorCode::InvalidName));
+    let put = client()
+        .put(format!("{}/api/v1/releases/4242/approvals/office", srv.url))
+        .bearer_auth(&srv.admin_token)
+        .json(&serde_json::json!({"action": "install"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(put).await.0, StatusCode::NOT_FOUND);
+    // No credential at all.
+    let anon = client().get(format!("{}/api/v1/products", srv.url)).send().await.unwrap();
+    assert_eq!(error_of(anon).await.1, ErrorCode::Unauthorized);
+});
+
+#[tokio::test]
+async fn uploads_over_the_configured_limit_are_refused() {
+    let srv = common::TestServer::start_with(common::Backend::Sqlite, |c| c.limits.artifact_bytes = 1000).await;
+    let resp = client()
+        .post(format!("{}/api/v1/content", srv.url))
+        .bearer_auth(&srv.admin_token)
+        .body(vec![7u8; 1001])
+        .send()
+        .await
+        .unwrap();
+    let (s, c, m) = error_of(resp).await;
+    assert_eq!((s, c), (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge));
+    assert!(m.contains("1000"), "{m}");
+}
