@@ -5,6 +5,7 @@
 //! so tests bind `127.0.0.1:0` and drive it in-process; [`run`] is what `ferry serve` calls.
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -82,7 +83,8 @@ impl App {
         store: Arc<dyn Store>,
         content: Arc<dyn ferry_content::ContentStore>,
     ) -> Result<Self, ServerError> {
-        let state = Arc::new(AppState { store, content, config });
+        let state =
+            Arc::new(AppState { store, content, config, catalogue: Default::default(), contacts: Default::default() });
         let initial_admin_token = bootstrap_admin_token(&state).await?;
         Ok(Self { state, initial_admin_token })
     }

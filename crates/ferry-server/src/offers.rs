@@ -33,7 +33,7 @@ pub async fn evaluate(st: &AppState, device: &Device) -> ApiResult<Evaluation> {
                     ApprovalAction::Decline => Approval::Decline,
                 })
                 .fold(Approval::NotApproved, Approval::combine);
-            (release, combined)
+            (release.clone(), combined)
         })
         .collect();
     let facts =

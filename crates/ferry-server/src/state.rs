@@ -5,6 +5,7 @@ use std::sync::Arc;
 use ferry_content::ContentStore;
 use ferry_store::Store;
 
+use crate::cache::{CatalogueCache, ContactBuffer};
 use crate::config::Config;
 
 /// Shared server state.
@@ -15,6 +16,10 @@ pub struct AppState {
     pub content: Arc<dyn ContentStore>,
     /// Configuration in force.
     pub config: Config,
+    /// Catalogue reads cached for check-ins.
+    pub catalogue: CatalogueCache,
+    /// Last-contact stamps waiting to be written.
+    pub contacts: ContactBuffer,
 }
 
 /// Unix seconds now.

@@ -541,3 +541,23 @@ on_both_backends!(downloads_need_entitlement, |srv: common::TestServer| async mo
     let anonymous = DeviceClient::new(&f.url, None).unwrap();
     assert_eq!(code(&anonymous.download_content(&digest, None, None).await.unwrap_err()).0, 401);
 });
+
+on_both_backends!(unchanged_checkins_still_record_last_contact, |srv: common::TestServer| async move {
+    let f = fleet(&srv).await;
+    let device = f.enroll("quiet-1").await;
+    let id = "quiet-1".parse().unwrap();
+    device.checkin(&report(&[("agent", "1.0")])).await.unwrap();
+    let first = f.admin.get_device(&id).await.unwrap().device.last_contact.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Same facts again: only the contact time changes, written behind within a second or so.
+    device.checkin(&report(&[("agent", "1.0")])).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = f.admin.get_device(&id).await.unwrap().device.last_contact.unwrap();
+        if now > first {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "last contact never advanced past {first}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+});

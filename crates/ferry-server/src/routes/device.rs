@@ -132,9 +132,10 @@ fn unchanged(device: &Device, rec: &CheckinRecord) -> bool {
 
 /// The check-in interval for a device: the shortest of its groups', else the default.
 async fn schedule(st: &AppState, device: &Device) -> ApiResult<(u64, f64)> {
+    let groups = st.catalogue.groups(st.store.as_ref()).await?;
     let mut best: Option<(u64, f64)> = None;
     for name in &device.groups {
-        if let Some(g) = st.store.get_group(name).await? {
+        if let Some(g) = groups.get(name) {
             if best.is_none_or(|(i, _)| g.checkin_interval_secs < i) {
                 best = Some((g.checkin_interval_secs, g.checkin_jitter));
             }
@@ -154,7 +155,7 @@ pub async fn checkin(
     let at = now();
     let record = checkin_changes(&device, &req, at);
     if unchanged(&device, &record) {
-        st.store.touch_devices(&[(device.id.clone(), at)]).await?;
+        st.contacts.record(&device.id, at);
     } else {
         if let Some(conflict) = &record.conflict {
             tracing::warn!(device = %device.id, conflict, "identity conflict");

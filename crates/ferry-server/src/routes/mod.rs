@@ -18,6 +18,21 @@ use ferry_api::{ADMIN_PREFIX, DEVICE_PREFIX};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Admin requests that may change the catalogue, groups or approvals drop the check-in cache
+/// once they have been handled.
+async fn invalidate_after_writes(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let writes = !matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    let response = next.run(request).await;
+    if writes {
+        state.catalogue.invalidate();
+    }
+    response
+}
+
 /// Builds the whole router.
 pub fn router(state: Arc<AppState>) -> Router {
     let json_limit = state.config.limits.json_body_bytes;
@@ -47,7 +62,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/devices/{id}/events", get(devices::events))
         .route("/devices/{id}/applicability", get(devices::applicability))
         .route("/tokens", get(tokens::list_tokens).post(tokens::create_token))
-        .route("/tokens/{id}", axum::routing::delete(tokens::revoke_token));
+        .route("/tokens/{id}", axum::routing::delete(tokens::revoke_token))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), invalidate_after_writes));
     let device = Router::new()
         .route("/enroll", post(device::enroll))
         .route("/checkin", post(device::checkin))

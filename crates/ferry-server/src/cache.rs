@@ -1,0 +1,127 @@
+//! Keeping the check-in path to one database read.
+//!
+//! A check-in needs the device (one query), the releases approved for its groups and the
+//! groups' schedules. The last two change only when an administrator acts, so they are cached:
+//! every admin request that is not a read invalidates the cache (see `routes::router`), and
+//! entries also expire after [`CatalogueCache::TTL`], which bounds staleness when several
+//! server replicas share one database.
+//!
+//! A check-in that changed nothing but the time of contact does not write at once either: the
+//! stamp goes to [`ContactBuffer`], which the server flushes every second in one transaction.
+//! A crash loses at most that second of last-contact stamps, never reported facts (those are
+//! written before the check-in is answered).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferry_core::{DeviceId, GroupName, Release};
+use ferry_store::{Approval, Group, Store};
+
+type Approved = Arc<Vec<(Release, Vec<Approval>)>>;
+type Groups = Arc<HashMap<GroupName, Group>>;
+
+/// Most distinct group sets cached at once; past that the cache starts over.
+const MAX_ENTRIES: usize = 4096;
+
+#[derive(Default)]
+struct Inner {
+    generation: u64,
+    approved: HashMap<Vec<GroupName>, (Instant, Approved)>,
+    groups: Option<(Instant, Groups)>,
+}
+
+/// Cached catalogue reads for check-ins.
+#[derive(Default)]
+pub struct CatalogueCache {
+    inner: Mutex<Inner>,
+}
+
+impl CatalogueCache {
+    /// How long an entry is trusted without invalidation.
+    pub const TTL: Duration = Duration::from_secs(2);
+
+    /// Forgets everything; called after every admin write.
+    pub fn invalidate(&self) {
+        let mut inner = self.inner.lock().expect("cache lock");
+        inner.generation += 1;
+        inner.approved.clear();
+        inner.groups = None;
+    }
+
+    fn generation(&self) -> u64 {
+        self.inner.lock().expect("cache lock").generation
+    }
+
+    /// Releases approved (or declined) for any of `groups`, with those approvals.
+    pub async fn approved(&self, store: &dyn Store, groups: &[GroupName]) -> ferry_store::Result<Approved> {
+        let mut key = groups.to_vec();
+        key.sort();
+        let generation = {
+            let inner = self.inner.lock().expect("cache lock");
+            if let Some((at, v)) = inner.approved.get(&key) {
+                if at.elapsed() < Self::TTL {
+                    return Ok(v.clone());
+                }
+            }
+            inner.generation
+        };
+        let fresh: Approved = Arc::new(store.approved_releases(&key).await?);
+        let mut inner = self.inner.lock().expect("cache lock");
+        // Only keep what was read if no admin write happened meanwhile.
+        if inner.generation == generation {
+            if inner.approved.len() >= MAX_ENTRIES {
+                inner.approved.clear();
+            }
+            inner.approved.insert(key, (Instant::now(), fresh.clone()));
+        }
+        Ok(fresh)
+    }
+
+    /// All groups by name.
+    pub async fn groups(&self, store: &dyn Store) -> ferry_store::Result<Groups> {
+        if let Some((at, v)) = &self.inner.lock().expect("cache lock").groups {
+            if at.elapsed() < Self::TTL {
+                return Ok(v.clone());
+            }
+        }
+        let generation = self.generation();
+        let fresh: Groups = Arc::new(store.list_groups().await?.into_iter().map(|g| (g.name.clone(), g)).collect());
+        let mut inner = self.inner.lock().expect("cache lock");
+        if inner.generation == generation {
+            inner.groups = Some((Instant::now(), fresh.clone()));
+        }
+        Ok(fresh)
+    }
+}
+
+/// Last-contact stamps waiting to be written.
+#[derive(Default)]
+pub struct ContactBuffer {
+    pending: Mutex<HashMap<DeviceId, i64>>,
+}
+
+impl ContactBuffer {
+    /// How often [`ContactBuffer::flush`] runs while the server serves.
+    pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+    /// Notes that `device` was in contact at `at`.
+    pub fn record(&self, device: &DeviceId, at: i64) {
+        let mut pending = self.pending.lock().expect("contact lock");
+        let slot = pending.entry(device.clone()).or_insert(at);
+        *slot = (*slot).max(at);
+    }
+
+    /// Writes every pending stamp in one store call.
+    pub async fn flush(&self, store: &dyn Store) {
+        let batch: Vec<(DeviceId, i64)> =
+            std::mem::take(&mut *self.pending.lock().expect("contact lock")).into_iter().collect();
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = store.touch_devices(&batch).await {
+            // Stamps are refreshed by the next check-in; losing one round is harmless.
+            tracing::warn!(error = %e, devices = batch.len(), "could not record last contact");
+        }
+    }
+}
