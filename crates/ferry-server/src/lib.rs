@@ -150,7 +150,19 @@ pub async fn serve(
         }
     });
     let service = app.router().into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown).await.map_err(io_err("serving HTTP"))
+    let state = app.state.clone();
+    let flusher = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(cache::ContactBuffer::FLUSH_EVERY);
+        loop {
+            tick.tick().await;
+            state.contacts.flush(state.store.as_ref()).await;
+        }
+    });
+    let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await.map_err(io_err("serving HTTP"));
+    flusher.abort();
+    // Stamps recorded by the last requests are written before returning.
+    app.state.contacts.flush(app.state.store.as_ref()).await;
+    served
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
