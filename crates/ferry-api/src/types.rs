@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use ferry_core::applicability::Decision;
 use ferry_core::{
     Artifact, Classification, Dependency, DeviceId, DeviceStatus, GroupName, PlatformName, ProductName,
-    RebootBehaviour, ReleaseId, ReleaseKind, Role, Version, VersionRange,
+    RebootBehaviour, Release, ReleaseId, ReleaseKind, Role, Sha256, Version, VersionRange,
 };
 use ferry_store::{AdminToken, ApprovalAction, Device, Event, NewEvent, ReleaseState};
 use serde::{Deserialize, Serialize};
@@ -44,7 +44,7 @@ pub struct PlatformSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ContentInfo {
     /// Hex SHA-256.
-    pub sha256: String,
+    pub sha256: Sha256,
     /// Size in bytes.
     pub length: u64,
     /// False when identical content was already stored (deduplicated).
@@ -90,6 +90,31 @@ pub struct ReleaseSpec {
     /// For patches: installed versions it applies to.
     #[serde(default)]
     pub applies_to: Option<VersionRange>,
+}
+
+impl ReleaseSpec {
+    /// The release this spec describes, before the server assigns `id`, `counter` and
+    /// `created_at` (zero here). Call [`Release::check`] on it to validate the spec.
+    pub fn into_release(self) -> Release {
+        Release {
+            id: ReleaseId(0),
+            product: self.product,
+            version: self.version,
+            kind: self.kind,
+            platforms: self.platforms,
+            artifacts: self.artifacts,
+            required: self.required,
+            reboot: self.reboot,
+            classification: self.classification,
+            notes: self.notes,
+            dependencies: self.dependencies,
+            supersedes: self.supersedes,
+            no_update_versions: self.no_update_versions,
+            applies_to: self.applies_to,
+            counter: 0,
+            created_at: 0,
+        }
+    }
 }
 
 fn default_kind() -> ReleaseKind {

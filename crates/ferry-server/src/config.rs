@@ -128,6 +128,15 @@ level = "info"
 format = "text"
 "#;
 
+/// Whether a `FERRY_*` variable (prefix stripped) configures the server. Others, such as the
+/// CLI's `FERRY_URL` and `FERRY_TOKEN` or the tests' `FERRY_TEST_POSTGRES_URL`, are left alone
+/// rather than refused as unknown keys.
+fn is_server_key(key: &figment::value::UncasedStr) -> bool {
+    let key = key.as_str().to_ascii_lowercase();
+    let top = key.split("__").next().unwrap_or_default();
+    matches!(top, "listen" | "data_dir" | "database_url" | "limits" | "checkin" | "log")
+}
+
 impl Config {
     /// The documented default configuration, as TOML.
     pub fn default_toml() -> &'static str {
@@ -148,7 +157,7 @@ impl Config {
             fig = fig.merge(Toml::file(file));
         }
         let config: Config = fig
-            .merge(Env::prefixed("FERRY_").split("__").ignore(&["url", "token", "token_file"]))
+            .merge(Env::prefixed("FERRY_").filter(is_server_key).split("__"))
             .extract()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         config.validate()?;
@@ -180,6 +189,8 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment::Jail's closures must return figment's large error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -194,6 +205,9 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file("ferry.toml", "listen = \"127.0.0.1:9000\"\n[checkin]\ninterval_secs = 60\n")?;
             jail.set_env("FERRY_CHECKIN__JITTER", "0.5");
+            // Variables meant for the CLI or the tests are not server settings.
+            jail.set_env("FERRY_TOKEN", "ferry_adm_x");
+            jail.set_env("FERRY_TEST_POSTGRES_URL", "postgres://elsewhere");
             let c = Config::load(Some(Path::new("ferry.toml"))).unwrap();
             assert_eq!(c.listen.port(), 9000);
             assert_eq!(c.checkin.interval_secs, 60);

@@ -65,7 +65,7 @@ impl Fleet {
             artifacts: vec![Artifact {
                 name: format!("agent-{version}.tar.gz").parse().unwrap(),
                 length: info.length,
-                sha256: info.sha256.parse().unwrap(),
+                sha256: info.sha256.clone(),
                 media_type: "application/gzip".into(),
                 custom: Default::default(),
             }],
@@ -153,7 +153,7 @@ on_both_backends!(catalogue_and_deduplication, |srv: common::TestServer| async m
     let f = fleet(&srv).await;
     let first = f.admin.upload_content(b"payload".to_vec(), None).await.unwrap();
     assert!(first.created);
-    assert_eq!(first.sha256, sha(b"payload").to_string());
+    assert_eq!(first.sha256, sha(b"payload"));
     let again = f.admin.upload_content(b"payload".to_vec(), None).await.unwrap();
     assert!(!again.created, "identical content is stored once");
     assert_eq!(f.admin.content_exists(&sha(b"payload")).await.unwrap(), Some(7));
@@ -171,7 +171,7 @@ on_both_backends!(catalogue_and_deduplication, |srv: common::TestServer| async m
     let artifact = Artifact {
         name: "a.bin".parse().unwrap(),
         length: info.length,
-        sha256: info.sha256.parse().unwrap(),
+        sha256: info.sha256.clone(),
         media_type: "application/octet-stream".into(),
         custom: Default::default(),
     };

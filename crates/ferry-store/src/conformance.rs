@@ -3,7 +3,7 @@
 //! Each behaviour is one `pub async fn` taking a fresh, empty store. A backend's test file
 //! runs them all, one `#[tokio::test]` each, with [`conformance_tests!`](crate::conformance_tests):
 //!
-//! ```ignore
+//! ```text
 //! use std::sync::Arc;
 //! use ferry_store::Store;
 //!

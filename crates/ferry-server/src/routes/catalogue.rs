@@ -117,7 +117,7 @@ pub async fn upload_content(State(st): S, admin: Admin, headers: HeaderMap, body
         // Deduplication before transfer: identical content is not stored twice.
         if st.content.len(expected).await? == Some(declared) {
             st.store.record_content(expected, declared, now()).await?;
-            let info = ContentInfo { sha256: expected.to_string(), length: declared, created: false };
+            let info = ContentInfo { sha256: expected.clone(), length: declared, created: false };
             return Ok((StatusCode::OK, Json(info)).into_response());
         }
     }
@@ -125,7 +125,7 @@ pub async fn upload_content(State(st): S, admin: Admin, headers: HeaderMap, body
     let out = st.content.put(declared, expected.as_ref(), Box::pin(stream)).await?;
     st.store.record_content(&out.sha256, out.length, now()).await?;
     let status = if out.created { StatusCode::CREATED } else { StatusCode::OK };
-    let info = ContentInfo { sha256: out.sha256.to_string(), length: out.length, created: out.created };
+    let info = ContentInfo { sha256: out.sha256, length: out.length, created: out.created };
     Ok((status, Json(info)).into_response())
 }
 
@@ -162,24 +162,7 @@ pub async fn create_release(
     Json(spec): Json<ReleaseSpec>,
 ) -> ApiResult<(StatusCode, Json<Release>)> {
     admin.require(Role::Admin)?;
-    let release = Release {
-        id: ReleaseId(0),
-        product: spec.product,
-        version: spec.version,
-        kind: spec.kind,
-        platforms: spec.platforms,
-        artifacts: spec.artifacts,
-        required: spec.required,
-        reboot: spec.reboot,
-        classification: spec.classification,
-        notes: spec.notes,
-        dependencies: spec.dependencies,
-        supersedes: spec.supersedes,
-        no_update_versions: spec.no_update_versions,
-        applies_to: spec.applies_to,
-        counter: 0,
-        created_at: 0,
-    };
+    let release = spec.into_release();
     release.check().map_err(|e| ApiError::bad_request(e.to_string()))?;
     for a in &release.artifacts {
         match st.content.len(&a.sha256).await? {

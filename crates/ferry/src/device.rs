@@ -1,0 +1,263 @@
+//! `ferry device`: enrollment decisions, group membership, status history and the "why"
+//! report of a device.
+
+use std::collections::BTreeMap;
+
+use ferry_api::{ApplicabilityReport, DeviceDetail, DeviceGroups, PreauthorizeSpec};
+use ferry_client::DeviceQuery;
+use ferry_core::applicability::Verdict;
+use ferry_core::{DeviceId, DeviceStatus, GroupName, ReleaseId};
+use ferry_store::{Device, Event, ReleaseState};
+
+use crate::context::Context;
+use crate::output::say;
+use crate::output::{list, opt, print_fields, print_table};
+use crate::time::{format_opt, format_unix};
+use crate::values::{release_id, wire_enum};
+
+/// Manages devices.
+#[derive(Debug, clap::Args)]
+pub struct DeviceArgs {
+    #[command(subcommand)]
+    command: DeviceCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum DeviceCommand {
+    /// Lists devices, ordered by id.
+    List {
+        /// Only devices in this status: preauthorized, pending, accepted or rejected.
+        #[arg(long, value_parser = wire_enum::<DeviceStatus>)]
+        status: Option<DeviceStatus>,
+        /// Only members of this group.
+        #[arg(long)]
+        group: Option<GroupName>,
+        /// Only devices whose identity more than one machine claims (cloned images).
+        #[arg(long)]
+        conflicts: bool,
+    },
+    /// Shows a device, its latest state per release and its recent events.
+    Show {
+        /// Device id.
+        id: DeviceId,
+    },
+    /// Lists a device id in advance: its first enrollment is accepted without a key.
+    Preauthorize {
+        /// The id the device will claim.
+        id: DeviceId,
+        /// Group it joins (repeat for several).
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<GroupName>,
+    },
+    /// Accepts a pending (or rejected) device.
+    Accept {
+        /// Device id.
+        id: DeviceId,
+    },
+    /// Rejects a device; its credential stops working.
+    Reject {
+        /// Device id.
+        id: DeviceId,
+    },
+    /// Replaces a device's groups.
+    Groups {
+        /// Device id.
+        id: DeviceId,
+        /// The groups it is to be in.
+        #[arg(required_unless_present = "clear")]
+        groups: Vec<GroupName>,
+        /// Remove the device from all groups.
+        #[arg(long, conflicts_with = "groups")]
+        clear: bool,
+    },
+    /// Shows a device's status events, oldest first.
+    Events {
+        /// Device id.
+        id: DeviceId,
+        /// Only events of this release.
+        #[arg(long, value_parser = release_id)]
+        release: Option<ReleaseId>,
+        /// At most this many (server default 100, maximum 1000).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Explains, per release, why it is or is not offered to a device.
+    Why {
+        /// Device id.
+        id: DeviceId,
+    },
+}
+
+impl DeviceArgs {
+    /// Runs the subcommand.
+    pub async fn run(self, ctx: &Context) -> anyhow::Result<()> {
+        let client = ctx.admin()?;
+        match self.command {
+            DeviceCommand::List { status, group, conflicts } => {
+                let mut query = DeviceQuery { status, group, conflicts, ..DeviceQuery::default() };
+                let mut devices = Vec::new();
+                // The server answers in pages; follow them to the end.
+                loop {
+                    let page = client.list_devices(&query).await?;
+                    let Some(last) = page.last().map(|d| d.id.clone()) else { break };
+                    if query.after.as_ref() == Some(&last) {
+                        break; // a server ignoring `after` must not make this loop forever
+                    }
+                    query.after = Some(last);
+                    devices.extend(page);
+                }
+                ctx.out.show(&devices, |ds| print_devices(ds))
+            }
+            DeviceCommand::Show { id } => ctx.out.show(&client.get_device(&id).await?, print_detail),
+            DeviceCommand::Preauthorize { id, groups } => {
+                let device = client.preauthorize_device(&PreauthorizeSpec { id, groups }).await?;
+                ctx.out.show(&device, |d| {
+                    say!("pre-authorised device {} (groups: {})", d.id, list(&d.groups));
+                })
+            }
+            DeviceCommand::Accept { id } => {
+                let device = client.accept_device(&id).await?;
+                ctx.out.show(&device, |d| say!("device {} is {}", d.id, d.status.as_str()))
+            }
+            DeviceCommand::Reject { id } => {
+                let device = client.reject_device(&id).await?;
+                ctx.out.show(&device, |d| say!("device {} is {}", d.id, d.status.as_str()))
+            }
+            DeviceCommand::Groups { id, groups, clear: _ } => {
+                let device = client.set_device_groups(&id, &DeviceGroups { groups }).await?;
+                ctx.out.show(&device, |d| say!("device {} is in groups: {}", d.id, list(&d.groups)))
+            }
+            DeviceCommand::Events { id, release, limit } => {
+                let events = client.device_events(&id, release, limit).await?;
+                ctx.out.show(&events, |es| print_events(es))
+            }
+            DeviceCommand::Why { id } => {
+                let report = client.device_applicability(&id).await?;
+                if ctx.out.json {
+                    return crate::output::print_json(&report);
+                }
+                // Name each release by product and version, which people recognise.
+                let names: BTreeMap<ReleaseId, String> = client
+                    .list_releases(None)
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.id, format!("{} {}", r.product, r.version)))
+                    .collect();
+                print_why(&report, &names);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn installed(device: &Device) -> String {
+    list(device.installed.iter().map(|(p, v)| format!("{p} {v}")))
+}
+
+fn print_devices(devices: &[Device]) {
+    print_table(
+        &["id", "status", "groups", "platform", "installed", "last contact", "conflicts"],
+        devices.iter().map(|d| {
+            vec![
+                d.id.to_string(),
+                d.status.as_str().to_owned(),
+                list(&d.groups),
+                opt(d.platform.as_ref()),
+                installed(d),
+                format_opt(d.last_contact),
+                d.identity_conflicts.to_string(),
+            ]
+        }),
+    );
+}
+
+fn print_detail(detail: &DeviceDetail) {
+    let d = &detail.device;
+    let conflict = match (&d.last_conflict, d.last_conflict_at) {
+        (Some(what), Some(at)) => format!("{} ({what}, {})", d.identity_conflicts, format_unix(at)),
+        _ => d.identity_conflicts.to_string(),
+    };
+    print_fields(&[
+        ("id", d.id.to_string()),
+        ("status", d.status.as_str().to_owned()),
+        ("groups", list(&d.groups)),
+        ("platform", opt(d.platform.as_ref())),
+        ("installed", installed(d)),
+        ("configs", list(d.configs.iter().map(|(p, v)| format!("{p} {v}")))),
+        ("agent", opt(d.agent_version.as_ref())),
+        ("boot id", opt(d.boot_id.as_ref())),
+        ("last contact", format_opt(d.last_contact)),
+        ("enrolled", format_unix(d.enrolled_at)),
+        ("identity conflicts", conflict),
+    ]);
+    if !d.attributes.is_empty() {
+        say!("");
+        print_table(&["attribute", "value"], d.attributes.iter().map(|(k, v)| vec![k.clone(), v.clone()]));
+    }
+    say!("");
+    print_states(&detail.releases);
+    say!("");
+    print_events(&detail.events);
+}
+
+fn print_states(states: &[ReleaseState]) {
+    print_table(
+        &["release", "state", "progress", "error", "message", "updated"],
+        states.iter().map(|s| {
+            vec![
+                s.release.to_string(),
+                s.state.as_str().to_owned(),
+                opt(s.progress),
+                opt(s.error_code.as_ref()),
+                opt(s.message.as_ref()),
+                format_unix(s.updated_at),
+            ]
+        }),
+    );
+}
+
+fn print_events(events: &[Event]) {
+    print_table(
+        &["seq", "release", "state", "progress", "error", "message", "at", "received"],
+        events.iter().map(|e| {
+            let ev = &e.event;
+            vec![
+                ev.seq.to_string(),
+                ev.release.to_string(),
+                ev.state.as_str().to_owned(),
+                opt(ev.progress),
+                opt(ev.error_code.as_ref()),
+                opt(ev.message.as_ref()),
+                format_unix(ev.at),
+                format_unix(e.received_at),
+            ]
+        }),
+    );
+}
+
+fn print_why(report: &ApplicabilityReport, names: &BTreeMap<ReleaseId, String>) {
+    print_table(
+        &["release", "name", "verdict", "detail"],
+        report.decisions.iter().map(|d| {
+            let detail = match &d.verdict {
+                Verdict::Offer { deadline: Some(at) } => format!("install by {}", format_unix(*at)),
+                Verdict::Superseded { by } => {
+                    format!("replaced by release {by} ({})", names.get(by).map_or("?", String::as_str))
+                }
+                _ => String::new(),
+            };
+            vec![
+                d.release.to_string(),
+                names.get(&d.release).cloned().unwrap_or_else(|| "?".to_owned()),
+                verdict_name(&d.verdict),
+                detail,
+            ]
+        }),
+    );
+}
+
+/// The verdict's tag as the API names it (`wrong_platform`, `superseded`).
+fn verdict_name(verdict: &Verdict) -> String {
+    let value = serde_json::to_value(verdict).unwrap_or_default();
+    value.get("verdict").and_then(|t| t.as_str()).unwrap_or("?").to_owned()
+}

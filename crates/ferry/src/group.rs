@@ -1,0 +1,140 @@
+//! `ferry group`: device groups, their check-in schedule and enrollment keys.
+
+use ferry_api::{GroupSpec, GroupUpdate, GroupView};
+use ferry_core::GroupName;
+
+use crate::context::Context;
+use crate::exit::usage;
+use crate::output::say;
+use crate::output::{print_fields, print_table, yes_no};
+use crate::time::{format_duration, format_unix, parse_duration};
+
+/// Manages device groups.
+#[derive(Debug, clap::Args)]
+pub struct GroupArgs {
+    #[command(subcommand)]
+    command: GroupCommand,
+}
+
+/// Check-in schedule flags, shared by `create` and `set`.
+#[derive(Debug, clap::Args)]
+struct Schedule {
+    /// Base check-in interval: seconds or e.g. 30m, 1h, 1h30m (default: the server's).
+    #[arg(long, value_parser = parse_duration)]
+    interval: Option<u64>,
+    /// Relative jitter in [0, 1]: each device waits interval × [1 − jitter, 1 + jitter].
+    #[arg(long)]
+    jitter: Option<f64>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum GroupCommand {
+    /// Creates a group and prints its enrollment key (shown only this once).
+    Create {
+        /// Unique name.
+        name: GroupName,
+        /// Free text.
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        schedule: Schedule,
+    },
+    /// Lists groups.
+    List,
+    /// Shows one group.
+    Show {
+        /// Its name.
+        name: GroupName,
+    },
+    /// Changes a group's description or schedule.
+    Set {
+        /// Its name.
+        name: GroupName,
+        /// Free text.
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        schedule: Schedule,
+    },
+    /// Replaces the group's enrollment key and prints the new one; the old one stops working.
+    RotateKey {
+        /// Its name.
+        name: GroupName,
+    },
+}
+
+impl GroupArgs {
+    /// Runs the subcommand.
+    pub async fn run(self, ctx: &Context) -> anyhow::Result<()> {
+        let client = ctx.admin()?;
+        match self.command {
+            GroupCommand::Create { name, description, schedule } => {
+                let spec = GroupSpec {
+                    name,
+                    description,
+                    checkin_interval_secs: schedule.interval,
+                    checkin_jitter: schedule.jitter,
+                };
+                let created = client.create_group(&spec).await?;
+                ctx.out.created(&created, &created.enrollment_key, |c| {
+                    say!("created group {}", c.group.name);
+                    print_key(&c.enrollment_key);
+                })
+            }
+            GroupCommand::List => ctx.out.show(&client.list_groups().await?, |gs| print_groups(gs)),
+            GroupCommand::Show { name } => ctx.out.show(&client.get_group(&name).await?, print_group),
+            GroupCommand::Set { name, description, schedule } => {
+                let update = GroupUpdate {
+                    description,
+                    checkin_interval_secs: schedule.interval,
+                    checkin_jitter: schedule.jitter,
+                };
+                if update.description.is_none()
+                    && update.checkin_interval_secs.is_none()
+                    && update.checkin_jitter.is_none()
+                {
+                    return Err(usage("nothing to change: pass --description, --interval or --jitter"));
+                }
+                ctx.out.show(&client.update_group(&name, &update).await?, print_group)
+            }
+            GroupCommand::RotateKey { name } => {
+                let key = client.rotate_enrollment_key(&name).await?;
+                ctx.out.created(&key, &key.enrollment_key, |k| {
+                    say!("replaced the enrollment key of group {}", k.group);
+                    print_key(&k.enrollment_key);
+                })
+            }
+        }
+    }
+}
+
+fn print_key(key: &str) {
+    say!("enrollment key (shown only now; devices enrolling with it join the group):\n\n    {key}\n");
+}
+
+fn print_groups(groups: &[GroupView]) {
+    print_table(
+        &["name", "description", "interval", "jitter", "key", "created"],
+        groups.iter().map(|g| {
+            vec![
+                g.name.to_string(),
+                g.description.clone(),
+                format_duration(g.checkin_interval_secs),
+                g.checkin_jitter.to_string(),
+                yes_no(g.has_enrollment_key),
+                format_unix(g.created_at),
+            ]
+        }),
+    );
+}
+
+fn print_group(g: &GroupView) {
+    print_fields(&[
+        ("name", g.name.to_string()),
+        ("description", g.description.clone()),
+        ("check-in interval", format_duration(g.checkin_interval_secs)),
+        ("jitter", g.checkin_jitter.to_string()),
+        ("enrollment key", yes_no(g.has_enrollment_key)),
+        ("created", format_unix(g.created_at)),
+    ]);
+}

@@ -1,0 +1,127 @@
+//! `ferry`: runs the Ferry server (`ferry serve`) and administers one over its HTTP API.
+//!
+//! Each subcommand lives in its own module as an `Args` struct with a `run` method. Every read
+//! prints JSON with `--json` and a table otherwise; failures exit with the stable codes of
+//! [`exit`].
+
+mod approval;
+mod completions;
+mod content;
+mod context;
+mod device;
+mod exit;
+mod group;
+mod output;
+mod platform;
+mod product;
+mod release;
+mod serve;
+mod time;
+mod token;
+mod values;
+mod whoami;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::context::{Context, GlobalArgs};
+
+/// Ferry: a self-hosted update server for device fleets.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, max_term_width = 100)]
+#[command(after_help = "Exit codes: 0 ok, 1 unexpected, 2 usage, 3 not found, 4 conflict, \
+5 unauthorized, 6 forbidden, 7 unreachable, 8 rejected input, 9 server error, 10 local file.")]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the server.
+    Serve(serve::ServeArgs),
+    /// Server configuration.
+    Config(serve::ConfigArgs),
+    /// Shows the name and role of the admin token in use.
+    Whoami(whoami::WhoamiArgs),
+    /// Products: the software that releases belong to.
+    Product(product::ProductArgs),
+    /// Platforms: client types and device models.
+    Platform(platform::PlatformArgs),
+    /// Artifact content, addressed by SHA-256.
+    Content(content::ContentArgs),
+    /// Releases: publish, list, show.
+    Release(release::ReleaseArgs),
+    /// Approves a release for a group's devices.
+    Approve(approval::ApproveArgs),
+    /// Declines a release for a group: its devices are never offered it.
+    Decline(approval::DeclineArgs),
+    /// Removes a group's approval or decline of a release.
+    Unapprove(approval::UnapproveArgs),
+    /// Lists approvals.
+    Approval(approval::ApprovalArgs),
+    /// Device groups and their enrollment keys.
+    Group(group::GroupArgs),
+    /// Devices: enrollment, groups, status, "why".
+    Device(device::DeviceArgs),
+    /// Admin tokens.
+    Token(token::TokenArgs),
+    /// Prints a shell completion script.
+    Completions(completions::CompletionsArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // Clap prints usage errors and exits with 2 (exit::USAGE) itself.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let json = cli.global.json;
+    match run(cli, &matches).await {
+        Ok(()) => ExitCode::from(exit::SUCCESS),
+        Err(err) => report(&err, json),
+    }
+}
+
+async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
+    let ctx = Context::new(cli.global, matches)?;
+    match cli.command {
+        Command::Serve(args) => args.run().await,
+        Command::Config(args) => {
+            args.run();
+            Ok(())
+        }
+        Command::Whoami(args) => args.run(&ctx).await,
+        Command::Product(args) => args.run(&ctx).await,
+        Command::Platform(args) => args.run(&ctx).await,
+        Command::Content(args) => args.run(&ctx).await,
+        Command::Release(args) => args.run(&ctx).await,
+        Command::Approve(args) => args.run(&ctx).await,
+        Command::Decline(args) => args.run(&ctx).await,
+        Command::Unapprove(args) => args.run(&ctx).await,
+        Command::Approval(args) => args.run(&ctx).await,
+        Command::Group(args) => args.run(&ctx).await,
+        Command::Device(args) => args.run(&ctx).await,
+        Command::Token(args) => args.run(&ctx).await,
+        Command::Completions(args) => {
+            args.run(&mut Cli::command());
+            Ok(())
+        }
+    }
+}
+
+/// Prints a failure on stderr, as `error: …` or with `--json` as an error object.
+fn report(err: &anyhow::Error, json: bool) -> ExitCode {
+    let failure = exit::classify(err);
+    if json {
+        let body = serde_json::json!({
+            "error": { "code": failure.code, "message": failure.message, "exit_code": failure.exit_code }
+        });
+        eprintln!("{body}");
+    } else {
+        eprintln!("error: {}", failure.message);
+    }
+    ExitCode::from(failure.exit_code)
+}

@@ -1,0 +1,262 @@
+//! Runs the `ferry` binary: offline behaviour (usage, exit codes, error format) and one
+//! end-to-end session against a `ferry serve` it starts on SQLite in a temporary directory.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+/// `ferry` with an environment holding nothing but what the test sets.
+fn ferry() -> Command {
+    let mut cmd = Command::cargo_bin("ferry").unwrap();
+    cmd.env_clear();
+    cmd
+}
+
+fn output(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+/// A local port nothing listens on.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let (code, out, _) = output(ferry().arg("--help"));
+    assert_eq!(code, 0);
+    for cmd in ["serve", "product", "release", "approve", "unapprove", "device", "token", "completions"] {
+        assert!(out.contains(cmd), "{cmd} missing from:\n{out}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let (code, _, err) = output(ferry().args(["approve", "seven", "--group", "lab"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a release id"), "{err}");
+    let (code, _, err) = output(ferry().args(["product", "create", "../etc"]));
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn completions_and_default_config_print() {
+    let (code, out, _) = output(ferry().args(["completions", "bash"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("_ferry"), "{out}");
+    let (code, out, _) = output(ferry().args(["config", "default"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("listen = \"127.0.0.1:8080\""), "{out}");
+}
+
+#[test]
+fn a_missing_token_is_a_usage_error() {
+    let (code, _, err) = output(ferry().args(["whoami"]));
+    assert_eq!(code, 2);
+    assert!(err.starts_with("error: no admin token"), "{err}");
+}
+
+#[test]
+fn an_unreadable_token_file_is_a_local_file_error() {
+    let (code, _, err) = output(ferry().args(["whoami", "--token-file", "/nonexistent/token"]));
+    assert_eq!(code, 10);
+    assert!(err.contains("cannot read /nonexistent/token"), "{err}");
+}
+
+#[test]
+fn a_token_flag_beats_a_token_file_from_the_environment_and_vice_versa() {
+    let server = format!("http://127.0.0.1:{}", closed_port());
+    // The flag wins, so the missing file is never read and the request is attempted.
+    let (code, _, err) = output(ferry().env("FERRY_TOKEN_FILE", "/nonexistent/token").args([
+        "whoami",
+        "--token",
+        "ferry_adm_x",
+        "--server",
+        &server,
+    ]));
+    assert_eq!(code, 7, "{err}");
+    let (code, _, err) = output(ferry().env("FERRY_TOKEN", "ferry_adm_x").args([
+        "whoami",
+        "--token-file",
+        "/nonexistent/token",
+        "--server",
+        &server,
+    ]));
+    assert_eq!(code, 10, "{err}");
+    let (code, _, err) = output(ferry().args(["whoami", "--token", "a", "--token-file", "/b"]));
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn an_unreachable_server_exits_7_with_advice() {
+    let server = format!("http://127.0.0.1:{}", closed_port());
+    let (code, _, err) = output(ferry().args(["product", "list", "--token", "ferry_adm_x", "--server", &server]));
+    assert_eq!(code, 7);
+    assert!(err.contains("cannot reach the ferry server"), "{err}");
+    assert!(err.contains("is `ferry serve` running"), "{err}");
+}
+
+#[test]
+fn json_errors_are_objects_on_stderr() {
+    let (code, out, err) = output(ferry().args(["whoami", "--json", "--token", "t", "--server", "localhost:1"]));
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    let v: serde_json::Value = serde_json::from_str(err.trim()).unwrap();
+    assert_eq!(v["error"]["code"], "usage");
+    assert_eq!(v["error"]["exit_code"], 2);
+    assert!(v["error"]["message"].as_str().unwrap().contains("invalid server url"));
+}
+
+#[test]
+fn publish_checks_the_release_before_any_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let hidden = dir.path().join(".hidden.bin");
+    std::fs::write(&hidden, b"x").unwrap();
+    let server = format!("http://127.0.0.1:{}", closed_port());
+    let base = ["release", "publish", "--product", "p", "--version", "1", "--platform", "x"];
+    let (code, _, err) =
+        output(ferry().args(base).args(["--token", "t", "--server", &server, "--artifact"]).arg(&hidden));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("rename the file"), "{err}");
+
+    let ok = dir.path().join("ok.bin");
+    std::fs::write(&ok, b"x").unwrap();
+    let (code, _, err) = output(
+        ferry().args(base).args(["--kind", "patch", "--token", "t", "--server", &server, "--artifact"]).arg(&ok),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--applies-from"), "{err}");
+}
+
+/// A `ferry serve` child, stopped with SIGTERM (or killed) when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Self {
+        let port = closed_port();
+        let child = ferry()
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(data_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Self { child, url: format!("http://127.0.0.1:{port}") };
+        let token = data_dir.join("admin-token");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (code, _, _) = output(server.cli(&token).arg("whoami"));
+            if code == 0 {
+                return server;
+            }
+            assert!(Instant::now() < deadline, "ferry serve did not become ready (last exit {code})");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn cli(&self, token_file: &Path) -> Command {
+        let mut cmd = ferry();
+        cmd.env("FERRY_URL", &self.url).env("FERRY_TOKEN_FILE", token_file);
+        cmd
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    fn stop(mut self) -> Option<i32> {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        self.child.wait().unwrap().code()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+#[cfg(unix)]
+fn publish_approve_and_exit_codes_against_a_real_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    let token = data.join("admin-token");
+    let run = |args: &[&str]| output(server.cli(&token).args(args));
+
+    assert_eq!(run(&["product", "create", "vpn-client"]).0, 0);
+    assert_eq!(run(&["product", "create", "vpn-client"]).0, 4, "a taken name is a conflict");
+    assert_eq!(run(&["product", "show", "nope"]).0, 3);
+    assert_eq!(run(&["platform", "create", "windows-x86_64"]).0, 0);
+    let (code, out, err) = run(&["group", "create", "lab", "--interval", "30m", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(created["enrollment_key"].as_str().unwrap().starts_with("ferry_enr_"));
+    assert_eq!(created["group"]["checkin_interval_secs"], 1800);
+    assert_eq!(run(&["group", "set", "lab", "--interval", "10s"]).0, 8, "the server rejects it");
+
+    let artifact = dir.path().join("setup-5.0.msi");
+    std::fs::write(&artifact, vec![42u8; 200_000]).unwrap();
+    let artifact = artifact.to_str().unwrap();
+    let (code, out, err) = run(&["content", "upload", artifact, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let info: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((info["length"].as_u64(), info["created"].as_bool()), (Some(200_000), Some(true)));
+    let (_, out, _) = run(&["content", "upload", artifact, "--json"]);
+    let again: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((again["sha256"].clone(), again["created"].as_bool()), (info["sha256"].clone(), Some(false)));
+
+    let (code, out, err) = run(&[
+        "release",
+        "publish",
+        "--product",
+        "vpn-client",
+        "--version",
+        "5.0",
+        "--platform",
+        "windows-x86_64",
+        "--artifact",
+        artifact,
+        "--classification",
+        "security",
+        "--depends-on",
+        "vpn-client>=4.0",
+        "--notes",
+        "fixes",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let release: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(release["artifacts"][0]["name"], "setup-5.0.msi");
+    assert_eq!(release["artifacts"][0]["sha256"], info["sha256"]);
+    let id = release["id"].to_string();
+
+    assert_eq!(run(&["approve", &id, "--group", "lab", "--deadline", "2030-01-01T00:00:00Z"]).0, 0);
+    let (_, out, _) = run(&["approval", "list", "--group", "lab", "--json"]);
+    let approvals: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(approvals[0]["deadline"], 1_893_456_000);
+    assert_eq!(run(&["unapprove", &id, "--group", "lab"]).0, 0);
+    assert_eq!(run(&["unapprove", &id, "--group", "lab"]).0, 3);
+
+    let (code, out, _) = run(&["token", "create", "reader", "--role", "viewer", "--json"]);
+    assert_eq!(code, 0);
+    let viewer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (code, _, err) = output(
+        server
+            .cli(&token)
+            .env_remove("FERRY_TOKEN_FILE")
+            .env("FERRY_TOKEN", viewer["secret"].as_str().unwrap())
+            .args(["product", "create", "other"]),
+    );
+    assert_eq!(code, 6, "a viewer may not create products: {err}");
+    assert_eq!(run(&["device", "accept", "nobody"]).0, 3);
+
+    assert_eq!(server.stop(), Some(0), "ferry serve exits 0 on SIGTERM");
+}
