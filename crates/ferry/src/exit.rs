@@ -15,7 +15,7 @@
 //! | 9    | `SERVER_ERROR` | the server failed (HTTP 5xx)                                             |
 //! | 10   | `LOCAL_FILE`   | a local file cannot be read or written                                   |
 //!
-//! `crates/ferry/EXIT_CODES.md` holds the same table for the README.
+//! The README's "Exit codes" table documents these; a test keeps the two in step.
 
 use std::path::{Path, PathBuf};
 
@@ -224,5 +224,36 @@ mod tests {
         let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "address in use");
         let f = classify(&anyhow::Error::new(Wrapper(io)));
         assert_eq!(f.message, "cannot listen on 1.2.3.4:80: address in use");
+    }
+}
+
+#[cfg(test)]
+mod readme_table {
+    /// The README's exit-code table lists exactly the codes defined here.
+    #[test]
+    fn matches_the_readme() {
+        let readme = include_str!("../../../README.md");
+        let table = readme.split("### Exit codes").nth(1).expect("README has an exit-code table");
+        let documented: Vec<u8> = table
+            .lines()
+            .skip_while(|l| !l.starts_with("| code"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.trim_matches('|').split('|').next().unwrap().trim().parse().unwrap())
+            .collect();
+        let defined = [
+            super::SUCCESS,
+            super::INTERNAL,
+            super::USAGE,
+            super::NOT_FOUND,
+            super::CONFLICT,
+            super::UNAUTHORIZED,
+            super::FORBIDDEN,
+            super::UNREACHABLE,
+            super::REJECTED,
+            super::SERVER_ERROR,
+            super::LOCAL_FILE,
+        ];
+        assert_eq!(documented, defined);
     }
 }

@@ -1,0 +1,88 @@
+//! The README's quick start, run as written: the shell block after "In a second terminal" is
+//! extracted from README.md and executed with bash against a `ferry serve` process started in
+//! a temporary directory, so the documented steps cannot drift from what works.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::cargo_bin;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The quick start's shell commands (the second block of the section), adapted to this test:
+/// the build step is skipped (the test binary is on PATH) and the port is the test server's.
+fn quick_start_script(port: u16) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = readme.split("## Quick start").nth(1).expect("README has a Quick start section");
+    let after = section.split("In a second terminal").nth(1).expect("the quick start has a second-terminal part");
+    let block = after.split("```sh\n").nth(1).and_then(|b| b.split("\n```").next()).expect("a sh code block");
+    block
+        .lines()
+        .filter(|l| !l.starts_with("cargo build"))
+        .map(|l| l.replace("localhost:8080", &format!("127.0.0.1:{port}")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_readme_quick_start_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ferry = cargo_bin("ferry");
+    let _server = Server(
+        Command::new(&ferry)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .current_dir(dir.path())
+            .env_remove("FERRY_DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !dir.path().join("ferry-data/admin-token").exists()
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    {
+        assert!(Instant::now() < deadline, "ferry serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let script = quick_start_script(port);
+    let bin_dir = ferry.parent().unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env("FERRY_URL", format!("http://127.0.0.1:{port}"))
+        .env_remove("FERRY_TOKEN")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the quick start failed\n--- script\n{script}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+
+    // The resumed download is byte-identical to the published artifact.
+    let original = std::fs::read(dir.path().join("vpn-client-5.0.tar.gz")).unwrap();
+    let downloaded = std::fs::read(dir.path().join("download.part")).unwrap();
+    assert!(downloaded == original, "the resumed download differs from the artifact");
+
+    // The last command printed the device as JSON, with the release reported installed.
+    let json_start = stdout.rfind("{\n  \"device\"").expect("device show --json printed the device");
+    let device: serde_json::Value = serde_json::from_str(&stdout[json_start..]).unwrap();
+    assert_eq!(device["device"]["id"], "pc-001");
+    assert_eq!(device["device"]["platform"], "linux-x86_64");
+    assert_eq!(device["releases"][0]["state"], "installed", "{device:#}");
+    assert_eq!(device["events"][0]["state"], "installed");
+}
