@@ -45,6 +45,18 @@ mkdir -p "$work/nginx-tmp"
 nginx -c "$work/nginx.conf" -p "$work"
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/livez" >/dev/null && break; sleep 0.1; done
 
+# Uploads stream: a 1 GiB upload through the CLI must not grow the server's memory by its size.
+hwm() { awk '/^VmHWM/ {print $2}' "/proc/$server/status"; }
+head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom >"$work/upload.bin"
+before=$(hwm)
+start=$(date +%s.%N)
+FERRY_TOKEN=$(cat "$work/data/admin-token") target/release/ferry --server "http://127.0.0.1:$PORT" --quiet content upload "$work/upload.bin" >/dev/null 2>&1
+end=$(date +%s.%N)
+after=$(hwm)
+rm -f "$work/upload.bin"
+awk -v s="$start" -v e="$end" -v m="$SIZE_MIB" -v b="$before" -v a="$after" 'BEGIN {
+  printf "upload of %d MiB via ferry content upload (hash, then stream): %.1f s; server peak RSS %.1f MiB before, %.1f MiB after\n", m, e-s, b/1024, a/1024 }'
+
 fetch() { curl -fsS -o /dev/null -w '%{speed_download}\n' "$@"; }
 : >"$work/results"
 # Warm the page cache for both.

@@ -168,3 +168,75 @@ async fn uploads_over_the_configured_limit_are_refused() {
     assert_eq!((s, c), (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge));
     assert!(m.contains("1000"), "{m}");
 }
+
+on_both_backends!(conditional_and_head_downloads, |srv: common::TestServer| async move {
+    // Publish, approve and enroll through the raw API, then probe the download's HTTP semantics.
+    let admin = |m: reqwest::Method, path: &str| {
+        client().request(m, format!("{}/api/v1/{path}", srv.url)).bearer_auth(&srv.admin_token)
+    };
+    admin(reqwest::Method::POST, "products").json(&serde_json::json!({"name": "fw"})).send().await.unwrap();
+    admin(reqwest::Method::POST, "platforms").json(&serde_json::json!({"name": "m1"})).send().await.unwrap();
+    let group: serde_json::Value = admin(reqwest::Method::POST, "groups")
+        .json(&serde_json::json!({"name": "g"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let data = vec![42u8; 5000];
+    let digest = hex::encode(sha2::Sha256::digest(&data));
+    admin(reqwest::Method::POST, "content").body(data.clone()).send().await.unwrap();
+    let release: serde_json::Value = admin(reqwest::Method::POST, "releases")
+        .json(&serde_json::json!({"product": "fw", "version": "2", "platforms": ["m1"],
+            "artifacts": [{"name": "fw.bin", "length": 5000, "sha256": digest}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = release["id"].as_i64().unwrap();
+    admin(reqwest::Method::PUT, &format!("releases/{id}/approvals/g"))
+        .json(&serde_json::json!({"action": "install"}))
+        .send()
+        .await
+        .unwrap();
+    let enrolled: serde_json::Value = client()
+        .post(format!("{}/device/v1/enroll", srv.url))
+        .json(&serde_json::json!({"device_id": "m1-dev", "enrollment_key": group["enrollment_key"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cred = enrolled["credential"].as_str().unwrap().to_owned();
+    client()
+        .post(format!("{}/device/v1/checkin", srv.url))
+        .bearer_auth(&cred)
+        .json(&serde_json::json!({"platform": "m1"}))
+        .send()
+        .await
+        .unwrap();
+
+    let url = format!("{}/device/v1/content/{digest}", srv.url);
+    let etag = format!("\"{digest}\"");
+    let head = client().head(&url).bearer_auth(&cred).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["content-length"], "5000");
+    assert_eq!(head.headers()["etag"], etag.as_str());
+    assert_eq!(head.headers()["accept-ranges"], "bytes");
+    let not_modified = client().get(&url).bearer_auth(&cred).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+    let suffix = client().get(&url).bearer_auth(&cred).header("range", "bytes=-100").send().await.unwrap();
+    assert_eq!(suffix.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(suffix.headers()["content-range"], "bytes 4900-4999/5000");
+    assert_eq!(suffix.bytes().await.unwrap().len(), 100);
+    let unsatisfiable = client().get(&url).bearer_auth(&cred).header("range", "bytes=9000-").send().await.unwrap();
+    assert_eq!(unsatisfiable.headers()["content-range"], "bytes */5000");
+    assert_eq!(error_of(unsatisfiable).await.1, ErrorCode::RangeNotSatisfiable);
+    let multi = client().get(&url).bearer_auth(&cred).header("range", "bytes=0-1,10-11").send().await.unwrap();
+    assert_eq!(multi.status(), StatusCode::OK, "several ranges are answered with the whole content");
+    assert_eq!(multi.bytes().await.unwrap(), data);
+});
