@@ -27,6 +27,10 @@ pub(crate) trait Dialect {
     /// Appended to a `SELECT` to lock the rows read until the transaction ends (PostgreSQL);
     /// empty where the write transaction already excludes other writers (SQLite).
     const FOR_UPDATE: &'static str;
+    /// A scalar subquery giving the groups of the device in the current `devices` row, joined
+    /// by newlines (group names cannot contain one), or NULL. Loading a device with its groups
+    /// in one query keeps the check-in path to a single database round trip.
+    const GROUP_LIST: &'static str;
     /// Recognises unique and foreign-key violations by the database's error code.
     fn violation(err: &sqlx::Error) -> Option<Violation>;
 }

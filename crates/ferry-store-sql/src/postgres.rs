@@ -48,6 +48,8 @@ impl Dialect for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const BEGIN_READ: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
+    const GROUP_LIST: &'static str =
+        "(SELECT string_agg(group_name, E'\\n') FROM device_groups WHERE device_id = devices.id)";
 
     fn violation(err: &sqlx::Error) -> Option<Violation> {
         let code = err.as_database_error()?.code()?;

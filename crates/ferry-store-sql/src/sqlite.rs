@@ -33,8 +33,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        // One writer at a time in any case; the rest of the pool serves concurrent readers.
-        let connections = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).clamp(4, 16);
+        // One writer at a time in any case; the rest of the pool serves concurrent readers. Each
+        // connection is a worker thread in sqlx; measured on 2 cores with 64 concurrent
+        // check-ins (BENCHMARKS.md), 8 connections beat 1, 2, 4, 16 and 32.
+        let connections = std::thread::available_parallelism().map_or(8, |n| n.get() * 4).clamp(8, 32);
         let pool = SqlitePoolOptions::new()
             .max_connections(connections as u32)
             .connect_with(options)
@@ -60,6 +62,8 @@ impl Dialect for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const BEGIN_READ: &'static str = "BEGIN";
     const FOR_UPDATE: &'static str = "";
+    const GROUP_LIST: &'static str =
+        "(SELECT group_concat(group_name, char(10)) FROM device_groups WHERE device_id = devices.id)";
 
     fn violation(err: &sqlx::Error) -> Option<Violation> {
         let code = err.as_database_error()?.code()?;

@@ -320,53 +320,32 @@ macro_rules! impl_store {
             }
 
             /// Devices matching `cond` (SQL over `devices`, with `args` as `$1…`) followed by `tail`
-            /// (ordering, limit), with their groups: two queries.
+            /// (ordering, limit), with their groups, in one query.
             async fn load_devices(
                 conn: &mut Conn,
                 cond: &str,
                 tail: &str,
                 args: &[Arg],
             ) -> Result<Vec<Device>> {
-                let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE {cond} {tail}");
+                let sql = format!(
+                    "SELECT {DEVICE_COLUMNS}, {} AS group_list FROM devices WHERE {cond} {tail}",
+                    <$dialect as crate::common::Dialect>::GROUP_LIST
+                );
                 let rows = bind_args(sqlx::query(&sql), args)
                     .fetch_all(&mut *conn)
                     .await
                     .map_err(err)?;
-                let mut devices = rows
-                    .iter()
-                    .map(device_from_row)
-                    .collect::<Result<Vec<_>>>()?;
-                if devices.is_empty() {
-                    return Ok(devices);
-                }
-                let index: HashMap<String, usize> = devices
-                    .iter()
-                    .enumerate()
-                    .map(|(i, d)| (d.id.as_str().to_owned(), i))
-                    .collect();
-                let sql = format!(
-                    "SELECT device_id, group_name FROM device_groups WHERE device_id IN ({}) \
-                     ORDER BY device_id, group_name",
-                    placeholders(1, devices.len())
-                );
-                let mut query = sqlx::query(&sql);
-                for device in &devices {
-                    query = query.bind(device.id.as_str());
-                }
-                let rows = query.fetch_all(&mut *conn).await.map_err(err)?;
-                for row in &rows {
-                    const T: &str = "device_groups";
-                    let id: String = get(row, T, "device_id")?;
-                    if let Some(&i) = index.get(&id) {
-                        devices[i].groups.push(parse_name(
-                            T,
-                            "group_name",
-                            get(row, T, "group_name")?,
-                            GroupName::new,
-                        )?);
-                    }
-                }
-                Ok(devices)
+                rows.iter()
+                    .map(|row| {
+                        let mut device = device_from_row(row)?;
+                        let list: Option<String> = get(row, "devices", "group_list")?;
+                        for name in list.as_deref().unwrap_or("").split('\n').filter(|n| !n.is_empty()) {
+                            device.groups.push(parse_name("device_groups", "group_name", name.to_owned(), GroupName::new)?);
+                        }
+                        device.groups.sort();
+                        Ok(device)
+                    })
+                    .collect()
             }
 
             async fn load_device(conn: &mut Conn, id: &DeviceId) -> Result<Option<Device>> {
