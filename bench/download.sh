@@ -16,6 +16,8 @@ work=$(mktemp -d)
 trap 'kill "${server:-}" 2>/dev/null || true; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
 mkdir -p "$work/www"
+# nginx workers run unprivileged: let them read the served file.
+chmod 755 "$work" "$work/www"
 head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom >"$work/www/artifact.bin"
 target/release/ferry-bench seed --devices 1 --data-dir "$work/data" --out "$work" --artifact "$work/www/artifact.bin" >&2
 sha=$(cat "$work/artifact.sha256")
