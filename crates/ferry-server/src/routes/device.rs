@@ -104,14 +104,14 @@ fn check_checkin(req: &CheckinRequest) -> ApiResult<()> {
 }
 
 /// What this check-in would store; compared with the device to skip unchanged writes.
-fn checkin_changes(device: &Device, req: &CheckinRequest, at: i64) -> CheckinRecord {
+fn checkin_changes(device: &Device, req: CheckinRequest, at: i64) -> CheckinRecord {
     let boot = boot_transition(device.boot_id.as_deref(), device.prev_boot_id.as_deref(), req.boot_id.as_deref());
     CheckinRecord {
-        platform: req.platform.clone().or_else(|| device.platform.clone()),
-        installed: req.installed.clone(),
-        configs: req.configs.clone(),
-        attributes: req.attributes.clone(),
-        agent_version: req.agent_version.clone().or_else(|| device.agent_version.clone()),
+        platform: req.platform.or_else(|| device.platform.clone()),
+        installed: req.installed,
+        configs: req.configs,
+        attributes: req.attributes,
+        agent_version: req.agent_version.or_else(|| device.agent_version.clone()),
         boot_id: boot.boot_id,
         prev_boot_id: boot.prev_boot_id,
         last_contact: at,
@@ -153,7 +153,7 @@ pub async fn checkin(
 ) -> ApiResult<Json<CheckinResponse>> {
     check_checkin(&req)?;
     let at = now();
-    let record = checkin_changes(&device, &req, at);
+    let record = checkin_changes(&device, req, at);
     if unchanged(&device, &record) {
         st.contacts.record(&device.id, at);
     } else {
