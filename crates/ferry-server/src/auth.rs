@@ -107,7 +107,7 @@ impl FromRequestParts<Arc<AppState>> for DeviceAuth {
         if !token.starts_with(DEVICE_TOKEN_PREFIX) {
             return Err(unauthorized("the device credential is not valid; credentials start with ferry_dev_"));
         }
-        let device = state.store.device_by_credential(&hash_secret(token)).await?;
+        let device = state.credentials.find(hash_secret(token)).await?;
         let device = device.ok_or_else(|| unauthorized("the device credential is unknown; enroll again"))?;
         if device.status == DeviceStatus::Rejected {
             return Err(ApiError::new(

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod lookups;
 pub mod offers;
 pub mod openapi;
 pub mod routes;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use ferry_content::FsContentStore;
 use ferry_core::Role;
 use ferry_store::Store;
+use lookups::CredentialLookups;
 use ferry_store_sql::{PostgresStore, SqliteStore};
 use tokio::net::TcpListener;
 
@@ -83,8 +85,15 @@ impl App {
         store: Arc<dyn Store>,
         content: Arc<dyn ferry_content::ContentStore>,
     ) -> Result<Self, ServerError> {
-        let state =
-            Arc::new(AppState { store, content, config, catalogue: Default::default(), contacts: Default::default() });
+        let credentials = CredentialLookups::start(store.clone());
+        let state = Arc::new(AppState {
+            store,
+            content,
+            config,
+            catalogue: Default::default(),
+            contacts: Default::default(),
+            credentials,
+        });
         let initial_admin_token = bootstrap_admin_token(&state).await?;
         Ok(Self { state, initial_admin_token })
     }

@@ -7,6 +7,7 @@ use ferry_store::Store;
 
 use crate::cache::{CatalogueCache, ContactBuffer};
 use crate::config::Config;
+use crate::lookups::CredentialLookups;
 
 /// Shared server state.
 pub struct AppState {
@@ -20,6 +21,8 @@ pub struct AppState {
     pub catalogue: CatalogueCache,
     /// Last-contact stamps waiting to be written.
     pub contacts: ContactBuffer,
+    /// Device credential checks, batched.
+    pub credentials: CredentialLookups,
 }
 
 /// Unix seconds now.

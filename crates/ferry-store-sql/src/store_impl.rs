@@ -335,17 +335,18 @@ macro_rules! impl_store {
                     .fetch_all(&mut *conn)
                     .await
                     .map_err(err)?;
-                rows.iter()
-                    .map(|row| {
-                        let mut device = device_from_row(row)?;
-                        let list: Option<String> = get(row, "devices", "group_list")?;
-                        for name in list.as_deref().unwrap_or("").split('\n').filter(|n| !n.is_empty()) {
-                            device.groups.push(parse_name("device_groups", "group_name", name.to_owned(), GroupName::new)?);
-                        }
-                        device.groups.sort();
-                        Ok(device)
-                    })
-                    .collect()
+                rows.iter().map(device_with_groups).collect()
+            }
+
+            /// A device from a row of [`load_devices`]' shape: its columns and `group_list`.
+            fn device_with_groups(row: &Row) -> Result<Device> {
+                let mut device = device_from_row(row)?;
+                let list: Option<String> = get(row, "devices", "group_list")?;
+                for name in list.as_deref().unwrap_or("").split('\n').filter(|n| !n.is_empty()) {
+                    device.groups.push(parse_name("device_groups", "group_name", name.to_owned(), GroupName::new)?);
+                }
+                device.groups.sort();
+                Ok(device)
             }
 
             async fn load_device(conn: &mut Conn, id: &DeviceId) -> Result<Option<Device>> {
@@ -996,15 +997,35 @@ macro_rules! impl_store {
                     load_device(&mut conn, id).await
                 }
 
-                async fn device_by_credential(
+                async fn devices_by_credentials(
                     &self,
-                    credential_hash: &str,
-                ) -> Result<Option<Device>> {
-                    let mut conn = self.conn().await?;
-                    let args = [Arg::Text(credential_hash.to_owned())];
-                    Ok(load_devices(&mut conn, "credential_hash = $1", "", &args)
-                        .await?
-                        .pop())
+                    credential_hashes: &[String],
+                ) -> Result<Vec<(String, Device)>> {
+                    // Few distinct statement shapes, so each stays in the connection's prepared
+                    // statement cache: a chunk is padded to a power of two with its first hash.
+                    const CHUNK: usize = 128;
+                    let mut found: Vec<(String, Device)> = Vec::new();
+                    let mut seen = std::collections::HashSet::new();
+                    for chunk in credential_hashes.chunks(CHUNK) {
+                        let slots = chunk.len().next_power_of_two();
+                        let sql = format!(
+                            "SELECT credential_hash, {DEVICE_COLUMNS}, {} AS group_list FROM devices \
+                             WHERE credential_hash IN ({})",
+                            <$dialect as crate::common::Dialect>::GROUP_LIST,
+                            placeholders(1, slots)
+                        );
+                        let mut query = sqlx::query(&sql);
+                        for i in 0..slots {
+                            query = query.bind(chunk.get(i).unwrap_or(&chunk[0]).as_str());
+                        }
+                        for row in query.fetch_all(&self.pool).await.map_err(err)? {
+                            let hash: String = get(&row, "devices", "credential_hash")?;
+                            if seen.insert(hash.clone()) {
+                                found.push((hash, device_with_groups(&row)?));
+                            }
+                        }
+                    }
+                    Ok(found)
                 }
 
                 async fn list_devices(&self, filter: &DeviceFilter) -> Result<Vec<Device>> {

@@ -60,6 +60,7 @@ macro_rules! conformance_tests {
             approved_releases,
             preauthorize_device,
             enroll_new_device,
+            credential_batch_lookup,
             enroll_preauthorized_device,
             enroll_known_device_conflicts,
             enroll_missing_group,
@@ -615,6 +616,36 @@ pub async fn enroll_new_device(store: &dyn Store) {
     let accepted =
         store.enroll_device(&enrollment("laptop-2", "cred-2", DeviceStatus::Accepted, &[], 71)).await.unwrap();
     assert_eq!((accepted.status, accepted.groups), (DeviceStatus::Accepted, vec![]));
+}
+
+/// Many credentials are looked up at once: each known hash comes back once with its device,
+/// unknown ones and repeats are left out, and batches of every size up to a few hundred work.
+pub async fn credential_batch_lookup(store: &dyn Store) {
+    create_groups(store, &["pilot", "lab"]).await;
+    for i in 0..70 {
+        let groups: &[&str] = if i % 2 == 0 { &["pilot", "lab"] } else { &[] };
+        store
+            .enroll_device(&enrollment(&format!("pc-{i}"), &format!("cred-{i}"), DeviceStatus::Accepted, groups, i))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.devices_by_credentials(&[]).await.unwrap(), vec![]);
+    let asked: Vec<String> =
+        ["cred-3", "cred-unknown", "cred-4", "cred-3"].iter().map(|s| (*s).to_owned()).collect();
+    let mut found = store.devices_by_credentials(&asked).await.unwrap();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let summary: Vec<(&str, &str, usize)> =
+        found.iter().map(|(h, d)| (h.as_str(), d.id.as_str(), d.groups.len())).collect();
+    assert_eq!(summary, vec![("cred-3", "pc-3", 0), ("cred-4", "pc-4", 2)]);
+    assert_eq!(found[1].1, store.get_device(&device_id("pc-4")).await.unwrap().unwrap());
+    for size in [1, 2, 3, 5, 17, 64, 65, 70] {
+        let asked: Vec<String> = (0..size).map(|i| format!("cred-{i}")).collect();
+        let found = store.devices_by_credentials(&asked).await.unwrap();
+        assert_eq!(found.len(), size, "batch of {size}");
+        assert!(found.iter().all(|(h, d)| h.strip_prefix("cred-") == d.id.as_str().strip_prefix("pc-")));
+    }
+    let repeated: Vec<String> = (0..300).map(|i| format!("cred-{}", i % 70)).collect();
+    assert_eq!(store.devices_by_credentials(&repeated).await.unwrap().len(), 70, "repeats across a long list");
 }
 
 /// A pre-authorised id takes the credential, becomes accepted and adds the groups.
