@@ -23,8 +23,8 @@ use std::sync::Arc;
 use ferry_content::FsContentStore;
 use ferry_core::Role;
 use ferry_store::Store;
-use lookups::CredentialLookups;
 use ferry_store_sql::{PostgresStore, SqliteStore};
+use lookups::CredentialLookups;
 use tokio::net::TcpListener;
 
 pub use config::{Config, ConfigError};

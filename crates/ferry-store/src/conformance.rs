@@ -630,8 +630,7 @@ pub async fn credential_batch_lookup(store: &dyn Store) {
             .unwrap();
     }
     assert_eq!(store.devices_by_credentials(&[]).await.unwrap(), vec![]);
-    let asked: Vec<String> =
-        ["cred-3", "cred-unknown", "cred-4", "cred-3"].iter().map(|s| (*s).to_owned()).collect();
+    let asked: Vec<String> = ["cred-3", "cred-unknown", "cred-4", "cred-3"].iter().map(|s| (*s).to_owned()).collect();
     let mut found = store.devices_by_credentials(&asked).await.unwrap();
     found.sort_by(|a, b| a.0.cmp(&b.0));
     let summary: Vec<(&str, &str, usize)> =
