@@ -29,8 +29,8 @@ use ferry_core::{
 };
 
 use crate::{
-    Approval, ApprovalAction, CheckinRecord, DeviceFilter, Enrollment, Group, NewAdminToken, NewEvent, Platform,
-    Product, Result, Store, StoreError,
+    Approval, ApprovalAction, CheckinRecord, DeviceFilter, DirectorState, Enrollment, Group, MetadataFile,
+    NewAdminToken, NewEvent, Platform, Product, Repo, Result, Store, StoreError,
 };
 
 /// Expands to one `#[tokio::test]` per behaviour of the suite.
@@ -77,6 +77,8 @@ macro_rules! conformance_tests {
             append_events_not_found,
             device_release_states,
             admin_tokens,
+            metadata_files,
+            director_versions,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -1032,4 +1034,63 @@ pub async fn admin_tokens(store: &dyn Store) {
     let listed = store.list_admin_tokens().await.unwrap();
     assert_eq!(listed, vec![crate::AdminToken { revoked_at: Some(400), ..ci.clone() }, alice]);
     expect_not_found(store.revoke_admin_token(ci.id + 1000, 500).await, "admin token", "unknown token");
+}
+
+fn metadata(repo: Repo, role: &str, version: u64, bytes: &[u8]) -> MetadataFile {
+    MetadataFile { repo, role: role.to_owned(), version, bytes: bytes.to_vec(), created_at: 500 + version as i64 }
+}
+
+/// Metadata files are stored exactly, found by version or as the newest, never overwritten,
+/// and a batch with one clash stores nothing.
+pub async fn metadata_files(store: &dyn Store) {
+    assert_eq!(store.latest_metadata(Repo::Image, "root").await.unwrap(), None);
+    let binary: Vec<u8> = (0..=255u8).collect();
+    store.put_metadata(&[metadata(Repo::Image, "root", 1, &binary)]).await.unwrap();
+    store
+        .put_metadata(&[
+            metadata(Repo::Image, "targets", 1, b"t1"),
+            metadata(Repo::Image, "snapshot", 1, b"s1"),
+            metadata(Repo::Image, "timestamp", 1, b"ts1"),
+        ])
+        .await
+        .unwrap();
+    store.put_metadata(&[metadata(Repo::Image, "root", 2, b"r2")]).await.unwrap();
+    store.put_metadata(&[metadata(Repo::Director, "root", 7, b"d7")]).await.unwrap();
+    assert_eq!(store.get_metadata(Repo::Image, "root", 1).await.unwrap(), Some(binary));
+    assert_eq!(store.get_metadata(Repo::Image, "root", 3).await.unwrap(), None);
+    assert_eq!(store.get_metadata(Repo::Director, "root", 1).await.unwrap(), None);
+    assert_eq!(
+        store.latest_metadata(Repo::Image, "root").await.unwrap(),
+        Some(metadata(Repo::Image, "root", 2, b"r2"))
+    );
+    assert_eq!(store.latest_metadata(Repo::Director, "root").await.unwrap().map(|m| m.version), Some(7));
+
+    // A clash anywhere in the batch: nothing of it is stored.
+    let err = store
+        .put_metadata(&[metadata(Repo::Image, "snapshot", 2, b"s2"), metadata(Repo::Image, "targets", 1, b"other")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(ref m) if m.contains("targets")), "{err:?}");
+    assert_eq!(store.get_metadata(Repo::Image, "snapshot", 2).await.unwrap(), None);
+    assert_eq!(store.get_metadata(Repo::Image, "targets", 1).await.unwrap().as_deref(), Some(&b"t1"[..]));
+    let roles = store.metadata_roles(Repo::Image).await.unwrap();
+    assert_eq!(roles, vec![("root".into(), 2), ("snapshot".into(), 1), ("targets".into(), 1), ("timestamp".into(), 1)]);
+}
+
+/// A device's director version is recorded by compare-and-set and never goes down.
+pub async fn director_versions(store: &dyn Store) {
+    store.enroll_device(&enrollment("gw-1", "cred-gw", DeviceStatus::Accepted, &[], 1)).await.unwrap();
+    let id = device_id("gw-1");
+    let state = |version, digest: &str| DirectorState { version, digest: digest.to_owned(), issued_at: version as i64 };
+    assert_eq!(store.director_state(&id).await.unwrap(), None);
+    assert!(store.advance_director_state(&id, None, &state(10, "a")).await.unwrap());
+    assert!(!store.advance_director_state(&id, None, &state(11, "b")).await.unwrap(), "a second first issue loses");
+    assert!(!store.advance_director_state(&id, Some(9), &state(12, "b")).await.unwrap(), "stale previous version");
+    assert!(!store.advance_director_state(&id, Some(10), &state(10, "b")).await.unwrap(), "not higher");
+    assert!(!store.advance_director_state(&id, Some(10), &state(5, "b")).await.unwrap(), "lower");
+    assert_eq!(store.director_state(&id).await.unwrap(), Some(state(10, "a")));
+    assert!(store.advance_director_state(&id, Some(10), &state(12, "c")).await.unwrap());
+    assert_eq!(store.director_state(&id).await.unwrap(), Some(state(12, "c")));
+    let missing = store.advance_director_state(&device_id("nobody"), None, &state(1, "a")).await.unwrap_err();
+    assert!(matches!(missing, StoreError::NotFound { .. }), "{missing:?}");
 }

@@ -163,4 +163,30 @@ pub trait Store: Send + Sync + 'static {
     async fn list_admin_tokens(&self) -> Result<Vec<AdminToken>>;
     /// Revokes a token; NotFound if unknown.
     async fn revoke_admin_token(&self, id: i64, now: i64) -> Result<()>;
+
+    // --- trust (TUF metadata) -------------------------------------------------------------
+
+    /// Stores metadata files, all or none. Conflict (naming it) if a file of the same
+    /// repository, role and version exists: metadata is immutable once published, and two
+    /// publishers racing for one version cannot both win.
+    async fn put_metadata(&self, files: &[MetadataFile]) -> Result<()>;
+    /// One metadata file's bytes.
+    async fn get_metadata(&self, repo: Repo, role: &str, version: u64) -> Result<Option<Vec<u8>>>;
+    /// The highest version of a role's metadata.
+    async fn latest_metadata(&self, repo: Repo, role: &str) -> Result<Option<MetadataFile>>;
+    /// The roles that have metadata in a repository, with their highest version.
+    async fn metadata_roles(&self, repo: Repo) -> Result<Vec<(String, u64)>>;
+    /// What a device's director metadata was last issued as.
+    async fn director_state(&self, device: &DeviceId) -> Result<Option<DirectorState>>;
+    /// Records a newly issued director version for a device if, and only if, the stored
+    /// version is still `previous` (None: nothing stored) and `next.version` is higher.
+    /// Returns whether it was recorded; false means another request issued one meanwhile (or,
+    /// with a `previous` version, that the device is gone). NotFound if the device does not
+    /// exist when nothing was stored for it.
+    async fn advance_director_state(
+        &self,
+        device: &DeviceId,
+        previous: Option<u64>,
+        next: &DirectorState,
+    ) -> Result<bool>;
 }

@@ -276,3 +276,50 @@ pub struct AdminToken {
     /// Unix seconds, if revoked.
     pub revoked_at: Option<i64>,
 }
+
+/// Which TUF repository a metadata file belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Repo {
+    /// The image repository: publishers' signed releases.
+    Image,
+    /// The director repository: its root (per-device metadata is built on demand).
+    Director,
+}
+
+impl Repo {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Director => "director",
+        }
+    }
+}
+
+/// One stored TUF metadata file: the exact bytes served, by repository, role and version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataFile {
+    /// The repository.
+    pub repo: Repo,
+    /// `root`, `targets`, `snapshot`, `timestamp` or a delegated role's name.
+    pub role: String,
+    /// The version inside the file.
+    pub version: u64,
+    /// The file as signed.
+    pub bytes: Vec<u8>,
+    /// Unix seconds when stored.
+    pub created_at: i64,
+}
+
+/// What a device's director metadata was last issued as. Versions only rise: see
+/// [`Store::advance_director_state`](crate::Store::advance_director_state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectorState {
+    /// Version of the device's director targets, snapshot and timestamp (one number for all three).
+    pub version: u64,
+    /// Digest of what the targets list, to tell whether a new version is needed.
+    pub digest: String,
+    /// Unix seconds when this version was issued (its expiries derive from it).
+    pub issued_at: i64,
+}
