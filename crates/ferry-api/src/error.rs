@@ -39,6 +39,8 @@ pub enum ErrorCode {
     RangeNotSatisfiable,
     /// The device was rejected by an administrator.
     DeviceRejected,
+    /// Signed metadata failed verification or breaks the repository's rules.
+    InvalidMetadata,
     /// The server's storage is unavailable.
     Unavailable,
     /// A bug or unexpected failure on the server.
@@ -65,6 +67,7 @@ impl ErrorCode {
             Self::OutOfOrder => "out_of_order",
             Self::RangeNotSatisfiable => "range_not_satisfiable",
             Self::DeviceRejected => "device_rejected",
+            Self::InvalidMetadata => "invalid_metadata",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }

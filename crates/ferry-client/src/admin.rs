@@ -333,4 +333,50 @@ impl AdminClient {
     pub async fn revoke_token(&self, id: i64) -> Result<(), ClientError> {
         self.http.send_empty(Method::DELETE, self.url(&["tokens", &id.to_string()])).await
     }
+
+    // --- trust ----------------------------------------------------------------------------
+
+    /// `GET /trust/online-keys`: the server's online public keys by role, as TUF lists keys.
+    pub async fn online_keys(&self) -> Result<serde_json::Value, ClientError> {
+        self.get(&["trust", "online-keys"]).await
+    }
+
+    /// `PUT /trust/image/root`, `/trust/image/targets` or `/trust/image/roles/{role}`: pushes
+    /// signed metadata bytes exactly as signed.
+    pub async fn push_image_metadata(&self, role: &str, bytes: Vec<u8>) -> Result<serde_json::Value, ClientError> {
+        let url = match role {
+            "root" | "targets" => self.url(&["trust", "image", role]),
+            delegated => self.url(&["trust", "image", "roles", delegated]),
+        };
+        let req =
+            self.http.request(Method::PUT, url).header(reqwest::header::CONTENT_TYPE, "application/json").body(bytes);
+        decode(self.http.send(req).await?).await
+    }
+
+    /// `GET /trust/image/draft`: the next version of `role`'s targets, unsigned, with the given
+    /// releases (default: every unsigned one) added.
+    pub async fn draft_targets(
+        &self,
+        role: &str,
+        releases: Option<&[ReleaseId]>,
+        expires_days: Option<u32>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let mut url = self.url(&["trust", "image", "draft"]);
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("role", role);
+            if let Some(ids) = releases {
+                q.append_pair("releases", &ids.iter().map(|id| id.0.to_string()).collect::<Vec<_>>().join(","));
+            }
+            if let Some(days) = expires_days {
+                q.append_pair("expires_days", &days.to_string());
+            }
+        }
+        self.http.get(url).await
+    }
+
+    /// `GET /trust/image/status`.
+    pub async fn trust_status(&self) -> Result<serde_json::Value, ClientError> {
+        self.get(&["trust", "image", "status"]).await
+    }
 }

@@ -70,6 +70,20 @@ impl DeviceClient {
         self.http.send_json(Method::POST, self.url(&["events"]), batch).await
     }
 
+    /// `GET /tuf/image/{file}`: one image-repository metadata file, as raw bytes (verify it
+    /// before trusting it), or `None` if the repository has no such file.
+    pub async fn image_metadata(&self, file: &str) -> Result<Option<Bytes>, ClientError> {
+        let url = self.http.url("/tuf/image", &[file]);
+        let resp = self.http.send_raw(self.http.request(Method::GET, url.clone())).await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(crate::http::error_from(resp).await);
+        }
+        resp.bytes().await.map(Some).map_err(|e| ClientError::transport(&url, e))
+    }
+
     /// `HEAD /content/{sha256}`: the length of content this device may download, or `None`
     /// when the server does not have it.
     pub async fn content_exists(&self, sha256: &Sha256) -> Result<Option<u64>, ClientError> {

@@ -120,6 +120,31 @@ impl FromRequestParts<Arc<AppState>> for DeviceAuth {
     }
 }
 
+/// The caller of a route open to both kinds of credential (the TUF repositories' metadata).
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// An admin token (any role).
+    Admin(Admin),
+    /// A device credential.
+    Device(Box<Device>),
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> ApiResult<Self> {
+        match bearer(parts) {
+            Some(t) if t.starts_with(DEVICE_TOKEN_PREFIX) => {
+                Ok(Self::Device(Box::new(DeviceAuth::from_request_parts(parts, state).await?.0)))
+            }
+            Some(_) => Ok(Self::Admin(Admin::from_request_parts(parts, state).await?)),
+            None => Err(unauthorized(
+                "this route needs a device credential or an admin token: send Authorization: Bearer …",
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,9 +35,16 @@ struct Inner {
 #[derive(Default)]
 pub struct CatalogueCache {
     inner: Mutex<Inner>,
+    require_signed: bool,
 }
 
 impl CatalogueCache {
+    /// A cache that, if `require_signed`, keeps only releases signed targets metadata lists
+    /// (`trust.require_signed_releases`).
+    pub fn new(require_signed: bool) -> Self {
+        Self { inner: Mutex::default(), require_signed }
+    }
+
     /// How long an entry is trusted without invalidation.
     pub const TTL: Duration = Duration::from_secs(2);
 
@@ -66,7 +73,12 @@ impl CatalogueCache {
             }
             inner.generation
         };
-        let fresh: Approved = Arc::new(store.approved_releases(&key).await?);
+        let mut fresh = store.approved_releases(&key).await?;
+        if self.require_signed {
+            let index = crate::trust::image::signed_index(store).await?;
+            fresh.retain(|(release, _)| crate::trust::image::is_signed(release, &index));
+        }
+        let fresh: Approved = Arc::new(fresh);
         let mut inner = self.inner.lock().expect("cache lock");
         // Only keep what was read if no admin write happened meanwhile.
         if inner.generation == generation {

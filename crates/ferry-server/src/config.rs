@@ -30,6 +30,8 @@ pub struct Config {
     pub limits: Limits,
     /// Check-in scheduling defaults.
     pub checkin: Checkin,
+    /// Signed metadata (TUF image and director repositories).
+    pub trust: Trust,
     /// Logging.
     pub log: Log,
 }
@@ -54,6 +56,22 @@ pub struct Checkin {
     pub jitter: f64,
 }
 
+/// Signed metadata settings (TRUST.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Trust {
+    /// Directory of the server's online signing keys; empty means `data_dir/keys`.
+    pub keys_dir: PathBuf,
+    /// Offer a release to devices only once publisher-signed targets metadata lists it.
+    pub require_signed_releases: bool,
+    /// Lifetime of image-repository timestamp metadata, in seconds.
+    pub timestamp_expiry_secs: u64,
+    /// Lifetime of image-repository snapshot metadata, in seconds.
+    pub snapshot_expiry_secs: u64,
+    /// Lifetime of a device's director metadata, in seconds.
+    pub director_expiry_secs: u64,
+}
+
 /// Logging settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -72,6 +90,7 @@ impl Default for Config {
             database_url: String::new(),
             limits: Limits::default(),
             checkin: Checkin::default(),
+            trust: Trust::default(),
             log: Log::default(),
         }
     }
@@ -86,6 +105,29 @@ impl Default for Limits {
 impl Default for Checkin {
     fn default() -> Self {
         Self { interval_secs: 3600, jitter: 0.1 }
+    }
+}
+
+impl Default for Trust {
+    fn default() -> Self {
+        Self {
+            keys_dir: PathBuf::new(),
+            require_signed_releases: false,
+            timestamp_expiry_secs: 86_400,
+            snapshot_expiry_secs: 7 * 86_400,
+            director_expiry_secs: 86_400,
+        }
+    }
+}
+
+impl Config {
+    /// Where the online signing keys live.
+    pub fn keys_dir(&self) -> PathBuf {
+        if self.trust.keys_dir.as_os_str().is_empty() {
+            self.data_dir.join("keys")
+        } else {
+            self.trust.keys_dir.clone()
+        }
     }
 }
 
@@ -121,6 +163,21 @@ interval_secs = 3600
 # Relative jitter: each device waits interval x [1 - jitter, 1 + jitter].
 jitter = 0.1
 
+[trust]
+# Directory of the server's online signing keys (snapshot, timestamp, director), created on
+# first start with mode 0700. Empty: data_dir/keys. Replicas sharing a database need the same.
+keys_dir = ""
+# Offer a release to devices only once targets metadata signed by its publisher lists it
+# (TRUST.md). Off by default until the agent verifies signed metadata end to end; turn it on
+# once your root and targets metadata are pushed (`ferry trust status` shows what is unsigned).
+require_signed_releases = false
+# Lifetime of the image repository's timestamp metadata (re-signed automatically at half-life).
+timestamp_expiry_secs = 86400
+# Lifetime of the image repository's snapshot metadata (re-signed automatically at half-life).
+snapshot_expiry_secs = 604800
+# Lifetime of a device's director metadata (re-issued at half-life on the device's check-in).
+director_expiry_secs = 86400
+
 [log]
 # tracing filter directive: error, warn, info, debug, trace, or per-module directives.
 level = "info"
@@ -134,7 +191,7 @@ format = "text"
 fn is_server_key(key: &figment::value::UncasedStr) -> bool {
     let key = key.as_str().to_ascii_lowercase();
     let top = key.split("__").next().unwrap_or_default();
-    matches!(top, "listen" | "data_dir" | "database_url" | "limits" | "checkin" | "log")
+    matches!(top, "listen" | "data_dir" | "database_url" | "limits" | "checkin" | "trust" | "log")
 }
 
 impl Config {
@@ -180,6 +237,17 @@ impl Config {
                 "database_url {:?} is not a postgres:// URL; leave it empty for SQLite in data_dir",
                 self.database_url
             )));
+        }
+        for (key, secs) in [
+            ("trust.timestamp_expiry_secs", self.trust.timestamp_expiry_secs),
+            ("trust.snapshot_expiry_secs", self.trust.snapshot_expiry_secs),
+            ("trust.director_expiry_secs", self.trust.director_expiry_secs),
+        ] {
+            if !(120..=366 * 86_400).contains(&secs) {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} is {secs}; it must be between 120 seconds and 366 days"
+                )));
+            }
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!("log.format is {:?}; use \"text\" or \"json\"", self.log.format)));

@@ -14,6 +14,7 @@ pub mod offers;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod trust;
 
 use std::future::Future;
 use std::io::Write;
@@ -85,14 +86,18 @@ impl App {
         store: Arc<dyn Store>,
         content: Arc<dyn ferry_content::ContentStore>,
     ) -> Result<Self, ServerError> {
+        let keys_dir = config.keys_dir();
+        let keys = trust::OnlineKeys::load_or_create(&keys_dir)
+            .map_err(|e| ServerError::Io { context: e.to_string(), source: std::io::Error::other("online keys") })?;
         let credentials = CredentialLookups::start(store.clone());
         let state = Arc::new(AppState {
             store,
             content,
+            catalogue: cache::CatalogueCache::new(config.trust.require_signed_releases),
             config,
-            catalogue: Default::default(),
             contacts: Default::default(),
             credentials,
+            keys,
         });
         let initial_admin_token = bootstrap_admin_token(&state).await?;
         Ok(Self { state, initial_admin_token })
@@ -167,8 +172,21 @@ pub async fn serve(
             state.contacts.flush(state.store.as_ref()).await;
         }
     });
+    let state = app.state.clone();
+    let resigner = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(trust::image::REFRESH_EVERY);
+        loop {
+            tick.tick().await;
+            match trust::image::refresh(&state, state::now()).await {
+                Ok(true) => tracing::info!("image repository snapshot/timestamp re-signed before expiry"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e.message, "could not re-sign image repository metadata"),
+            }
+        }
+    });
     let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await.map_err(io_err("serving HTTP"));
     flusher.abort();
+    resigner.abort();
     // Stamps recorded by the last requests are written before returning.
     app.state.contacts.flush(app.state.store.as_ref()).await;
     served

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::extract::Json;
-use crate::routes::{catalogue, device, devices, download, groups, health, tokens};
+use crate::routes::{catalogue, device, devices, download, groups, health, tokens, trust};
 
 struct BearerAuth;
 
@@ -36,6 +36,8 @@ impl Modify for BearerAuth {
         devices::list_devices, devices::preauthorize, devices::get_device, devices::accept, devices::reject,
         devices::set_groups, devices::events, devices::applicability,
         device::enroll, device::checkin, device::events, download::download,
+        trust::online_keys, trust::push_root, trust::push_targets, trust::push_delegated, trust::draft,
+        trust::status, trust::image_metadata, trust::image_target,
     ),
     security(("admin_token" = []))
 )]

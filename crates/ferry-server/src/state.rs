@@ -8,6 +8,7 @@ use ferry_store::Store;
 use crate::cache::{CatalogueCache, ContactBuffer};
 use crate::config::Config;
 use crate::lookups::CredentialLookups;
+use crate::trust::OnlineKeys;
 
 /// Shared server state.
 pub struct AppState {
@@ -23,6 +24,8 @@ pub struct AppState {
     pub contacts: ContactBuffer,
     /// Device credential checks, batched.
     pub credentials: CredentialLookups,
+    /// The online signing keys.
+    pub keys: OnlineKeys,
 }
 
 /// Unix seconds now.

@@ -98,8 +98,13 @@ pub async fn download(
             format!("no release offered to this device contains content {sha}"),
         ));
     }
-    let len =
-        st.content.len(&sha).await?.ok_or_else(|| ApiError::not_found(format!("no content with sha256 {sha}")))?;
+    serve_content(&st, &method, &sha, &headers).await
+}
+
+/// Answers a GET or HEAD for content the caller is entitled to, honouring conditional and
+/// range headers.
+pub async fn serve_content(st: &AppState, method: &Method, sha: &Sha256, headers: &HeaderMap) -> ApiResult<Response> {
+    let len = st.content.len(sha).await?.ok_or_else(|| ApiError::not_found(format!("no content with sha256 {sha}")))?;
     let etag = format!("\"{sha}\"");
     let header_str = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
 
@@ -144,7 +149,7 @@ pub async fn download(
     let body = if method == Method::HEAD || count == 0 {
         Body::empty()
     } else {
-        Body::from_stream(st.content.read_range(&sha, start, count).await?)
+        Body::from_stream(st.content.read_range(sha, start, count).await?)
     };
     resp.body(body).map_err(ApiError::internal)
 }

@@ -7,6 +7,7 @@ pub mod download;
 pub mod groups;
 pub mod health;
 pub mod tokens;
+pub mod trust;
 
 use std::sync::Arc;
 
@@ -63,6 +64,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/devices/{id}/applicability", get(devices::applicability))
         .route("/tokens", get(tokens::list_tokens).post(tokens::create_token))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke_token))
+        .route("/trust/online-keys", get(trust::online_keys))
+        .route("/trust/image/root", put(trust::push_root))
+        .route("/trust/image/targets", put(trust::push_targets))
+        .route("/trust/image/roles/{role}", put(trust::push_delegated))
+        .route("/trust/image/draft", get(trust::draft))
+        .route("/trust/image/status", get(trust::status))
         .layer(axum::middleware::from_fn_with_state(state.clone(), invalidate_after_writes));
     let device = Router::new()
         .route("/enroll", post(device::enroll))
@@ -74,6 +81,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(health::readyz))
         .nest(ADMIN_PREFIX, admin)
         .nest(DEVICE_PREFIX, device)
+        .route("/tuf/image/{file}", get(trust::image_metadata))
+        .route("/tuf/image/targets/{*path}", get(trust::image_target))
         .fallback(|| async {
             ApiError::not_found("no such route; the admin API is under /api/v1 (see /api/v1/openapi.json)")
         })

@@ -1,0 +1,228 @@
+//! Signed metadata over HTTP: the admin side (online keys, pushing signed root and targets,
+//! drafting the next targets, status) and the image repository as TUF clients fetch it.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use ferry_core::{Release, ReleaseId, Role};
+use ferry_store::Repo;
+use serde::Deserialize;
+
+use crate::auth::{Admin, Caller};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::offers;
+use crate::state::{now, AppState};
+use crate::trust::image::{self, Published, TOP_LEVEL};
+
+type S = State<Arc<AppState>>;
+
+/// Most delegated role names are product names; this is the same rule, so the name is safe in
+/// a file name and a URL.
+fn check_role_name(role: &str) -> ApiResult<()> {
+    let ok = !role.is_empty()
+        && role.len() <= 64
+        && role.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && role.as_bytes()[0].is_ascii_alphanumeric();
+    if !ok || TOP_LEVEL.contains(&role) {
+        return Err(ApiError::invalid_name(format!(
+            "{role:?} is not a delegated role name: use 1-64 lowercase letters, digits, '-' or '_', \
+             and none of root, targets, snapshot, timestamp"
+        )));
+    }
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/api/v1/trust/online-keys", tag = "trust",
+    responses((status = 200, description = "the server's online public keys, by role", body = Object)))]
+pub async fn online_keys(State(st): S, admin: Admin) -> ApiResult<Json<serde_json::Value>> {
+    admin.require(Role::Viewer)?;
+    let k = &st.keys;
+    Ok(Json(serde_json::json!({
+        "snapshot": k.snapshot.public(),
+        "timestamp": k.timestamp.public(),
+        "director_root": k.director_root.public(),
+        "director": k.director.public(),
+    })))
+}
+
+#[utoipa::path(put, path = "/api/v1/trust/image/root", tag = "trust", request_body(content = Object,
+    description = "signed root metadata"), responses((status = 201, body = Published),
+    (status = 400, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody)))]
+pub async fn push_root(State(st): S, admin: Admin, body: Bytes) -> ApiResult<(StatusCode, Json<Published>)> {
+    admin.require(Role::Admin)?;
+    Ok((StatusCode::CREATED, Json(image::push_root(&st, &body, now()).await?)))
+}
+
+#[utoipa::path(put, path = "/api/v1/trust/image/targets", tag = "trust", request_body(content = Object,
+    description = "signed top-level targets metadata"), responses((status = 201, body = Published),
+    (status = 400, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody)))]
+pub async fn push_targets(State(st): S, admin: Admin, body: Bytes) -> ApiResult<(StatusCode, Json<Published>)> {
+    admin.require(Role::Admin)?;
+    Ok((StatusCode::CREATED, Json(image::push_targets(&st, "targets", &body, now()).await?)))
+}
+
+#[utoipa::path(put, path = "/api/v1/trust/image/roles/{role}", tag = "trust", params(("role" = String, Path)),
+    request_body(content = Object, description = "signed delegated targets metadata"),
+    responses((status = 201, body = Published), (status = 400, body = ferry_api::ErrorBody),
+    (status = 409, body = ferry_api::ErrorBody)))]
+pub async fn push_delegated(
+    State(st): S,
+    admin: Admin,
+    Path(role): Path<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Published>)> {
+    admin.require(Role::Admin)?;
+    check_role_name(&role)?;
+    Ok((StatusCode::CREATED, Json(image::push_targets(&st, &role, &body, now()).await?)))
+}
+
+/// Which targets to draft.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DraftQuery {
+    /// `targets` (default) or a delegated role.
+    pub role: Option<String>,
+    /// Comma-separated release ids to add; default: every release not yet signed that the
+    /// role may sign for.
+    pub releases: Option<String>,
+    /// Days until the drafted metadata expires (default 365, at most 3660).
+    pub expires_days: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/trust/image/draft", tag = "trust", params(DraftQuery),
+    responses((status = 200, description = "the next version, unsigned", body = Object),
+    (status = 400, body = ferry_api::ErrorBody), (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn draft(State(st): S, admin: Admin, Query(q): Query<DraftQuery>) -> ApiResult<Json<serde_json::Value>> {
+    admin.require(Role::Operator)?;
+    let role = q.role.unwrap_or_else(|| "targets".to_owned());
+    if role != "targets" {
+        check_role_name(&role)?;
+    }
+    let days = q.expires_days.unwrap_or(365);
+    if !(1..=3660).contains(&days) {
+        return Err(ApiError::bad_request(format!("expires_days is {days}; use 1 to 3660")));
+    }
+    let index = image::signed_index(st.store.as_ref()).await?;
+    let releases: Vec<Release> = match q.releases.as_deref() {
+        Some(list) => {
+            let mut out = Vec::new();
+            for id in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let id: i64 =
+                    id.parse().map_err(|_| ApiError::bad_request(format!("release id {id:?} is not a number")))?;
+                let release = st
+                    .store
+                    .get_release(ReleaseId(id))
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("release {id} does not exist")))?;
+                out.push(release);
+            }
+            out
+        }
+        None => st.store.list_releases(None).await?.into_iter().filter(|r| !image::is_signed(r, &index)).collect(),
+    };
+    Ok(Json(image::draft(&st, &role, &releases, i64::from(days) * 86_400, now()).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/trust/image/status", tag = "trust",
+    responses((status = 200, description = "versions and expiries of the image repository, and releases awaiting a signature", body = Object)))]
+pub async fn status(State(st): S, admin: Admin) -> ApiResult<Json<serde_json::Value>> {
+    admin.require(Role::Viewer)?;
+    let mut roles = serde_json::Map::new();
+    for (role, version) in st.store.metadata_roles(Repo::Image).await? {
+        let expires = st
+            .store
+            .get_metadata(Repo::Image, &role, version)
+            .await?
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.pointer("/signed/expires").cloned());
+        roles.insert(role, serde_json::json!({ "version": version, "expires": expires }));
+    }
+    let index = image::signed_index(st.store.as_ref()).await?;
+    let unsigned: Vec<serde_json::Value> = st
+        .store
+        .list_releases(None)
+        .await?
+        .iter()
+        .filter(|r| !image::is_signed(r, &index))
+        .map(|r| serde_json::json!({ "id": r.id, "product": r.product, "version": r.version }))
+        .collect();
+    Ok(Json(serde_json::json!({
+        "roles": roles,
+        "unsigned_releases": unsigned,
+        "require_signed_releases": st.config.trust.require_signed_releases,
+    })))
+}
+
+/// A metadata file name as TUF clients ask for it.
+enum MetaName<'a> {
+    Latest(&'a str),
+    Versioned(u64, &'a str),
+}
+
+fn parse_meta_name(file: &str) -> Option<MetaName<'_>> {
+    let stem = file.strip_suffix(".json")?;
+    if let Some((version, role)) = stem.split_once('.') {
+        if !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit()) {
+            return Some(MetaName::Versioned(version.parse().ok()?, role));
+        }
+    }
+    matches!(stem, "timestamp" | "root").then_some(MetaName::Latest(stem))
+}
+
+#[utoipa::path(get, path = "/tuf/image/{file}", tag = "trust", params(("file" = String, Path,
+    description = "VERSION.ROLE.json, timestamp.json or root.json")),
+    responses((status = 200, description = "the metadata file"), (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn image_metadata(State(st): S, _caller: Caller, Path(file): Path<String>) -> ApiResult<Response> {
+    let missing = || ApiError::not_found(format!("the image repository has no {file}"));
+    let (bytes, immutable) = match parse_meta_name(&file).ok_or_else(missing)? {
+        MetaName::Latest(role) => {
+            (st.store.latest_metadata(Repo::Image, role).await?.ok_or_else(missing)?.bytes, false)
+        }
+        MetaName::Versioned(version, role) => {
+            (st.store.get_metadata(Repo::Image, role, version).await?.ok_or_else(missing)?, true)
+        }
+    };
+    let cache = if immutable { "private, max-age=31536000, immutable" } else { "no-cache" };
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, cache)
+        .body(Body::from(bytes))
+        .map_err(ApiError::internal)
+}
+
+#[utoipa::path(get, path = "/tuf/image/targets/{path}", tag = "trust", params(("path" = String, Path,
+    description = "DIR/HASH.NAME of a target listed in signed targets metadata")),
+    responses((status = 200, description = "the target"), (status = 206, description = "a range"),
+    (status = 403, body = ferry_api::ErrorBody), (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn image_target(
+    State(st): S,
+    caller: Caller,
+    method: Method,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let missing = || ApiError::not_found(format!("the image repository lists no target at {path}"));
+    let (dir, file) = path.rsplit_once('/').map_or(("", path.as_str()), |(d, f)| (d, f));
+    let (hash, name) = file.split_once('.').ok_or_else(missing)?;
+    let target_path = if dir.is_empty() { name.to_owned() } else { format!("{dir}/{name}") };
+    let index = image::signed_index(st.store.as_ref()).await?;
+    if index.get(&target_path).is_none_or(|t| t.sha256() != Some(hash)) {
+        return Err(missing());
+    }
+    let sha = ferry_core::Sha256::parse(hash).map_err(|_| missing())?;
+    if let Caller::Device(device) = &caller {
+        let eval = offers::evaluate(&st, device).await?;
+        if !eval.offered().iter().any(|(r, _)| r.artifacts.iter().any(|a| a.sha256 == sha)) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                ferry_api::ErrorCode::NotEntitled,
+                format!("no release offered to this device contains target {target_path}"),
+            ));
+        }
+    }
+    crate::routes::download::serve_content(&st, &method, &sha, &headers).await
+}

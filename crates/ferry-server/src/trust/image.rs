@@ -1,0 +1,348 @@
+//! The image repository (TRUST.md): publishers push root and targets metadata signed offline;
+//! the server verifies it, then signs a new snapshot and timestamp with its online keys and
+//! stores the three files in one transaction. Releases reach devices only once a verified
+//! targets file lists them (see [`signed_index`]).
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::http::StatusCode;
+use ferry_api::ErrorCode;
+use ferry_core::Release;
+use ferry_store::{MetadataFile, Repo, Store, StoreError};
+use ferry_tuf::metadata::sign;
+use ferry_tuf::time::{format_expires, parse_expires};
+use ferry_tuf::{MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp, TufError, Verifiable};
+use serde::Serialize;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// How often the server checks whether snapshot or timestamp needs re-signing.
+pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Top-level roles; every other role name is a delegated targets role.
+pub const TOP_LEVEL: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
+
+/// What a push produced.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Published {
+    /// The role pushed.
+    pub role: String,
+    /// Its version.
+    pub version: u64,
+    /// The snapshot version signed for it (absent for root).
+    pub snapshot_version: Option<u64>,
+    /// The timestamp version signed for it (absent for root).
+    pub timestamp_version: Option<u64>,
+}
+
+/// 400 `invalid_metadata` with the verifier's explanation.
+pub fn invalid(what: &str, err: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidMetadata, format!("{what} refused: {err}"))
+}
+
+fn corrupt(err: TufError) -> ApiError {
+    ApiError::internal(format!("stored metadata no longer parses: {err}"))
+}
+
+async fn latest<T: ferry_tuf::Role>(store: &dyn Store, role: &str) -> ApiResult<Option<(Verifiable<T>, MetadataFile)>> {
+    match store.latest_metadata(Repo::Image, role).await? {
+        Some(file) => Ok(Some((Verifiable::<T>::parse(role, &file.bytes).map_err(corrupt)?, file))),
+        None => Ok(None),
+    }
+}
+
+fn check_unexpired(what: &str, expires: &str, now: i64) -> ApiResult<()> {
+    let at = parse_expires(expires).map_err(|e| invalid(what, e))?;
+    if at <= now {
+        return Err(invalid(what, format!("it expired at {expires}; set a later expiry and sign it again")));
+    }
+    Ok(())
+}
+
+/// Verifies and stores a new root: version 1 signed by its own root threshold, or the next
+/// version signed by both the trusted root's and its own root thresholds. Its snapshot and
+/// timestamp roles must be this server's online keys.
+pub async fn push_root(st: &AppState, bytes: &[u8], now: i64) -> ApiResult<Published> {
+    let new = Verifiable::<Root>::parse("root", bytes).map_err(|e| invalid("root", e))?;
+    let root = &new.signed;
+    root.check().map_err(|e| invalid("root", e))?;
+    if !root.consistent_snapshot {
+        return Err(invalid("root", "consistent_snapshot must be true: Ferry serves consistent snapshots only"));
+    }
+    check_unexpired("root", &root.expires, now)?;
+    match latest::<Root>(st.store.as_ref(), "root").await? {
+        None if root.version != 1 => {
+            return Err(invalid("root", format!("the first root must be version 1, not {}", root.version)))
+        }
+        None => {}
+        Some((trusted, _)) => {
+            if root.version != trusted.signed.version + 1 {
+                return Err(invalid(
+                    "root",
+                    format!(
+                        "version {} does not follow the trusted root version {}",
+                        root.version, trusted.signed.version
+                    ),
+                ));
+            }
+            new.verify_with_root("root", &trusted.signed)
+                .map_err(|e| invalid("root", format!("not signed by the trusted root's keys: {e}")))?;
+        }
+    }
+    new.verify_with_root("root", root).map_err(|e| invalid("root", format!("not signed by its own root keys: {e}")))?;
+    for (role, key) in [("snapshot", &st.keys.snapshot), ("timestamp", &st.keys.timestamp)] {
+        let listed = &root.roles[role];
+        if listed.keyids != [key.key_id()] || listed.threshold != 1 {
+            return Err(invalid(
+                "root",
+                format!(
+                    "the {role} role must be exactly this server's online {role} key {} with threshold 1 \
+                     (`ferry trust online-keys` prints it)",
+                    key.key_id()
+                ),
+            ));
+        }
+    }
+    let file = MetadataFile {
+        repo: Repo::Image,
+        role: "root".to_owned(),
+        version: root.version,
+        bytes: bytes.to_vec(),
+        created_at: now,
+    };
+    st.store.put_metadata(&[file]).await.map_err(raced)?;
+    tracing::info!(version = root.version, "image root published");
+    Ok(Published { role: "root".into(), version: root.version, snapshot_version: None, timestamp_version: None })
+}
+
+fn raced(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(m) => {
+            ApiError::conflict(format!("{m}: another publish happened at the same time; draft, sign and push again"))
+        }
+        other => other.into(),
+    }
+}
+
+/// Verifies and stores targets metadata for `role` (`targets` or a role the top-level targets
+/// delegates to), then signs and stores a new snapshot and timestamp with it.
+pub async fn push_targets(st: &AppState, role: &str, bytes: &[u8], now: i64) -> ApiResult<Published> {
+    let what = format!("{role} metadata");
+    let new = Verifiable::<Targets>::parse(role, bytes).map_err(|e| invalid(&what, e))?;
+    let Some((root, _)) = latest::<Root>(st.store.as_ref(), "root").await? else {
+        return Err(ApiError::conflict("there is no root metadata yet: push a signed root first (`ferry trust push`)"));
+    };
+    if role == "targets" {
+        new.verify_with_root("targets", &root.signed).map_err(|e| invalid(&what, e))?;
+    } else {
+        let Some((top, _)) = latest::<Targets>(st.store.as_ref(), "targets").await? else {
+            return Err(ApiError::conflict(format!("no top-level targets delegates to {role}: push targets first")));
+        };
+        let delegations = top.signed.delegations.as_ref();
+        let delegated = delegations.and_then(|d| d.roles.iter().find(|r| r.name == role)).ok_or_else(|| {
+            invalid(&what, format!("the top-level targets metadata does not delegate to a role named {role:?}"))
+        })?;
+        let keys = &delegations.map(|d| d.keys.clone()).unwrap_or_default();
+        new.verify(role, "targets", keys, &delegated.keyids, delegated.threshold).map_err(|e| invalid(&what, e))?;
+        if let Some(path) = new.signed.targets.keys().find(|p| !delegated.is_delegated_path(p)) {
+            return Err(invalid(&what, format!("target {path:?} is outside the paths delegated to {role}")));
+        }
+    }
+    let expected = match latest::<Targets>(st.store.as_ref(), role).await? {
+        Some((current, _)) => current.signed.version + 1,
+        None => 1,
+    };
+    if new.signed.version != expected {
+        return Err(invalid(&what, format!("version is {} but the next version is {expected}", new.signed.version)));
+    }
+    check_unexpired(&what, &new.signed.expires, now)?;
+    for (path, target) in &new.signed.targets {
+        let sha = target.sha256().ok_or_else(|| invalid(&what, format!("target {path:?} has no sha256")))?;
+        let digest = ferry_core::Sha256::parse(sha).map_err(|e| invalid(&what, format!("target {path:?}: {e}")))?;
+        match st.content.len(&digest).await? {
+            Some(len) if len == target.length => {}
+            Some(len) => {
+                return Err(invalid(
+                    &what,
+                    format!("target {path:?} says {} bytes; the content is {len}", target.length),
+                ))
+            }
+            None => {
+                return Err(invalid(
+                    &what,
+                    format!("target {path:?}: no content with sha256 {sha} on this server; upload it first"),
+                ))
+            }
+        }
+    }
+    let file = MetadataFile {
+        repo: Repo::Image,
+        role: role.to_owned(),
+        version: new.signed.version,
+        bytes: bytes.to_vec(),
+        created_at: now,
+    };
+    let (snapshot_version, timestamp_version) = publish(st, vec![file], now).await?;
+    tracing::info!(role, version = new.signed.version, snapshot_version, "targets metadata published");
+    Ok(Published {
+        role: role.to_owned(),
+        version: new.signed.version,
+        snapshot_version: Some(snapshot_version),
+        timestamp_version: Some(timestamp_version),
+    })
+}
+
+/// Signs a snapshot of every targets role (with `files` applied) and a timestamp for it, and
+/// stores them with `files` in one transaction. Returns the snapshot and timestamp versions.
+async fn publish(st: &AppState, mut files: Vec<MetadataFile>, now: i64) -> ApiResult<(u64, u64)> {
+    let mut meta: BTreeMap<String, MetaFile> = BTreeMap::new();
+    for (role, version) in st.store.metadata_roles(Repo::Image).await? {
+        if !TOP_LEVEL.contains(&role.as_str()) || role == "targets" {
+            meta.insert(format!("{role}.json"), MetaFile::version_only(version));
+        }
+    }
+    for file in &files {
+        meta.insert(format!("{}.json", file.role), MetaFile::version_only(file.version));
+    }
+    let next = |role: &'static str| async move {
+        Ok::<u64, ApiError>(st.store.latest_metadata(Repo::Image, role).await?.map_or(1, |m| m.version + 1))
+    };
+    let snapshot_version = next("snapshot").await?;
+    let timestamp_version = next("timestamp").await?;
+    let snapshot =
+        Snapshot::new(snapshot_version, format_expires(now + st.config.trust.snapshot_expiry_secs as i64), meta);
+    let snapshot_bytes = sign(&snapshot, &[&st.keys.snapshot]).map_err(ApiError::internal)?;
+    let timestamp = Timestamp::new(
+        timestamp_version,
+        format_expires(now + st.config.trust.timestamp_expiry_secs as i64),
+        MetaFile::of_bytes(snapshot_version, &snapshot_bytes),
+    );
+    let timestamp_bytes = sign(&timestamp, &[&st.keys.timestamp]).map_err(ApiError::internal)?;
+    for (role, version, bytes) in
+        [("snapshot", snapshot_version, snapshot_bytes), ("timestamp", timestamp_version, timestamp_bytes)]
+    {
+        files.push(MetadataFile { repo: Repo::Image, role: role.to_owned(), version, bytes, created_at: now });
+    }
+    st.store.put_metadata(&files).await.map_err(raced)?;
+    st.catalogue.invalidate();
+    Ok((snapshot_version, timestamp_version))
+}
+
+/// Re-signs what is about to expire: a new snapshot (and timestamp) once the snapshot is past
+/// half its lifetime, else a new timestamp once the timestamp is. Returns whether it signed.
+pub async fn refresh(st: &AppState, now: i64) -> ApiResult<bool> {
+    let store = st.store.as_ref();
+    let (Some((snapshot, snapshot_file)), Some((timestamp, _))) =
+        (latest::<Snapshot>(store, "snapshot").await?, latest::<Timestamp>(store, "timestamp").await?)
+    else {
+        return Ok(false);
+    };
+    let trust = &st.config.trust;
+    let remaining = |expires: &str| parse_expires(expires).map(|at| at - now).unwrap_or(0);
+    if remaining(&snapshot.signed.expires) < trust.snapshot_expiry_secs as i64 / 2 {
+        publish(st, Vec::new(), now).await?;
+        return Ok(true);
+    }
+    if remaining(&timestamp.signed.expires) < trust.timestamp_expiry_secs as i64 / 2 {
+        let signed = Timestamp::new(
+            timestamp.signed.version + 1,
+            format_expires(now + trust.timestamp_expiry_secs as i64),
+            MetaFile::of_bytes(snapshot.signed.version, &snapshot_file.bytes),
+        );
+        let bytes = sign(&signed, &[&st.keys.timestamp]).map_err(ApiError::internal)?;
+        let file = MetadataFile {
+            repo: Repo::Image,
+            role: "timestamp".into(),
+            version: signed.version,
+            bytes,
+            created_at: now,
+        };
+        st.store.put_metadata(&[file]).await.map_err(raced)?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// The target entry a release's artifact should have in targets metadata.
+pub fn target_for(release: &Release, artifact: &ferry_core::Artifact) -> TargetFile {
+    let mut custom = artifact.custom.clone();
+    let ferry = serde_json::json!({
+        "product": release.product,
+        "version": release.version,
+        "kind": release.kind,
+        "platforms": release.platforms,
+        "required": release.required,
+        "reboot": release.reboot,
+        "release_counter": release.counter,
+        "media_type": artifact.media_type,
+    });
+    custom.insert("ferry".to_owned(), ferry);
+    TargetFile::new(artifact.length, artifact.sha256.as_str(), Some(serde_json::Value::Object(custom)))
+}
+
+/// Whether every artifact of `release` is listed, with the same length, digest and release
+/// counter, in the signed targets.
+pub fn is_signed(release: &Release, index: &HashMap<String, TargetFile>) -> bool {
+    release.artifacts.iter().all(|a| {
+        index.get(&release.target_path(&a.name)).is_some_and(|t| {
+            t.length == a.length
+                && t.sha256() == Some(a.sha256.as_str())
+                && t.custom.as_ref().and_then(|c| c.pointer("/ferry/release_counter")).and_then(|v| v.as_i64())
+                    == Some(release.counter)
+        })
+    })
+}
+
+/// Every target the image repository's latest metadata lists, by path: top-level targets
+/// first, then delegated roles in delegation order (an earlier listing wins, as in a client's
+/// search). Each file was verified when it was pushed.
+pub async fn signed_index(store: &dyn Store) -> ferry_store::Result<HashMap<String, TargetFile>> {
+    let mut index = HashMap::new();
+    let parse = |role: &str, bytes: &[u8]| {
+        Verifiable::<Targets>::parse(role, bytes)
+            .map_err(|e| StoreError::Corrupt(format!("image {role} metadata: {e}")))
+    };
+    let Some(file) = store.latest_metadata(Repo::Image, "targets").await? else { return Ok(index) };
+    let top = parse("targets", &file.bytes)?;
+    for (path, target) in &top.signed.targets {
+        index.insert(path.clone(), target.clone());
+    }
+    for role in top.signed.delegations.iter().flat_map(|d| &d.roles) {
+        if let Some(file) = store.latest_metadata(Repo::Image, &role.name).await? {
+            for (path, target) in parse(&role.name, &file.bytes)?.signed.targets {
+                if role.is_delegated_path(&path) {
+                    index.entry(path).or_insert(target);
+                }
+            }
+        }
+    }
+    Ok(index)
+}
+
+/// The next version of `role`'s targets metadata, unsigned: what it lists now plus the
+/// entries for `releases`, expiring `expires_secs` from `now`. A publisher signs it offline
+/// and pushes it back.
+pub async fn draft(
+    st: &AppState,
+    role: &str,
+    releases: &[Release],
+    expires_secs: i64,
+    now: i64,
+) -> ApiResult<serde_json::Value> {
+    let mut targets = match latest::<Targets>(st.store.as_ref(), role).await? {
+        Some((current, _)) => {
+            let mut next = current.signed;
+            next.version += 1;
+            next
+        }
+        None => Targets::new(1, String::new()),
+    };
+    targets.expires = format_expires(now + expires_secs);
+    for release in releases {
+        for artifact in &release.artifacts {
+            targets.targets.insert(release.target_path(&artifact.name), target_for(release, artifact));
+        }
+    }
+    Ok(serde_json::json!({ "signed": targets, "signatures": [] }))
+}

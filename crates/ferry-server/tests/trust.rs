@@ -1,0 +1,252 @@
+//! The image repository end to end (TRUST.md): publisher keys made here, offline-style;
+//! root and targets pushed to a real server over HTTP; the server's snapshot and timestamp
+//! checked with the verification code devices use. On SQLite and PostgreSQL.
+
+mod common;
+
+use ferry_api::*;
+use ferry_client::{AdminClient, ClientError, DeviceClient};
+use ferry_core::{Artifact, Release, ReleaseKind, Sha256};
+use ferry_store::ApprovalAction;
+use ferry_tuf::metadata::{add_signatures, sign};
+use ferry_tuf::time::format_expires;
+use ferry_tuf::{KeyKind, PublicKey, Root, Snapshot, Targets, Timestamp, Verifiable};
+use sha2::Digest;
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn api_error(e: &ClientError) -> (u16, ErrorCode, String) {
+    match e {
+        ClientError::Api { status, code, message, .. } => (*status, *code, message.clone()),
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+struct Publisher {
+    root_key: ferry_tuf::SigningKey,
+    targets_key: ferry_tuf::SigningKey,
+    online: serde_json::Value,
+}
+
+impl Publisher {
+    async fn new(admin: &AdminClient) -> Self {
+        Self {
+            root_key: ferry_tuf::SigningKey::generate(KeyKind::Ed25519).unwrap(),
+            targets_key: ferry_tuf::SigningKey::generate(KeyKind::EcdsaP256).unwrap(),
+            online: admin.online_keys().await.unwrap(),
+        }
+    }
+
+    fn online(&self, role: &str) -> PublicKey {
+        serde_json::from_value(self.online[role].clone()).unwrap()
+    }
+
+    fn root(&self, version: u64, root_keys: &[&ferry_tuf::SigningKey]) -> Root {
+        Root::new(
+            version,
+            format_expires(now() + 365 * 86_400),
+            &[
+                ("root", root_keys.iter().map(|k| k.public().clone()).collect(), 1),
+                ("targets", vec![self.targets_key.public().clone()], 1),
+                ("snapshot", vec![self.online("snapshot")], 1),
+                ("timestamp", vec![self.online("timestamp")], 1),
+            ],
+        )
+    }
+}
+
+struct Fleet {
+    admin: AdminClient,
+    device: DeviceClient,
+}
+
+async fn fleet(srv: &common::TestServer) -> Fleet {
+    let admin = AdminClient::new(&srv.url, &srv.admin_token).unwrap();
+    admin.create_product(&ProductSpec { name: "gw".parse().unwrap(), description: String::new() }).await.unwrap();
+    admin.create_platform(&PlatformSpec { name: "arm64".parse().unwrap(), description: String::new() }).await.unwrap();
+    let group = admin
+        .create_group(&GroupSpec {
+            name: "field".parse().unwrap(),
+            description: String::new(),
+            checkin_interval_secs: None,
+            checkin_jitter: None,
+        })
+        .await
+        .unwrap();
+    let mut device = DeviceClient::new(&srv.url, None).unwrap();
+    let enrolled = device
+        .enroll(&EnrollRequest { device_id: "gw-1".parse().unwrap(), enrollment_key: Some(group.enrollment_key) })
+        .await
+        .unwrap();
+    device.set_credential(&enrolled.credential).unwrap();
+    Fleet { admin, device }
+}
+
+impl Fleet {
+    async fn publish(&self, version: &str, data: &[u8]) -> Release {
+        let sha = Sha256::from_bytes(sha2::Sha256::digest(data).into());
+        let info = self.admin.upload_content(data.to_vec(), Some(&sha)).await.unwrap();
+        let release = self
+            .admin
+            .create_release(&ReleaseSpec {
+                product: "gw".parse().unwrap(),
+                version: version.parse().unwrap(),
+                kind: ReleaseKind::Full,
+                platforms: vec!["arm64".parse().unwrap()],
+                artifacts: vec![Artifact {
+                    name: "firmware.bin".parse().unwrap(),
+                    length: info.length,
+                    sha256: info.sha256,
+                    media_type: "application/octet-stream".into(),
+                    custom: Default::default(),
+                }],
+                required: true,
+                reboot: Default::default(),
+                classification: Default::default(),
+                notes: String::new(),
+                dependencies: vec![],
+                supersedes: vec![],
+                no_update_versions: vec![],
+                applies_to: None,
+            })
+            .await
+            .unwrap();
+        let approval = ApprovalSpec { action: ApprovalAction::Install, deadline: None };
+        self.admin.set_approval(release.id, &"field".parse().unwrap(), &approval).await.unwrap();
+        release
+    }
+
+    async fn offered(&self) -> Vec<String> {
+        let request = CheckinRequest { platform: Some("arm64".parse().unwrap()), ..Default::default() };
+        let answer = self.device.checkin(&request).await.unwrap();
+        answer.offers.iter().map(|o| o.version.to_string()).collect()
+    }
+
+    async fn fetch(&self, file: &str) -> Vec<u8> {
+        self.device.image_metadata(file).await.unwrap().unwrap_or_else(|| panic!("{file} missing")).to_vec()
+    }
+}
+
+async fn signed_targets_gate_offers(srv: common::TestServer) {
+    let fleet = fleet(&srv).await;
+    let publisher = Publisher::new(&fleet.admin).await;
+    let release = fleet.publish("2.0", b"firmware two").await;
+    assert_eq!(fleet.offered().await, Vec::<String>::new(), "an unsigned release is not offered");
+
+    // Targets before any root: refused, nothing stored.
+    let draft = fleet.admin.draft_targets("targets", None, Some(30)).await.unwrap();
+    let unsigned = serde_json::to_vec(&draft).unwrap();
+    let e = fleet.admin.push_image_metadata("targets", unsigned.clone()).await.unwrap_err();
+    assert_eq!(api_error(&e).0, 409);
+
+    // A root that leaves out the server's online keys is refused and says what to do.
+    let mut foreign = publisher.root(1, &[&publisher.root_key]);
+    foreign.set_role("timestamp", &[publisher.root_key.public().clone()], 1);
+    let e = fleet.admin.push_image_metadata("root", sign(&foreign, &[&publisher.root_key]).unwrap()).await.unwrap_err();
+    let (status, code, message) = api_error(&e);
+    assert_eq!((status, code), (400, ErrorCode::InvalidMetadata));
+    assert!(message.contains("online-keys"), "{message}");
+    // Signed by a key the root does not list: threshold not met.
+    let stranger = ferry_tuf::SigningKey::generate(KeyKind::Ed25519).unwrap();
+    let root1 = publisher.root(1, &[&publisher.root_key]);
+    let e = fleet.admin.push_image_metadata("root", sign(&root1, &[&stranger]).unwrap()).await.unwrap_err();
+    assert!(api_error(&e).2.contains("valid signature"), "{e}");
+    let root1_bytes = sign(&root1, &[&publisher.root_key]).unwrap();
+    fleet.admin.push_image_metadata("root", root1_bytes.clone()).await.unwrap();
+    assert_eq!(fleet.fetch("1.root.json").await, root1_bytes, "the root is served byte for byte");
+
+    // Unsigned targets, or signed by the wrong key: refused.
+    let e = fleet.admin.push_image_metadata("targets", unsigned.clone()).await.unwrap_err();
+    assert_eq!(api_error(&e).1, ErrorCode::InvalidMetadata);
+    let by_stranger = add_signatures::<Targets>(&unsigned, &[&stranger]).unwrap();
+    assert_eq!(
+        api_error(&fleet.admin.push_image_metadata("targets", by_stranger).await.unwrap_err()).1,
+        ErrorCode::InvalidMetadata
+    );
+    assert_eq!(fleet.offered().await, Vec::<String>::new());
+    assert!(fleet.device.image_metadata("timestamp.json").await.unwrap().is_none(), "nothing published yet");
+
+    // Signed by the targets key: published with a snapshot and timestamp, and offered.
+    let signed = add_signatures::<Targets>(&unsigned, &[&publisher.targets_key]).unwrap();
+    let published = fleet.admin.push_image_metadata("targets", signed.clone()).await.unwrap();
+    assert_eq!(published["version"], 1);
+    assert_eq!(fleet.offered().await, vec!["2.0".to_owned()]);
+    // The same version again loses: metadata is immutable.
+    let e = fleet.admin.push_image_metadata("targets", signed.clone()).await.unwrap_err();
+    assert_eq!(api_error(&e).1, ErrorCode::InvalidMetadata, "{e}");
+
+    // What a device fetches verifies: timestamp → snapshot → targets, with the root's keys.
+    let root = Verifiable::<Root>::parse("root", &fleet.fetch("1.root.json").await).unwrap().signed;
+    let timestamp = Verifiable::<Timestamp>::parse("timestamp", &fleet.fetch("timestamp.json").await).unwrap();
+    timestamp.verify_with_root("timestamp", &root).unwrap();
+    let snap_meta = timestamp.signed.snapshot_meta().unwrap().clone();
+    let snapshot_bytes = fleet.fetch(&format!("{}.snapshot.json", snap_meta.version)).await;
+    snap_meta.check("snapshot", &snapshot_bytes).unwrap();
+    let snapshot = Verifiable::<Snapshot>::parse("snapshot", &snapshot_bytes).unwrap();
+    snapshot.verify_with_root("snapshot", &root).unwrap();
+    let targets_version = snapshot.signed.meta["targets.json"].version;
+    let targets =
+        Verifiable::<Targets>::parse("targets", &fleet.fetch(&format!("{targets_version}.targets.json")).await)
+            .unwrap();
+    targets.verify_with_root("targets", &root).unwrap();
+    let entry = &targets.signed.targets["gw/2.0/firmware.bin"];
+    assert_eq!(entry.length, release.artifacts[0].length);
+    assert_eq!(entry.sha256(), Some(release.artifacts[0].sha256.as_str()));
+    assert_eq!(entry.custom.as_ref().unwrap()["ferry"]["release_counter"], release.counter);
+
+    // The target is served at its consistent-snapshot path to an entitled device.
+    let hash = release.artifacts[0].sha256.as_str();
+    let url = format!("{}/tuf/image/targets/gw/2.0/{hash}.firmware.bin", srv.url);
+    let credential = reqwest::Client::new().get(&url).send().await.unwrap();
+    assert_eq!(credential.status(), 401, "no credential, no target");
+    let body = reqwest::Client::new().get(&url).bearer_auth(&srv.admin_token).send().await.unwrap();
+    assert_eq!(body.status(), 200);
+    assert_eq!(&body.bytes().await.unwrap()[..], b"firmware two");
+
+    // Root rotation: version 2 signed by the old and the new root key is accepted; version 3
+    // signed only by its new key is not.
+    let new_root_key = ferry_tuf::SigningKey::generate(KeyKind::Ed25519).unwrap();
+    let root2 = publisher.root(2, &[&new_root_key]);
+    let only_new = sign(&root2, &[&new_root_key]).unwrap();
+    let e = fleet.admin.push_image_metadata("root", only_new).await.unwrap_err();
+    assert!(api_error(&e).2.contains("trusted root"), "{e}");
+    fleet
+        .admin
+        .push_image_metadata("root", sign(&root2, &[&publisher.root_key, &new_root_key]).unwrap())
+        .await
+        .unwrap();
+    let newest_key = ferry_tuf::SigningKey::generate(KeyKind::Ed25519).unwrap();
+    let root3 = publisher.root(3, &[&newest_key]);
+    let e = fleet.admin.push_image_metadata("root", sign(&root3, &[&newest_key]).unwrap()).await.unwrap_err();
+    assert_eq!(api_error(&e).1, ErrorCode::InvalidMetadata);
+    let status = fleet.admin.trust_status().await.unwrap();
+    assert_eq!(status["roles"]["root"]["version"], 2);
+    assert_eq!(status["unsigned_releases"], serde_json::json!([]));
+}
+
+macro_rules! on_both_backends_signed {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let srv = super::common::TestServer::start_with(super::common::Backend::Sqlite, |c| {
+                    c.trust.require_signed_releases = true
+                })
+                .await;
+                super::$name(srv).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let srv = super::common::TestServer::start_with(super::common::Backend::Postgres, |c| {
+                    c.trust.require_signed_releases = true
+                })
+                .await;
+                super::$name(srv).await;
+            }
+        }
+    };
+}
+
+on_both_backends_signed!(signed_targets_gate_offers);

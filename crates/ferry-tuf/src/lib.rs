@@ -1,0 +1,24 @@
+//! TUF 1.0 metadata as Ferry publishes and verifies it (see `shared/product/TRUST.md`).
+//!
+//! No IO: this crate turns bytes into verified metadata and metadata into signed bytes. The
+//! server, the publisher's tools and the agent's updater do the fetching and storing.
+//!
+//! - [`cjson`]: OLPC canonical JSON, the form signatures cover.
+//! - [`keys`]: public keys as metadata lists them, verification, signing keys.
+//! - [`metadata`]: the roles, parsing that verifies over the bytes as received, signing.
+//! - [`time`]: `expires` timestamps.
+//! - `sealed` (feature `keystore`): passphrase-sealed private keys.
+
+pub mod cjson;
+pub mod error;
+pub mod keys;
+pub mod metadata;
+#[cfg(feature = "keystore")]
+pub mod sealed;
+pub mod time;
+
+pub use error::{Result, TufError};
+pub use keys::{KeyKind, PublicKey, Signature, SigningKey};
+pub use metadata::{
+    DelegatedRole, Delegations, MetaFile, Role, RoleKeys, Root, Snapshot, TargetFile, Targets, Timestamp, Verifiable,
+};
