@@ -674,7 +674,6 @@ fn decode_fixed<const N: usize>(b64: &str, field: &str) -> Result<[u8; N], SealE
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::{Duration, Instant};
 
     const SECRET: &[u8] = b"\x00\x01 pkcs8 private key material \xff";
     const PASS: &[u8] = b"correct horse battery staple";
@@ -908,14 +907,12 @@ mod tests {
 
     #[test]
     fn hostile_memory_cost_is_refused_before_allocating() {
-        let started = Instant::now();
         // 4 GiB; the file is otherwise valid, so only the bounds check can stop it.
         let err = open_edited(|d| d["kdf"]["m_cost_kib"] = Value::from(4u64 * 1024 * 1024)).unwrap_err();
         assert!(
             matches!(err, SealError::ParamsOutOfBounds { param: "m_cost_kib", value: 4194304, max: 1048576, .. }),
             "{err:?}"
         );
-        assert!(started.elapsed() < Duration::from_secs(5));
         // Beyond u32 too.
         let err = open_edited(|d| d["kdf"]["m_cost_kib"] = Value::from(u64::MAX)).unwrap_err();
         assert!(matches!(err, SealError::ParamsOutOfBounds { param: "m_cost_kib", .. }), "{err:?}");
