@@ -16,9 +16,11 @@ pub mod metadata;
 #[cfg(feature = "keystore")]
 pub mod sealed;
 pub mod time;
+pub mod trusted;
 
 pub use error::{Result, TufError};
 pub use keys::{KeyKind, PublicKey, Signature, SigningKey};
 pub use metadata::{
     DelegatedRole, Delegations, MetaFile, Role, RoleKeys, Root, Snapshot, TargetFile, Targets, Timestamp, Verifiable,
 };
+pub use trusted::{TargetSearch, TimestampUpdate, TrustedSet};
