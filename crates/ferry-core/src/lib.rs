@@ -12,6 +12,7 @@ pub mod catalogue;
 pub mod device;
 pub mod names;
 pub mod schedule;
+pub mod time;
 pub mod version;
 
 pub use catalogue::{

@@ -20,6 +20,8 @@ use ferry_store::{Approval, Group, Store};
 
 type Approved = Arc<Vec<(Release, Vec<Approval>)>>;
 type Groups = Arc<HashMap<GroupName, Group>>;
+/// Every target the image repository's signed targets list, by path.
+pub type SignedIndex = Arc<HashMap<String, ferry_tuf::TargetFile>>;
 
 /// Most distinct group sets cached at once; past that the cache starts over.
 const MAX_ENTRIES: usize = 4096;
@@ -29,6 +31,7 @@ struct Inner {
     generation: u64,
     approved: HashMap<Vec<GroupName>, (Instant, Approved)>,
     groups: Option<(Instant, Groups)>,
+    signed: Option<(Instant, SignedIndex)>,
 }
 
 /// Cached catalogue reads for check-ins.
@@ -54,6 +57,7 @@ impl CatalogueCache {
         inner.generation += 1;
         inner.approved.clear();
         inner.groups = None;
+        inner.signed = None;
     }
 
     fn generation(&self) -> u64 {
@@ -75,7 +79,7 @@ impl CatalogueCache {
         };
         let mut fresh = store.approved_releases(&key).await?;
         if self.require_signed {
-            let index = crate::trust::image::signed_index(store).await?;
+            let index = self.signed(store).await?;
             fresh.retain(|(release, _)| crate::trust::image::is_signed(release, &index));
         }
         let fresh: Approved = Arc::new(fresh);
@@ -86,6 +90,22 @@ impl CatalogueCache {
                 inner.approved.clear();
             }
             inner.approved.insert(key, (Instant::now(), fresh.clone()));
+        }
+        Ok(fresh)
+    }
+
+    /// The image repository's signed targets (`trust::image::signed_index`).
+    pub async fn signed(&self, store: &dyn Store) -> ferry_store::Result<SignedIndex> {
+        if let Some((at, v)) = &self.inner.lock().expect("cache lock").signed {
+            if at.elapsed() < Self::TTL {
+                return Ok(v.clone());
+            }
+        }
+        let generation = self.generation();
+        let fresh: SignedIndex = Arc::new(crate::trust::image::signed_index(store).await?);
+        let mut inner = self.inner.lock().expect("cache lock");
+        if inner.generation == generation {
+            inner.signed = Some((Instant::now(), fresh.clone()));
         }
         Ok(fresh)
     }

@@ -1,12 +1,8 @@
 //! Times and durations as people type and read them: RFC 3339 timestamps to and from unix
 //! seconds, and durations such as `1h30m`.
 
-/// Formats unix seconds as an RFC 3339 UTC timestamp, e.g. `2025-01-31T12:00:00Z`.
-pub fn format_unix(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
+pub use ferry_core::time::format_unix;
+use ferry_core::time::{civil_from_days, days_from_civil};
 
 /// Formats optional unix seconds; `-` when absent.
 pub fn format_opt(secs: Option<i64>) -> String {
@@ -60,28 +56,6 @@ fn split_offset(s: &str) -> Option<(&str, i64)> {
 fn num(part: Option<&str>, digits: usize) -> Option<i64> {
     let part = part?;
     (part.len() == digits && part.bytes().all(|b| b.is_ascii_digit())).then(|| part.parse().ok())?
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// Parses a duration: plain seconds (`3600`) or numbers with units `d`, `h`, `m`, `s`

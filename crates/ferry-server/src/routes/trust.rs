@@ -20,17 +20,13 @@ use crate::trust::image::{self, Published, TOP_LEVEL};
 
 type S = State<Arc<AppState>>;
 
-/// Most delegated role names are product names; this is the same rule, so the name is safe in
-/// a file name and a URL.
+/// Delegated roles are per product (TRUST.md), so a role name follows the product-name rule,
+/// which keeps it safe in a file name and a URL; the top-level role names are taken.
 fn check_role_name(role: &str) -> ApiResult<()> {
-    let ok = !role.is_empty()
-        && role.len() <= 64
-        && role.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        && role.as_bytes()[0].is_ascii_alphanumeric();
-    if !ok || TOP_LEVEL.contains(&role) {
+    ferry_core::ProductName::new(role).map_err(ApiError::invalid_name)?;
+    if TOP_LEVEL.contains(&role) {
         return Err(ApiError::invalid_name(format!(
-            "{role:?} is not a delegated role name: use 1-64 lowercase letters, digits, '-' or '_', \
-             and none of root, targets, snapshot, timestamp"
+            "{role:?} is a top-level role; a delegated role needs another name (a product name)"
         )));
     }
     Ok(())
@@ -106,7 +102,7 @@ pub async fn draft(State(st): S, admin: Admin, Query(q): Query<DraftQuery>) -> A
     if !(1..=3660).contains(&days) {
         return Err(ApiError::bad_request(format!("expires_days is {days}; use 1 to 3660")));
     }
-    let index = image::signed_index(st.store.as_ref()).await?;
+    let index = st.catalogue.signed(st.store.as_ref()).await?;
     let releases: Vec<Release> = match q.releases.as_deref() {
         Some(list) => {
             let mut out = Vec::new();
@@ -141,7 +137,7 @@ pub async fn status(State(st): S, admin: Admin) -> ApiResult<Json<serde_json::Va
             .and_then(|v| v.pointer("/signed/expires").cloned());
         roles.insert(role, serde_json::json!({ "version": version, "expires": expires }));
     }
-    let index = image::signed_index(st.store.as_ref()).await?;
+    let index = st.catalogue.signed(st.store.as_ref()).await?;
     let unsigned: Vec<serde_json::Value> = st
         .store
         .list_releases(None)
@@ -209,7 +205,7 @@ pub async fn image_target(
     let (dir, file) = path.rsplit_once('/').map_or(("", path.as_str()), |(d, f)| (d, f));
     let (hash, name) = file.split_once('.').ok_or_else(missing)?;
     let target_path = if dir.is_empty() { name.to_owned() } else { format!("{dir}/{name}") };
-    let index = image::signed_index(st.store.as_ref()).await?;
+    let index = st.catalogue.signed(st.store.as_ref()).await?;
     if index.get(&target_path).is_none_or(|t| t.sha256() != Some(hash)) {
         return Err(missing());
     }

@@ -197,19 +197,20 @@ pub async fn push_targets(st: &AppState, role: &str, bytes: &[u8], now: i64) -> 
 /// stores them with `files` in one transaction. Returns the snapshot and timestamp versions.
 async fn publish(st: &AppState, mut files: Vec<MetadataFile>, now: i64) -> ApiResult<(u64, u64)> {
     let mut meta: BTreeMap<String, MetaFile> = BTreeMap::new();
+    let (mut snapshot_version, mut timestamp_version) = (1, 1);
     for (role, version) in st.store.metadata_roles(Repo::Image).await? {
-        if !TOP_LEVEL.contains(&role.as_str()) || role == "targets" {
-            meta.insert(format!("{role}.json"), MetaFile::version_only(version));
+        match role.as_str() {
+            "snapshot" => snapshot_version = version + 1,
+            "timestamp" => timestamp_version = version + 1,
+            "root" => {}
+            _ => {
+                meta.insert(format!("{role}.json"), MetaFile::version_only(version));
+            }
         }
     }
     for file in &files {
         meta.insert(format!("{}.json", file.role), MetaFile::version_only(file.version));
     }
-    let next = |role: &'static str| async move {
-        Ok::<u64, ApiError>(st.store.latest_metadata(Repo::Image, role).await?.map_or(1, |m| m.version + 1))
-    };
-    let snapshot_version = next("snapshot").await?;
-    let timestamp_version = next("timestamp").await?;
     let snapshot =
         Snapshot::new(snapshot_version, format_expires(now + st.config.trust.snapshot_expiry_secs as i64), meta);
     let snapshot_bytes = sign(&snapshot, &[&st.keys.snapshot]).map_err(ApiError::internal)?;
