@@ -301,6 +301,10 @@ pub struct CheckinRequest {
     /// Current boot id (e.g. `/proc/sys/kernel/random/boot_id`).
     #[serde(default)]
     pub boot_id: Option<String>,
+    /// Version of the director timestamp the device trusts. After a database restore the
+    /// server issues above it, so a device never sees its director metadata go back.
+    #[serde(default)]
+    pub director_version: Option<u64>,
 }
 
 /// The check-in answer.
@@ -316,6 +320,25 @@ pub struct CheckinResponse {
     pub next_checkin_at: i64,
     /// What to install now, in install order.
     pub offers: Vec<Offer>,
+    /// Where the device's signed instructions are (accepted devices only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub director: Option<DirectorPointer>,
+}
+
+/// Where a device finds its director metadata (TRUST.md) and the image repository it is
+/// checked against. URLs are paths relative to the server; every request needs the device's
+/// credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DirectorPointer {
+    /// The director repository's metadata base (`root.json`, `timestamp.json`, …).
+    pub metadata_url: String,
+    /// The version of the director timestamp, snapshot and targets issued for this device now;
+    /// a device that already trusts this version has nothing new to fetch.
+    pub version: u64,
+    /// The image repository's metadata base.
+    pub image_metadata_url: String,
+    /// The image repository's targets base (`DIR/HASH.NAME`).
+    pub image_targets_url: String,
 }
 
 /// A release offered to a device.

@@ -73,7 +73,17 @@ impl DeviceClient {
     /// `GET /tuf/image/{file}`: one image-repository metadata file, as raw bytes (verify it
     /// before trusting it), or `None` if the repository has no such file.
     pub async fn image_metadata(&self, file: &str) -> Result<Option<Bytes>, ClientError> {
-        let url = self.http.url("/tuf/image", &[file]);
+        self.tuf_metadata("/tuf/image", file).await
+    }
+
+    /// `GET /tuf/director/{file}`: the director repository's root, or this device's own
+    /// timestamp, snapshot and targets, as signed; `None` when the server has no such file.
+    pub async fn director_metadata(&self, file: &str) -> Result<Option<Bytes>, ClientError> {
+        self.tuf_metadata("/tuf/director", file).await
+    }
+
+    async fn tuf_metadata(&self, repo: &str, file: &str) -> Result<Option<Bytes>, ClientError> {
+        let url = self.http.url(repo, &[file]);
         let resp = self.http.send_raw(self.http.request(Method::GET, url.clone())).await?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);

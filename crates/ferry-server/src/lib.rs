@@ -97,8 +97,12 @@ impl App {
             config,
             contacts: Default::default(),
             credentials,
-            keys,
+            keys: std::sync::RwLock::new(Arc::new(keys)),
         });
+        trust::director::ensure_root(&state, state::now()).await.map_err(|e| ServerError::Io {
+            context: "signing the director root".into(),
+            source: std::io::Error::other(e.message),
+        })?;
         let initial_admin_token = bootstrap_admin_token(&state).await?;
         Ok(Self { state, initial_admin_token })
     }
@@ -181,6 +185,9 @@ pub async fn serve(
                 Ok(true) => tracing::info!("image repository snapshot/timestamp re-signed before expiry"),
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e.message, "could not re-sign image repository metadata"),
+            }
+            if let Err(e) = trust::director::ensure_root(&state, state::now()).await {
+                tracing::warn!(error = %e.message, "could not re-sign the director root");
             }
         }
     });

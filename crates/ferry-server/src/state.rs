@@ -24,8 +24,15 @@ pub struct AppState {
     pub contacts: ContactBuffer,
     /// Device credential checks, batched.
     pub credentials: CredentialLookups,
-    /// The online signing keys.
-    pub keys: OnlineKeys,
+    /// The online signing keys; replaced as a whole when they are rotated.
+    pub keys: std::sync::RwLock<Arc<OnlineKeys>>,
+}
+
+impl AppState {
+    /// The online keys in force.
+    pub fn keys(&self) -> Arc<OnlineKeys> {
+        self.keys.read().expect("keys lock").clone()
+    }
 }
 
 /// Unix seconds now.

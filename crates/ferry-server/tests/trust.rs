@@ -10,6 +10,7 @@ use ferry_core::{Artifact, Release, ReleaseKind, Sha256};
 use ferry_store::ApprovalAction;
 use ferry_tuf::metadata::{add_signatures, sign};
 use ferry_tuf::time::format_expires;
+use ferry_tuf::trusted::TrustedSet;
 use ferry_tuf::{KeyKind, PublicKey, Root, Snapshot, Targets, Timestamp, Verifiable};
 use sha2::Digest;
 
@@ -122,6 +123,21 @@ impl Fleet {
         let request = CheckinRequest { platform: Some("arm64".parse().unwrap()), ..Default::default() };
         let answer = self.device.checkin(&request).await.unwrap();
         answer.offers.iter().map(|o| o.version.to_string()).collect()
+    }
+
+    async fn checkin(&self, device: &DeviceClient, seen: Option<u64>) -> CheckinResponse {
+        let request =
+            CheckinRequest { platform: Some("arm64".parse().unwrap()), director_version: seen, ..Default::default() };
+        device.checkin(&request).await.unwrap()
+    }
+
+    /// Publishes root 1 and targets signed by the publisher: every approved release becomes signed.
+    async fn sign_all(&self, publisher: &Publisher) {
+        let root = sign(&publisher.root(1, &[&publisher.root_key]), &[&publisher.root_key]).unwrap();
+        self.admin.push_image_metadata("root", root).await.unwrap();
+        let draft = serde_json::to_vec(&self.admin.draft_targets("targets", None, Some(30)).await.unwrap()).unwrap();
+        let signed = add_signatures::<Targets>(&draft, &[&publisher.targets_key]).unwrap();
+        self.admin.push_image_metadata("targets", signed).await.unwrap();
     }
 
     async fn fetch(&self, file: &str) -> Vec<u8> {
@@ -250,3 +266,100 @@ macro_rules! on_both_backends_signed {
 }
 
 on_both_backends_signed!(signed_targets_gate_offers);
+
+/// A device's director chain as the device verifies it: root from the server, then timestamp,
+/// snapshot and targets through the client state machine.
+async fn director_targets(device: &DeviceClient) -> (u64, Targets) {
+    let fetch = |file: String| async move {
+        device.director_metadata(&file).await.unwrap().unwrap_or_else(|| panic!("director {file} missing")).to_vec()
+    };
+    let mut trusted = TrustedSet::new(&fetch("1.root.json".into()).await, now()).unwrap();
+    trusted.check_final_root().unwrap();
+    let update = trusted.update_timestamp(&fetch("timestamp.json".into()).await).unwrap();
+    assert_eq!(update, ferry_tuf::trusted::TimestampUpdate::Updated);
+    let version = trusted.timestamp().unwrap().snapshot_meta().unwrap().version;
+    trusted.update_snapshot(&fetch(format!("{version}.snapshot.json")).await).unwrap();
+    let targets_version = trusted.snapshot_meta("targets").unwrap().version;
+    trusted.update_targets(&fetch(format!("{targets_version}.targets.json")).await).unwrap();
+    (version, trusted.targets().unwrap().clone())
+}
+
+async fn director_names_device_and_never_goes_back(srv: common::TestServer) {
+    let fleet = fleet(&srv).await;
+    let publisher = Publisher::new(&fleet.admin).await;
+    let start = now();
+
+    // Before anything is published: the device is pointed at metadata that lists nothing but
+    // still names it.
+    let first = fleet.checkin(&fleet.device, None).await.director.expect("an accepted device gets a director pointer");
+    assert_eq!(first.metadata_url, "/tuf/director/");
+    assert!(first.version >= start as u64 * 1000, "versions start at the issue time in ms: {}", first.version);
+    let (version, targets) = director_targets(&fleet.device).await;
+    assert_eq!(version, first.version);
+    assert!(targets.targets.is_empty());
+    assert_eq!(targets.unrecognized["custom"]["device"], "gw-1");
+    assert_eq!(
+        fleet.checkin(&fleet.device, None).await.director.unwrap().version,
+        first.version,
+        "unchanged: no reissue"
+    );
+
+    // An approved but unsigned release is not in the director's instructions either.
+    let release = fleet.publish("2.0", b"firmware two").await;
+    let (_, targets) = director_targets(&fleet.device).await;
+    assert!(targets.targets.is_empty(), "unsigned releases are never directed");
+
+    // Signed: the director lists it, agreeing with the image repository's entry.
+    fleet.sign_all(&publisher).await;
+    let second = fleet.checkin(&fleet.device, None).await.director.unwrap();
+    assert!(second.version > first.version);
+    let (version, targets) = director_targets(&fleet.device).await;
+    assert_eq!(version, second.version);
+    let entry = &targets.targets["gw/2.0/firmware.bin"];
+    assert_eq!(entry.length, release.artifacts[0].length);
+    assert_eq!(entry.sha256(), Some(release.artifacts[0].sha256.as_str()));
+    let custom = entry.custom.as_ref().unwrap();
+    assert_eq!(custom["device"], "gw-1");
+    assert_eq!(custom["ferry"]["release_counter"], release.counter);
+    let image = Verifiable::<Targets>::parse("targets", &fleet.fetch("1.targets.json").await).unwrap();
+    assert_eq!(custom["ferry"], image.signed.targets["gw/2.0/firmware.bin"].custom.as_ref().unwrap()["ferry"]);
+
+    // Another device gets its own chain, naming it; it cannot fetch gw-1's files by version.
+    let key = fleet.admin.rotate_enrollment_key(&"field".parse().unwrap()).await.unwrap().enrollment_key;
+    let mut other = DeviceClient::new(&srv.url, None).unwrap();
+    let enrolled =
+        other.enroll(&EnrollRequest { device_id: "gw-2".parse().unwrap(), enrollment_key: Some(key) }).await.unwrap();
+    other.set_credential(&enrolled.credential).unwrap();
+    let theirs = fleet.checkin(&other, None).await.director.unwrap();
+    let (_, targets) = director_targets(&other).await;
+    assert_eq!(targets.unrecognized["custom"]["device"], "gw-2");
+    assert_eq!(targets.targets["gw/2.0/firmware.bin"].custom.as_ref().unwrap()["device"], "gw-2");
+    if theirs.version != second.version {
+        let e = other.director_metadata(&format!("{}.targets.json", second.version)).await.unwrap();
+        assert!(e.is_none(), "another device's version is not served");
+    }
+    // Admins get the root, but per-device files only with the device's credential.
+    let admin_device = DeviceClient::new(&srv.url, Some(srv.admin_token.clone())).unwrap();
+    assert!(admin_device.director_metadata("root.json").await.unwrap().is_some());
+    let e = admin_device.director_metadata("timestamp.json").await.unwrap_err();
+    assert_eq!(api_error(&e).0, 403);
+
+    // After a database restore the stored version may be older than what the device trusts; the
+    // device reports its version and the server issues above it.
+    let claimed = second.version + 5_000;
+    let third = fleet.checkin(&fleet.device, Some(claimed)).await.director.unwrap();
+    assert!(third.version > claimed, "{} must exceed the reported {claimed}", third.version);
+    let (version, targets) = director_targets(&fleet.device).await;
+    assert_eq!(version, third.version);
+    assert!(targets.targets.contains_key("gw/2.0/firmware.bin"));
+    // A claim from the far future does not push the version out of reach.
+    let far = fleet.checkin(&fleet.device, Some(u64::MAX - 1)).await.director.unwrap();
+    assert_eq!(far.version, third.version);
+
+    // A rejected device gets no pointer.
+    fleet.admin.reject_device(&"gw-2".parse().unwrap()).await.unwrap();
+    let e = other.checkin(&CheckinRequest::default()).await;
+    assert!(e.map(|r| r.director.is_none()).unwrap_or(true));
+}
+
+on_both_backends_signed!(director_names_device_and_never_goes_back);

@@ -22,7 +22,7 @@ macro_rules! impl_store {
             };
             use ferry_store::{
                 AdminToken, AppendOutcome, Approval, CheckinRecord, Device, DeviceFilter,
-                DirectorState, Enrollment, Event, Group, MetadataFile, NewAdminToken, NewEvent,
+                DirectorFiles, DirectorState, Enrollment, Event, Group, MetadataFile, NewAdminToken, NewEvent,
                 Platform, Product, ReleaseState, Repo, Result, Store, StoreError,
             };
             use sqlx::Row as _;
@@ -1446,7 +1446,10 @@ macro_rules! impl_store {
                 }
 
                 async fn director_state(&self, device: &DeviceId) -> Result<Option<DirectorState>> {
-                    let row = sqlx::query("SELECT version, digest, issued_at FROM director_state WHERE device_id = $1")
+                    let row = sqlx::query(
+                        "SELECT version, digest, issued_at, targets, snapshot, timestamp \
+                         FROM director_state WHERE device_id = $1",
+                    )
                         .bind(device.as_str())
                         .fetch_optional(&self.pool)
                         .await
@@ -1457,6 +1460,11 @@ macro_rules! impl_store {
                             version: to_u64(T, "version", get(&r, T, "version")?)?,
                             digest: get(&r, T, "digest")?,
                             issued_at: get(&r, T, "issued_at")?,
+                            files: DirectorFiles {
+                                targets: get(&r, T, "targets")?,
+                                snapshot: get(&r, T, "snapshot")?,
+                                timestamp: get(&r, T, "timestamp")?,
+                            },
                         })
                     })
                     .transpose()
@@ -1471,13 +1479,16 @@ macro_rules! impl_store {
                     let version = to_i64("director version", next.version)?;
                     let done = match previous {
                         None => sqlx::query(
-                            "INSERT INTO director_state (device_id, version, digest, issued_at) \
-                             VALUES ($1, $2, $3, $4) ON CONFLICT (device_id) DO NOTHING",
+                            "INSERT INTO director_state (device_id, version, digest, issued_at, targets, snapshot, timestamp) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (device_id) DO NOTHING",
                         )
                         .bind(device.as_str())
                         .bind(version)
                         .bind(&next.digest)
                         .bind(next.issued_at)
+                        .bind(&next.files.targets)
+                        .bind(&next.files.snapshot)
+                        .bind(&next.files.timestamp)
                         .execute(&self.pool)
                         .await
                         .map_err(|e| match map_err::<$dialect>(e, String::new) {
@@ -1485,7 +1496,8 @@ macro_rules! impl_store {
                             other => other,
                         })?,
                         Some(previous) => sqlx::query(
-                            "UPDATE director_state SET version = $2, digest = $3, issued_at = $4 \
+                            "UPDATE director_state SET version = $2, digest = $3, issued_at = $4, \
+                             targets = $6, snapshot = $7, timestamp = $8 \
                              WHERE device_id = $1 AND version = $5 AND version < $2",
                         )
                         .bind(device.as_str())
@@ -1493,6 +1505,9 @@ macro_rules! impl_store {
                         .bind(&next.digest)
                         .bind(next.issued_at)
                         .bind(to_i64("director version", previous)?)
+                        .bind(&next.files.targets)
+                        .bind(&next.files.snapshot)
+                        .bind(&next.files.timestamp)
                         .execute(&self.pool)
                         .await
                         .map_err(err)?,

@@ -29,8 +29,8 @@ use ferry_core::{
 };
 
 use crate::{
-    Approval, ApprovalAction, CheckinRecord, DeviceFilter, DirectorState, Enrollment, Group, MetadataFile,
-    NewAdminToken, NewEvent, Platform, Product, Repo, Result, Store, StoreError,
+    Approval, ApprovalAction, CheckinRecord, DeviceFilter, DirectorFiles, DirectorState, Enrollment, Group,
+    MetadataFile, NewAdminToken, NewEvent, Platform, Product, Repo, Result, Store, StoreError,
 };
 
 /// Expands to one `#[tokio::test]` per behaviour of the suite.
@@ -1081,7 +1081,16 @@ pub async fn metadata_files(store: &dyn Store) {
 pub async fn director_versions(store: &dyn Store) {
     store.enroll_device(&enrollment("gw-1", "cred-gw", DeviceStatus::Accepted, &[], 1)).await.unwrap();
     let id = device_id("gw-1");
-    let state = |version, digest: &str| DirectorState { version, digest: digest.to_owned(), issued_at: version as i64 };
+    let state = |version: u64, digest: &str| DirectorState {
+        version,
+        digest: digest.to_owned(),
+        issued_at: version as i64,
+        files: DirectorFiles {
+            targets: format!("targets {version}").into_bytes(),
+            snapshot: format!("snapshot {version}").into_bytes(),
+            timestamp: vec![0, 0xff, version as u8],
+        },
+    };
     assert_eq!(store.director_state(&id).await.unwrap(), None);
     assert!(store.advance_director_state(&id, None, &state(10, "a")).await.unwrap());
     assert!(!store.advance_director_state(&id, None, &state(11, "b")).await.unwrap(), "a second first issue loses");

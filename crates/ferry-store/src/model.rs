@@ -322,4 +322,27 @@ pub struct DirectorState {
     pub digest: String,
     /// Unix seconds when this version was issued (its expiries derive from it).
     pub issued_at: i64,
+    /// The signed files of this version, served byte for byte.
+    pub files: DirectorFiles,
+}
+
+/// One director version's signed files.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct DirectorFiles {
+    /// `targets.json`: what the device should install, naming the device.
+    pub targets: Vec<u8>,
+    /// `snapshot.json`: the targets version.
+    pub snapshot: Vec<u8>,
+    /// `timestamp.json`: the snapshot version.
+    pub timestamp: Vec<u8>,
+}
+
+impl std::fmt::Debug for DirectorFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectorFiles")
+            .field("targets", &self.targets.len())
+            .field("snapshot", &self.snapshot.len())
+            .field("timestamp", &self.timestamp.len())
+            .finish()
+    }
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use ferry_api::{
-    CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, ErrorCode, EventBatch, Offer, OfferedArtifact,
-    DEVICE_PREFIX, DEVICE_TOKEN_PREFIX,
+    CheckinRequest, CheckinResponse, DirectorPointer, EnrollRequest, EnrollResponse, ErrorCode, EventBatch, Offer,
+    OfferedArtifact, DEVICE_PREFIX, DEVICE_TOKEN_PREFIX,
 };
 use ferry_core::device::boot_transition;
 use ferry_core::schedule::next_checkin_delay;
@@ -18,6 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use crate::offers;
 use crate::state::{now, AppState};
+use crate::trust::director;
 
 type S = State<Arc<AppState>>;
 
@@ -153,6 +154,7 @@ pub async fn checkin(
 ) -> ApiResult<Json<CheckinResponse>> {
     check_checkin(&req)?;
     let at = now();
+    let director_seen = req.director_version;
     let record = checkin_changes(&device, req, at);
     if unchanged(&device, &record) {
         st.contacts.record(&device.id, at);
@@ -167,11 +169,13 @@ pub async fn checkin(
     }
     let (interval, jitter) = schedule(&st, &device).await?;
     let delay = next_checkin_delay(interval, jitter, rand::random::<f64>());
-    let offers = if device.status == DeviceStatus::Accepted {
+    let (offers, director) = if device.status == DeviceStatus::Accepted {
         let eval = offers::evaluate(&st, &device).await?;
-        eval.offered().into_iter().map(|(r, deadline)| offer(r, deadline)).collect()
+        let offers = eval.offered().into_iter().map(|(r, deadline)| offer(r, deadline)).collect();
+        let issued = director::current(&st, &device, director_seen, at).await?;
+        (offers, Some(director_pointer(issued.version)))
     } else {
-        Vec::new()
+        (Vec::new(), None)
     };
     Ok(Json(CheckinResponse {
         device_id: device.id,
@@ -179,7 +183,17 @@ pub async fn checkin(
         next_checkin_secs: delay,
         next_checkin_at: at + delay as i64,
         offers,
+        director,
     }))
+}
+
+fn director_pointer(version: u64) -> DirectorPointer {
+    DirectorPointer {
+        metadata_url: "/tuf/director/".into(),
+        version,
+        image_metadata_url: "/tuf/image/".into(),
+        image_targets_url: "/tuf/image/targets/".into(),
+    }
 }
 
 fn offer(r: &ferry_core::Release, deadline: Option<i64>) -> Offer {

@@ -83,6 +83,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest(DEVICE_PREFIX, device)
         .route("/tuf/image/{file}", get(trust::image_metadata))
         .route("/tuf/image/targets/{*path}", get(trust::image_target))
+        .route("/tuf/director/{file}", get(trust::director_metadata))
         .fallback(|| async {
             ApiError::not_found("no such route; the admin API is under /api/v1 (see /api/v1/openapi.json)")
         })

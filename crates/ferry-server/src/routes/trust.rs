@@ -1,5 +1,6 @@
 //! Signed metadata over HTTP: the admin side (online keys, pushing signed root and targets,
-//! drafting the next targets, status) and the image repository as TUF clients fetch it.
+//! drafting the next targets, status), and the image and director repositories as TUF clients
+//! fetch them.
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::offers;
 use crate::state::{now, AppState};
+use crate::trust::director;
 use crate::trust::image::{self, Published, TOP_LEVEL};
 
 type S = State<Arc<AppState>>;
@@ -36,7 +38,7 @@ fn check_role_name(role: &str) -> ApiResult<()> {
     responses((status = 200, description = "the server's online public keys, by role", body = Object)))]
 pub async fn online_keys(State(st): S, admin: Admin) -> ApiResult<Json<serde_json::Value>> {
     admin.require(Role::Viewer)?;
-    let k = &st.keys;
+    let k = st.keys();
     Ok(Json(serde_json::json!({
         "snapshot": k.snapshot.public(),
         "timestamp": k.timestamp.public(),
@@ -182,6 +184,10 @@ pub async fn image_metadata(State(st): S, _caller: Caller, Path(file): Path<Stri
             (st.store.get_metadata(Repo::Image, role, version).await?.ok_or_else(missing)?, true)
         }
     };
+    metadata_response(bytes, immutable)
+}
+
+fn metadata_response(bytes: Vec<u8>, immutable: bool) -> ApiResult<Response> {
     let cache = if immutable { "private, max-age=31536000, immutable" } else { "no-cache" };
     Response::builder()
         .header(header::CONTENT_TYPE, "application/json")
@@ -221,4 +227,49 @@ pub async fn image_target(
         }
     }
     crate::routes::download::serve_content(&st, &method, &sha, &headers).await
+}
+
+#[utoipa::path(get, path = "/tuf/director/{file}", tag = "trust", params(("file" = String, Path,
+    description = "root.json or VERSION.root.json (any caller); timestamp.json, VERSION.snapshot.json or \
+    VERSION.targets.json (the device's own, with its credential)")),
+    responses((status = 200, description = "the metadata file"), (status = 403, body = ferry_api::ErrorBody),
+    (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn director_metadata(State(st): S, caller: Caller, Path(file): Path<String>) -> ApiResult<Response> {
+    let missing = || ApiError::not_found(format!("the director repository has no {file}"));
+    let name = parse_meta_name(&file).ok_or_else(missing)?;
+    match name {
+        MetaName::Latest("root") => {
+            let bytes = st.store.latest_metadata(Repo::Director, "root").await?.ok_or_else(missing)?.bytes;
+            return metadata_response(bytes, false);
+        }
+        MetaName::Versioned(version, "root") => {
+            let bytes = st.store.get_metadata(Repo::Director, "root", version).await?.ok_or_else(missing)?;
+            return metadata_response(bytes, true);
+        }
+        _ => {}
+    }
+    let Caller::Device(device) = caller else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ferry_api::ErrorCode::Forbidden,
+            "director metadata is issued per device: fetch it with the device's credential",
+        ));
+    };
+    match name {
+        MetaName::Latest(_) => {
+            let state = director::current(&st, &device, None, now()).await?;
+            metadata_response(state.files.timestamp, false)
+        }
+        MetaName::Versioned(version, role @ ("snapshot" | "targets")) => {
+            let state =
+                st.store.director_state(&device.id).await?.filter(|s| s.version == version).ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "director version {version} is not this device's current one; fetch timestamp.json again"
+                    ))
+                })?;
+            let bytes = if role == "snapshot" { state.files.snapshot } else { state.files.targets };
+            metadata_response(bytes, true)
+        }
+        MetaName::Versioned(..) => Err(missing()),
+    }
 }

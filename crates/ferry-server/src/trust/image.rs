@@ -91,7 +91,7 @@ pub async fn push_root(st: &AppState, bytes: &[u8], now: i64) -> ApiResult<Publi
         }
     }
     new.verify_with_root("root", root).map_err(|e| invalid("root", format!("not signed by its own root keys: {e}")))?;
-    for (role, key) in [("snapshot", &st.keys.snapshot), ("timestamp", &st.keys.timestamp)] {
+    for (role, key) in [("snapshot", &st.keys().snapshot), ("timestamp", &st.keys().timestamp)] {
         let listed = &root.roles[role];
         if listed.keyids != [key.key_id()] || listed.threshold != 1 {
             return Err(invalid(
@@ -213,13 +213,13 @@ async fn publish(st: &AppState, mut files: Vec<MetadataFile>, now: i64) -> ApiRe
     }
     let snapshot =
         Snapshot::new(snapshot_version, format_expires(now + st.config.trust.snapshot_expiry_secs as i64), meta);
-    let snapshot_bytes = sign(&snapshot, &[&st.keys.snapshot]).map_err(ApiError::internal)?;
+    let snapshot_bytes = sign(&snapshot, &[&st.keys().snapshot]).map_err(ApiError::internal)?;
     let timestamp = Timestamp::new(
         timestamp_version,
         format_expires(now + st.config.trust.timestamp_expiry_secs as i64),
         MetaFile::of_bytes(snapshot_version, &snapshot_bytes),
     );
-    let timestamp_bytes = sign(&timestamp, &[&st.keys.timestamp]).map_err(ApiError::internal)?;
+    let timestamp_bytes = sign(&timestamp, &[&st.keys().timestamp]).map_err(ApiError::internal)?;
     for (role, version, bytes) in
         [("snapshot", snapshot_version, snapshot_bytes), ("timestamp", timestamp_version, timestamp_bytes)]
     {
@@ -251,7 +251,7 @@ pub async fn refresh(st: &AppState, now: i64) -> ApiResult<bool> {
             format_expires(now + trust.timestamp_expiry_secs as i64),
             MetaFile::of_bytes(snapshot.signed.version, &snapshot_file.bytes),
         );
-        let bytes = sign(&signed, &[&st.keys.timestamp]).map_err(ApiError::internal)?;
+        let bytes = sign(&signed, &[&st.keys().timestamp]).map_err(ApiError::internal)?;
         let file = MetadataFile {
             repo: Repo::Image,
             role: "timestamp".into(),

@@ -1,0 +1,200 @@
+//! The director repository (TRUST.md): for each device, on demand, a targets / snapshot /
+//! timestamp chain signed with the online director key, listing exactly the signed releases
+//! the device should install now.
+//!
+//! - **It always names the device**: targets carries `"custom": {"device": ID}` at the top
+//!   level and in every entry, even when it lists nothing, so one device's metadata replayed to
+//!   another is refused by the device's cross-check.
+//! - **Entries mirror the image repository**: same path, length, sha256 and `custom.ferry`
+//!   (product, version, platforms, release counter, …) as the signed image entry, and only
+//!   releases the image repository lists are named; a device installs only when both agree.
+//! - **Versions never go down, per device**: a new version is `max(stored + 1, issued_at ×
+//!   1000)`. The stored row is compare-and-set ([`Store::advance_director_state`]), so
+//!   concurrent requests and restarts cannot reissue a number; and because every version is at
+//!   least its issue time in milliseconds, a version issued after a database restore is still
+//!   above anything issued before the restore. Devices also report the version they trust at
+//!   check-in, and a stored version below it is reissued at once.
+//! - **Issued files are kept**: the three signed files of the current version are stored with
+//!   it, so `N.snapshot.json` and `N.targets.json` are exactly the files timestamp N named, on
+//!   any replica.
+//!
+//! The director's root is signed with its own online key, created on first start, and re-signed
+//! (a new version, same keys) at half its lifetime.
+
+use std::collections::BTreeMap;
+
+use ferry_core::DeviceId;
+use ferry_store::{Device, DirectorFiles, DirectorState, MetadataFile, Repo, StoreError};
+use ferry_tuf::metadata::sign;
+use ferry_tuf::time::{format_expires, parse_expires};
+use ferry_tuf::{MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp, Verifiable};
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{ApiError, ApiResult};
+use crate::offers;
+use crate::state::AppState;
+use crate::trust::image::{is_signed, target_for};
+
+/// How long a director root is valid; it is re-signed at half of this.
+pub const ROOT_EXPIRY_SECS: i64 = 365 * 86_400;
+
+/// A version for an issue at `now` following `previous`: above both the stored version and
+/// anything issued before `now` (see the module documentation).
+pub fn next_version(previous: Option<u64>, now: i64) -> u64 {
+    let floor = u64::try_from(now).unwrap_or(0).saturating_mul(1000);
+    previous.map_or(floor, |p| p.saturating_add(1).max(floor))
+}
+
+/// The director root in force, creating version 1, or re-signing it past half its lifetime.
+/// Returns its version.
+pub async fn ensure_root(st: &AppState, now: i64) -> ApiResult<u64> {
+    let keys = st.keys();
+    let latest = st.store.latest_metadata(Repo::Director, "root").await?;
+    let (version, previous) = match &latest {
+        None => (1, None),
+        Some(file) => {
+            let root = Verifiable::<Root>::parse("director root", &file.bytes)
+                .map_err(|e| ApiError::internal(format!("stored director root no longer parses: {e}")))?;
+            let lists_keys = root.signed.roles.get("targets").is_some_and(|r| r.keyids == [keys.director.key_id()])
+                && root.signed.roles.get("root").is_some_and(|r| r.keyids == [keys.director_root.key_id()]);
+            if !lists_keys {
+                return Err(ApiError::internal(format!(
+                    "the director root (version {}) does not list this server's director keys; the keys in \
+                     the keys directory were replaced without a rotation — restore them, or rotate with \
+                     `POST /api/v1/trust/director/rotate` from the old keys",
+                    root.signed.version
+                )));
+            }
+            let remaining = parse_expires(&root.signed.expires).map(|at| at - now).unwrap_or(0);
+            if remaining >= ROOT_EXPIRY_SECS / 2 {
+                return Ok(root.signed.version);
+            }
+            (root.signed.version + 1, Some(root.signed.version))
+        }
+    };
+    let root = director_root(version, now, &keys.director_root, &keys.director);
+    let bytes = sign(&root, &[&keys.director_root]).map_err(ApiError::internal)?;
+    let file = MetadataFile { repo: Repo::Director, role: "root".into(), version, bytes, created_at: now };
+    match st.store.put_metadata(&[file]).await {
+        Ok(()) => {
+            tracing::info!(version, previous, "director root signed");
+            Ok(version)
+        }
+        // Another replica signed this version first: theirs is as good.
+        Err(StoreError::Conflict(_)) => Ok(version),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn director_root(version: u64, now: i64, root_key: &ferry_tuf::SigningKey, key: &ferry_tuf::SigningKey) -> Root {
+    let online = || vec![key.public().clone()];
+    Root::new(
+        version,
+        format_expires(now + ROOT_EXPIRY_SECS),
+        &[
+            ("root", vec![root_key.public().clone()], 1),
+            ("targets", online(), 1),
+            ("snapshot", online(), 1),
+            ("timestamp", online(), 1),
+        ],
+    )
+}
+
+/// What `device`'s director targets list now: the offered releases the image repository has
+/// signed, each artifact with its image entry and the device's id.
+async fn desired(st: &AppState, device: &Device) -> ApiResult<BTreeMap<String, TargetFile>> {
+    let mut targets = BTreeMap::new();
+    if device.status != ferry_core::DeviceStatus::Accepted {
+        return Ok(targets);
+    }
+    let eval = offers::evaluate(st, device).await?;
+    let index = st.catalogue.signed(st.store.as_ref()).await?;
+    for (release, _) in eval.offered() {
+        if !is_signed(release, &index) {
+            continue;
+        }
+        for artifact in &release.artifacts {
+            let mut entry = target_for(release, artifact);
+            let ferry = entry.custom.as_ref().and_then(|c| c.get("ferry")).cloned().unwrap_or(Value::Null);
+            entry.custom = Some(json!({ "device": device.id, "ferry": ferry }));
+            targets.insert(release.target_path(&artifact.name), entry);
+        }
+    }
+    Ok(targets)
+}
+
+fn digest(device: &DeviceId, key_id: &str, targets: &BTreeMap<String, TargetFile>) -> String {
+    let doc = json!({ "device": device, "key": key_id, "targets": targets });
+    hex::encode(Sha256::digest(doc.to_string().as_bytes()))
+}
+
+/// Signs one version of a device's director chain.
+fn issue(
+    st: &AppState,
+    device: &DeviceId,
+    version: u64,
+    now: i64,
+    targets: BTreeMap<String, TargetFile>,
+    digest: String,
+) -> ApiResult<DirectorState> {
+    let keys = st.keys();
+    let expires = format_expires(now + st.config.trust.director_expiry_secs as i64);
+    let mut signed = Targets::new(version, expires.clone());
+    signed.targets = targets;
+    signed.unrecognized.insert("custom".into(), json!({ "device": device }));
+    let targets = sign(&signed, &[&keys.director]).map_err(ApiError::internal)?;
+    let meta = [("targets.json".to_owned(), MetaFile::of_bytes(version, &targets))].into();
+    let snapshot =
+        sign(&Snapshot::new(version, expires.clone(), meta), &[&keys.director]).map_err(ApiError::internal)?;
+    let timestamp = sign(&Timestamp::new(version, expires, MetaFile::of_bytes(version, &snapshot)), &[&keys.director])
+        .map_err(ApiError::internal)?;
+    Ok(DirectorState { version, digest, issued_at: now, files: DirectorFiles { targets, snapshot, timestamp } })
+}
+
+/// The device's current director chain: the stored one while it lists what the device should
+/// install, is past no more than half its lifetime and is not below `seen` (the version the
+/// device reports trusting); otherwise a newly signed one.
+pub async fn current(st: &AppState, device: &Device, seen: Option<u64>, now: i64) -> ApiResult<DirectorState> {
+    let targets = desired(st, device).await?;
+    let digest = digest(&device.id, st.keys().director.key_id(), &targets);
+    let stored = st.store.director_state(&device.id).await?;
+    let lifetime = st.config.trust.director_expiry_secs as i64;
+    // A device claiming a version from the future (or a corrupt claim) does not move the floor.
+    let seen = seen.filter(|&v| v <= next_version(None, now + 86_400));
+    if let Some(s) = &stored {
+        let fresh = now < s.issued_at + lifetime / 2 && now >= s.issued_at;
+        if s.digest == digest && fresh && !s.files.timestamp.is_empty() && seen.is_none_or(|v| v <= s.version) {
+            return Ok(s.clone());
+        }
+    }
+    let previous = stored.as_ref().map(|s| s.version);
+    let version = next_version(previous.max(seen), now);
+    let next = issue(st, &device.id, version, now, targets, digest)?;
+    if st.store.advance_director_state(&device.id, previous, &next).await? {
+        tracing::debug!(device = %device.id, version, "director metadata issued");
+        return Ok(next);
+    }
+    // Another request issued a version meanwhile; that one is current.
+    st.store
+        .director_state(&device.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("device {} no longer exists", device.id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_version;
+
+    #[test]
+    fn versions_rise_and_stay_above_the_issue_time() {
+        let now = 1_800_000_000;
+        assert_eq!(next_version(None, now), 1_800_000_000_000, "the first issue starts at the time in ms");
+        assert_eq!(next_version(Some(7), now), 1_800_000_000_000, "a restored, old version is jumped over");
+        let issued = next_version(None, now);
+        assert_eq!(next_version(Some(issued), now), issued + 1, "same second: one more");
+        assert_eq!(next_version(Some(issued + 40), now + 1), issued + 1000, "a later second: its floor");
+        assert_eq!(next_version(Some(u64::MAX), now), u64::MAX, "saturates instead of wrapping");
+        assert_eq!(next_version(None, -5), 0, "a clock before 1970 is no floor");
+    }
+}
