@@ -1,0 +1,423 @@
+//! Interoperability with python-tuf, the reference TUF client (TRUST.md: independent TUF
+//! clients must verify what a Ferry server publishes). A real server on SQLite and on
+//! PostgreSQL gets a root, top-level targets, a root rotation and a delegated per-product role
+//! from publisher keys made here; `interop/tuf_client.py` then runs python-tuf's `ngclient`
+//! against it as an entitled device, checks every metadata file the server published with
+//! python-tuf's own verification, and must refuse a target whose bytes were tampered with.
+//!
+//! Python: `$FERRY_INTEROP_PYTHON` (set by `.ci/run`, a virtual environment with
+//! `interop/requirements.txt`), else `python3`; without python-tuf the test fails.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use ferry_api::*;
+use ferry_client::{AdminClient, DeviceClient};
+use ferry_core::{Artifact, Release, ReleaseKind, Sha256};
+use ferry_store::ApprovalAction;
+use ferry_tuf::metadata::sign;
+use ferry_tuf::time::format_expires;
+use ferry_tuf::{DelegatedRole, Delegations, KeyKind, PublicKey, Root, SigningKey, Targets};
+use sha2::Digest;
+
+/// A python run that has not finished by then is killed and the test fails.
+const PYTHON_LIMIT: Duration = Duration::from_secs(120);
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/tuf_client.py")
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+struct Output {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {:?}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Runs `python ARGS…`, killed after [`PYTHON_LIMIT`].
+async fn run(python: &Path, args: Vec<OsString>) -> Output {
+    let mut cmd = tokio::process::Command::new(python);
+    cmd.args(&args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", python.display()));
+    let out = tokio::time::timeout(PYTHON_LIMIT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{} {args:?} did not finish within {PYTHON_LIMIT:?}; killed", python.display()))
+        .unwrap();
+    let out = Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    // Shown by the test runner when the test fails.
+    eprintln!("$ {} {args:?}\n{out}", python.display());
+    out
+}
+
+/// The python with python-tuf installed; fails the test (never skips it) without one.
+async fn interop_python() -> PathBuf {
+    let python = PathBuf::from(std::env::var_os("FERRY_INTEROP_PYTHON").unwrap_or_else(|| "python3".into()));
+    let probe = "import tuf.ngclient, cryptography; print(tuf.__version__)";
+    let out = run(&python, vec!["-c".into(), probe.into()]).await;
+    assert_eq!(
+        out.code,
+        Some(0),
+        "python-tuf is not importable with {} (FERRY_INTEROP_PYTHON). Run `bash .ci/run`, or \
+         `python3 -m venv target/interop-venv && target/interop-venv/bin/pip install -r interop/requirements.txt` \
+         and set FERRY_INTEROP_PYTHON=$PWD/target/interop-venv/bin/python\n{out}",
+        python.display()
+    );
+    python
+}
+
+/// Runs `tuf_client.py SUBCOMMAND …`.
+async fn tuf_client(python: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut all: Vec<OsString> = vec![script().into()];
+    all.extend(args.iter().map(|a| a.as_ref().to_owned()));
+    run(python, all).await
+}
+
+struct Publisher {
+    root_key: SigningKey,
+    targets_key: SigningKey,
+    online: serde_json::Value,
+}
+
+impl Publisher {
+    fn online(&self, role: &str) -> PublicKey {
+        serde_json::from_value(self.online[role].clone()).unwrap()
+    }
+
+    fn root(&self, version: u64, root_keys: &[&SigningKey]) -> Root {
+        Root::new(
+            version,
+            format_expires(now() + 365 * 86_400),
+            &[
+                ("root", root_keys.iter().map(|k| k.public().clone()).collect(), 1),
+                ("targets", vec![self.targets_key.public().clone()], 1),
+                ("snapshot", vec![self.online("snapshot")], 1),
+                ("timestamp", vec![self.online("timestamp")], 1),
+            ],
+        )
+    }
+}
+
+/// An admin and one device, enrolled in group `field`, that has checked in as `arm64`.
+struct Fleet {
+    admin: AdminClient,
+    device: DeviceClient,
+    credential: String,
+}
+
+async fn fleet(srv: &common::TestServer) -> Fleet {
+    let admin = AdminClient::new(&srv.url, &srv.admin_token).unwrap();
+    admin.create_product(&ProductSpec { name: "gw".parse().unwrap(), description: String::new() }).await.unwrap();
+    admin.create_platform(&PlatformSpec { name: "arm64".parse().unwrap(), description: String::new() }).await.unwrap();
+    let group = admin
+        .create_group(&GroupSpec {
+            name: "field".parse().unwrap(),
+            description: String::new(),
+            checkin_interval_secs: None,
+            checkin_jitter: None,
+        })
+        .await
+        .unwrap();
+    let mut device = DeviceClient::new(&srv.url, None).unwrap();
+    let enrolled = device
+        .enroll(&EnrollRequest { device_id: "gw-1".parse().unwrap(), enrollment_key: Some(group.enrollment_key) })
+        .await
+        .unwrap();
+    device.set_credential(&enrolled.credential).unwrap();
+    let fleet = Fleet { admin, device, credential: enrolled.credential };
+    fleet.offered().await;
+    fleet
+}
+
+impl Fleet {
+    /// Uploads `data`, creates release `gw` `version` with it and approves it for `field`.
+    async fn release(&self, version: &str, data: &[u8]) -> Release {
+        let sha = Sha256::from_bytes(sha2::Sha256::digest(data).into());
+        let info = self.admin.upload_content(data.to_vec(), Some(&sha)).await.unwrap();
+        let release = self
+            .admin
+            .create_release(&ReleaseSpec {
+                product: "gw".parse().unwrap(),
+                version: version.parse().unwrap(),
+                kind: ReleaseKind::Full,
+                platforms: vec!["arm64".parse().unwrap()],
+                artifacts: vec![Artifact {
+                    name: "firmware.bin".parse().unwrap(),
+                    length: info.length,
+                    sha256: info.sha256,
+                    media_type: "application/octet-stream".into(),
+                    custom: Default::default(),
+                }],
+                required: true,
+                reboot: Default::default(),
+                classification: Default::default(),
+                notes: String::new(),
+                dependencies: vec![],
+                supersedes: vec![],
+                no_update_versions: vec![],
+                applies_to: None,
+            })
+            .await
+            .unwrap();
+        let approval = ApprovalSpec { action: ApprovalAction::Install, deadline: None };
+        self.admin.set_approval(release.id, &"field".parse().unwrap(), &approval).await.unwrap();
+        release
+    }
+
+    /// The versions offered at a check-in as `arm64`.
+    async fn offered(&self) -> Vec<String> {
+        let request = CheckinRequest { platform: Some("arm64".parse().unwrap()), ..Default::default() };
+        let answer = self.device.checkin(&request).await.unwrap();
+        answer.offers.iter().map(|o| o.version.to_string()).collect()
+    }
+
+    /// The next version of `role`'s targets listing `releases`, unsigned, as the server drafts it.
+    async fn draft(&self, role: &str, releases: &[&Release]) -> Targets {
+        let ids: Vec<_> = releases.iter().map(|r| r.id).collect();
+        let draft = self.admin.draft_targets(role, Some(&ids), Some(30)).await.unwrap();
+        serde_json::from_value(draft["signed"].clone()).unwrap()
+    }
+}
+
+/// Firmware bytes of `len`, different for each `seed`.
+fn firmware(seed: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+/// `image` with the device's credential: python-tuf refreshes from `root` (keeping its trusted
+/// metadata in `metadata_dir`) and downloads `target` into `out_dir`.
+async fn python_image(
+    python: &Path,
+    srv: &common::TestServer,
+    token: &str,
+    root: &Path,
+    metadata_dir: &Path,
+    target: &str,
+    out_dir: &Path,
+) -> Output {
+    let metadata_url = format!("{}/tuf/image/", srv.url);
+    let target_url = format!("{}/tuf/image/targets/", srv.url);
+    tuf_client(
+        python,
+        &[
+            &"image",
+            &"--metadata-url",
+            &metadata_url,
+            &"--target-url",
+            &target_url,
+            &"--token",
+            &token,
+            &"--root",
+            &root,
+            &"--metadata-dir",
+            &metadata_dir,
+            &"--target",
+            &target,
+            &"--out-dir",
+            &out_dir,
+        ],
+    )
+    .await
+}
+
+/// Checks what `image` printed and downloaded against `release` and its bytes.
+fn assert_downloaded(out: &Output, release: &Release, data: &[u8]) {
+    assert_eq!(out.code, Some(0), "python-tuf refused what Ferry serves:\n{out}");
+    let line = out.stdout.lines().last().unwrap_or_else(|| panic!("no output:\n{out}"));
+    let info: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}:\n{out}"));
+    let artifact = &release.artifacts[0];
+    assert_eq!(info["path"], release.target_path(&artifact.name));
+    assert_eq!(info["length"], artifact.length);
+    assert_eq!(info["length"], data.len());
+    assert_eq!(info["sha256"], artifact.sha256.as_str());
+    assert_eq!(info["sha256"], hex::encode(sha2::Sha256::digest(data)));
+    let ferry = &info["custom"]["ferry"];
+    assert_eq!(ferry["product"], "gw");
+    assert_eq!(ferry["version"], release.version.to_string());
+    assert_eq!(ferry["platforms"], serde_json::json!(["arm64"]));
+    assert_eq!(ferry["release_counter"], release.counter);
+    let file = info["file"].as_str().unwrap();
+    assert_eq!(std::fs::read(file).unwrap(), data, "the downloaded file has the release's bytes");
+}
+
+async fn image_repository(srv: common::TestServer) {
+    let python = interop_python().await;
+    let fleet = fleet(&srv).await;
+    let publisher = Publisher {
+        root_key: SigningKey::generate(KeyKind::Ed25519).unwrap(),
+        targets_key: SigningKey::generate(KeyKind::EcdsaP256).unwrap(),
+        online: fleet.admin.online_keys().await.unwrap(),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let metadata_dir = work.path().join("trusted");
+
+    // Root v1, and top-level targets v1 listing release 2.0.
+    let root1 = sign(&publisher.root(1, &[&publisher.root_key]), &[&publisher.root_key]).unwrap();
+    fleet.admin.push_image_metadata("root", root1.clone()).await.unwrap();
+    let trusted_root = work.path().join("bootstrap.root.json");
+    std::fs::write(&trusted_root, &root1).unwrap();
+    // Past python-tuf's download chunk size, so the target streams in several pieces.
+    let data1 = firmware(1, 300_000);
+    let r1 = fleet.release("2.0", &data1).await;
+    let targets1 = fleet.draft("targets", &[&r1]).await;
+    fleet.admin.push_image_metadata("targets", sign(&targets1, &[&publisher.targets_key]).unwrap()).await.unwrap();
+    assert_eq!(fleet.offered().await, vec!["2.0".to_owned()]);
+
+    let out = python_image(
+        &python,
+        &srv,
+        &fleet.credential,
+        &trusted_root,
+        &metadata_dir,
+        "gw/2.0/firmware.bin",
+        &work.path().join("out1"),
+    )
+    .await;
+    assert_downloaded(&out, &r1, &data1);
+
+    // Root v2 with a new root key (signed by the old and the new); top-level targets v2
+    // delegating gw/*/* to a per-product role `gw`, whose own targets list release 2.1.
+    let new_root_key = SigningKey::generate(KeyKind::Ed25519).unwrap();
+    let root2 = sign(&publisher.root(2, &[&new_root_key]), &[&publisher.root_key, &new_root_key]).unwrap();
+    fleet.admin.push_image_metadata("root", root2).await.unwrap();
+    let gw_key = SigningKey::generate(KeyKind::Ed25519).unwrap();
+    let mut targets2 = fleet.draft("targets", &[]).await;
+    targets2.delegations = Some(Delegations {
+        keys: BTreeMap::from([(gw_key.key_id().to_owned(), gw_key.public().clone())]),
+        roles: vec![DelegatedRole {
+            name: "gw".into(),
+            keyids: vec![gw_key.key_id().to_owned()],
+            threshold: 1,
+            terminating: true,
+            paths: Some(vec!["gw/*/*".into()]),
+            path_hash_prefixes: None,
+        }],
+        unrecognized: Default::default(),
+    });
+    fleet.admin.push_image_metadata("targets", sign(&targets2, &[&publisher.targets_key]).unwrap()).await.unwrap();
+    let data2 = firmware(2, 70_000);
+    let r2 = fleet.release("2.1", &data2).await;
+    let gw1 = fleet.draft("gw", &[&r2]).await;
+    assert_eq!(gw1.version, 1);
+    fleet.admin.push_image_metadata("gw", sign(&gw1, &[&gw_key]).unwrap()).await.unwrap();
+    assert!(fleet.offered().await.contains(&"2.1".to_owned()), "release 2.1 is signed by the delegated role");
+
+    // python-tuf updates its trusted state (root 1 → 2, newer timestamp, snapshot, targets)
+    // and finds 2.1 through the delegation.
+    let out = python_image(
+        &python,
+        &srv,
+        &fleet.credential,
+        &trusted_root,
+        &metadata_dir,
+        "gw/2.1/firmware.bin",
+        &work.path().join("out2"),
+    )
+    .await;
+    assert_downloaded(&out, &r2, &data2);
+    let cached_root = std::fs::read(metadata_dir.join("root.json")).unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&cached_root).unwrap()["signed"]["version"], 2);
+
+    // Every metadata file the server published, fetched over HTTP as served.
+    let served = work.path().join("served");
+    std::fs::create_dir(&served).unwrap();
+    let status = fleet.admin.trust_status().await.unwrap();
+    let mut names = vec!["root.json".to_owned(), "timestamp.json".to_owned()];
+    for (role, state) in status["roles"].as_object().unwrap() {
+        let newest = state["version"].as_u64().unwrap();
+        names.extend((1..=newest).map(|v| format!("{v}.{role}.json")));
+    }
+    for expected in ["1.root.json", "2.root.json", "2.targets.json", "1.gw.json", "3.snapshot.json", "3.timestamp.json"]
+    {
+        assert!(names.iter().any(|n| n == expected), "{expected} is not among the published files {names:?}");
+    }
+    let http = reqwest::Client::new();
+    let mut files = Vec::new();
+    for name in &names {
+        let resp =
+            http.get(format!("{}/tuf/image/{name}", srv.url)).bearer_auth(&fleet.credential).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "GET /tuf/image/{name}");
+        let path = served.join(name);
+        std::fs::write(&path, resp.bytes().await.unwrap()).unwrap();
+        files.push(path);
+    }
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"metadata", &"--root", &trusted_root];
+    args.extend(files.iter().map(|f| f as &dyn AsRef<std::ffi::OsStr>));
+    let out = tuf_client(&python, &args).await;
+    assert_eq!(out.code, Some(0), "python-tuf does not verify Ferry's metadata:\n{out}");
+    for name in &names {
+        assert!(out.stdout.lines().any(|l| l.starts_with(&format!("verified {name}: "))), "{name} unverified:\n{out}");
+    }
+
+    // The checker is not vacuous: a targets file whose signed content was altered fails.
+    let forged_path = served.join("forged").join("2.targets.json");
+    std::fs::create_dir(forged_path.parent().unwrap()).unwrap();
+    let genuine = std::fs::read_to_string(served.join("2.targets.json")).unwrap();
+    let forged = genuine.replacen("\"threshold\": 1", "\"threshold\": 2", 1);
+    assert_ne!(forged, genuine);
+    std::fs::write(&forged_path, forged).unwrap();
+    let out =
+        tuf_client(&python, &[&"metadata", &"--root", &trusted_root, &served.join("2.root.json"), &forged_path]).await;
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("FAILED 2.targets.json"), "{out}");
+
+    // Tampered bytes in the content store, same length: python-tuf must refuse them, and
+    // leave nothing in the download directory.
+    let blob = srv
+        .data_dir
+        .join("content")
+        .join("sha256")
+        .join(&r2.artifacts[0].sha256.as_str()[..2])
+        .join(r2.artifacts[0].sha256.as_str());
+    let mut tampered = std::fs::read(&blob).unwrap_or_else(|e| panic!("content blob {}: {e}", blob.display()));
+    assert_eq!(tampered, data2);
+    tampered[40_000] ^= 0xff;
+    std::fs::set_permissions(&blob, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::write(&blob, &tampered).unwrap();
+    let out3 = work.path().join("out3");
+    let out =
+        python_image(&python, &srv, &fleet.credential, &trusted_root, &metadata_dir, "gw/2.1/firmware.bin", &out3)
+            .await;
+    assert_eq!(out.code, Some(1), "python-tuf accepted tampered target bytes:\n{out}");
+    assert!(out.stderr.contains("LengthOrHashMismatchError") && out.stderr.contains("hash"), "{out}");
+    let left: Vec<_> = std::fs::read_dir(&out3).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "a refused target was left in the download directory: {left:?}");
+}
+
+fn signed_releases(config: &mut ferry_server::Config) {
+    config.trust.require_signed_releases = true;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_tuf_verifies_the_image_repository_sqlite() {
+    image_repository(common::TestServer::start_with(common::Backend::Sqlite, signed_releases).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_tuf_verifies_the_image_repository_postgres() {
+    image_repository(common::TestServer::start_with(common::Backend::Postgres, signed_releases).await).await;
+}
