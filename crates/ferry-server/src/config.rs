@@ -112,7 +112,7 @@ impl Default for Trust {
     fn default() -> Self {
         Self {
             keys_dir: PathBuf::new(),
-            require_signed_releases: false,
+            require_signed_releases: true,
             timestamp_expiry_secs: 86_400,
             snapshot_expiry_secs: 7 * 86_400,
             director_expiry_secs: 86_400,
@@ -167,10 +167,10 @@ jitter = 0.1
 # Directory of the server's online signing keys (snapshot, timestamp, director), created on
 # first start with mode 0700. Empty: data_dir/keys. Replicas sharing a database need the same.
 keys_dir = ""
-# Offer a release to devices only once targets metadata signed by its publisher lists it
-# (TRUST.md). Off by default until the agent verifies signed metadata end to end; turn it on
-# once your root and targets metadata are pushed (`ferry trust status` shows what is unsigned).
-require_signed_releases = false
+# Offer a release to devices (and serve its content) only once targets metadata signed by
+# its publisher lists it (TRUST.md; README "Keys and signing"). `ferry trust status` shows
+# what is unsigned. Set to false only to offer unsigned releases, e.g. while migrating.
+require_signed_releases = true
 # Lifetime of the image repository's timestamp metadata (re-signed automatically at half-life).
 timestamp_expiry_secs = 86400
 # Lifetime of the image repository's snapshot metadata (re-signed automatically at half-life).

@@ -98,7 +98,12 @@ impl App {
             contacts: Default::default(),
             credentials,
             keys: std::sync::RwLock::new(Arc::new(keys)),
+            rotation: Default::default(),
         });
+        trust::image::adopt_rotated_keys(&state).await.map_err(|e| ServerError::Io {
+            context: "finishing an online-key rotation".into(),
+            source: std::io::Error::other(e.message),
+        })?;
         trust::director::ensure_root(&state, state::now()).await.map_err(|e| ServerError::Io {
             context: "signing the director root".into(),
             source: std::io::Error::other(e.message),

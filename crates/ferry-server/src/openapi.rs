@@ -37,7 +37,8 @@ impl Modify for BearerAuth {
         devices::set_groups, devices::events, devices::applicability,
         device::enroll, device::checkin, device::events, download::download,
         trust::online_keys, trust::push_root, trust::push_targets, trust::push_delegated, trust::draft,
-        trust::status, trust::image_metadata, trust::image_target,
+        trust::status, trust::image_metadata, trust::image_target, trust::director_metadata,
+        trust::next_online_keys, trust::rotate_director,
     ),
     security(("admin_token" = []))
 )]

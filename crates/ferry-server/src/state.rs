@@ -26,12 +26,21 @@ pub struct AppState {
     pub credentials: CredentialLookups,
     /// The online signing keys; replaced as a whole when they are rotated.
     pub keys: std::sync::RwLock<Arc<OnlineKeys>>,
+    /// Held while online keys may rotate (root pushes, director rotation).
+    pub rotation: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
     /// The online keys in force.
     pub fn keys(&self) -> Arc<OnlineKeys> {
         self.keys.read().expect("keys lock").clone()
+    }
+
+    /// Reads the online keys again from the keys directory, after a rotation.
+    pub fn reload_keys(&self) -> Result<(), crate::trust::keys::KeyError> {
+        let keys = OnlineKeys::load_or_create(&self.config.keys_dir())?;
+        *self.keys.write().expect("keys lock") = Arc::new(keys);
+        Ok(())
     }
 }
 

@@ -274,6 +274,10 @@ async fn director_targets(device: &DeviceClient) -> (u64, Targets) {
         device.director_metadata(&file).await.unwrap().unwrap_or_else(|| panic!("director {file} missing")).to_vec()
     };
     let mut trusted = TrustedSet::new(&fetch("1.root.json".into()).await, now()).unwrap();
+    while let Some(next) = device.director_metadata(&format!("{}.root.json", trusted.root().version + 1)).await.unwrap()
+    {
+        trusted.update_root(&next).unwrap();
+    }
     trusted.check_final_root().unwrap();
     let update = trusted.update_timestamp(&fetch("timestamp.json".into()).await).unwrap();
     assert_eq!(update, ferry_tuf::trusted::TimestampUpdate::Updated);
@@ -363,3 +367,126 @@ async fn director_names_device_and_never_goes_back(srv: common::TestServer) {
 }
 
 on_both_backends_signed!(director_names_device_and_never_goes_back);
+
+async fn admin_post(srv: &common::TestServer, path: &str) -> serde_json::Value {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1{path}", srv.url))
+        .bearer_auth(&srv.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "POST {path}");
+    resp.json().await.unwrap()
+}
+
+/// The device-side chain after a refresh from `root` (bytes of the root the device trusts).
+async fn refresh_image(fleet: &Fleet, trusted_root: &[u8]) -> TrustedSet {
+    let mut trusted = TrustedSet::new(trusted_root, now()).unwrap();
+    loop {
+        let next = trusted.root().version + 1;
+        match fleet.device.image_metadata(&format!("{next}.root.json")).await.unwrap() {
+            Some(bytes) => trusted.update_root(&bytes).unwrap(),
+            None => break,
+        }
+    }
+    trusted.check_final_root().unwrap();
+    let update = trusted.update_timestamp(&fleet.fetch("timestamp.json").await).unwrap();
+    assert_eq!(update, ferry_tuf::trusted::TimestampUpdate::Updated);
+    let version = trusted.timestamp().unwrap().snapshot_meta().unwrap().version;
+    trusted.update_snapshot(&fleet.fetch(&format!("{version}.snapshot.json")).await).unwrap();
+    let targets = trusted.snapshot_meta("targets").unwrap().version;
+    trusted.update_targets(&fleet.fetch(&format!("{targets}.targets.json")).await).unwrap();
+    trusted
+}
+
+async fn online_keys_rotate(srv: common::TestServer) {
+    let fleet = fleet(&srv).await;
+    let mut publisher = Publisher::new(&fleet.admin).await;
+    fleet.publish("2.0", b"firmware two").await;
+    fleet.sign_all(&publisher).await;
+    let root1 = fleet.fetch("1.root.json").await;
+    let before = refresh_image(&fleet, &root1).await;
+    assert!(before.targets().unwrap().targets.contains_key("gw/2.0/firmware.bin"));
+    let old_timestamp = publisher.online["timestamp"].clone();
+
+    // The server makes the next snapshot and timestamp keys; they wait until a root lists them.
+    let next = admin_post(&srv, "/trust/image/online-keys/next").await;
+    assert_ne!(next["timestamp"], old_timestamp);
+    assert_eq!(admin_post(&srv, "/trust/image/online-keys/next").await, next, "asking again gives the same keys");
+    let listed = fleet.admin.online_keys().await.unwrap();
+    assert_eq!(listed["timestamp"], old_timestamp, "still in force");
+    assert_eq!(listed["next"]["timestamp"], next["timestamp"]);
+
+    // Root 2 lists them, signed offline by the root key: the server switches keys and re-signs.
+    publisher.online = next.clone();
+    let root2 = sign(&publisher.root(2, &[&publisher.root_key]), &[&publisher.root_key]).unwrap();
+    let published = fleet.admin.push_image_metadata("root", root2).await.unwrap();
+    assert!(published["timestamp_version"].as_u64().is_some(), "{published}");
+    let listed = fleet.admin.online_keys().await.unwrap();
+    assert_eq!(listed["timestamp"], next["timestamp"]);
+    assert!(listed.get("next").is_none(), "{listed}");
+
+    // A device that trusted root 1 follows to root 2, sees the keys rotated, and accepts the
+    // chain signed with the new keys.
+    let mut after = TrustedSet::new(&root1, now()).unwrap();
+    after.update_root(&fleet.fetch("2.root.json").await).unwrap();
+    assert!(after.online_keys_rotated());
+    let after = refresh_image(&fleet, &root1).await;
+    assert_eq!(after.root().version, 2);
+    assert!(after.targets().unwrap().targets.contains_key("gw/2.0/firmware.bin"));
+    // A timestamp signed with the retired key would no longer verify: the served one is new.
+    let timestamp = Verifiable::<Timestamp>::parse("timestamp", &fleet.fetch("timestamp.json").await).unwrap();
+    let root2 = Verifiable::<Root>::parse("root", &fleet.fetch("2.root.json").await).unwrap().signed;
+    timestamp.verify_with_root("timestamp", &root2).unwrap();
+    let root1 = Verifiable::<Root>::parse("root", &root1).unwrap().signed;
+    assert!(timestamp.verify_with_root("timestamp", &root1).is_err(), "signed by the new key, not the old");
+
+    // Publishing goes on with the new keys.
+    fleet.publish("2.1", b"firmware two point one").await;
+    let draft = serde_json::to_vec(&fleet.admin.draft_targets("targets", None, Some(30)).await.unwrap()).unwrap();
+    let signed = add_signatures::<Targets>(&draft, &[&publisher.targets_key]).unwrap();
+    fleet.admin.push_image_metadata("targets", signed).await.unwrap();
+    let latest = refresh_image(&fleet, &fleet.fetch("1.root.json").await).await;
+    assert!(latest.targets().unwrap().targets.contains_key("gw/2.1/firmware.bin"));
+
+    // A root that goes back to the retired keys is refused: they are gone.
+    publisher.online["timestamp"] = old_timestamp;
+    let root3 = sign(&publisher.root(3, &[&publisher.root_key]), &[&publisher.root_key]).unwrap();
+    let e = fleet.admin.push_image_metadata("root", root3).await.unwrap_err();
+    let (status, code, message) = api_error(&e);
+    assert_eq!((status, code), (400, ErrorCode::InvalidMetadata));
+    assert!(message.contains("timestamp role"), "{message}");
+}
+
+on_both_backends_signed!(online_keys_rotate);
+
+async fn director_keys_rotate(srv: common::TestServer) {
+    let fleet = fleet(&srv).await;
+    let publisher = Publisher::new(&fleet.admin).await;
+    fleet.publish("2.0", b"firmware two").await;
+    fleet.sign_all(&publisher).await;
+    let first = fleet.checkin(&fleet.device, None).await.director.unwrap();
+    let root1 = fleet.device.director_metadata("1.root.json").await.unwrap().unwrap();
+
+    let rotated = admin_post(&srv, "/trust/director/rotate").await;
+    assert_eq!(rotated["root_version"], 2);
+    assert_ne!(rotated["director"], publisher.online["director"]);
+    let root2 = fleet.device.director_metadata("2.root.json").await.unwrap().expect("root 2 is published");
+
+    // The device follows root 1 → 2 (signed by the old and the new root key), and the chain
+    // issued now is signed with the new director key.
+    let second = fleet.checkin(&fleet.device, None).await.director.unwrap();
+    assert!(second.version > first.version, "every chain is reissued with the new key");
+    let mut trusted = TrustedSet::new(&root1, now()).unwrap();
+    trusted.update_root(&root2).unwrap();
+    assert!(trusted.online_keys_rotated());
+    let timestamp = fleet.device.director_metadata("timestamp.json").await.unwrap().unwrap();
+    assert_eq!(trusted.update_timestamp(&timestamp).unwrap(), ferry_tuf::trusted::TimestampUpdate::Updated);
+    let old_root = TrustedSet::new(&root1, now()).unwrap();
+    let t = Verifiable::<Timestamp>::parse("timestamp", &timestamp).unwrap();
+    assert!(t.verify_with_root("timestamp", old_root.root()).is_err(), "the old director key no longer signs");
+    let (_, targets) = director_targets(&fleet.device).await;
+    assert!(targets.targets.contains_key("gw/2.0/firmware.bin"));
+}
+
+on_both_backends_signed!(director_keys_rotate);

@@ -65,6 +65,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/tokens", get(tokens::list_tokens).post(tokens::create_token))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke_token))
         .route("/trust/online-keys", get(trust::online_keys))
+        .route("/trust/image/online-keys/next", post(trust::next_online_keys))
+        .route("/trust/director/rotate", post(trust::rotate_director))
         .route("/trust/image/root", put(trust::push_root))
         .route("/trust/image/targets", put(trust::push_targets))
         .route("/trust/image/roles/{role}", put(trust::push_delegated))

@@ -17,8 +17,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::offers;
 use crate::state::{now, AppState};
-use crate::trust::director;
 use crate::trust::image::{self, Published, TOP_LEVEL};
+use crate::trust::{director, keys};
 
 type S = State<Arc<AppState>>;
 
@@ -39,9 +39,45 @@ fn check_role_name(role: &str) -> ApiResult<()> {
 pub async fn online_keys(State(st): S, admin: Admin) -> ApiResult<Json<serde_json::Value>> {
     admin.require(Role::Viewer)?;
     let k = st.keys();
-    Ok(Json(serde_json::json!({
+    let mut body = serde_json::json!({
         "snapshot": k.snapshot.public(),
         "timestamp": k.timestamp.public(),
+        "director_root": k.director_root.public(),
+        "director": k.director.public(),
+    });
+    let dir = st.config.keys_dir();
+    let next = |name| keys::next_key(&dir, name).map_err(ApiError::internal);
+    if let (Some(snapshot), Some(timestamp)) = (next(keys::SNAPSHOT)?, next(keys::TIMESTAMP)?) {
+        body["next"] = serde_json::json!({ "snapshot": snapshot.public(), "timestamp": timestamp.public() });
+    }
+    Ok(Json(body))
+}
+
+#[utoipa::path(post, path = "/api/v1/trust/image/online-keys/next", tag = "trust",
+    responses((status = 200, description = "the online public keys with the image repository's snapshot and \
+    timestamp keys replaced by the keys waiting to take over; list them in the next root", body = Object)))]
+pub async fn next_online_keys(State(st): S, admin: Admin) -> ApiResult<Json<serde_json::Value>> {
+    admin.require(Role::Admin)?;
+    let dir = st.config.keys_dir();
+    let snapshot = keys::next_key_or_create(&dir, keys::SNAPSHOT).map_err(ApiError::internal)?;
+    let timestamp = keys::next_key_or_create(&dir, keys::TIMESTAMP).map_err(ApiError::internal)?;
+    let k = st.keys();
+    Ok(Json(serde_json::json!({
+        "snapshot": snapshot.public(),
+        "timestamp": timestamp.public(),
+        "director_root": k.director_root.public(),
+        "director": k.director.public(),
+    })))
+}
+
+#[utoipa::path(post, path = "/api/v1/trust/director/rotate", tag = "trust",
+    responses((status = 200, description = "the director's new root version and keys", body = Object)))]
+pub async fn rotate_director(State(st): S, admin: Admin) -> ApiResult<Json<serde_json::Value>> {
+    admin.require(Role::Admin)?;
+    let version = director::rotate(&st, now()).await?;
+    let k = st.keys();
+    Ok(Json(serde_json::json!({
+        "root_version": version,
         "director_root": k.director_root.public(),
         "director": k.director.public(),
     })))

@@ -35,6 +35,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::offers;
 use crate::state::AppState;
 use crate::trust::image::{is_signed, target_for};
+use crate::trust::keys;
 
 /// How long a director root is valid; it is re-signed at half of this.
 pub const ROOT_EXPIRY_SECS: i64 = 365 * 86_400;
@@ -49,6 +50,7 @@ pub fn next_version(previous: Option<u64>, now: i64) -> u64 {
 /// The director root in force, creating version 1, or re-signing it past half its lifetime.
 /// Returns its version.
 pub async fn ensure_root(st: &AppState, now: i64) -> ApiResult<u64> {
+    let _rotation = st.rotation.lock().await;
     let keys = st.keys();
     let latest = st.store.latest_metadata(Repo::Director, "root").await?;
     let (version, previous) = match &latest {
@@ -85,6 +87,37 @@ pub async fn ensure_root(st: &AppState, now: i64) -> ApiResult<u64> {
         Err(StoreError::Conflict(_)) => Ok(version),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Rotates the director's online keys: new root and director keys, a root version N+1 that
+/// lists them, signed by the old and the new root key (so devices follow the chain), then the
+/// new keys take over and every device's chain is reissued on its next request. Returns the
+/// new root version.
+pub async fn rotate(st: &AppState, now: i64) -> ApiResult<u64> {
+    let _rotation = st.rotation.lock().await;
+    let keys = st.keys();
+    let dir = st.config.keys_dir();
+    let latest = st
+        .store
+        .latest_metadata(Repo::Director, "root")
+        .await?
+        .ok_or_else(|| ApiError::internal("the director root is missing; restart the server to create it"))?;
+    let root_key = keys::next_key_or_create(&dir, keys::DIRECTOR_ROOT).map_err(ApiError::internal)?;
+    let key = keys::next_key_or_create(&dir, keys::DIRECTOR).map_err(ApiError::internal)?;
+    let version = latest.version + 1;
+    let root = director_root(version, now, &root_key, &key);
+    let bytes = sign(&root, &[&keys.director_root, &root_key]).map_err(ApiError::internal)?;
+    let file = MetadataFile { repo: Repo::Director, role: "root".into(), version, bytes, created_at: now };
+    st.store.put_metadata(&[file]).await.map_err(|e| match e {
+        StoreError::Conflict(m) => ApiError::conflict(format!("{m}: another rotation happened at the same time")),
+        other => other.into(),
+    })?;
+    for name in [keys::DIRECTOR_ROOT, keys::DIRECTOR] {
+        keys::promote(&dir, name).map_err(ApiError::internal)?;
+    }
+    st.reload_keys().map_err(ApiError::internal)?;
+    tracing::info!(version, keyid = key.key_id(), "director keys rotated");
+    Ok(version)
 }
 
 fn director_root(version: u64, now: i64, root_key: &ferry_tuf::SigningKey, key: &ferry_tuf::SigningKey) -> Root {

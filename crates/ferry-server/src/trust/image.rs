@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::trust::keys;
 
 /// How often the server checks whether snapshot or timestamp needs re-signing.
 pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -91,19 +92,30 @@ pub async fn push_root(st: &AppState, bytes: &[u8], now: i64) -> ApiResult<Publi
         }
     }
     new.verify_with_root("root", root).map_err(|e| invalid("root", format!("not signed by its own root keys: {e}")))?;
-    for (role, key) in [("snapshot", &st.keys().snapshot), ("timestamp", &st.keys().timestamp)] {
+    let _rotation = st.rotation.lock().await;
+    let keys = st.keys();
+    let dir = st.config.keys_dir();
+    // Each online role lists the key in force, or the one a rotation has waiting.
+    let next_snapshot = keys::next_key(&dir, keys::SNAPSHOT).map_err(ApiError::internal)?;
+    let next_timestamp = keys::next_key(&dir, keys::TIMESTAMP).map_err(ApiError::internal)?;
+    let choose = |role: &str, current: &'_ ferry_tuf::SigningKey, next: Option<&'_ ferry_tuf::SigningKey>| {
         let listed = &root.roles[role];
-        if listed.keyids != [key.key_id()] || listed.threshold != 1 {
-            return Err(invalid(
+        let lists = |k: &ferry_tuf::SigningKey| listed.keyids == [k.key_id()] && listed.threshold == 1;
+        match next {
+            Some(next) if lists(next) => Ok(true),
+            _ if lists(current) => Ok(false),
+            _ => Err(invalid(
                 "root",
                 format!(
                     "the {role} role must be exactly this server's online {role} key {} with threshold 1 \
-                     (`ferry trust online-keys` prints it)",
-                    key.key_id()
+                     (`ferry trust online-keys` prints it; during a rotation, the waiting key)",
+                    current.key_id()
                 ),
-            ));
+            )),
         }
-    }
+    };
+    let rotate_snapshot = choose("snapshot", &keys.snapshot, next_snapshot.as_ref())?;
+    let rotate_timestamp = choose("timestamp", &keys.timestamp, next_timestamp.as_ref())?;
     let file = MetadataFile {
         repo: Repo::Image,
         role: "root".to_owned(),
@@ -111,9 +123,69 @@ pub async fn push_root(st: &AppState, bytes: &[u8], now: i64) -> ApiResult<Publi
         bytes: bytes.to_vec(),
         created_at: now,
     };
-    st.store.put_metadata(&[file]).await.map_err(raced)?;
-    tracing::info!(version = root.version, "image root published");
-    Ok(Published { role: "root".into(), version: root.version, snapshot_version: None, timestamp_version: None })
+    let rotating: Vec<&str> = [(keys::SNAPSHOT, rotate_snapshot), (keys::TIMESTAMP, rotate_timestamp)]
+        .into_iter()
+        .filter_map(|(name, rotate)| rotate.then_some(name))
+        .collect();
+    if rotating.is_empty() {
+        st.store.put_metadata(&[file]).await.map_err(raced)?;
+        tracing::info!(version = root.version, "image root published");
+        return Ok(Published {
+            role: "root".into(),
+            version: root.version,
+            snapshot_version: None,
+            timestamp_version: None,
+        });
+    }
+    // Online keys rotate: the root, and a snapshot and timestamp signed with the new keys, are
+    // stored together; then the waiting keys take over. A crash in between is finished at the
+    // next start ([`adopt_rotated_keys`]).
+    let published = st.store.latest_metadata(Repo::Image, "timestamp").await?.is_some();
+    let versions = if published {
+        let snapshot_key = next_snapshot.as_ref().filter(|_| rotate_snapshot).unwrap_or(&keys.snapshot);
+        let timestamp_key = next_timestamp.as_ref().filter(|_| rotate_timestamp).unwrap_or(&keys.timestamp);
+        Some(publish_signed(st, vec![file], now, snapshot_key, timestamp_key).await?)
+    } else {
+        st.store.put_metadata(&[file]).await.map_err(raced)?;
+        None
+    };
+    for role in &rotating {
+        keys::promote(&dir, role).map_err(ApiError::internal)?;
+    }
+    st.reload_keys().map_err(ApiError::internal)?;
+    tracing::info!(version = root.version, rotated = ?rotating, "image root published; online keys rotated");
+    Ok(Published {
+        role: "root".into(),
+        version: root.version,
+        snapshot_version: versions.map(|v| v.0),
+        timestamp_version: versions.map(|v| v.1),
+    })
+}
+
+/// Finishes rotations a crash interrupted: a waiting online key that the latest image or
+/// director root already lists takes over. Called at start.
+pub async fn adopt_rotated_keys(st: &AppState) -> ApiResult<()> {
+    let dir = st.config.keys_dir();
+    let mut adopted = false;
+    for (repo, pairs) in [
+        (Repo::Image, [(keys::SNAPSHOT, "snapshot"), (keys::TIMESTAMP, "timestamp")]),
+        (Repo::Director, [(keys::DIRECTOR_ROOT, "root"), (keys::DIRECTOR, "targets")]),
+    ] {
+        let Some(file) = st.store.latest_metadata(repo, "root").await? else { continue };
+        let root = Verifiable::<Root>::parse("root", &file.bytes).map_err(corrupt)?.signed;
+        for (name, role) in pairs {
+            if let Some(next) = keys::next_key(&dir, name).map_err(ApiError::internal)? {
+                if root.roles.get(role).is_some_and(|r| r.keyids == [next.key_id()]) {
+                    keys::promote(&dir, name).map_err(ApiError::internal)?;
+                    adopted = true;
+                }
+            }
+        }
+    }
+    if adopted {
+        st.reload_keys().map_err(ApiError::internal)?;
+    }
+    Ok(())
 }
 
 fn raced(e: StoreError) -> ApiError {
@@ -183,7 +255,10 @@ pub async fn push_targets(st: &AppState, role: &str, bytes: &[u8], now: i64) -> 
         bytes: bytes.to_vec(),
         created_at: now,
     };
-    let (snapshot_version, timestamp_version) = publish(st, vec![file], now).await?;
+    let (snapshot_version, timestamp_version) = {
+        let _rotation = st.rotation.lock().await;
+        publish(st, vec![file], now).await?
+    };
     tracing::info!(role, version = new.signed.version, snapshot_version, "targets metadata published");
     Ok(Published {
         role: role.to_owned(),
@@ -195,7 +270,18 @@ pub async fn push_targets(st: &AppState, role: &str, bytes: &[u8], now: i64) -> 
 
 /// Signs a snapshot of every targets role (with `files` applied) and a timestamp for it, and
 /// stores them with `files` in one transaction. Returns the snapshot and timestamp versions.
-async fn publish(st: &AppState, mut files: Vec<MetadataFile>, now: i64) -> ApiResult<(u64, u64)> {
+async fn publish(st: &AppState, files: Vec<MetadataFile>, now: i64) -> ApiResult<(u64, u64)> {
+    let keys = st.keys();
+    publish_signed(st, files, now, &keys.snapshot, &keys.timestamp).await
+}
+
+async fn publish_signed(
+    st: &AppState,
+    mut files: Vec<MetadataFile>,
+    now: i64,
+    snapshot_key: &ferry_tuf::SigningKey,
+    timestamp_key: &ferry_tuf::SigningKey,
+) -> ApiResult<(u64, u64)> {
     let mut meta: BTreeMap<String, MetaFile> = BTreeMap::new();
     let (mut snapshot_version, mut timestamp_version) = (1, 1);
     for (role, version) in st.store.metadata_roles(Repo::Image).await? {
@@ -213,13 +299,13 @@ async fn publish(st: &AppState, mut files: Vec<MetadataFile>, now: i64) -> ApiRe
     }
     let snapshot =
         Snapshot::new(snapshot_version, format_expires(now + st.config.trust.snapshot_expiry_secs as i64), meta);
-    let snapshot_bytes = sign(&snapshot, &[&st.keys().snapshot]).map_err(ApiError::internal)?;
+    let snapshot_bytes = sign(&snapshot, &[snapshot_key]).map_err(ApiError::internal)?;
     let timestamp = Timestamp::new(
         timestamp_version,
         format_expires(now + st.config.trust.timestamp_expiry_secs as i64),
         MetaFile::of_bytes(snapshot_version, &snapshot_bytes),
     );
-    let timestamp_bytes = sign(&timestamp, &[&st.keys().timestamp]).map_err(ApiError::internal)?;
+    let timestamp_bytes = sign(&timestamp, &[timestamp_key]).map_err(ApiError::internal)?;
     for (role, version, bytes) in
         [("snapshot", snapshot_version, snapshot_bytes), ("timestamp", timestamp_version, timestamp_bytes)]
     {
@@ -233,6 +319,7 @@ async fn publish(st: &AppState, mut files: Vec<MetadataFile>, now: i64) -> ApiRe
 /// Re-signs what is about to expire: a new snapshot (and timestamp) once the snapshot is past
 /// half its lifetime, else a new timestamp once the timestamp is. Returns whether it signed.
 pub async fn refresh(st: &AppState, now: i64) -> ApiResult<bool> {
+    let _rotation = st.rotation.lock().await;
     let store = st.store.as_ref();
     let (Some((snapshot, snapshot_file)), Some((timestamp, _))) =
         (latest::<Snapshot>(store, "snapshot").await?, latest::<Timestamp>(store, "timestamp").await?)

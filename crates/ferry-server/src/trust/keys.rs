@@ -31,32 +31,78 @@ pub struct KeyError {
     pub reason: String,
 }
 
+/// The online key names: files `NAME.pk8` in the keys directory, and `NAME.next.pk8` for a
+/// rotation under way.
+pub const SNAPSHOT: &str = "snapshot";
+/// See [`SNAPSHOT`].
+pub const TIMESTAMP: &str = "timestamp";
+/// See [`SNAPSHOT`].
+pub const DIRECTOR_ROOT: &str = "director-root";
+/// See [`SNAPSHOT`].
+pub const DIRECTOR: &str = "director";
+
+fn key_error(path: &Path, reason: String) -> KeyError {
+    KeyError { path: path.to_owned(), reason }
+}
+
+fn read_key(path: &Path) -> Result<Option<SigningKey>, KeyError> {
+    match std::fs::read(path) {
+        Ok(der) => SigningKey::from_pkcs8(&der).map(Some).map_err(|e| key_error(path, e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(key_error(path, format!("cannot read: {e}"))),
+    }
+}
+
+fn create_key(path: &Path, name: &str) -> Result<SigningKey, KeyError> {
+    let key = SigningKey::generate(KeyKind::Ed25519).map_err(|e| key_error(path, e.to_string()))?;
+    write_private(path, key.pkcs8()).map_err(|e| key_error(path, format!("cannot write: {e}")))?;
+    tracing::info!(key = name, keyid = key.key_id(), path = %path.display(), "created online key");
+    Ok(key)
+}
+
 impl OnlineKeys {
     /// Loads the keys from `dir`, creating any that are missing.
     pub fn load_or_create(dir: &Path) -> Result<Self, KeyError> {
-        let err = |path: &Path, reason: String| KeyError { path: path.to_owned(), reason };
-        std::fs::create_dir_all(dir).map_err(|e| err(dir, format!("cannot create: {e}")))?;
-        restrict(dir, 0o700).map_err(|e| err(dir, format!("cannot restrict permissions: {e}")))?;
+        std::fs::create_dir_all(dir).map_err(|e| key_error(dir, format!("cannot create: {e}")))?;
+        restrict(dir, 0o700).map_err(|e| key_error(dir, format!("cannot restrict permissions: {e}")))?;
         let load = |name: &str| -> Result<SigningKey, KeyError> {
             let path = dir.join(format!("{name}.pk8"));
-            match std::fs::read(&path) {
-                Ok(der) => SigningKey::from_pkcs8(&der).map_err(|e| err(&path, e.to_string())),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    let key = SigningKey::generate(KeyKind::Ed25519).map_err(|e| err(&path, e.to_string()))?;
-                    write_private(&path, key.pkcs8()).map_err(|e| err(&path, format!("cannot write: {e}")))?;
-                    tracing::info!(key = name, keyid = key.key_id(), path = %path.display(), "created online key");
-                    Ok(key)
-                }
-                Err(e) => Err(err(&path, format!("cannot read: {e}"))),
+            match read_key(&path)? {
+                Some(key) => Ok(key),
+                None => create_key(&path, name),
             }
         };
         Ok(Self {
-            snapshot: load("snapshot")?,
-            timestamp: load("timestamp")?,
-            director_root: load("director-root")?,
-            director: load("director")?,
+            snapshot: load(SNAPSHOT)?,
+            timestamp: load(TIMESTAMP)?,
+            director_root: load(DIRECTOR_ROOT)?,
+            director: load(DIRECTOR)?,
         })
     }
+}
+
+/// The key made for a rotation of `name`, if one is under way.
+pub fn next_key(dir: &Path, name: &str) -> Result<Option<SigningKey>, KeyError> {
+    read_key(&dir.join(format!("{name}.next.pk8")))
+}
+
+/// The key to rotate `name` to: the one already waiting, or a new one.
+pub fn next_key_or_create(dir: &Path, name: &str) -> Result<SigningKey, KeyError> {
+    let path = dir.join(format!("{name}.next.pk8"));
+    match read_key(&path)? {
+        Some(key) => Ok(key),
+        None => create_key(&path, &format!("{name} (next)")),
+    }
+}
+
+/// Makes the waiting key of `name` the one in force (an atomic rename; the old key is gone).
+pub fn promote(dir: &Path, name: &str) -> Result<(), KeyError> {
+    let from = dir.join(format!("{name}.next.pk8"));
+    let to = dir.join(format!("{name}.pk8"));
+    std::fs::rename(&from, &to).map_err(|e| key_error(&from, format!("cannot promote: {e}")))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| key_error(dir, format!("cannot sync: {e}")))?;
+    tracing::info!(key = name, "online key rotated");
+    Ok(())
 }
 
 /// Writes a private key atomically: a 0600 temporary file, fsync, rename, directory fsync.
@@ -113,5 +159,23 @@ mod tests {
         std::fs::write(keys.join("snapshot.pk8"), b"garbage").unwrap();
         let e = OnlineKeys::load_or_create(&keys).unwrap_err();
         assert!(e.to_string().contains("snapshot.pk8"), "{e}");
+    }
+
+    #[test]
+    fn a_rotation_waits_in_a_next_key_until_promoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = OnlineKeys::load_or_create(dir.path()).unwrap();
+        assert!(next_key(dir.path(), TIMESTAMP).unwrap().is_none());
+        let next = next_key_or_create(dir.path(), TIMESTAMP).unwrap();
+        assert_eq!(next_key_or_create(dir.path(), TIMESTAMP).unwrap().key_id(), next.key_id(), "made once");
+        assert_ne!(next.key_id(), before.timestamp.key_id());
+        let unchanged = OnlineKeys::load_or_create(dir.path()).unwrap();
+        assert_eq!(unchanged.timestamp.key_id(), before.timestamp.key_id(), "not in force before promotion");
+        promote(dir.path(), TIMESTAMP).unwrap();
+        let after = OnlineKeys::load_or_create(dir.path()).unwrap();
+        assert_eq!(after.timestamp.key_id(), next.key_id());
+        assert_eq!(after.snapshot.key_id(), before.snapshot.key_id(), "other keys stay");
+        assert!(next_key(dir.path(), TIMESTAMP).unwrap().is_none());
+        assert!(promote(dir.path(), TIMESTAMP).is_err(), "nothing left to promote");
     }
 }
