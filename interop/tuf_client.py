@@ -27,7 +27,21 @@ Subcommands (exit 0 on success, 1 on any verification or download failure, messa
 
   director  --director-url URL --image-url URL --target-url URL --token TOKEN
             --director-root FILE --image-root FILE --metadata-dir DIR --device ID
-      TODO: not implemented yet (exits 2). See `cmd_director`.
+            [--out-dir DIR] [--counter-floor PRODUCT=N ...]
+      Uptane: the device's director metadata (root chain from the trusted director root FILE,
+      timestamp, snapshot, targets) and the image repository, each with its own ngclient
+      Updater and metadata directory under DIR. The director's targets must name the device
+      (top-level `custom.device`, also when they list nothing, and each entry's); each
+      director target must be in the image repository's signed metadata (delegations
+      followed) with the same length, hashes and custom.ferry.{product, version, platforms,
+      release_counter}, and its release counter must not be below the floor given for its
+      product. Each one is then downloaded from the image repository and verified. Prints
+      one JSON line: {"device", "director_version", "targets": [{"path", "length", "sha256",
+      "release_counter", "file"}]}. The message of a refusal names the rule it breaks.
+
+  The `metadata` subcommand checks director files too: give the director's trusted root as
+  --root and its files as served (N.root.json, timestamp.json, N.snapshot.json,
+  N.targets.json).
 """
 
 from __future__ import annotations
@@ -307,26 +321,163 @@ def cmd_metadata(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-# --- director (TODO) ------------------------------------------------------------------------
+# --- director -------------------------------------------------------------------------------
+
+
+class DirectorRuleError(Exception):
+    """The director's instructions break a rule of TRUST.md ("Two repositories"): the message
+    names the rule."""
+
+
+# The custom.ferry fields a director entry must share with the image repository's entry.
+FERRY_FIELDS = ("product", "version", "platforms", "release_counter")
+
+
+def parse_counter_floors(specs: list[str]) -> dict[str, int]:
+    floors: dict[str, int] = {}
+    for spec in specs:
+        product, sep, value = spec.partition("=")
+        if not sep or not product or not value.isdigit():
+            raise ValueError(f"--counter-floor {spec!r}: expected PRODUCT=N (N a non-negative integer)")
+        floors[product] = int(value)
+    return floors
+
+
+def check_director_target(device: str, path: str, director, image, floors: dict[str, int]) -> dict:
+    """Cross-checks one director target with the image repository's entry for the same path
+    (`image` is None when the image repository does not list it); returns its ferry fields."""
+    custom = director.custom if isinstance(director.custom, dict) else {}
+    named = custom.get("device")
+    if named != device:
+        raise DirectorRuleError(
+            f"director metadata names another device: target {path!r} names {named!r}, not {device!r} "
+            "(rule: director metadata names the device)"
+        )
+    if image is None:
+        raise DirectorRuleError(
+            f"director target {path!r} is not listed in the image repository's signed metadata "
+            "(rule: only images the image repository signed may be installed)"
+        )
+    if director.length != image.length:
+        raise DirectorRuleError(
+            f"director target {path!r}: length {director.length} differs from the image repository's "
+            f"{image.length} (rule: director and image repository agree on length)"
+        )
+    if director.hashes != image.hashes or "sha256" not in director.hashes:
+        raise DirectorRuleError(
+            f"director target {path!r}: hashes {director.hashes} differ from the image repository's "
+            f"{image.hashes} or lack sha256 (rule: director and image repository agree on hashes)"
+        )
+    ferry = custom.get("ferry")
+    image_custom = image.custom if isinstance(image.custom, dict) else {}
+    image_ferry = image_custom.get("ferry")
+    if not isinstance(ferry, dict) or not isinstance(image_ferry, dict):
+        raise DirectorRuleError(
+            f"director target {path!r}: custom.ferry missing in the director's or the image repository's "
+            "entry (rule: director and image repository agree on custom.ferry)"
+        )
+    for field in FERRY_FIELDS:
+        if field not in ferry or ferry.get(field) != image_ferry.get(field):
+            raise DirectorRuleError(
+                f"director target {path!r}: custom.ferry.{field} is {ferry.get(field)!r} in the director, "
+                f"{image_ferry.get(field)!r} in the image repository "
+                f"(rule: director and image repository agree on custom.ferry.{field})"
+            )
+    counter = ferry["release_counter"]
+    if not isinstance(counter, int) or isinstance(counter, bool) or counter < 0:
+        raise DirectorRuleError(
+            f"director target {path!r}: custom.ferry.release_counter {counter!r} is not a non-negative integer"
+        )
+    floor = floors.get(ferry["product"])
+    if floor is not None and counter < floor:
+        raise DirectorRuleError(
+            f"release counter goes down: director target {path!r} has release counter {counter}, below "
+            f"the floor {floor} for product {ferry['product']!r} (rule: a release counter never goes down)"
+        )
+    return ferry
 
 
 def cmd_director(args: argparse.Namespace) -> int:
-    """TODO(director): verify a device's director metadata against the image repository.
+    """Verifies a device's director metadata against the image repository (Uptane, TRUST.md
+    "Two repositories"), then downloads every image the director lists.
 
-    Planned (Uptane, TRUST.md "Two repositories"):
-      1. Two Updaters with BearerFetcher(args.token): the director (metadata at
-         args.director_url, trusted root args.director_root, metadata in
-         args.metadata_dir/director) and the image repository (args.image_url,
-         args.image_root, args.metadata_dir/image); refresh() both.
-      2. Director targets: the director's trusted targets metadata (its top-level
-         `md.signed.unrecognized_fields["custom"]["device"]`) must equal args.device, also
-         when it lists no target; each director target's `custom.device` too.
-      3. For each director target: the image Updater's get_targetinfo(path) must exist and
-         agree in length, hashes and custom.ferry.{product,version,platforms,release_counter};
-         then download it from args.target_url and print one JSON line per target.
+      1. Two ngclient Updaters, both with BearerFetcher(args.token): the director (metadata
+         at args.director_url, trusted root args.director_root, trusted metadata in
+         args.metadata_dir/director) and the image repository (args.image_url, args.image_root,
+         args.metadata_dir/image, targets from args.target_url); refresh() both.
+      2. The director's trusted targets metadata must name args.device at the top level
+         (`"custom": {"device": ID}` in `signed`), also when it lists no target.
+      3. Each director target: its custom.device is args.device; the image repository lists
+         the same path (get_targetinfo, which follows delegations) with the same length and
+         hashes and the same custom.ferry.{product,version,platforms,release_counter}; the
+         release counter is not below --counter-floor for its product. Then the image is
+         downloaded with the image Updater (verified against the image entry's length and
+         hashes) into --out-dir (default args.metadata_dir/targets).
+
+    Prints one JSON line {"device", "director_version", "targets": [{"path", "length",
+    "sha256", "release_counter", "file"}]}.
     """
-    print("director: not implemented yet", file=sys.stderr)
-    return 2
+    floors = parse_counter_floors(args.counter_floor or [])
+    director_dir = os.path.join(args.metadata_dir, "director")
+    image_dir = os.path.join(args.metadata_dir, "image")
+    out_dir = args.out_dir or os.path.join(args.metadata_dir, "targets")
+    for d in (director_dir, image_dir, out_dir):
+        os.makedirs(d, exist_ok=True)
+    director = Updater(
+        metadata_dir=director_dir,
+        metadata_base_url=args.director_url,
+        fetcher=BearerFetcher(args.token),
+        bootstrap=read_file(args.director_root),
+    )
+    image = Updater(
+        metadata_dir=image_dir,
+        metadata_base_url=args.image_url,
+        target_dir=out_dir,
+        target_base_url=args.target_url,
+        fetcher=BearerFetcher(args.token),
+        bootstrap=read_file(args.image_root),
+    )
+    director.refresh()
+    image.refresh()
+
+    # The director's verified top-level targets, as ngclient trusts them after refresh().
+    # ngclient has no public accessor for a whole targets role; python-tuf is pinned
+    # (interop/requirements.txt), and its trusted set holds the verified `Targets`.
+    targets: Targets = director._trusted_set.targets  # noqa: SLF001
+    custom = targets.unrecognized_fields.get("custom")
+    named = custom.get("device") if isinstance(custom, dict) else None
+    if named != args.device:
+        raise DirectorRuleError(
+            f"director metadata names another device: targets version {targets.version} names {named!r}, "
+            f"not {args.device!r} (rule: director metadata names the device)"
+        )
+
+    listed = []
+    for path in sorted(targets.targets):
+        entry = targets.targets[path]
+        info = image.get_targetinfo(path)
+        ferry = check_director_target(args.device, path, entry, info, floors)
+        listed.append((path, entry, info, ferry))
+    # Every entry is checked before anything is downloaded.
+    result = []
+    for path, entry, info, ferry in listed:
+        file = image.download_target(info)
+        result.append(
+            {
+                "path": path,
+                "length": entry.length,
+                "sha256": entry.hashes["sha256"],
+                "release_counter": ferry["release_counter"],
+                "file": file,
+            }
+        )
+    print(
+        json.dumps(
+            {"device": args.device, "director_version": targets.version, "targets": result},
+            sort_keys=True,
+        )
+    )
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -348,7 +499,7 @@ def parser() -> argparse.ArgumentParser:
     metadata.add_argument("files", nargs="+", help="metadata files, named VERSION.ROLE.json or ROLE.json")
     metadata.set_defaults(run=cmd_metadata)
 
-    director = sub.add_parser("director", help="TODO: director and image repositories together (Uptane)")
+    director = sub.add_parser("director", help="verify a device's director metadata against the image repository")
     director.add_argument("--director-url", required=True, help="base URL of the device's director metadata")
     director.add_argument("--image-url", required=True, help="base URL of the image repository's metadata")
     director.add_argument("--target-url", required=True, help="base URL of the image repository's targets")
@@ -357,6 +508,13 @@ def parser() -> argparse.ArgumentParser:
     director.add_argument("--image-root", required=True, help="trusted image root metadata file")
     director.add_argument("--metadata-dir", required=True, help="directory for trusted metadata of both")
     director.add_argument("--device", required=True, help="the device id the director metadata must name")
+    director.add_argument("--out-dir", help="directory to download the images into (default: METADATA_DIR/targets)")
+    director.add_argument(
+        "--counter-floor",
+        action="append",
+        metavar="PRODUCT=N",
+        help="refuse a target of PRODUCT whose release counter is below N (repeatable)",
+    )
     director.set_defaults(run=cmd_director)
     return p
 

@@ -4,6 +4,9 @@
 //! from publisher keys made here; `interop/tuf_client.py` then runs python-tuf's `ngclient`
 //! against it as an entitled device, checks every metadata file the server published with
 //! python-tuf's own verification, and must refuse a target whose bytes were tampered with.
+//! Then Uptane: python-tuf verifies devices' director chains against the image repository,
+//! as the device they name, and must refuse another device's chain and a release counter
+//! below a floor.
 //!
 //! Python: `$FERRY_INTEROP_PYTHON` (set by `.ci/run`, a virtual environment with
 //! `interop/requirements.txt`), else `python3`; without python-tuf the test fails.
@@ -193,6 +196,22 @@ impl Fleet {
         let request = CheckinRequest { platform: Some("arm64".parse().unwrap()), ..Default::default() };
         let answer = self.device.checkin(&request).await.unwrap();
         answer.offers.iter().map(|o| o.version.to_string()).collect()
+    }
+
+    /// Checks `device` in as `arm64`; the answer's pointer to its director metadata.
+    async fn director(&self, device: &DeviceClient) -> DirectorPointer {
+        let request = CheckinRequest { platform: Some("arm64".parse().unwrap()), ..Default::default() };
+        device.checkin(&request).await.unwrap().director.expect("an accepted device gets a director pointer")
+    }
+
+    /// Enrolls another device `id` in group `field`; its client and credential.
+    async fn enroll(&self, srv: &common::TestServer, id: &str) -> (DeviceClient, String) {
+        let key = self.admin.rotate_enrollment_key(&"field".parse().unwrap()).await.unwrap().enrollment_key;
+        let mut device = DeviceClient::new(&srv.url, None).unwrap();
+        let enrolled =
+            device.enroll(&EnrollRequest { device_id: id.parse().unwrap(), enrollment_key: Some(key) }).await.unwrap();
+        device.set_credential(&enrolled.credential).unwrap();
+        (device, enrolled.credential)
     }
 
     /// The next version of `role`'s targets listing `releases`, unsigned, as the server drafts it.
@@ -408,6 +427,183 @@ async fn image_repository(srv: common::TestServer) {
     assert!(left.is_empty(), "a refused target was left in the download directory: {left:?}");
 }
 
+/// Trusted roots and metadata directory of a device running `director`.
+struct DirectorClient<'a> {
+    python: &'a Path,
+    srv: &'a common::TestServer,
+    director_root: &'a Path,
+    image_root: &'a Path,
+}
+
+impl DirectorClient<'_> {
+    /// `director` with `token`, at the URLs of `pointer` (a check-in's answer): python-tuf
+    /// verifies the director chain against the image repository as `device` and downloads the
+    /// images into `out_dir`. `extra`: more arguments (`--counter-floor`).
+    async fn run(
+        &self,
+        pointer: &DirectorPointer,
+        token: &str,
+        device: &str,
+        metadata_dir: &Path,
+        out_dir: &Path,
+        extra: &[&str],
+    ) -> Output {
+        let director_url = format!("{}{}", self.srv.url, pointer.metadata_url);
+        let image_url = format!("{}{}", self.srv.url, pointer.image_metadata_url);
+        let target_url = format!("{}{}", self.srv.url, pointer.image_targets_url);
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &"director",
+            &"--director-url",
+            &director_url,
+            &"--image-url",
+            &image_url,
+            &"--target-url",
+            &target_url,
+            &"--token",
+            &token,
+            &"--director-root",
+            &self.director_root,
+            &"--image-root",
+            &self.image_root,
+            &"--metadata-dir",
+            &metadata_dir,
+            &"--out-dir",
+            &out_dir,
+            &"--device",
+            &device,
+        ];
+        args.extend(extra.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>));
+        tuf_client(self.python, &args).await
+    }
+}
+
+/// The JSON line `director` printed, after a success.
+fn director_output(out: &Output) -> serde_json::Value {
+    assert_eq!(out.code, Some(0), "python-tuf refused the director's instructions:\n{out}");
+    let line = out.stdout.lines().last().unwrap_or_else(|| panic!("no output:\n{out}"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}:\n{out}"))
+}
+
+/// Asserts that `director` refused with exit 1 and `rule` in its message.
+fn assert_refused(out: &Output, rule: &str) {
+    assert_eq!(out.code, Some(1), "python-tuf accepted what it must refuse ({rule}):\n{out}");
+    assert!(out.stderr.contains("DirectorRuleError") && out.stderr.contains(rule), "expected {rule:?}:\n{out}");
+}
+
+/// Uptane with python-tuf: devices gw-1 and gw-2, provisioned with the director's root v1 and
+/// the image repository's root; the director's per-device chain must name the device (also
+/// when it lists nothing), agree with the image repository, and keep release counters up.
+async fn director_repository(srv: common::TestServer) {
+    let python = interop_python().await;
+    let fleet = fleet(&srv).await;
+    let publisher = Publisher {
+        root_key: SigningKey::generate(KeyKind::Ed25519).unwrap(),
+        targets_key: SigningKey::generate(KeyKind::Ed25519).unwrap(),
+        online: fleet.admin.online_keys().await.unwrap(),
+    };
+    let work = tempfile::tempdir().unwrap();
+
+    // Image repository: root v1 and top-level targets v1 listing nothing yet.
+    let root1 = sign(&publisher.root(1, &[&publisher.root_key]), &[&publisher.root_key]).unwrap();
+    fleet.admin.push_image_metadata("root", root1.clone()).await.unwrap();
+    let image_root = work.path().join("image.1.root.json");
+    std::fs::write(&image_root, &root1).unwrap();
+    let empty = fleet.draft("targets", &[]).await;
+    fleet.admin.push_image_metadata("targets", sign(&empty, &[&publisher.targets_key]).unwrap()).await.unwrap();
+
+    // The director's root v1, as a device is provisioned with it.
+    let director_root = work.path().join("director.1.root.json");
+    let provisioned = fleet.device.director_metadata("1.root.json").await.unwrap().expect("director root v1");
+    std::fs::write(&director_root, &provisioned).unwrap();
+    let client = DirectorClient { python: &python, srv: &srv, director_root: &director_root, image_root: &image_root };
+    let gw1_dir = work.path().join("gw-1");
+
+    // An approved release that is not signed yet: the director lists nothing, and still names gw-1.
+    let data = firmware(7, 90_000);
+    let release = fleet.release("3.0", &data).await;
+    let pointer = fleet.director(&fleet.device).await;
+    let out = client.run(&pointer, &fleet.credential, "gw-1", &gw1_dir, &work.path().join("out0"), &[]).await;
+    let listed = director_output(&out);
+    assert_eq!(listed["device"], "gw-1");
+    assert_eq!(listed["director_version"], pointer.version, "{out}");
+    assert_eq!(listed["targets"], serde_json::json!([]), "{out}");
+
+    // Signed (targets v2): the director lists it for gw-1, python-tuf finds the same entry in
+    // the image repository and downloads it. A floor equal to the counter is no rollback; a
+    // floor for another product does not apply.
+    let targets2 = fleet.draft("targets", &[&release]).await;
+    fleet.admin.push_image_metadata("targets", sign(&targets2, &[&publisher.targets_key]).unwrap()).await.unwrap();
+    let pointer = fleet.director(&fleet.device).await;
+    let floor = format!("gw={}", release.counter);
+    let out1 = work.path().join("out1");
+    let extra = ["--counter-floor", floor.as_str(), "--counter-floor", "other=1000000"];
+    let out = client.run(&pointer, &fleet.credential, "gw-1", &gw1_dir, &out1, &extra).await;
+    let listed = director_output(&out);
+    assert_eq!(listed["device"], "gw-1");
+    assert_eq!(listed["director_version"], pointer.version, "the version the check-in announced:\n{out}");
+    let targets = listed["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 1, "{out}");
+    let artifact = &release.artifacts[0];
+    assert_eq!(targets[0]["path"], release.target_path(&artifact.name));
+    assert_eq!(targets[0]["length"], artifact.length);
+    assert_eq!(targets[0]["length"], data.len());
+    assert_eq!(targets[0]["sha256"], artifact.sha256.as_str());
+    assert_eq!(targets[0]["sha256"], hex::encode(sha2::Sha256::digest(&data)));
+    assert_eq!(targets[0]["release_counter"], release.counter);
+    let file = targets[0]["file"].as_str().unwrap();
+    assert!(Path::new(file).starts_with(&out1), "{file}");
+    assert_eq!(std::fs::read(file).unwrap(), data, "the downloaded image has the release's bytes");
+
+    // (a) Another device's instructions: with gw-2's credential the server serves gw-2's
+    // chain, which names gw-2; a device that is gw-1 refuses it.
+    let (gw2, gw2_credential) = fleet.enroll(&srv, "gw-2").await;
+    let gw2_pointer = fleet.director(&gw2).await;
+    let out = client
+        .run(&gw2_pointer, &gw2_credential, "gw-1", &work.path().join("gw-2"), &work.path().join("out2"), &[])
+        .await;
+    assert_refused(&out, "director metadata names another device");
+    assert!(out.stderr.contains("'gw-2'"), "{out}");
+
+    // (b) A counter floor above the release's counter: a rollback, refused before anything
+    // is downloaded.
+    let floor = format!("gw={}", release.counter + 1);
+    let out3 = work.path().join("out3");
+    let out = client.run(&pointer, &fleet.credential, "gw-1", &gw1_dir, &out3, &["--counter-floor", &floor]).await;
+    assert_refused(&out, "release counter goes down");
+    let left: Vec<_> = std::fs::read_dir(&out3).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "a refused image was downloaded: {left:?}");
+
+    // Every director file served for gw-1, checked with python-tuf's Metadata API from the
+    // provisioned director root.
+    let served = work.path().join("director-served");
+    std::fs::create_dir(&served).unwrap();
+    let fetch = |name: String| {
+        let device = &fleet.device;
+        let served = &served;
+        async move {
+            let bytes = device.director_metadata(&name).await.unwrap().unwrap_or_else(|| panic!("director {name}"));
+            let path = served.join(&name);
+            std::fs::write(&path, &bytes).unwrap();
+            (name, path, bytes)
+        }
+    };
+    let mut files = vec![fetch("1.root.json".into()).await, fetch("root.json".into()).await];
+    let timestamp = fetch("timestamp.json".into()).await;
+    let timestamp_json: serde_json::Value = serde_json::from_slice(&timestamp.2).unwrap();
+    assert_eq!(timestamp_json["signed"]["version"], pointer.version);
+    let version = timestamp_json["signed"]["meta"]["snapshot.json"]["version"].as_u64().unwrap();
+    files.push(timestamp);
+    files.push(fetch(format!("{version}.snapshot.json")).await);
+    files.push(fetch(format!("{version}.targets.json")).await);
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"metadata", &"--root", &director_root];
+    args.extend(files.iter().map(|(_, path, _)| path as &dyn AsRef<std::ffi::OsStr>));
+    let out = tuf_client(&python, &args).await;
+    assert_eq!(out.code, Some(0), "python-tuf does not verify the director's metadata:\n{out}");
+    for (name, _, _) in &files {
+        assert!(out.stdout.lines().any(|l| l.starts_with(&format!("verified {name}: "))), "{name} unverified:\n{out}");
+    }
+}
+
 fn signed_releases(config: &mut ferry_server::Config) {
     config.trust.require_signed_releases = true;
 }
@@ -420,4 +616,14 @@ async fn python_tuf_verifies_the_image_repository_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_tuf_verifies_the_image_repository_postgres() {
     image_repository(common::TestServer::start_with(common::Backend::Postgres, signed_releases).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_tuf_verifies_the_director_repository_sqlite() {
+    director_repository(common::TestServer::start_with(common::Backend::Sqlite, signed_releases).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_tuf_verifies_the_director_repository_postgres() {
+    director_repository(common::TestServer::start_with(common::Backend::Postgres, signed_releases).await).await;
 }

@@ -29,8 +29,11 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// A server without the signed-release gate: the catalogue, approval and device-API tests
+    /// exercise those rules on their own. tests/trust.rs and tests/interop.rs run with the gate
+    /// on, as servers do by default.
     pub async fn start(backend: Backend) -> Self {
-        Self::start_with(backend, |_| {}).await
+        Self::start_with(backend, |c| c.trust.require_signed_releases = false).await
     }
 
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
