@@ -1,7 +1,13 @@
 //! `ferry-bench seed`: fills a Ferry data directory (SQLite) or PostgreSQL database with a
 //! catalogue, a group with an approved release and N accepted devices whose state matches the
 //! check-in body it writes, so that a load generator (`bench/checkin.sh` drives `wrk`) measures
-//! steady-state check-ins. Credentials are written one per line to `tokens.txt`.
+//! steady-state check-ins. Credentials are written one per line to `tokens.txt`. With `--sign`
+//! the releases are also signed into the image repository (root and targets signed by keys
+//! made here, snapshot and timestamp by the server's online keys), so check-ins carry real
+//! director metadata.
+//!
+//! `ferry-bench director-cost`: how long building and signing one device's director chain
+//! takes (`ferry_server::trust::director::sign_chain`), next to one ed25519 signature.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,6 +26,18 @@ use futures::StreamExt;
 enum Cmd {
     /// Create the data set.
     Seed(SeedArgs),
+    /// Time building and signing one device's director metadata.
+    DirectorCost(CostArgs),
+}
+
+#[derive(clap::Args)]
+struct CostArgs {
+    /// Chains signed per round.
+    #[arg(long, default_value_t = 2000)]
+    iterations: u32,
+    /// Rounds; the median is reported.
+    #[arg(long, default_value_t = 7)]
+    rounds: u32,
 }
 
 #[derive(clap::Args)]
@@ -42,11 +60,20 @@ struct SeedArgs {
     /// Enrollments in flight at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Sign the releases into the image repository.
+    #[arg(long)]
+    sign: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Cmd::Seed(args) = Cmd::parse();
+    match Cmd::parse() {
+        Cmd::Seed(args) => seed(args).await,
+        Cmd::DirectorCost(args) => director_cost(&args),
+    }
+}
+
+async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     let config =
         Config { data_dir: args.data_dir.clone(), database_url: args.database_url.clone(), ..Config::default() };
     let app = App::open(config).await.context("opening the server's storage")?;
@@ -84,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&args.out)?;
     std::fs::write(args.out.join("artifact.sha256"), offered.sha256.as_str())?;
+    let mut releases = Vec::new();
     for (version, put) in [("1.0", &small), ("1.1", &offered)] {
         store.record_content(&put.sha256, put.length, now).await?;
         let release = Release {
@@ -111,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
             created_at: 0,
         };
         let r = store.create_release(&release, now).await?;
+        releases.push(r.clone());
         store
             .set_approval(&Approval {
                 release: r.id,
@@ -121,6 +150,9 @@ async fn main() -> anyhow::Result<()> {
                 approved_at: now,
             })
             .await?;
+    }
+    if args.sign {
+        sign_releases(&app, &releases).await?;
     }
     let installed: BTreeMap<_, _> = [(product.clone(), "1.0".parse()?)].into();
     let body = serde_json::json!({
@@ -173,4 +205,129 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(args.out.join("tokens.txt"), tokens.join("\n") + "\n")?;
     eprintln!("seeded {} devices; credentials in {}", tokens.len(), args.out.join("tokens.txt").display());
     Ok(())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Publishes root 1 and targets 1 listing `releases`, with a snapshot and timestamp signed by
+/// the server's online keys, as a publisher's push would.
+async fn sign_releases(app: &App, releases: &[Release]) -> anyhow::Result<()> {
+    use ferry_store::{MetadataFile, Repo};
+    use ferry_tuf::metadata::sign;
+    use ferry_tuf::{KeyKind, MetaFile, Root, SigningKey, Snapshot, Targets, Timestamp};
+    let st = app.state();
+    let keys = st.keys();
+    let now = unix_now();
+    let expires = ferry_tuf::time::format_expires(now + 365 * 86_400);
+    let root_key = SigningKey::generate(KeyKind::Ed25519)?;
+    let targets_key = SigningKey::generate(KeyKind::Ed25519)?;
+    let root = Root::new(
+        1,
+        expires.clone(),
+        &[
+            ("root", vec![root_key.public().clone()], 1),
+            ("targets", vec![targets_key.public().clone()], 1),
+            ("snapshot", vec![keys.snapshot.public().clone()], 1),
+            ("timestamp", vec![keys.timestamp.public().clone()], 1),
+        ],
+    );
+    let mut targets = Targets::new(1, expires.clone());
+    for release in releases {
+        for artifact in &release.artifacts {
+            targets
+                .targets
+                .insert(release.target_path(&artifact.name), ferry_server::trust::image::target_for(release, artifact));
+        }
+    }
+    let snapshot = Snapshot::new(1, expires.clone(), [("targets.json".to_owned(), MetaFile::version_only(1))].into());
+    let snapshot_bytes = sign(&snapshot, &[&keys.snapshot])?;
+    let timestamp = Timestamp::new(1, expires, MetaFile::of_bytes(1, &snapshot_bytes));
+    let file = |role: &str, bytes: Vec<u8>| MetadataFile {
+        repo: Repo::Image,
+        role: role.into(),
+        version: 1,
+        bytes,
+        created_at: now,
+    };
+    st.store
+        .put_metadata(&[
+            file("root", sign(&root, &[&root_key])?),
+            file("targets", sign(&targets, &[&targets_key])?),
+            file("snapshot", snapshot_bytes),
+            file("timestamp", sign(&timestamp, &[&keys.timestamp])?),
+        ])
+        .await?;
+    Ok(())
+}
+
+fn director_cost(args: &CostArgs) -> anyhow::Result<()> {
+    use std::time::Instant;
+    let dir = tempfile_dir()?;
+    let keys = ferry_server::trust::OnlineKeys::load_or_create(&dir)?;
+    let device: ferry_core::DeviceId = "bench-0000001".parse()?;
+    // A typical instruction: one release with two artifacts.
+    let release = Release {
+        id: ReleaseId(7),
+        product: "gateway-firmware".parse()?,
+        version: "4.2.1".parse()?,
+        kind: ReleaseKind::Full,
+        platforms: vec!["arm64".parse()?],
+        artifacts: ["rootfs.img", "bootloader.bin"]
+            .iter()
+            .map(|name| {
+                Ok(Artifact {
+                    name: name.parse()?,
+                    length: 268_435_456,
+                    sha256: ferry_core::Sha256::from_bytes([7; 32]),
+                    media_type: "application/octet-stream".into(),
+                    custom: Default::default(),
+                })
+            })
+            .collect::<anyhow::Result<_>>()?,
+        required: true,
+        reboot: RebootBehaviour::Required,
+        classification: Classification::Security,
+        notes: String::new(),
+        dependencies: vec![],
+        supersedes: vec![],
+        no_update_versions: vec![],
+        applies_to: None,
+        counter: 42,
+        created_at: 0,
+    };
+    let now = unix_now();
+    let (mut chain, mut single) = (Vec::new(), Vec::new());
+    let mut bytes = 0;
+    for _ in 0..args.rounds {
+        let start = Instant::now();
+        for i in 0..args.iterations {
+            let entries = ferry_server::trust::director::entries(&device, [&release]);
+            let files =
+                ferry_server::trust::director::sign_chain(&keys, &device, u64::from(i) + 1, now, 86_400, entries)?;
+            bytes = files.targets.len() + files.snapshot.len() + files.timestamp.len();
+        }
+        chain.push(start.elapsed().as_secs_f64() * 1e6 / f64::from(args.iterations));
+        let start = Instant::now();
+        for _ in 0..args.iterations {
+            std::hint::black_box(keys.director.sign(b"one ed25519 signature over a short message")?);
+        }
+        single.push(start.elapsed().as_secs_f64() * 1e6 / f64::from(args.iterations));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (c, s) = (median(&mut chain), median(&mut single));
+    println!("director chain (targets + snapshot + timestamp, 1 release, 2 artifacts, {bytes} bytes): {c:.1} us median of {} rounds x {}", args.rounds, args.iterations);
+    println!("one ed25519 signature: {s:.1} us; chain / signature = {:.2}", c / s);
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("ferry-bench-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }

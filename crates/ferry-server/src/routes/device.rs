@@ -172,7 +172,7 @@ pub async fn checkin(
     let (offers, director) = if device.status == DeviceStatus::Accepted {
         let eval = offers::evaluate(&st, &device).await?;
         let offers = eval.offered().into_iter().map(|(r, deadline)| offer(r, deadline)).collect();
-        let issued = director::current(&st, &device, director_seen, at).await?;
+        let issued = director::current(&st, &device, &eval, director_seen, at).await?;
         (offers, Some(director_pointer(issued.version)))
     } else {
         (Vec::new(), None)

@@ -293,7 +293,8 @@ pub async fn director_metadata(State(st): S, caller: Caller, Path(file): Path<St
     };
     match name {
         MetaName::Latest(_) => {
-            let state = director::current(&st, &device, None, now()).await?;
+            let eval = offers::evaluate(&st, &device).await?;
+            let state = director::current(&st, &device, &eval, None, now()).await?;
             metadata_response(state.files.timestamp, false)
         }
         MetaName::Versioned(version, role @ ("snapshot" | "targets")) => {

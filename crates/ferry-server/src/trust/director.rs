@@ -23,11 +23,11 @@
 
 use std::collections::BTreeMap;
 
-use ferry_core::DeviceId;
+use ferry_core::{DeviceId, Release};
 use ferry_store::{Device, DirectorFiles, DirectorState, MetadataFile, Repo, StoreError};
 use ferry_tuf::metadata::sign;
 use ferry_tuf::time::{format_expires, parse_expires};
-use ferry_tuf::{MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp, Verifiable};
+use ferry_tuf::{MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp, TufError, Verifiable};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
@@ -35,7 +35,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::offers;
 use crate::state::AppState;
 use crate::trust::image::{is_signed, target_for};
-use crate::trust::keys;
+use crate::trust::keys::{self, OnlineKeys};
 
 /// How long a director root is valid; it is re-signed at half of this.
 pub const ROOT_EXPIRY_SECS: i64 = 365 * 86_400;
@@ -134,27 +134,30 @@ fn director_root(version: u64, now: i64, root_key: &ferry_tuf::SigningKey, key: 
     )
 }
 
-/// What `device`'s director targets list now: the offered releases the image repository has
-/// signed, each artifact with its image entry and the device's id.
-async fn desired(st: &AppState, device: &Device) -> ApiResult<BTreeMap<String, TargetFile>> {
-    let mut targets = BTreeMap::new();
+/// What `device`'s director targets list now: the offered releases (`eval`) the image
+/// repository has signed, each artifact with its image entry and the device's id.
+async fn desired(st: &AppState, device: &Device, eval: &offers::Evaluation) -> ApiResult<BTreeMap<String, TargetFile>> {
     if device.status != ferry_core::DeviceStatus::Accepted {
-        return Ok(targets);
+        return Ok(BTreeMap::new());
     }
-    let eval = offers::evaluate(st, device).await?;
     let index = st.catalogue.signed(st.store.as_ref()).await?;
-    for (release, _) in eval.offered() {
-        if !is_signed(release, &index) {
-            continue;
-        }
+    let releases = eval.offered().into_iter().map(|(r, _)| r).filter(|r| is_signed(r, &index));
+    Ok(entries(&device.id, releases))
+}
+
+/// Director entries for `releases`: the image repository's entry for each artifact, with
+/// `custom` = `{"device": ID, "ferry": <the image entry's custom.ferry>}`.
+pub fn entries<'a>(device: &DeviceId, releases: impl IntoIterator<Item = &'a Release>) -> BTreeMap<String, TargetFile> {
+    let mut targets = BTreeMap::new();
+    for release in releases {
         for artifact in &release.artifacts {
             let mut entry = target_for(release, artifact);
             let ferry = entry.custom.as_ref().and_then(|c| c.get("ferry")).cloned().unwrap_or(Value::Null);
-            entry.custom = Some(json!({ "device": device.id, "ferry": ferry }));
+            entry.custom = Some(json!({ "device": device, "ferry": ferry }));
             targets.insert(release.target_path(&artifact.name), entry);
         }
     }
-    Ok(targets)
+    targets
 }
 
 fn digest(device: &DeviceId, key_id: &str, targets: &BTreeMap<String, TargetFile>) -> String {
@@ -162,35 +165,41 @@ fn digest(device: &DeviceId, key_id: &str, targets: &BTreeMap<String, TargetFile
     hex::encode(Sha256::digest(doc.to_string().as_bytes()))
 }
 
-/// Signs one version of a device's director chain.
-fn issue(
-    st: &AppState,
+/// Signs one version of a device's director chain with `keys.director`: targets naming the
+/// device, a snapshot of it and a timestamp of that, all expiring `lifetime` seconds after
+/// `now`.
+pub fn sign_chain(
+    keys: &OnlineKeys,
     device: &DeviceId,
     version: u64,
     now: i64,
+    lifetime: i64,
     targets: BTreeMap<String, TargetFile>,
-    digest: String,
-) -> ApiResult<DirectorState> {
-    let keys = st.keys();
-    let expires = format_expires(now + st.config.trust.director_expiry_secs as i64);
+) -> Result<DirectorFiles, TufError> {
+    let expires = format_expires(now + lifetime);
     let mut signed = Targets::new(version, expires.clone());
     signed.targets = targets;
     signed.unrecognized.insert("custom".into(), json!({ "device": device }));
-    let targets = sign(&signed, &[&keys.director]).map_err(ApiError::internal)?;
+    let targets = sign(&signed, &[&keys.director])?;
     let meta = [("targets.json".to_owned(), MetaFile::of_bytes(version, &targets))].into();
-    let snapshot =
-        sign(&Snapshot::new(version, expires.clone(), meta), &[&keys.director]).map_err(ApiError::internal)?;
-    let timestamp = sign(&Timestamp::new(version, expires, MetaFile::of_bytes(version, &snapshot)), &[&keys.director])
-        .map_err(ApiError::internal)?;
-    Ok(DirectorState { version, digest, issued_at: now, files: DirectorFiles { targets, snapshot, timestamp } })
+    let snapshot = sign(&Snapshot::new(version, expires.clone(), meta), &[&keys.director])?;
+    let timestamp = sign(&Timestamp::new(version, expires, MetaFile::of_bytes(version, &snapshot)), &[&keys.director])?;
+    Ok(DirectorFiles { targets, snapshot, timestamp })
 }
 
 /// The device's current director chain: the stored one while it lists what the device should
 /// install, is past no more than half its lifetime and is not below `seen` (the version the
 /// device reports trusting); otherwise a newly signed one.
-pub async fn current(st: &AppState, device: &Device, seen: Option<u64>, now: i64) -> ApiResult<DirectorState> {
-    let targets = desired(st, device).await?;
-    let digest = digest(&device.id, st.keys().director.key_id(), &targets);
+pub async fn current(
+    st: &AppState,
+    device: &Device,
+    eval: &offers::Evaluation,
+    seen: Option<u64>,
+    now: i64,
+) -> ApiResult<DirectorState> {
+    let targets = desired(st, device, eval).await?;
+    let keys = st.keys();
+    let digest = digest(&device.id, keys.director.key_id(), &targets);
     let stored = st.store.director_state(&device.id).await?;
     let lifetime = st.config.trust.director_expiry_secs as i64;
     // A device claiming a version from the future (or a corrupt claim) does not move the floor.
@@ -203,7 +212,8 @@ pub async fn current(st: &AppState, device: &Device, seen: Option<u64>, now: i64
     }
     let previous = stored.as_ref().map(|s| s.version);
     let version = next_version(previous.max(seen), now);
-    let next = issue(st, &device.id, version, now, targets, digest)?;
+    let files = sign_chain(&keys, &device.id, version, now, lifetime, targets).map_err(ApiError::internal)?;
+    let next = DirectorState { version, digest, issued_at: now, files };
     if st.store.advance_director_state(&device.id, previous, &next).await? {
         tracing::debug!(device = %device.id, version, "director metadata issued");
         return Ok(next);
