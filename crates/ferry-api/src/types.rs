@@ -227,6 +227,10 @@ pub struct ApplicabilityReport {
     pub device: DeviceId,
     /// One decision per release approved or declined for its groups.
     pub decisions: Vec<Decision>,
+    /// Releases approved for install in its groups that no signed targets metadata lists yet
+    /// (with `trust.require_signed_releases` on): they are offered once a publisher signs them.
+    #[serde(default)]
+    pub awaiting_signature: Vec<ReleaseId>,
 }
 
 /// Creates an admin token.

@@ -150,6 +150,9 @@ async fn signed_targets_gate_offers(srv: common::TestServer) {
     let publisher = Publisher::new(&fleet.admin).await;
     let release = fleet.publish("2.0", b"firmware two").await;
     assert_eq!(fleet.offered().await, Vec::<String>::new(), "an unsigned release is not offered");
+    let gw1: ferry_core::DeviceId = "gw-1".parse().unwrap();
+    let why = fleet.admin.device_applicability(&gw1).await.unwrap();
+    assert_eq!(why.awaiting_signature, vec![release.id], "the why report says it waits for a signature");
 
     // Targets before any root: refused, nothing stored.
     let draft = fleet.admin.draft_targets("targets", None, Some(30)).await.unwrap();
@@ -189,6 +192,7 @@ async fn signed_targets_gate_offers(srv: common::TestServer) {
     let published = fleet.admin.push_image_metadata("targets", signed.clone()).await.unwrap();
     assert_eq!(published["version"], 1);
     assert_eq!(fleet.offered().await, vec!["2.0".to_owned()]);
+    assert!(fleet.admin.device_applicability(&gw1).await.unwrap().awaiting_signature.is_empty());
     // The same version again loses: metadata is immutable.
     let e = fleet.admin.push_image_metadata("targets", signed.clone()).await.unwrap_err();
     assert_eq!(api_error(&e).1, ErrorCode::InvalidMetadata, "{e}");

@@ -236,6 +236,15 @@ fn print_events(events: &[Event]) {
 }
 
 fn print_why(report: &ApplicabilityReport, names: &BTreeMap<ReleaseId, String>) {
+    let name = |id: &ReleaseId| names.get(id).cloned().unwrap_or_else(|| "?".to_owned());
+    let awaiting = report.awaiting_signature.iter().map(|id| {
+        vec![
+            id.to_string(),
+            name(id),
+            "awaiting_signature".to_owned(),
+            format!("approved, not in signed targets yet: ferry release sign {id}"),
+        ]
+    });
     print_table(
         &["release", "name", "verdict", "detail"],
         report.decisions.iter().map(|d| {
@@ -246,13 +255,9 @@ fn print_why(report: &ApplicabilityReport, names: &BTreeMap<ReleaseId, String>) 
                 }
                 _ => String::new(),
             };
-            vec![
-                d.release.to_string(),
-                names.get(&d.release).cloned().unwrap_or_else(|| "?".to_owned()),
-                verdict_name(&d.verdict),
-                detail,
-            ]
-        }),
+            vec![d.release.to_string(), name(&d.release), verdict_name(&d.verdict), detail]
+        })
+        .chain(awaiting),
     );
 }
 

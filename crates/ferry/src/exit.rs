@@ -7,13 +7,15 @@
 //! | 1    | `INTERNAL`     | unexpected error (a bug, an answer the CLI does not understand)         |
 //! | 2    | `USAGE`        | usage error: bad arguments, missing token, invalid `--server` URL        |
 //! | 3    | `NOT_FOUND`    | the server has no such thing (HTTP 404)                                  |
-//! | 4    | `CONFLICT`     | the change clashes with existing state, e.g. a name is taken (HTTP 409)  |
+//! | 4    | `CONFLICT`     | the change clashes with existing state, e.g. a name is taken (HTTP 409), or a key has already signed a file |
 //! | 5    | `UNAUTHORIZED` | no valid admin token, or a device credential was used (HTTP 401)         |
 //! | 6    | `FORBIDDEN`    | the token's role does not allow this (HTTP 403)                          |
 //! | 7    | `UNREACHABLE`  | the server cannot be reached, or the connection broke                    |
 //! | 8    | `REJECTED`     | the server rejected the input: invalid name, size or hash mismatch, too large (HTTP 400, 411, 413, 415, 416, 422) |
 //! | 9    | `SERVER_ERROR` | the server failed (HTTP 5xx)                                             |
-//! | 10   | `LOCAL_FILE`   | a local file cannot be read or written                                   |
+//! | 10   | `LOCAL_FILE`   | a local file cannot be read or written (or exists and `--force` was not given) |
+//! | 11   | `INVALID_METADATA` | signed metadata is refused: by the server (HTTP 400 `invalid_metadata`) or by a local check (`ferry metadata verify`, a file that does not parse) |
+//! | 12   | `WRONG_PASSPHRASE` | a sealed key does not open: wrong passphrase, or the key file was modified |
 //!
 //! The README's "Exit codes" table documents these; a test keeps the two in step.
 
@@ -21,6 +23,8 @@ use std::path::{Path, PathBuf};
 
 use ferry_api::ErrorCode;
 use ferry_client::ClientError;
+use ferry_tuf::sealed::SealError;
+use ferry_tuf::TufError;
 
 /// Success.
 pub const SUCCESS: u8 = 0;
@@ -44,6 +48,10 @@ pub const REJECTED: u8 = 8;
 pub const SERVER_ERROR: u8 = 9;
 /// A local file cannot be read or written.
 pub const LOCAL_FILE: u8 = 10;
+/// Signed metadata is refused, by the server or by a local check.
+pub const INVALID_METADATA: u8 = 11;
+/// A sealed key does not open with the passphrase given.
+pub const WRONG_PASSPHRASE: u8 = 12;
 
 /// A mistake in how `ferry` was called that clap cannot see (e.g. no token anywhere).
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +70,16 @@ pub struct LocalFileError {
     pub source: std::io::Error,
 }
 
+/// Metadata that a local check refuses (e.g. `ferry metadata verify` counts too few signatures).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct MetadataRefused(pub String);
+
+/// A change that clashes with the state of a local file (e.g. a key that already signed it).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LocalConflict(pub String);
+
 /// Shorthand for an [`anyhow::Error`] holding a [`UsageError`].
 pub fn usage(message: impl Into<String>) -> anyhow::Error {
     UsageError(message.into()).into()
@@ -71,6 +89,15 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
 pub fn local_file(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> anyhow::Error {
     let path = path.to_owned();
     move |source| LocalFileError { action, path, source }.into()
+}
+
+/// The error for a key file that exists when `--force` was not given: nothing is replaced.
+pub fn exists(path: &Path) -> anyhow::Error {
+    let source = std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        "it already exists; pass --force to replace it (the old key is then lost) or choose another name",
+    );
+    LocalFileError { action: "write", path: path.to_owned(), source }.into()
 }
 
 /// How a failure is reported: exit code, a stable code word for `--json`, and the message.
@@ -95,6 +122,12 @@ pub fn classify(err: &anyhow::Error) -> Failure {
                 Some((USAGE, "usage".to_owned()))
             } else if cause.is::<LocalFileError>() {
                 Some((LOCAL_FILE, "local_file".to_owned()))
+            } else if let Some(e) = cause.downcast_ref::<SealError>() {
+                Some(for_seal_error(e))
+            } else if cause.is::<MetadataRefused>() || cause.is::<TufError>() {
+                Some((INVALID_METADATA, "invalid_metadata".to_owned()))
+            } else if cause.is::<LocalConflict>() {
+                Some((CONFLICT, "conflict".to_owned()))
             } else {
                 None
             }
@@ -116,10 +149,29 @@ fn for_client_error(err: &ClientError) -> (u8, String) {
     }
 }
 
+/// Failures to open a sealed key: a wrong passphrase has its own code, so that a script can
+/// ask again; a missing passphrase or a file that is no sealed key is a usage error.
+fn for_seal_error(err: &SealError) -> (u8, String) {
+    let word = str::to_owned;
+    match err {
+        SealError::WrongPassphraseOrTampered => (WRONG_PASSPHRASE, word("wrong_passphrase")),
+        SealError::EmptyPassphrase | SealError::PassphraseEnv { .. } | SealError::NotSealedKey => {
+            (USAGE, word("usage"))
+        }
+        SealError::Crypto(_) | SealError::OutOfMemory { .. } | SealError::SecretTooLarge { .. } => {
+            (INTERNAL, word("internal"))
+        }
+        // Unreadable passphrase files and damaged, oversized or future-version key files.
+        _ => (LOCAL_FILE, word("local_file")),
+    }
+}
+
 /// The exit code for an error answer of the server.
 pub fn for_status(status: u16, code: ErrorCode) -> u8 {
-    if code == ErrorCode::WrongCredentialKind {
-        return UNAUTHORIZED;
+    match code {
+        ErrorCode::WrongCredentialKind => return UNAUTHORIZED,
+        ErrorCode::InvalidMetadata => return INVALID_METADATA,
+        _ => {}
     }
     match status {
         401 => UNAUTHORIZED,
@@ -171,6 +223,7 @@ mod tests {
             (403, ErrorCode::Forbidden, FORBIDDEN),
             (403, ErrorCode::NotEntitled, FORBIDDEN),
             (400, ErrorCode::InvalidName, REJECTED),
+            (400, ErrorCode::InvalidMetadata, INVALID_METADATA),
             (400, ErrorCode::HashMismatch, REJECTED),
             (400, ErrorCode::SizeMismatch, REJECTED),
             (411, ErrorCode::LengthRequired, REJECTED),
@@ -204,8 +257,25 @@ mod tests {
         let e: anyhow::Error = ClientError::InvalidUrl { url: "x".into(), reason: "no scheme".into() }.into();
         assert_eq!(classify(&e).exit_code, USAGE);
         assert_eq!(classify(&anyhow::anyhow!("boom")).exit_code, INTERNAL);
+        let e = exists(Path::new("root.key"));
+        assert_eq!(classify(&e).exit_code, LOCAL_FILE);
+        assert!(classify(&e).message.contains("pass --force"), "{}", classify(&e).message);
         // A plain IO error is not assumed to be about a local file.
         assert_eq!(classify(&anyhow::Error::new(io())).exit_code, INTERNAL);
+    }
+
+    #[test]
+    fn key_and_metadata_failures_have_their_own_codes() {
+        let e = anyhow::Error::new(SealError::WrongPassphraseOrTampered).context("cannot open root.key");
+        let f = classify(&e);
+        assert_eq!((f.exit_code, f.code.as_str()), (WRONG_PASSPHRASE, "wrong_passphrase"));
+        assert!(f.message.starts_with("cannot open root.key: wrong passphrase"), "{}", f.message);
+        assert_eq!(classify(&SealError::NotSealedKey.into()).exit_code, USAGE);
+        let e = SealError::PassphraseFileEmpty { path: "/p".into() };
+        assert_eq!(classify(&e.into()).exit_code, LOCAL_FILE);
+        assert_eq!(classify(&TufError::malformed("root", "x").into()).exit_code, INVALID_METADATA);
+        assert_eq!(classify(&MetadataRefused("x".into()).into()).exit_code, INVALID_METADATA);
+        assert_eq!(classify(&LocalConflict("x".into()).into()).exit_code, CONFLICT);
     }
 
     #[test]
@@ -253,6 +323,8 @@ mod readme_table {
             super::REJECTED,
             super::SERVER_ERROR,
             super::LOCAL_FILE,
+            super::INVALID_METADATA,
+            super::WRONG_PASSPHRASE,
         ];
         assert_eq!(documented, defined);
     }

@@ -5,19 +5,26 @@
 //! [`exit`].
 
 mod approval;
+mod atomic;
 mod completions;
 mod content;
 mod context;
 mod device;
 mod exit;
 mod group;
+mod key;
+mod metadata;
 mod output;
+mod passphrase;
 mod platform;
 mod product;
 mod release;
+mod root;
 mod serve;
+mod targets;
 mod time;
 mod token;
+mod trust;
 mod values;
 mod whoami;
 
@@ -31,7 +38,8 @@ use crate::context::{Context, GlobalArgs};
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, max_term_width = 100)]
 #[command(after_help = "Exit codes: 0 ok, 1 unexpected, 2 usage, 3 not found, 4 conflict, \
-5 unauthorized, 6 forbidden, 7 unreachable, 8 rejected input, 9 server error, 10 local file.")]
+5 unauthorized, 6 forbidden, 7 unreachable, 8 rejected input, 9 server error, 10 local file, \
+11 invalid metadata, 12 wrong passphrase.")]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -69,6 +77,16 @@ enum Command {
     Device(device::DeviceArgs),
     /// Admin tokens.
     Token(token::TokenArgs),
+    /// Offline signing keys, sealed with a passphrase (no server needed).
+    Key(key::KeyArgs),
+    /// Root metadata: which keys sign what (no server needed).
+    Root(root::RootArgs),
+    /// Signs and verifies metadata files (no server needed).
+    Metadata(metadata::MetadataArgs),
+    /// Edits targets metadata: delegations to product roles (no server needed).
+    Targets(targets::TargetsArgs),
+    /// The server's signed metadata: online keys, status, drafts to sign, pushing signed files.
+    Trust(trust::TrustArgs),
     /// Prints a shell completion script.
     Completions(completions::CompletionsArgs),
 }
@@ -105,6 +123,11 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
         Command::Group(args) => args.run(&ctx).await,
         Command::Device(args) => args.run(&ctx).await,
         Command::Token(args) => args.run(&ctx).await,
+        Command::Key(args) => args.run(&ctx),
+        Command::Root(args) => args.run(&ctx),
+        Command::Metadata(args) => args.run(&ctx),
+        Command::Targets(args) => args.run(&ctx),
+        Command::Trust(args) => args.run(&ctx).await,
         Command::Completions(args) => {
             args.run(&mut Cli::command());
             Ok(())
@@ -124,4 +147,16 @@ fn report(err: &anyhow::Error, json: bool) -> ExitCode {
         eprintln!("error: {}", failure.message);
     }
     ExitCode::from(failure.exit_code)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// Clap's own consistency checks (unique argument names, valid defaults…), which otherwise
+    /// run only when a command is first parsed.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -1,4 +1,5 @@
-//! `ferry release`: publishing releases (uploading their artifacts first) and listing them.
+//! `ferry release`: publishing releases (uploading their artifacts first), listing them, and
+//! signing them (see [`crate::trust`]).
 
 use std::path::PathBuf;
 
@@ -40,6 +41,9 @@ enum ReleaseCommand {
         #[arg(value_parser = release_id)]
         id: ReleaseId,
     },
+    /// Signs releases into targets metadata and pushes it, with keys on this machine: `ferry
+    /// trust draft`, `ferry metadata sign` and `ferry trust push` in one go.
+    Sign(Box<crate::trust::ReleaseSignArgs>),
 }
 
 /// `ferry release publish`.
@@ -106,6 +110,7 @@ impl ReleaseArgs {
                 ctx.out.show(&releases, |rs| print_releases(rs))
             }
             ReleaseCommand::Show { id } => ctx.out.show(&client.get_release(id).await?, print_release),
+            ReleaseCommand::Sign(args) => args.run(ctx, &client).await,
         }
     }
 }

@@ -4,6 +4,17 @@
 pub use ferry_core::time::format_unix;
 use ferry_core::time::{civil_from_days, days_from_civil};
 
+/// The current time in unix seconds.
+pub fn now() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The TUF `expires` value `days` from now.
+pub fn expires_in_days(days: u32) -> String {
+    ferry_tuf::time::format_expires(now() + i64::from(days) * 86_400)
+}
+
 /// Formats optional unix seconds; `-` when absent.
 pub fn format_opt(secs: Option<i64>) -> String {
     secs.map_or_else(|| "-".to_owned(), format_unix)

@@ -31,6 +31,17 @@ pub fn release_id(s: &str) -> Result<ReleaseId, String> {
     }
 }
 
+/// The longest validity of signed metadata, in days (ten years; the server's limit too).
+pub const MAX_EXPIRES_DAYS: u32 = 3660;
+
+/// Parses a number of days until signed metadata expires, 1 to [`MAX_EXPIRES_DAYS`].
+pub fn expires_days(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(days) if (1..=MAX_EXPIRES_DAYS).contains(&days) => Ok(days),
+        _ => Err(format!("{s:?} is not a number of days from 1 to {MAX_EXPIRES_DAYS}")),
+    }
+}
+
 /// Parses a deadline: RFC 3339 (`2025-01-31T12:00:00Z`), a date, or unix seconds.
 pub fn deadline(s: &str) -> Result<i64, String> {
     match s.trim().parse::<i64>() {
@@ -69,5 +80,7 @@ mod tests {
         assert!(deadline("next week").is_err());
         assert_eq!(release_id("7"), Ok(ReleaseId(7)));
         assert!(release_id("0").is_err() && release_id("x").is_err());
+        assert_eq!(expires_days("365"), Ok(365));
+        assert!(expires_days("0").is_err() && expires_days("3661").is_err() && expires_days("-1").is_err());
     }
 }

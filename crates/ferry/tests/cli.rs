@@ -1,25 +1,11 @@
 //! Runs the `ferry` binary: offline behaviour (usage, exit codes, error format) and one
 //! end-to-end session against a `ferry serve` it starts on SQLite in a temporary directory.
 
+mod common;
+
 use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::CommandCargoExt;
-
-/// `ferry` with an environment holding nothing but what the test sets.
-fn ferry() -> Command {
-    let mut cmd = Command::cargo_bin("ferry").unwrap();
-    cmd.env_clear();
-    cmd
-}
-
-fn output(cmd: &mut Command) -> (i32, String, String) {
-    let out = cmd.output().unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
-}
+use common::{ferry, output, Server};
 
 /// A local port nothing listens on.
 fn closed_port() -> u16 {
@@ -30,7 +16,21 @@ fn closed_port() -> u16 {
 fn help_lists_the_commands() {
     let (code, out, _) = output(ferry().arg("--help"));
     assert_eq!(code, 0);
-    for cmd in ["serve", "product", "release", "approve", "unapprove", "device", "token", "completions"] {
+    for cmd in [
+        "serve",
+        "product",
+        "release",
+        "approve",
+        "unapprove",
+        "device",
+        "token",
+        "key",
+        "root",
+        "metadata",
+        "targets",
+        "trust",
+        "completions",
+    ] {
         assert!(out.contains(cmd), "{cmd} missing from:\n{out}");
     }
 }
@@ -133,63 +133,13 @@ fn publish_checks_the_release_before_any_network() {
     assert!(err.contains("--applies-from"), "{err}");
 }
 
-/// A `ferry serve` child, stopped with SIGTERM (or killed) when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(data_dir: &Path) -> Self {
-        let port = closed_port();
-        let child = ferry()
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-            .arg(data_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Self { child, url: format!("http://127.0.0.1:{port}") };
-        let token = data_dir.join("admin-token");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (code, _, _) = output(server.cli(&token).arg("whoami"));
-            if code == 0 {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "ferry serve did not become ready (last exit {code})");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn cli(&self, token_file: &Path) -> Command {
-        let mut cmd = ferry();
-        cmd.env("FERRY_URL", &self.url).env("FERRY_TOKEN_FILE", token_file);
-        cmd
-    }
-
-    /// Sends SIGTERM and returns the exit code.
-    fn stop(mut self) -> Option<i32> {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        self.child.wait().unwrap().code()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 #[cfg(unix)]
 fn publish_approve_and_exit_codes_against_a_real_server() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data);
-    let token = data.join("admin-token");
-    let run = |args: &[&str]| output(server.cli(&token).args(args));
+    let run = |args: &[&str]| output(server.cli().args(args));
 
     assert_eq!(run(&["product", "create", "vpn-client"]).0, 0);
     assert_eq!(run(&["product", "create", "vpn-client"]).0, 4, "a taken name is a conflict");
@@ -250,7 +200,7 @@ fn publish_approve_and_exit_codes_against_a_real_server() {
     let viewer: serde_json::Value = serde_json::from_str(&out).unwrap();
     let (code, _, err) = output(
         server
-            .cli(&token)
+            .cli()
             .env_remove("FERRY_TOKEN_FILE")
             .env("FERRY_TOKEN", viewer["secret"].as_str().unwrap())
             .args(["product", "create", "other"]),

@@ -2,24 +2,15 @@
 //! extracted from README.md and executed with bash against a `ferry serve` process started in
 //! a temporary directory, so the documented steps cannot drift from what works.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::process::Command;
 
 use assert_cmd::cargo::cargo_bin;
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The quick start's shell commands (the second block of the section), adapted to this test:
-/// the build step is skipped (the test binary is on PATH) and the port is the test server's.
-fn quick_start_script(port: u16) -> String {
+/// the build step is skipped (the test binary is on PATH) and the address is the test server's.
+fn quick_start_script(url: &str) -> String {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
     let section = readme.split("## Quick start").nth(1).expect("README has a Quick start section");
     let after = section.split("In a second terminal").nth(1).expect("the quick start has a second-terminal part");
@@ -27,7 +18,7 @@ fn quick_start_script(port: u16) -> String {
     block
         .lines()
         .filter(|l| !l.starts_with("cargo build"))
-        .map(|l| l.replace("localhost:8080", &format!("127.0.0.1:{port}")))
+        .map(|l| l.replace("http://localhost:8080", url).replace("localhost:8080", url))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -35,35 +26,21 @@ fn quick_start_script(port: u16) -> String {
 #[test]
 fn the_readme_quick_start_works() {
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = common::Server::start_in(dir.path());
     let ferry = cargo_bin("ferry");
-    let _server = Server(
-        Command::new(&ferry)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .current_dir(dir.path())
-            .env_remove("FERRY_DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !dir.path().join("ferry-data/admin-token").exists()
-        || std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-    {
-        assert!(Instant::now() < deadline, "ferry serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 
-    let script = quick_start_script(port);
+    let script = quick_start_script(&server.url);
     let bin_dir = ferry.parent().unwrap();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let out = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
         .current_dir(dir.path())
         .env("PATH", path)
-        .env("FERRY_URL", format!("http://127.0.0.1:{port}"))
+        .env("FERRY_URL", &server.url)
         .env_remove("FERRY_TOKEN")
+        .env_remove("FERRY_DATABASE_URL")
+        // Cheap key sealing: the README's passphrase is not what this test is about.
+        .env("FERRY_INSECURE_FAST_KEY_SEALING", "1")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -72,6 +49,9 @@ fn the_readme_quick_start_works() {
         out.status.success(),
         "the quick start failed\n--- script\n{script}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
+
+    // The check-in offered the release: it was signed, and the server requires that by default.
+    assert!(stdout.contains(r#""offers":[{"release":"#), "the signed release was not offered:\n{stdout}");
 
     // The resumed download is byte-identical to the published artifact.
     let original = std::fs::read(dir.path().join("vpn-client-5.0.tar.gz")).unwrap();
