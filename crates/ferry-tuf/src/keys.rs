@@ -25,6 +25,9 @@ pub const ECDSA_P256: &str = "ecdsa-sha2-nistp256";
 pub const RSA: &str = "rsa";
 /// `scheme` of RSASSA-PSS with SHA-256.
 pub const RSA_PSS_SHA256: &str = "rsassa-pss-sha256";
+/// `scheme` of RSASSA-PKCS1-v1_5 with SHA-256 (securesystemslib's and the TUF conformance
+/// suite's default for RSA keys).
+pub const RSA_PKCS1V15_SHA256: &str = "rsa-pkcs1v15-sha256";
 
 /// DER prefix of a P-256 `SubjectPublicKeyInfo` before the 65-byte uncompressed point.
 const P256_SPKI_PREFIX: [u8; 26] = [
@@ -39,7 +42,7 @@ const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
 pub struct PublicKey {
     /// `ed25519`, `ecdsa` (or `ecdsa-sha2-nistp256`) or `rsa`.
     pub keytype: String,
-    /// `ed25519`, `ecdsa-sha2-nistp256` or `rsassa-pss-sha256`.
+    /// `ed25519`, `ecdsa-sha2-nistp256`, `rsassa-pss-sha256` or `rsa-pkcs1v15-sha256`.
     pub scheme: String,
     /// The key material.
     pub keyval: KeyVal,
@@ -80,6 +83,7 @@ impl PublicKey {
                 (ED25519, ED25519) => (&signature::ED25519, self.ed25519_bytes()?),
                 (ECDSA | ECDSA_P256, ECDSA_P256) => (&signature::ECDSA_P256_SHA256_ASN1, self.spki(OID_EC_PUBLIC_KEY)?),
                 (RSA, RSA_PSS_SHA256) => (&signature::RSA_PSS_2048_8192_SHA256, self.spki(OID_RSA_ENCRYPTION)?),
+                (RSA, RSA_PKCS1V15_SHA256) => (&signature::RSA_PKCS1_2048_8192_SHA256, self.spki(OID_RSA_ENCRYPTION)?),
                 (t, s) => {
                     return Err(TufError::BadKey {
                         keyid: keyid(),
@@ -96,7 +100,7 @@ impl PublicKey {
         match (self.keytype.as_str(), self.scheme.as_str()) {
             (ED25519, ED25519) => self.ed25519_bytes().map(drop),
             (ECDSA | ECDSA_P256, ECDSA_P256) => self.spki(OID_EC_PUBLIC_KEY).map(drop),
-            (RSA, RSA_PSS_SHA256) => self.spki(OID_RSA_ENCRYPTION).map(drop),
+            (RSA, RSA_PSS_SHA256 | RSA_PKCS1V15_SHA256) => self.spki(OID_RSA_ENCRYPTION).map(drop),
             (t, s) => Err(TufError::BadKey {
                 keyid: self.key_id(),
                 reason: format!("keytype {t:?} with scheme {s:?} is not supported"),

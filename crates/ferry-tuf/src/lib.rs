@@ -17,6 +17,7 @@ pub mod metadata;
 pub mod sealed;
 pub mod time;
 pub mod trusted;
+pub mod uptane;
 
 pub use error::{Result, TufError};
 pub use keys::{KeyKind, PublicKey, Signature, SigningKey};

@@ -1,0 +1,263 @@
+//! Target downloads: streamed to `DEST/NAME.part`, never past the signed length, resumed with a
+//! `Range` request after an interruption, and renamed to `DEST/NAME` only once the length and
+//! every digest the metadata lists (that this client knows) match. `NAME` is the target path
+//! escaped into one file name ([`crate::persist::target_file_name`]).
+//!
+//! Memory use is one network chunk and one read buffer, whatever the target's size.
+
+use std::path::{Path, PathBuf};
+
+use ferry_tuf::TargetFile;
+use reqwest::header::CONTENT_RANGE;
+use reqwest::{Response, StatusCode, Url};
+use ring::digest;
+use tokio::io::AsyncWriteExt as _;
+use tracing::{debug, info, warn};
+
+use crate::error::{Error, Result};
+use crate::fetch::{transport, Fetcher};
+use crate::persist::{promote, remove_optional, target_file_name};
+
+/// Read buffer for re-hashing a file already on disk.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Downloads `target` (listed as `path`) from `url` into `dest_dir`; see the module documentation.
+pub(crate) async fn download(
+    fetcher: &Fetcher,
+    url: &Url,
+    path: &str,
+    target: &TargetFile,
+    dest_dir: &Path,
+) -> Result<PathBuf> {
+    let name = target_file_name(path)?;
+    let final_path = dest_dir.join(&name);
+    if is_cached(&final_path, path, target).await? {
+        debug!(target = path, file = %final_path.display(), "already downloaded and verified");
+        return Ok(final_path);
+    }
+    tokio::fs::create_dir_all(dest_dir).await.map_err(Error::io(dest_dir))?;
+    let part = dest_dir.join(format!("{name}.part"));
+    let (digests, have) = resume_point(&part, path, target).await?;
+    let (mut response, digests, have) = request(fetcher, url, &part, path, target, digests, have).await?;
+
+    let file = open_part(&part, have > 0).await?;
+    let mut sink = Sink { file, path: part.clone(), digests, have };
+    let received = receive(&mut response, &mut sink, url, path, target.length).await;
+    let flushed = sink.finish().await;
+    match received.and(flushed) {
+        Ok(()) => {}
+        Err(e @ Error::LengthExceeded { .. }) => {
+            remove_optional(&part).await?;
+            return Err(e);
+        }
+        // Interrupted: the .part file stays for the next attempt to resume.
+        Err(e) => return Err(e),
+    }
+    let Sink { file, digests, .. } = sink;
+    drop(file);
+    if let Err(e) = digests.verify() {
+        remove_optional(&part).await?;
+        return Err(e);
+    }
+    promote(&part, &final_path).await?;
+    info!(target = path, file = %final_path.display(), "target downloaded and verified");
+    Ok(final_path)
+}
+
+/// Sends the request: ranged from `have` when there is a prefix to resume, and once more
+/// without a range if the server answers the range wrongly (a `Content-Range` not starting at
+/// `have`, or 416). An answer of 200 restarts from zero. Returns the answer to stream and the
+/// digests and length of what the `.part` file keeps.
+async fn request(
+    fetcher: &Fetcher,
+    url: &Url,
+    part: &Path,
+    path: &str,
+    target: &TargetFile,
+    mut digests: Digests,
+    mut have: u64,
+) -> Result<(Response, Digests, u64)> {
+    loop {
+        let ranged = (have > 0).then_some(have);
+        let answer = fetcher.get_target(url, ranged).await?;
+        match (answer.status(), ranged) {
+            (StatusCode::OK, _) => {
+                if have > 0 {
+                    debug!(target = path, "the server sent the whole file: restarting from zero");
+                    return Ok((answer, Digests::new(path, target)?, 0));
+                }
+                return Ok((answer, digests, have));
+            }
+            (StatusCode::PARTIAL_CONTENT, Some(from)) if range_starts_at(&answer, from, target.length) => {
+                info!(target = path, from, "resuming download");
+                return Ok((answer, digests, have));
+            }
+            (StatusCode::PARTIAL_CONTENT | StatusCode::RANGE_NOT_SATISFIABLE, Some(_)) => {
+                warn!(target = path, "the server answered the range request wrongly: restarting from zero");
+                remove_optional(part).await?;
+                // `have` is 0 now, so the next round sends no range and ends the loop.
+                (digests, have) = (Digests::new(path, target)?, 0);
+            }
+            (status, _) => return Err(Error::Http { url: url.to_string(), status: status.as_u16() }),
+        }
+    }
+}
+
+/// Whether `file` exists with the target's length and digests.
+async fn is_cached(file: &Path, path: &str, target: &TargetFile) -> Result<bool> {
+    match tokio::fs::metadata(file).await {
+        Ok(meta) if meta.is_file() && meta.len() == target.length => {}
+        _ => return Ok(false),
+    }
+    let (digests, len) = hash_file(file, Digests::new(path, target)?).await?;
+    Ok(len == target.length && digests.verify().is_ok())
+}
+
+/// Where to resume: the digests of the `.part` file's content and its length, or a fresh start
+/// when there is none or it is longer than the target (then it is deleted). A `.part` that is
+/// already complete but does not verify is deleted too.
+async fn resume_point(part: &Path, path: &str, target: &TargetFile) -> Result<(Digests, u64)> {
+    let fresh = || Digests::new(path, target).map(|d| (d, 0));
+    let len = match tokio::fs::metadata(part).await {
+        Ok(meta) => meta.len(),
+        Err(_) => return fresh(),
+    };
+    if len == 0 || len > target.length {
+        remove_optional(part).await?;
+        return fresh();
+    }
+    let (digests, len) = hash_file(part, Digests::new(path, target)?).await?;
+    if len == target.length {
+        // Complete but not promoted (a crash, or content that does not verify): fetch it anew.
+        remove_optional(part).await?;
+        return fresh();
+    }
+    Ok((digests, len))
+}
+
+async fn open_part(part: &Path, append: bool) -> Result<tokio::fs::File> {
+    let mut options = tokio::fs::OpenOptions::new();
+    if append {
+        options.append(true);
+    } else {
+        options.write(true).create(true).truncate(true);
+    }
+    options.open(part).await.map_err(Error::io(part))
+}
+
+/// The `.part` file being written, the digests of what it holds, and its length.
+struct Sink {
+    file: tokio::fs::File,
+    path: PathBuf,
+    digests: Digests,
+    have: u64,
+}
+
+impl Sink {
+    async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.digests.update(bytes);
+        self.file.write_all(bytes).await.map_err(Error::io(&self.path))?;
+        self.have += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Flushes and syncs what was written, so that a resume re-hashes what is really there.
+    async fn finish(&mut self) -> Result<()> {
+        self.file.flush().await.map_err(Error::io(&self.path))?;
+        self.file.sync_all().await.map_err(Error::io(&self.path))
+    }
+}
+
+/// Streams the answer's body into `sink`. Stops with [`Error::LengthExceeded`] before writing a
+/// byte past `length`, and with [`Error::Truncated`] when the body ends short of it.
+async fn receive(response: &mut Response, sink: &mut Sink, url: &Url, path: &str, length: u64) -> Result<()> {
+    while let Some(chunk) = response.chunk().await.map_err(|source| transport(url, source))? {
+        if sink.have + chunk.len() as u64 > length {
+            return Err(Error::LengthExceeded { target: path.to_owned(), length });
+        }
+        sink.write(&chunk).await?;
+    }
+    if sink.have < length {
+        return Err(Error::Truncated { target: path.to_owned(), received: sink.have, length });
+    }
+    Ok(())
+}
+
+/// Whether a 206 answer's `Content-Range` starts at `from` and stays within `length`.
+fn range_starts_at(response: &Response, from: u64, length: u64) -> bool {
+    let Some(value) = response.headers().get(CONTENT_RANGE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let parse = || -> Option<(u64, u64, Option<u64>)> {
+        let (span, total) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
+        let (start, end) = span.split_once('-')?;
+        let total = if total == "*" { None } else { Some(total.parse().ok()?) };
+        Some((start.parse().ok()?, end.parse().ok()?, total))
+    };
+    matches!(parse(), Some((start, end, total)) if start == from && start <= end && end < length
+        && total.is_none_or(|t| t == length))
+}
+
+/// Hashes `file` from its start, adding to `digests`; returns them and the bytes read.
+async fn hash_file(file: &Path, mut digests: Digests) -> Result<(Digests, u64)> {
+    let path = file.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read as _;
+        let mut reader = std::fs::File::open(&path).map_err(Error::io(&path))?;
+        let mut buffer = vec![0; READ_BUFFER];
+        let mut total = 0u64;
+        loop {
+            let n = reader.read(&mut buffer).map_err(Error::io(&path))?;
+            if n == 0 {
+                return Ok((digests, total));
+            }
+            digests.update(&buffer[..n]);
+            total += n as u64;
+        }
+    })
+    .await
+    .map_err(|e| Error::io(file)(std::io::Error::other(e)))?
+}
+
+/// Running digests for every algorithm the target lists that this client knows.
+struct Digests {
+    target: String,
+    running: Vec<(String, String, digest::Context)>,
+}
+
+impl Digests {
+    fn new(path: &str, target: &TargetFile) -> Result<Self> {
+        let running: Vec<_> = target
+            .hashes
+            .iter()
+            .filter_map(|(algorithm, expected)| {
+                let alg = match algorithm.as_str() {
+                    "sha256" => &digest::SHA256,
+                    "sha512" => &digest::SHA512,
+                    _ => return None,
+                };
+                Some((algorithm.clone(), expected.to_ascii_lowercase(), digest::Context::new(alg)))
+            })
+            .collect();
+        if running.is_empty() {
+            return Err(Error::NoKnownHash { target: path.to_owned() });
+        }
+        Ok(Self { target: path.to_owned(), running })
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        for (_, _, context) in &mut self.running {
+            context.update(bytes);
+        }
+    }
+
+    fn verify(self) -> Result<()> {
+        for (algorithm, expected, context) in self.running {
+            let actual = hex::encode(context.finish());
+            if actual != expected {
+                return Err(Error::HashMismatch { target: self.target, algorithm, expected, actual });
+            }
+        }
+        Ok(())
+    }
+}

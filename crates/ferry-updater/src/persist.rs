@@ -1,0 +1,127 @@
+//! Files on the device: names derived from role names and target paths, and writes that survive
+//! a crash (temporary file, fsync, rename, fsync of the directory).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// `name` percent-encoded as python's `urllib.parse.quote(name, safe="")` does: every byte but
+/// ASCII letters, digits and `_.-~` becomes `%XX`. The result never contains `/`, so it is one
+/// path component, and distinct names stay distinct. TUF clients use it for role names in URLs
+/// and file names, and the conformance suite for downloaded targets' file names.
+pub fn escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for &b in name.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The file name a downloaded target gets in the destination directory: its whole target path,
+/// [`escape`]d (so `gw/1.4.0/fw.bin` is `gw%2F1.4.0%2Ffw.bin`: targets of the same base name in
+/// different directories do not collide, and a path cannot leave the directory).
+pub fn target_file_name(path: &str) -> Result<String> {
+    let name = escape(path);
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(Error::Config(format!("target path {path:?} cannot be stored as a file")));
+    }
+    Ok(name)
+}
+
+/// The non-versioned file name of a role's metadata: `ROLE.json`, the role [`escape`]d.
+pub fn role_file(role: &str) -> String {
+    format!("{}.json", escape(role))
+}
+
+/// Reads a file that may be missing.
+pub(crate) async fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match tokio::fs::read(path).await {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path)(e)),
+    }
+}
+
+/// Deletes a file that may be missing.
+pub(crate) async fn remove_optional(path: &Path) -> Result<()> {
+    match tokio::fs::remove_file(path).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Replaces `dir/name` with `bytes` so that a crash leaves either the old or the new content.
+pub(crate) async fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let (dir, name, bytes) = (dir.to_path_buf(), name.to_owned(), bytes.to_vec());
+    let target = dir.join(&name);
+    tokio::task::spawn_blocking(move || {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let mut file = std::fs::File::create(&tmp).map_err(Error::io(&tmp))?;
+        file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(Error::io(&tmp))?;
+        std::fs::rename(&tmp, dir.join(&name)).map_err(Error::io(&tmp))?;
+        sync_dir(&dir)
+    })
+    .await
+    .map_err(|e| Error::io(target)(std::io::Error::other(e)))?
+}
+
+/// Renames `from` to `to` and syncs the directory, so the new name survives a crash.
+pub(crate) async fn promote(from: &Path, to: &Path) -> Result<()> {
+    tokio::fs::rename(from, to).await.map_err(Error::io(from))?;
+    let dir = to.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    tokio::task::spawn_blocking(move || sync_dir(&dir)).await.map_err(|e| Error::io(to)(std::io::Error::other(e)))?
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io(dir))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_like_python_quote_with_nothing_safe() {
+        assert_eq!(escape("targets"), "targets");
+        assert_eq!(escape("gw/1.4.0/fw.bin"), "gw%2F1.4.0%2Ffw.bin");
+        assert_eq!(escape("../delegatedrole"), "..%2Fdelegatedrole");
+        assert_eq!(escape("?"), "%3F");
+        assert_eq!(escape("#"), "%23");
+        assert_eq!(escape("a b+c~_-"), "a%20b%2Bc~_-");
+        assert_eq!(escape("é"), "%C3%A9");
+        assert_eq!(escape("%3F"), "%253F", "escaping is injective");
+        assert_eq!(role_file("/delegatedrole"), "%2Fdelegatedrole.json");
+    }
+
+    #[test]
+    fn target_names_stay_inside_the_directory() {
+        assert_eq!(target_file_name("dir/a.bin").unwrap(), "dir%2Fa.bin");
+        assert_eq!(target_file_name("../../etc/passwd").unwrap(), "..%2F..%2Fetc%2Fpasswd");
+        for bad in ["", ".", ".."] {
+            assert!(target_file_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn atomic_writes_replace_and_leave_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write_atomically(dir.path(), "root.json", b"one").await.unwrap();
+        write_atomically(dir.path(), "root.json", b"two").await.unwrap();
+        assert_eq!(read_optional(&dir.path().join("root.json")).await.unwrap().as_deref(), Some(&b"two"[..]));
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["root.json"]);
+        assert_eq!(read_optional(&dir.path().join("missing.json")).await.unwrap(), None);
+        remove_optional(&dir.path().join("root.json")).await.unwrap();
+        remove_optional(&dir.path().join("root.json")).await.unwrap();
+        assert_eq!(read_optional(&dir.path().join("root.json")).await.unwrap(), None);
+    }
+}

@@ -1,0 +1,777 @@
+//! The attack matrix: each test serves a real, really signed repository over HTTP, mounts one
+//! attack, and asserts the exact error and that nothing was promoted (trusted metadata on disk
+//! unchanged, no target file, no `.part` left where the download was refused). The positive
+//! tests show the same machinery accepting what it should.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+use ferry_tuf::metadata::sign;
+use ferry_tuf::uptane::CrossCheckError;
+use ferry_tuf::{KeyKind, MetaFile, TargetFile, Targets, Timestamp, TufError};
+use ferry_updater::persist::target_file_name;
+use ferry_updater::{Director, Error, Updater};
+use serde_json::json;
+
+const FIRMWARE: &str = "gateway/1.4.0/firmware.bin";
+
+/// A repository with one 100 KiB target, published; a server requiring the test credential.
+async fn image_repo() -> (Server, Repo, Vec<u8>) {
+    let server = Server::start(Some(TOKEN)).await;
+    let mut repo = Repo::new(&server, "image");
+    let firmware = content(100 * 1024, 7);
+    repo.add_target("targets", FIRMWARE, &firmware, Some(ferry_custom("gateway", "1.4.0", 12)));
+    repo.publish();
+    (server, repo, firmware)
+}
+
+/// An updater that has refreshed once against `repo`.
+async fn refreshed(repo: &Repo, dirs: &Dirs) -> Updater {
+    let mut updater = repo.updater(&dirs.metadata).await;
+    updater.refresh().await.unwrap();
+    updater
+}
+
+fn target_file(dirs: &Dirs, path: &str) -> std::path::PathBuf {
+    dirs.downloads.join(target_file_name(path).unwrap())
+}
+
+fn part_file(dirs: &Dirs, path: &str) -> std::path::PathBuf {
+    dirs.downloads.join(format!("{}.part", target_file_name(path).unwrap()))
+}
+
+/// Asserts a TUF refusal of `file` and returns its reason.
+#[track_caller]
+fn tuf_error(result: Result<impl std::fmt::Debug, Error>, expected_file: &str) -> TufError {
+    match result {
+        Err(Error::Tuf { file, source }) => {
+            assert_eq!(file, expected_file, "refused file");
+            source
+        }
+        other => panic!("expected a refusal of {expected_file}, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What must work.
+
+#[tokio::test]
+async fn refresh_and_download_end_to_end() {
+    let (server, repo, firmware) = image_repo().await;
+    let dirs = Dirs::new();
+    let mut updater = repo.updater(&dirs.metadata).await;
+    let summary = updater.refresh().await.unwrap();
+    assert_eq!(
+        (summary.root_version, summary.timestamp_version, summary.snapshot_version, summary.targets_version),
+        (1, 1, 1, 1)
+    );
+    assert!(summary.timestamp_changed);
+    // Trusted metadata under non-versioned names, holding the original bytes.
+    let on_disk = files(&dirs.metadata);
+    assert_eq!(on_disk.keys().collect::<Vec<_>>(), ["root.json", "snapshot.json", "targets.json", "timestamp.json"]);
+    assert_eq!(on_disk["root.json"], repo.roots[0]);
+    assert_eq!(on_disk["timestamp.json"], repo.last_timestamp);
+    assert_eq!(on_disk["snapshot.json"], repo.last_snapshot);
+    assert_eq!(on_disk["targets.json"], repo.last_targets);
+    assert_eq!(
+        server.paths(),
+        [
+            "/image/metadata/2.root.json",
+            "/image/metadata/timestamp.json",
+            "/image/metadata/1.snapshot.json",
+            "/image/metadata/1.targets.json"
+        ]
+    );
+
+    let (role, target) = updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
+    assert_eq!(role, "targets");
+    assert_eq!(target.length, firmware.len() as u64);
+    assert_eq!(target.custom.as_ref().unwrap()["ferry"]["release_counter"], 12);
+    assert_eq!(updater.get_targetinfo("gateway/9.9.9/firmware.bin").await.unwrap(), None);
+
+    server.clear_log();
+    let file = updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap();
+    assert_eq!(file, dirs.downloads.join("gateway%2F1.4.0%2Ffirmware.bin"));
+    assert_eq!(std::fs::read(&file).unwrap(), firmware);
+    assert!(!part_file(&dirs, FIRMWARE).exists());
+    // Consistent snapshot: the target is fetched by its hash-prefixed name.
+    assert_eq!(server.paths(), [repo.target_path(FIRMWARE, &target)]);
+    assert!(server.log().iter().all(|l| l.authorization.as_deref() == Some(&*format!("Bearer {TOKEN}"))));
+}
+
+#[tokio::test]
+async fn requests_carry_the_configured_credential() {
+    let (server, repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    ferry_updater::init(&dirs.metadata, &repo.roots[0]).await.unwrap();
+    let mut config = repo.config(&dirs.metadata);
+    config.headers.clear();
+    let mut updater = Updater::new(config).unwrap();
+    // Without the credential the server refuses even the root chain's first step, which must
+    // not be mistaken for the end of the chain.
+    let err = updater.refresh().await.unwrap_err();
+    assert!(matches!(&err, Error::Http { status: 401, url } if url.ends_with("/image/metadata/2.root.json")), "{err}");
+    assert_eq!(files(&dirs.metadata).keys().collect::<Vec<_>>(), ["root.json"]);
+    assert_eq!(server.log().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unchanged_timestamp_ends_the_refresh_with_persisted_metadata() {
+    let (server, repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    refreshed(&repo, &dirs).await;
+    let before = files(&dirs.metadata);
+    server.clear_log();
+    // A new process, as the agent after a restart.
+    let mut updater = Updater::new(repo.config(&dirs.metadata)).unwrap();
+    let summary = updater.refresh().await.unwrap();
+    assert!(!summary.timestamp_changed);
+    assert_eq!(summary.targets_version, 1);
+    assert_eq!(server.paths(), ["/image/metadata/2.root.json", "/image/metadata/timestamp.json"]);
+    assert_eq!(files(&dirs.metadata), before);
+    assert!(updater.get_targetinfo(FIRMWARE).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn delegated_roles_are_loaded_lazily_and_persisted() {
+    let server = Server::start(Some(TOKEN)).await;
+    let mut repo = Repo::new(&server, "image");
+    repo.delegate("gateway-team", &["gateway/*/*"]);
+    let firmware = content(3000, 1);
+    repo.add_target("gateway-team", FIRMWARE, &firmware, None);
+    repo.publish();
+    let dirs = Dirs::new();
+    let mut updater = refreshed(&repo, &dirs).await;
+    assert!(!server.paths().iter().any(|p| p.contains("gateway-team")), "not needed by a refresh");
+
+    let (role, target) = updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
+    assert_eq!(role, "gateway-team");
+    assert_eq!(server.paths().last().unwrap(), "/image/metadata/1.gateway-team.json");
+    assert_eq!(files(&dirs.metadata)["gateway-team.json"], server_file(&repo, "1.gateway-team.json"));
+    // Paths the delegation does not cover are not searched there.
+    server.clear_log();
+    assert_eq!(updater.get_targetinfo("other/1.0/x.bin").await.unwrap(), None);
+    assert!(server.paths().is_empty());
+
+    // A new process finds the role on disk and fetches nothing but the timestamp.
+    server.clear_log();
+    let mut again = Updater::new(repo.config(&dirs.metadata)).unwrap();
+    assert_eq!(again.get_targetinfo(FIRMWARE).await.unwrap(), Some(("gateway-team".into(), target.clone())));
+    assert_eq!(server.paths(), ["/image/metadata/2.root.json", "/image/metadata/timestamp.json"]);
+    let file = again.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap();
+    assert_eq!(std::fs::read(file).unwrap(), firmware);
+}
+
+fn server_file(repo: &Repo, file: &str) -> Vec<u8> {
+    repo.server.bytes(&repo.metadata_path(file))
+}
+
+#[tokio::test]
+async fn a_downloaded_target_is_not_fetched_again() {
+    let (server, repo, firmware) = image_repo().await;
+    let dirs = Dirs::new();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let (_, target) = updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
+    updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap();
+    server.clear_log();
+    let file = updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), firmware);
+    assert!(server.paths().is_empty(), "fetched again: {:?}", server.paths());
+
+    // A file that no longer verifies (changed on disk) is fetched anew and replaced.
+    let mut damaged = firmware.clone();
+    damaged[10] ^= 0xff;
+    std::fs::write(&file, &damaged).unwrap();
+    updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), firmware);
+    assert_eq!(server.paths(), [repo.target_path(FIRMWARE, &target)]);
+}
+
+#[tokio::test]
+async fn a_download_cut_mid_file_resumes_with_a_range_request() {
+    let (server, repo, firmware) = image_repo().await;
+    let dirs = Dirs::new();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let (_, target) = updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
+    let url_path = repo.target_path(FIRMWARE, &target);
+    let cut = 40_000;
+    server.put(&url_path, Serve::CutAfter { bytes: firmware.clone(), after: cut });
+
+    let err = updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap_err();
+    assert!(matches!(err, Error::Transport { .. } | Error::Truncated { .. }), "{err}");
+    assert!(!target_file(&dirs, FIRMWARE).exists());
+    assert_eq!(std::fs::read(part_file(&dirs, FIRMWARE)).unwrap(), firmware[..cut]);
+
+    server.clear_log();
+    let file = updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), firmware);
+    assert!(!part_file(&dirs, FIRMWARE).exists());
+    let log = server.log();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].range.as_deref(), Some(&*format!("bytes={cut}-")));
+    assert_eq!(log[0].status, 206);
+}
+
+#[tokio::test]
+async fn a_server_ignoring_the_range_restarts_the_download_from_zero() {
+    let (server, repo, firmware) = image_repo().await;
+    let dirs = Dirs::new();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let (_, target) = updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
+    std::fs::create_dir_all(&dirs.downloads).unwrap();
+    std::fs::write(part_file(&dirs, FIRMWARE), &firmware[..5000]).unwrap();
+    server.put(&repo.target_path(FIRMWARE, &target), Serve::IgnoreRange(firmware.clone()));
+    server.clear_log();
+
+    let file = updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap();
+    assert_eq!(std::fs::read(file).unwrap(), firmware, "the prefix is not doubled");
+    let log = server.log();
+    assert_eq!((log.len(), log[0].range.as_deref(), log[0].status), (1, Some("bytes=5000-"), 200));
+}
+
+#[tokio::test]
+async fn a_wrong_content_range_restarts_the_download_from_zero() {
+    let (server, repo, firmware) = image_repo().await;
+    let dirs = Dirs::new();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let (_, target) = updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
+    std::fs::create_dir_all(&dirs.downloads).unwrap();
+    std::fs::write(part_file(&dirs, FIRMWARE), &firmware[..5000]).unwrap();
+    server.put(&repo.target_path(FIRMWARE, &target), Serve::BadContentRange(firmware.clone()));
+    server.clear_log();
+
+    let file = updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap();
+    assert_eq!(std::fs::read(file).unwrap(), firmware);
+    let ranges: Vec<_> = server.log().into_iter().map(|l| (l.range, l.status)).collect();
+    assert_eq!(ranges, [(Some("bytes=5000-".to_owned()), 206), (None, 200)]);
+}
+
+#[tokio::test]
+async fn a_corrupt_partial_download_is_caught_by_the_hash_and_discarded() {
+    let (server, repo, firmware) = image_repo().await;
+    let dirs = Dirs::new();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let (_, target) = updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
+    std::fs::create_dir_all(&dirs.downloads).unwrap();
+    std::fs::write(part_file(&dirs, FIRMWARE), vec![0u8; 5000]).unwrap();
+
+    let err = updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap_err();
+    assert!(matches!(&err, Error::HashMismatch { algorithm, .. } if algorithm == "sha256"), "{err}");
+    assert!(!part_file(&dirs, FIRMWARE).exists());
+    assert!(!target_file(&dirs, FIRMWARE).exists());
+    // The next attempt starts from zero and succeeds.
+    server.clear_log();
+    updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap();
+    assert_eq!(server.log()[0].range, None);
+    assert_eq!(std::fs::read(target_file(&dirs, FIRMWARE)).unwrap(), firmware);
+}
+
+#[tokio::test]
+async fn a_rotated_root_is_followed_and_its_new_keys_used() {
+    let (server, mut repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    let mut updater = refreshed(&repo, &dirs).await;
+    // Root v2 replaces the root key and the targets key; signed by the old and the new root key.
+    let old_root = std::mem::replace(&mut repo.root_keys, vec![key(KeyKind::EcdsaP256)]);
+    repo.targets_key = key(KeyKind::Ed25519);
+    let v2 = sign(&repo.root_meta(2), &[&old_root[0], &repo.root_keys[0]]).unwrap();
+    repo.put_root(v2.clone());
+    let release = content(2048, 9);
+    let path = "gateway/1.5.0/firmware.bin";
+    repo.add_target("targets", path, &release, Some(ferry_custom("gateway", "1.5.0", 13)));
+    repo.publish();
+
+    let summary = updater.refresh().await.unwrap();
+    assert_eq!((summary.root_version, summary.targets_version), (2, 2));
+    assert_eq!(files(&dirs.metadata)["root.json"], v2);
+    assert_eq!(files(&dirs.metadata)["targets.json"], repo.last_targets);
+    assert!(server.paths().contains(&"/image/metadata/3.root.json".to_owned()), "the chain is followed to its end");
+    let (_, target) = updater.get_targetinfo(path).await.unwrap().unwrap();
+    let file = updater.download_target(path, &target, &dirs.downloads).await.unwrap();
+    assert_eq!(std::fs::read(file).unwrap(), release);
+}
+
+#[tokio::test]
+async fn a_new_root_not_signed_by_the_old_root_is_refused_and_the_old_root_kept() {
+    let (_server, mut repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let before = files(&dirs.metadata);
+    // Root v2 with a new root key, signed by that key only: the old root's threshold is not met.
+    repo.root_keys = vec![key(KeyKind::Ed25519)];
+    let only_new = sign(&repo.root_meta(2), &[&repo.root_keys[0]]).unwrap();
+    repo.put_root(only_new);
+
+    let reason = tuf_error(updater.refresh().await, "2.root.json");
+    assert!(
+        matches!(reason, TufError::Threshold { ref role, valid: 0, threshold: 1, .. } if role == "root"),
+        "{reason}"
+    );
+    assert_eq!(files(&dirs.metadata), before);
+    assert_eq!(updater.trusted().root().version, 1);
+    assert!(updater.get_targetinfo(FIRMWARE).await.is_err(), "no lookups without a successful refresh");
+}
+
+#[tokio::test]
+async fn a_new_root_with_a_bad_signature_is_refused_and_the_old_root_kept() {
+    let (_server, mut repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let before = files(&dirs.metadata);
+    let old_root = std::mem::replace(&mut repo.root_keys, vec![key(KeyKind::Ed25519)]);
+    let both = sign(&repo.root_meta(2), &[&old_root[0], &repo.root_keys[0]]).unwrap();
+    // Changed after signing: both signatures are now invalid.
+    let forged = tamper(&both, |signed| signed["expires"] = json!(format_later_by_a_year()));
+    repo.put_root(forged);
+
+    let reason = tuf_error(updater.refresh().await, "2.root.json");
+    assert!(matches!(reason, TufError::Threshold { valid: 0, .. }), "{reason}");
+    assert_eq!(files(&dirs.metadata), before);
+    assert_eq!(updater.trusted().root().version, 1);
+}
+
+fn format_later_by_a_year() -> String {
+    ferry_tuf::time::format_expires(now() + 365 * 86_400)
+}
+
+#[tokio::test]
+async fn rotating_the_timestamp_key_recovers_from_a_fast_forwarded_timestamp() {
+    let (_server, mut repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    // An attacker with the old timestamp key pushed the device to timestamp version 1000.
+    repo.timestamp_version = 999;
+    repo.publish_timestamp(MetaFile::of_bytes(repo.snapshot_version, &repo.last_snapshot.clone()), &later(), None);
+    let mut updater = refreshed(&repo, &dirs).await;
+    assert_eq!(updater.trusted().timestamp().unwrap().version, 1000);
+
+    // Recovery: root v2 names a new timestamp key; the timestamp restarts at version 1.
+    repo.timestamp_keys = vec![key(KeyKind::Ed25519)];
+    let v2 = sign(&repo.root_meta(2), &[&repo.root_keys[0]]).unwrap();
+    repo.put_root(v2);
+    repo.timestamp_version = 0;
+    repo.publish();
+    let summary = updater.refresh().await.unwrap();
+    assert_eq!((summary.root_version, summary.timestamp_version), (2, 1));
+    assert_eq!(files(&dirs.metadata)["timestamp.json"], repo.last_timestamp);
+}
+
+#[tokio::test]
+async fn without_a_set_clock_refresh_refuses_to_run() {
+    let (server, repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    ferry_updater::init(&dirs.metadata, &repo.roots[0]).await.unwrap();
+    let mut config = repo.config(&dirs.metadata);
+    config.now = Some(86_400); // 1970-01-02: a device without RTC after boot.
+    let mut updater = Updater::new(config).unwrap();
+    let err = updater.refresh().await.unwrap_err();
+    assert!(matches!(err, Error::ClockNotSet { now: 86_400, .. }), "{err}");
+    assert!(server.log().is_empty(), "nothing is fetched");
+}
+
+#[tokio::test]
+async fn init_keeps_a_root_already_installed() {
+    let (_server, mut repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    assert!(ferry_updater::init(&dirs.metadata, &repo.roots[0]).await.unwrap());
+    let v2 = sign(&repo.root_meta(2), &[&repo.root_keys[0]]).unwrap();
+    repo.put_root(v2.clone());
+    Updater::new(repo.config(&dirs.metadata)).unwrap().refresh().await.unwrap();
+    assert!(!ferry_updater::init(&dirs.metadata, &repo.roots[0]).await.unwrap());
+    assert_eq!(files(&dirs.metadata)["root.json"], v2, "the factory root does not replace the rotated one");
+    // A file that is not a self-signed root is refused.
+    let other = Dirs::new();
+    let err = ferry_updater::init(&other.metadata, &repo.last_timestamp).await.unwrap_err();
+    assert!(matches!(err, Error::Tuf { source: TufError::WrongType { .. }, .. }), "{err}");
+    assert!(files(&other.metadata).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attacks on targets.
+
+#[tokio::test]
+async fn a_tampered_artifact_is_discarded() {
+    let (server, repo, firmware) = image_repo().await;
+    let dirs = Dirs::new();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let (_, target) = updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
+    let mut evil = firmware.clone();
+    evil[50_000] ^= 1;
+    server.put_bytes(&repo.target_path(FIRMWARE, &target), &evil);
+
+    let err = updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap_err();
+    match &err {
+        Error::HashMismatch { target: t, algorithm, expected, actual } => {
+            assert_eq!((t.as_str(), algorithm.as_str()), (FIRMWARE, "sha256"));
+            assert_eq!(expected, &sha256(&firmware));
+            assert_eq!(actual, &sha256(&evil));
+        }
+        other => panic!("expected a hash mismatch, got {other:?}"),
+    }
+    assert!(!target_file(&dirs, FIRMWARE).exists());
+    assert!(!part_file(&dirs, FIRMWARE).exists());
+}
+
+#[tokio::test]
+async fn endless_target_data_is_cut_at_the_signed_length() {
+    let (server, repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let (_, target) = updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
+    server.put(&repo.target_path(FIRMWARE, &target), Serve::Endless);
+
+    let err = updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap_err();
+    assert!(matches!(&err, Error::LengthExceeded { length, .. } if *length == target.length), "{err}");
+    assert!(!target_file(&dirs, FIRMWARE).exists());
+    assert!(!part_file(&dirs, FIRMWARE).exists());
+}
+
+#[tokio::test]
+async fn a_target_shorter_than_its_length_is_kept_partial_and_not_promoted() {
+    let (server, repo, firmware) = image_repo().await;
+    let dirs = Dirs::new();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let (_, target) = updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
+    server.put_bytes(&repo.target_path(FIRMWARE, &target), &firmware[..1000]);
+
+    let err = updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap_err();
+    assert!(matches!(err, Error::Truncated { received: 1000, .. }), "{err}");
+    assert!(!target_file(&dirs, FIRMWARE).exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attacks on metadata.
+
+#[tokio::test]
+async fn tampered_metadata_is_refused() {
+    let (_server, mut repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let before = files(&dirs.metadata);
+    let snapshot = MetaFile::of_bytes(repo.snapshot_version, &repo.last_snapshot.clone());
+    let signed = repo.publish_timestamp(snapshot, &later(), None);
+    // A man in the middle extends the expiry of a validly signed timestamp.
+    repo.serve_timestamp(&tamper(&signed, |s| s["expires"] = json!(format_later_by_a_year())));
+
+    let reason = tuf_error(updater.refresh().await, "timestamp.json");
+    assert!(matches!(reason, TufError::Threshold { ref role, valid: 0, .. } if role == "timestamp"), "{reason}");
+    assert_eq!(files(&dirs.metadata), before);
+}
+
+#[tokio::test]
+async fn a_signature_by_an_unknown_key_is_refused() {
+    let (_server, mut repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let before = files(&dirs.metadata);
+    let stranger = key(KeyKind::Ed25519);
+    let snapshot = MetaFile::of_bytes(repo.snapshot_version, &repo.last_snapshot.clone());
+    repo.publish_timestamp(snapshot, &later(), Some(&[&stranger]));
+
+    let reason = tuf_error(updater.refresh().await, "timestamp.json");
+    assert!(matches!(reason, TufError::Threshold { valid: 0, threshold: 1, .. }), "{reason}");
+    assert_eq!(files(&dirs.metadata), before);
+}
+
+#[tokio::test]
+async fn fewer_signatures_than_the_threshold_are_refused() {
+    let server = Server::start(Some(TOKEN)).await;
+    let mut repo = Repo::with_timestamp_keys(&server, "image", 2, 2);
+    repo.publish();
+    let dirs = Dirs::new();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let before = files(&dirs.metadata);
+    let snapshot = MetaFile::of_bytes(repo.snapshot_version, &repo.last_snapshot.clone());
+    let one = &repo.timestamp_keys[0];
+    let file = sign(&Timestamp::new(repo.timestamp_version + 1, later(), snapshot), &[one]).unwrap();
+    repo.serve_timestamp(&file);
+
+    let reason = tuf_error(updater.refresh().await, "timestamp.json");
+    assert!(matches!(reason, TufError::Threshold { valid: 1, threshold: 2, .. }), "{reason}");
+    assert_eq!(files(&dirs.metadata), before);
+}
+
+#[tokio::test]
+async fn an_expired_timestamp_is_refused_freeze_attack() {
+    let (_server, mut repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let before = files(&dirs.metadata);
+    // The repository (or an attacker replaying it) serves a timestamp that has expired.
+    let snapshot = MetaFile::of_bytes(repo.snapshot_version, &repo.last_snapshot.clone());
+    repo.publish_timestamp(snapshot, &past(), None);
+    let reason = tuf_error(updater.refresh().await, "timestamp.json");
+    assert!(matches!(reason, TufError::Expired { ref role, .. } if role == "timestamp"), "{reason}");
+    assert_eq!(files(&dirs.metadata), before);
+}
+
+#[tokio::test]
+async fn metadata_frozen_past_its_expiry_is_refused() {
+    let (_server, repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    refreshed(&repo, &dirs).await;
+    let before = files(&dirs.metadata);
+    // The server keeps answering the same, once valid, timestamp; eight days later it has expired.
+    let mut config = repo.config(&dirs.metadata);
+    config.now = Some(now() + 8 * 86_400);
+    let mut updater = Updater::new(config).unwrap();
+    let err = updater.refresh().await.unwrap_err();
+    assert!(matches!(err, Error::Tuf { source: TufError::Expired { .. }, .. }), "{err}");
+    assert_eq!(files(&dirs.metadata), before);
+}
+
+#[tokio::test]
+async fn a_rolled_back_timestamp_is_refused() {
+    let (_server, mut repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    let v1 = repo.last_timestamp.clone();
+    repo.publish();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let before = files(&dirs.metadata);
+    repo.serve_timestamp(&v1);
+
+    let reason = tuf_error(updater.refresh().await, "timestamp.json");
+    assert_eq!(reason, TufError::RolledBack { role: "timestamp".into(), trusted: 2, new: 1 });
+    assert_eq!(files(&dirs.metadata), before);
+}
+
+#[tokio::test]
+async fn a_rolled_back_snapshot_is_refused() {
+    let (_server, mut repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    let snapshot_v1 = MetaFile::of_bytes(1, &repo.last_snapshot.clone());
+    repo.publish();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let before = files(&dirs.metadata);
+    // A new timestamp naming the old snapshot.
+    repo.publish_timestamp(snapshot_v1, &later(), None);
+
+    let reason = tuf_error(updater.refresh().await, "timestamp.json");
+    assert!(matches!(reason, TufError::RolledBack { trusted: 2, new: 1, .. }), "{reason}");
+    assert_eq!(files(&dirs.metadata), before);
+}
+
+#[tokio::test]
+async fn rolled_back_targets_are_refused() {
+    let (_server, mut repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    let targets_v1 = repo.last_targets.clone();
+    repo.publish();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let before = files(&dirs.metadata);
+    // A new snapshot (and timestamp) listing targets version 1 again.
+    let meta = [("targets.json".to_owned(), MetaFile::of_bytes(1, &targets_v1))].into();
+    let snapshot = repo.publish_snapshot(meta);
+    repo.publish_timestamp(MetaFile::of_bytes(repo.snapshot_version, &snapshot), &later(), None);
+
+    let snapshot_file = format!("{}.snapshot.json", repo.snapshot_version);
+    let reason = tuf_error(updater.refresh().await, &snapshot_file);
+    assert_eq!(reason, TufError::RolledBack { role: "targets".into(), trusted: 2, new: 1 });
+    let after = files(&dirs.metadata);
+    assert_eq!(after["targets.json"], before["targets.json"]);
+    assert_eq!(after["snapshot.json"], before["snapshot.json"]);
+    assert_eq!(after["timestamp.json"], repo.last_timestamp, "the valid new timestamp is trusted");
+}
+
+#[tokio::test]
+async fn mix_and_match_targets_are_refused() {
+    let (server, mut repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let before = files(&dirs.metadata);
+    repo.add_target("targets", "gateway/1.5.0/firmware.bin", b"new release", None);
+    repo.publish();
+    // The server answers another, validly signed, targets v2 than the one the snapshot lists.
+    let mut other = Targets::new(2, later());
+    other.targets.insert("gateway/0.1.0/firmware.bin".into(), TargetFile::new(3, &sha256(b"old"), None));
+    server.put_bytes(&repo.metadata_path("2.targets.json"), &repo.sign_targets(&other, &repo.targets_key));
+
+    let reason = tuf_error(updater.refresh().await, "2.targets.json");
+    assert!(matches!(reason, TufError::Mismatch { ref what, .. } if what == "targets.json"), "{reason}");
+    assert_eq!(files(&dirs.metadata)["targets.json"], before["targets.json"]);
+    assert!(updater.get_targetinfo("gateway/0.1.0/firmware.bin").await.is_err());
+}
+
+#[tokio::test]
+async fn an_endless_timestamp_is_cut_at_its_size_cap() {
+    let (server, repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let before = files(&dirs.metadata);
+    server.put(&repo.metadata_path("timestamp.json"), Serve::Endless);
+
+    let err = updater.refresh().await.unwrap_err();
+    assert!(matches!(&err, Error::TooLarge { what, cap: 16_384 } if what == "timestamp.json"), "{err}");
+    assert_eq!(files(&dirs.metadata), before);
+}
+
+#[tokio::test]
+async fn a_snapshot_longer_than_the_timestamp_says_is_cut_at_that_length() {
+    let (server, mut repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    let mut updater = refreshed(&repo, &dirs).await;
+    let before = files(&dirs.metadata);
+    repo.publish();
+    let snapshot = format!("{}.snapshot.json", repo.snapshot_version);
+    let length = MetaFile::of_bytes(0, &repo.last_snapshot).length.unwrap();
+    server.put(&repo.metadata_path(&snapshot), Serve::Endless);
+
+    let err = updater.refresh().await.unwrap_err();
+    assert!(matches!(&err, Error::TooLarge { what, cap } if *what == snapshot && *cap == length), "{err}");
+    let after = files(&dirs.metadata);
+    assert_eq!(after["snapshot.json"], before["snapshot.json"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The director.
+
+const DEVICE: &str = "dev-0001";
+
+/// An image repository with FIRMWARE (counter 12) and a director repository assigning it to
+/// `DEVICE`; the director's entry is what `change` makes of the image entry.
+struct Uptane {
+    server: Server,
+    image: Repo,
+    director: Repo,
+    dirs: Dirs,
+    firmware: Vec<u8>,
+}
+
+impl Uptane {
+    async fn new() -> Self {
+        let (server, image, firmware) = image_repo().await;
+        let mut director = Repo::new(&server, "director");
+        director.publish();
+        Self { server, image, director, dirs: Dirs::new(), firmware }
+    }
+
+    /// Publishes director targets naming `device` and holding `entries` (path → entry).
+    fn assign(&mut self, device: Option<&str>, entries: Vec<(&str, TargetFile)>) {
+        self.director.targets.targets.clear();
+        match device {
+            Some(d) => self.director.targets.unrecognized.insert("custom".into(), json!({ "device": d })),
+            None => self.director.targets.unrecognized.remove("custom"),
+        };
+        for (path, entry) in entries {
+            self.director.targets.targets.insert(path.to_owned(), entry);
+        }
+        self.director.publish();
+    }
+
+    /// The director's copy of the image entry for FIRMWARE, for `device`.
+    fn entry(&self, device: &str) -> TargetFile {
+        let mut entry = self.image.targets.targets[FIRMWARE].clone();
+        let ferry = entry.custom.take().unwrap()["ferry"].clone();
+        entry.custom = Some(json!({ "device": device, "ferry": ferry }));
+        entry
+    }
+
+    async fn director(&self) -> Director {
+        let director = self.director.updater(&self.dirs.director_metadata).await;
+        let image = self.image.updater(&self.dirs.metadata).await;
+        let mut both = Director::new(director, image);
+        both.refresh_both().await.unwrap();
+        both
+    }
+
+    async fn assigned(&self, floors: &[(&str, i64)]) -> Result<Vec<ferry_updater::VerifiedTarget>, Error> {
+        let floors: HashMap<String, i64> = floors.iter().map(|(p, c)| ((*p).to_owned(), *c)).collect();
+        self.director().await.assigned(DEVICE, &floors).await
+    }
+}
+
+#[tokio::test]
+async fn an_agreeing_director_assignment_is_verified_and_downloads() {
+    let mut uptane = Uptane::new().await;
+    uptane.assign(Some(DEVICE), vec![(FIRMWARE, uptane.entry(DEVICE))]);
+    let director = uptane.director().await;
+    let mut director = director;
+    let assigned = director.assigned(DEVICE, &HashMap::from([("gateway".to_owned(), 12)])).await.unwrap();
+    assert_eq!(assigned.len(), 1);
+    assert_eq!(assigned[0].path, FIRMWARE);
+    assert_eq!(assigned[0].image_role, "targets");
+    assert_eq!(assigned[0].target, uptane.image.targets.targets[FIRMWARE]);
+    assert_eq!(assigned[0].director_custom.as_ref().unwrap()["device"], DEVICE);
+    let file = director.download(&assigned[0], &uptane.dirs.downloads).await.unwrap();
+    assert_eq!(std::fs::read(file).unwrap(), uptane.firmware);
+    assert!(files(&uptane.dirs.director_metadata).contains_key("targets.json"));
+    assert!(uptane.server.paths().iter().any(|p| p.starts_with("/director/metadata/")));
+}
+
+#[tokio::test]
+async fn an_empty_director_assignment_must_still_name_the_device() {
+    let mut uptane = Uptane::new().await;
+    uptane.assign(Some(DEVICE), vec![]);
+    assert_eq!(uptane.assigned(&[]).await.unwrap(), vec![]);
+    uptane.assign(None, vec![]);
+    let err = uptane.assigned(&[]).await.unwrap_err();
+    assert!(matches!(err, Error::CrossCheck(CrossCheckError::WrongDevice { found: None, .. })), "{err}");
+}
+
+#[tokio::test]
+async fn another_devices_director_metadata_is_refused() {
+    let mut uptane = Uptane::new().await;
+    uptane.assign(Some("dev-0002"), vec![(FIRMWARE, uptane.entry("dev-0002"))]);
+    let err = uptane.assigned(&[]).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::CrossCheck(CrossCheckError::WrongDevice { found: Some(f), entry: None, .. }) if f == "dev-0002"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("is for device dev-0002, not dev-0001"), "{err}");
+    // Metadata naming the device with an entry for another one is refused as well.
+    uptane.assign(Some(DEVICE), vec![(FIRMWARE, uptane.entry("dev-0002"))]);
+    let err = uptane.assigned(&[]).await.unwrap_err();
+    assert!(matches!(err, Error::CrossCheck(CrossCheckError::WrongDevice { entry: Some(_), .. })), "{err}");
+    assert!(!uptane.dirs.downloads.exists());
+}
+
+#[tokio::test]
+async fn a_director_disagreeing_with_the_image_repository_is_refused() {
+    let mut uptane = Uptane::new().await;
+    type Change = fn(&mut TargetFile);
+    let cases: [(&str, Change); 4] = [
+        ("length", |e| e.length += 1),
+        ("hash", |e| {
+            e.hashes.insert("sha256".into(), sha256(b"something else"));
+        }),
+        ("release counter", |e| e.custom.as_mut().unwrap()["ferry"]["release_counter"] = json!(99)),
+        ("platforms", |e| e.custom.as_mut().unwrap()["ferry"]["platforms"] = json!(["arm64", "x86_64"])),
+    ];
+    for (what, change) in cases {
+        let mut entry = uptane.entry(DEVICE);
+        change(&mut entry);
+        uptane.assign(Some(DEVICE), vec![(FIRMWARE, entry)]);
+        let err = uptane.assigned(&[]).await.unwrap_err();
+        let Error::CrossCheck(reason) = &err else { panic!("{what}: {err}") };
+        match (what, reason) {
+            ("length", CrossCheckError::Length { director, image, .. }) => assert_eq!(director, &(image + 1)),
+            ("hash", CrossCheckError::Digest { algorithm, .. }) => assert_eq!(algorithm, "sha256"),
+            ("release counter", CrossCheckError::Field { field, .. }) => assert_eq!(field, "release_counter"),
+            ("platforms", CrossCheckError::Field { field, .. }) => assert_eq!(field, "platforms"),
+            _ => panic!("{what}: unexpected {reason}"),
+        }
+    }
+    assert!(!uptane.dirs.downloads.exists());
+}
+
+#[tokio::test]
+async fn a_director_assigning_an_unpublished_target_is_refused() {
+    let mut uptane = Uptane::new().await;
+    let mut entry = uptane.entry(DEVICE);
+    entry.custom.as_mut().unwrap()["ferry"]["version"] = json!("6.6.6");
+    uptane.assign(Some(DEVICE), vec![("gateway/6.6.6/firmware.bin", entry)]);
+    let err = uptane.assigned(&[]).await.unwrap_err();
+    assert!(matches!(err, Error::CrossCheck(CrossCheckError::NotInImageRepository { .. })), "{err}");
+}
+
+#[tokio::test]
+async fn a_release_counter_going_down_is_refused() {
+    let mut uptane = Uptane::new().await;
+    uptane.assign(Some(DEVICE), vec![(FIRMWARE, uptane.entry(DEVICE))]);
+    let err = uptane.assigned(&[("gateway", 13)]).await.unwrap_err();
+    assert!(matches!(err, Error::CrossCheck(CrossCheckError::CounterDown { floor: 13, counter: 12, .. })), "{err}");
+    assert!(err.to_string().contains("release counter goes down from 13 to 12"), "{err}");
+    // Another product's floor does not apply.
+    assert_eq!(uptane.assigned(&[("router", 50)]).await.unwrap().len(), 1);
+}
