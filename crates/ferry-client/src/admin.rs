@@ -341,6 +341,19 @@ impl AdminClient {
         self.get(&["trust", "online-keys"]).await
     }
 
+    /// `POST /trust/image/online-keys/next`: makes (or shows) the snapshot and timestamp keys
+    /// an online-key rotation will switch to, in the shape of [`Self::online_keys`]; they take
+    /// over once a pushed root lists them.
+    pub async fn next_online_keys(&self) -> Result<serde_json::Value, ClientError> {
+        self.http.post_empty(self.url(&["trust", "image", "online-keys", "next"])).await
+    }
+
+    /// `POST /trust/director/rotate`: rotates the director's online keys (director root N+1
+    /// signed by the old and the new root key).
+    pub async fn rotate_director_keys(&self) -> Result<serde_json::Value, ClientError> {
+        self.http.post_empty(self.url(&["trust", "director", "rotate"])).await
+    }
+
     /// `PUT /trust/image/root`, `/trust/image/targets` or `/trust/image/roles/{role}`: pushes
     /// signed metadata bytes exactly as signed.
     pub async fn push_image_metadata(&self, role: &str, bytes: Vec<u8>) -> Result<serde_json::Value, ClientError> {

@@ -33,7 +33,14 @@ enum TrustCommand {
         /// Also write them to this file.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Start (or continue) an online-key rotation: show the snapshot and timestamp keys
+        /// the server will switch to once a pushed root lists them (`ferry root rotate
+        /// --online-keys FILE`).
+        #[arg(long)]
+        next: bool,
     },
+    /// Rotates the director's online keys now: devices follow the new director root.
+    RotateDirectorKeys,
     /// Shows the versions and expiries of the image repository's metadata, and the releases
     /// that no signed targets metadata lists yet.
     Status,
@@ -88,8 +95,8 @@ impl TrustArgs {
     pub async fn run(self, ctx: &Context) -> anyhow::Result<()> {
         let client = ctx.admin()?;
         match self.command {
-            TrustCommand::OnlineKeys { out } => {
-                let keys = client.online_keys().await?;
+            TrustCommand::OnlineKeys { out, next } => {
+                let keys = if next { client.next_online_keys().await? } else { client.online_keys().await? };
                 if let Some(out) = &out {
                     let mut bytes = serde_json::to_vec_pretty(&keys)?;
                     bytes.push(b'\n');
@@ -98,6 +105,13 @@ impl TrustArgs {
                 ctx.out.show(&keys, |k| print_online_keys(k, out.as_deref()))
             }
             TrustCommand::Status => ctx.out.show(&client.trust_status().await?, print_status),
+            TrustCommand::RotateDirectorKeys => ctx.out.show(&client.rotate_director_keys().await?, |r| {
+                println!(
+                    "director keys rotated: director root version {}, director key {}",
+                    r["root_version"],
+                    serde_json::from_value::<PublicKey>(r["director"].clone()).map(|k| k.key_id()).unwrap_or_default()
+                );
+            }),
             TrustCommand::Draft(args) => args.run(ctx, &client).await,
             TrustCommand::Push(args) => {
                 let bytes = metadata::read(&args.file)?;

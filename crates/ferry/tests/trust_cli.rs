@@ -308,6 +308,10 @@ fn a_product_team_signs_its_own_releases_through_a_delegated_role() {
     let pushed = p.json(&["trust", "push", "vpn-client.json", "--role", "vpn-client"]);
     assert_eq!((pushed["role"].as_str(), pushed["version"].as_u64()), (Some("vpn-client"), Some(1)));
     assert_eq!(p.offered(), vec!["vpn-client 5.0"]);
+    // The role's next draft adds only unsigned releases inside its paths, not gateway 2.0.
+    let next = p.json(&["trust", "draft", "--role", "vpn-client", "--out", "vpn-client-2.json"]);
+    assert_eq!(next["targets"], 1, "{next}");
+    assert!(ws.read_json("vpn-client-2.json")["signed"]["targets"].get("gateway/2.0/gateway-2.0.bin").is_none());
 
     // Another product's release is outside the role's paths.
     let (code, _, err) = p.run(&[
@@ -421,4 +425,34 @@ fn thresholds_must_be_reachable() {
         assert!(err.contains(flag) && err.contains("from 1 to 1"), "{err}");
     }
     assert!(!ws.exists("r.json"));
+}
+
+#[test]
+fn online_keys_rotate_through_a_root_that_lists_the_next_keys() {
+    let p = Publisher::new();
+    p.trusted_root();
+    let id = p.publish("vpn-client", "5.0");
+    p.ok(&["release", "sign", &id, "--key", "targets.key", "--passphrase-env", "TARGETS_PASS"]);
+    let current = p.ws.read_json("online-keys.json");
+
+    // The server makes the next snapshot and timestamp keys; asking again shows the same ones.
+    let next = p.json(&["trust", "online-keys", "--next", "--out", "next-keys.json"]);
+    assert_ne!(next["timestamp"], current["timestamp"]);
+    assert_eq!(p.json(&["trust", "online-keys", "--next"]), next);
+    assert_eq!(p.json(&["trust", "online-keys"])["timestamp"], current["timestamp"], "not in force yet");
+
+    // Root 2 lists them; signed by the root key (old and new root keys are the same here).
+    p.ok(&["root", "rotate", "--from", "root.json", "--online-keys", "next-keys.json", "--out", "root-2.json"]);
+    p.ok(&["metadata", "sign", "root-2.json", "--key", "root.key", "--passphrase-env", "ROOT_PASS"]);
+    let pushed = p.json(&["trust", "push", "root-2.json"]);
+    assert!(pushed["timestamp_version"].as_u64().is_some(), "snapshot and timestamp re-signed: {pushed}");
+    let now_listed = p.json(&["trust", "online-keys"]);
+    assert_eq!(now_listed["timestamp"], next["timestamp"]);
+    assert_eq!(now_listed["snapshot"], next["snapshot"]);
+    assert_eq!(p.offered(), vec!["vpn-client 5.0"], "the signed release stays offered");
+
+    // The director's keys rotate on the server alone.
+    let rotated = p.json(&["trust", "rotate-director-keys"]);
+    assert_eq!(rotated["root_version"], 2);
+    assert_ne!(rotated["director"], current["director"]);
 }

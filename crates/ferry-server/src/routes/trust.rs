@@ -158,7 +158,8 @@ pub async fn draft(State(st): S, admin: Admin, Query(q): Query<DraftQuery>) -> A
         }
         None => st.store.list_releases(None).await?.into_iter().filter(|r| !image::is_signed(r, &index)).collect(),
     };
-    Ok(Json(image::draft(&st, &role, &releases, i64::from(days) * 86_400, now()).await?))
+    let explicit = q.releases.is_some();
+    Ok(Json(image::draft(&st, &role, &releases, explicit, i64::from(days) * 86_400, now()).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/trust/image/status", tag = "trust",

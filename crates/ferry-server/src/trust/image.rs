@@ -411,13 +411,56 @@ pub async fn signed_index(store: &dyn Store) -> ferry_store::Result<HashMap<Stri
 /// The next version of `role`'s targets metadata, unsigned: what it lists now plus the
 /// entries for `releases`, expiring `expires_secs` from `now`. A publisher signs it offline
 /// and pushes it back.
+/// For a delegated role, only releases inside the role's delegated paths are added: with
+/// `explicit` (the caller named them) one outside is an error, otherwise it is left out.
 pub async fn draft(
     st: &AppState,
     role: &str,
     releases: &[Release],
+    explicit: bool,
     expires_secs: i64,
     now: i64,
 ) -> ApiResult<serde_json::Value> {
+    let delegation = if role == "targets" {
+        None
+    } else {
+        let top = latest::<Targets>(st.store.as_ref(), "targets").await?;
+        let found =
+            top.and_then(|(t, _)| t.signed.delegations.and_then(|d| d.roles.into_iter().find(|r| r.name == role)));
+        Some(found.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::Conflict,
+                format!(
+                    "the signed top-level targets do not delegate to role {role}; add it with \
+                     `ferry targets delegate`, sign and push the top-level targets first"
+                ),
+            )
+        })?)
+    };
+    let inside = |release: &Release| {
+        delegation
+            .as_ref()
+            .is_none_or(|d| release.artifacts.iter().all(|a| d.is_delegated_path(&release.target_path(&a.name))))
+    };
+    if explicit {
+        if let Some(outside) = releases.iter().find(|r| !inside(r)) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidMetadata,
+                format!(
+                    "release {} ({} {}) is outside the paths delegated to role {role} ({:?}); sign it \
+                 with the role that covers {}/…",
+                    outside.id,
+                    outside.product,
+                    outside.version,
+                    delegation.as_ref().map(|d| d.paths.clone()).unwrap_or_default(),
+                    outside.product
+                ),
+            ));
+        }
+    }
+    let releases: Vec<&Release> = releases.iter().filter(|r| inside(r)).collect();
     let mut targets = match latest::<Targets>(st.store.as_ref(), role).await? {
         Some((current, _)) => {
             let mut next = current.signed;
