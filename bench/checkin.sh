@@ -28,7 +28,7 @@ if [ "$backend" = postgres ]; then
 fi
 
 echo "seeding $DEVICES devices ($backend)..." >&2
-target/release/ferry-bench seed --devices "$DEVICES" --data-dir "$work/data" --database-url "$db_url" --out "$work" >&2
+target/release/ferry-bench seed --sign --devices "$DEVICES" --data-dir "$work/data" --database-url "$db_url" --out "$work" >&2
 
 FERRY_LOG__LEVEL=warn FERRY_DATABASE_URL="$db_url" \
   target/release/ferry serve --data-dir "$work/data" --listen "127.0.0.1:$PORT" 2>"$work/server.log" &

@@ -19,7 +19,7 @@ mkdir -p "$work/www"
 # nginx workers run unprivileged: let them read the served file.
 chmod 755 "$work" "$work/www"
 head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom >"$work/www/artifact.bin"
-target/release/ferry-bench seed --devices 1 --data-dir "$work/data" --out "$work" --artifact "$work/www/artifact.bin" >&2
+target/release/ferry-bench seed --sign --devices 1 --data-dir "$work/data" --out "$work" --artifact "$work/www/artifact.bin" >&2
 sha=$(cat "$work/artifact.sha256")
 token=$(head -n1 "$work/tokens.txt")
 
