@@ -61,6 +61,7 @@ impl Publisher {
 struct Fleet {
     admin: AdminClient,
     device: DeviceClient,
+    credential: String,
 }
 
 async fn fleet(srv: &common::TestServer) -> Fleet {
@@ -82,7 +83,7 @@ async fn fleet(srv: &common::TestServer) -> Fleet {
         .await
         .unwrap();
     device.set_credential(&enrolled.credential).unwrap();
-    Fleet { admin, device }
+    Fleet { admin, device, credential: enrolled.credential }
 }
 
 impl Fleet {
@@ -494,3 +495,50 @@ async fn director_keys_rotate(srv: common::TestServer) {
 }
 
 on_both_backends_signed!(director_keys_rotate);
+
+/// Ferry's own device-side client against a real server: the director names the release,
+/// the image repository agrees, the target downloads and verifies; a floor above the
+/// release's counter refuses it.
+async fn updater_installs_what_the_director_assigns(srv: common::TestServer) {
+    use ferry_updater::{Director, Updater, UpdaterConfig};
+    let fleet = fleet(&srv).await;
+    let publisher = Publisher::new(&fleet.admin).await;
+    let release = fleet.publish("2.0", b"firmware two, signed").await;
+    fleet.sign_all(&publisher).await;
+    let pointer = fleet.checkin(&fleet.device, None).await.director.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let targets_url = format!("{}{}", srv.url, pointer.image_targets_url);
+    let updater = |repo: &str, base: &str, root: Vec<u8>| {
+        let base = format!("{}{base}", srv.url);
+        let metadata_dir = dir.path().join(repo);
+        let (credential, targets_url) = (fleet.credential.clone(), targets_url.clone());
+        async move {
+            ferry_updater::init(&metadata_dir, &root).await.unwrap();
+            let mut config = UpdaterConfig::new(metadata_dir, base.parse().unwrap());
+            config.target_base_url = Some(targets_url.parse().unwrap());
+            config.headers.insert("authorization", format!("Bearer {credential}").parse().unwrap());
+            Updater::new(config).unwrap()
+        }
+    };
+    let director_root = fleet.device.director_metadata("1.root.json").await.unwrap().unwrap().to_vec();
+    let image_root = fleet.fetch("1.root.json").await;
+    let mut both = Director::new(
+        updater("director", &pointer.metadata_url, director_root).await,
+        updater("image", &pointer.image_metadata_url, image_root).await,
+    );
+    let (director, _) = both.refresh_both().await.unwrap();
+    assert_eq!(director.timestamp_version, pointer.version, "the check-in names the version served");
+    let assigned = both.assigned("gw-1", &Default::default()).await.unwrap();
+    assert_eq!(assigned.len(), 1);
+    assert_eq!(assigned[0].path, "gw/2.0/firmware.bin");
+    let file = both.download(&assigned[0], &dir.path().join("downloads")).await.unwrap();
+    assert_eq!(std::fs::read(file).unwrap(), b"firmware two, signed");
+
+    let floors = [("gw".to_owned(), release.counter + 1)].into();
+    let e = both.assigned("gw-1", &floors).await.unwrap_err();
+    assert!(e.to_string().contains("release counter goes down"), "{e}");
+    let e = both.assigned("gw-2", &Default::default()).await.unwrap_err();
+    assert!(e.to_string().contains("gw-1"), "metadata for gw-1 is refused as gw-2's: {e}");
+}
+
+on_both_backends_signed!(updater_installs_what_the_director_assigns);
