@@ -6,7 +6,7 @@ mod common;
 use ferry_api::*;
 use ferry_client::{AdminClient, ClientError, DeviceClient, DeviceQuery};
 use ferry_core::applicability::Verdict;
-use ferry_core::{Artifact, DeviceState, DeviceStatus, Release, ReleaseKind, Role, Sha256, VersionRange};
+use ferry_core::{DeviceState, DeviceStatus, Release, ReleaseKind, Role, Sha256, VersionRange};
 use ferry_store::{ApprovalAction, NewEvent};
 use sha2::Digest;
 
@@ -29,25 +29,9 @@ struct Fleet {
 }
 
 async fn fleet(srv: &common::TestServer) -> Fleet {
-    let admin = AdminClient::new(&srv.url, &srv.admin_token).unwrap();
-    admin
-        .create_product(&ProductSpec { name: "agent".parse().unwrap(), description: "the agent".into() })
-        .await
-        .unwrap();
-    admin
-        .create_platform(&PlatformSpec { name: "linux-x86_64".parse().unwrap(), description: String::new() })
-        .await
-        .unwrap();
-    let group = admin
-        .create_group(&GroupSpec {
-            name: "office".parse().unwrap(),
-            description: String::new(),
-            checkin_interval_secs: Some(600),
-            checkin_jitter: Some(0.2),
-        })
-        .await
-        .unwrap();
-    Fleet { admin, enrollment_key: group.enrollment_key, url: srv.url.clone() }
+    let product = ProductSpec { name: "agent".parse().unwrap(), description: "the agent".into() };
+    let (admin, enrollment_key) = common::catalogue(srv, product, "linux-x86_64", "office", Some((600, 0.2))).await;
+    Fleet { admin, enrollment_key, url: srv.url.clone() }
 }
 
 impl Fleet {
@@ -57,26 +41,10 @@ impl Fleet {
 
     async fn publish_spec(&self, version: &str, data: &[u8], tweak: impl FnOnce(&mut ReleaseSpec)) -> Release {
         let info = self.admin.upload_content(data.to_vec(), Some(&sha(data))).await.unwrap();
+        let artifact = common::artifact(&format!("agent-{version}.tar.gz"), &info, "application/gzip");
         let mut spec = ReleaseSpec {
-            product: "agent".parse().unwrap(),
-            version: version.parse().unwrap(),
-            kind: ReleaseKind::Full,
-            platforms: vec!["linux-x86_64".parse().unwrap()],
-            artifacts: vec![Artifact {
-                name: format!("agent-{version}.tar.gz").parse().unwrap(),
-                length: info.length,
-                sha256: info.sha256.clone(),
-                media_type: "application/gzip".into(),
-                custom: Default::default(),
-            }],
-            required: false,
-            reboot: Default::default(),
-            classification: Default::default(),
             notes: format!("release {version}"),
-            dependencies: vec![],
-            supersedes: vec![],
-            no_update_versions: vec![],
-            applies_to: None,
+            ..common::release_spec("agent", version, "linux-x86_64", artifact)
         };
         tweak(&mut spec);
         self.admin.create_release(&spec).await.unwrap()
@@ -168,28 +136,8 @@ on_both_backends!(catalogue_and_deduplication, |srv: common::TestServer| async m
 
     // Same version again: refused. Same version on the config line: a different release.
     let info = f.admin.upload_content(b"one".to_vec(), None).await.unwrap();
-    let artifact = Artifact {
-        name: "a.bin".parse().unwrap(),
-        length: info.length,
-        sha256: info.sha256.clone(),
-        media_type: "application/octet-stream".into(),
-        custom: Default::default(),
-    };
-    let dup = ReleaseSpec {
-        product: "agent".parse().unwrap(),
-        version: "1.0".parse().unwrap(),
-        kind: ReleaseKind::Full,
-        platforms: vec!["linux-x86_64".parse().unwrap()],
-        artifacts: vec![artifact],
-        required: false,
-        reboot: Default::default(),
-        classification: Default::default(),
-        notes: String::new(),
-        dependencies: vec![],
-        supersedes: vec![],
-        no_update_versions: vec![],
-        applies_to: None,
-    };
+    let artifact = common::artifact("a.bin", &info, "application/octet-stream");
+    let dup = common::release_spec("agent", "1.0", "linux-x86_64", artifact);
     let e = f.admin.create_release(&dup).await.unwrap_err();
     assert_eq!(code(&e), (409, ErrorCode::Conflict), "{e}");
     let config = f.admin.create_release(&ReleaseSpec { kind: ReleaseKind::Config, ..dup.clone() }).await.unwrap();

@@ -14,18 +14,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::trust::{Fleet, Publisher};
 use ferry_api::*;
-use ferry_client::{AdminClient, DeviceClient};
-use ferry_core::{Artifact, Release, ReleaseKind, Sha256};
-use ferry_store::ApprovalAction;
+use ferry_core::Release;
 use ferry_tuf::metadata::sign;
-use ferry_tuf::time::format_expires;
-use ferry_tuf::{DelegatedRole, Delegations, KeyKind, PublicKey, Root, SigningKey, Targets};
+use ferry_tuf::{DelegatedRole, Delegations, KeyKind, SigningKey};
 use sha2::Digest;
 
 /// A python run that has not finished by then is killed and the test fails.
@@ -33,10 +31,6 @@ const PYTHON_LIMIT: Duration = Duration::from_secs(120);
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/tuf_client.py")
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 struct Output {
@@ -94,132 +88,17 @@ async fn interop_python() -> PathBuf {
 }
 
 /// Runs `tuf_client.py SUBCOMMAND …`.
-async fn tuf_client(python: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+async fn tuf_client(python: &Path, args: &[&dyn AsRef<OsStr>]) -> Output {
     let mut all: Vec<OsString> = vec![script().into()];
     all.extend(args.iter().map(|a| a.as_ref().to_owned()));
     run(python, all).await
 }
 
-struct Publisher {
-    root_key: SigningKey,
-    targets_key: SigningKey,
-    online: serde_json::Value,
-}
-
-impl Publisher {
-    fn online(&self, role: &str) -> PublicKey {
-        serde_json::from_value(self.online[role].clone()).unwrap()
-    }
-
-    fn root(&self, version: u64, root_keys: &[&SigningKey]) -> Root {
-        Root::new(
-            version,
-            format_expires(now() + 365 * 86_400),
-            &[
-                ("root", root_keys.iter().map(|k| k.public().clone()).collect(), 1),
-                ("targets", vec![self.targets_key.public().clone()], 1),
-                ("snapshot", vec![self.online("snapshot")], 1),
-                ("timestamp", vec![self.online("timestamp")], 1),
-            ],
-        )
-    }
-}
-
-/// An admin and one device, enrolled in group `field`, that has checked in as `arm64`.
-struct Fleet {
-    admin: AdminClient,
-    device: DeviceClient,
-    credential: String,
-}
-
-async fn fleet(srv: &common::TestServer) -> Fleet {
-    let admin = AdminClient::new(&srv.url, &srv.admin_token).unwrap();
-    admin.create_product(&ProductSpec { name: "gw".parse().unwrap(), description: String::new() }).await.unwrap();
-    admin.create_platform(&PlatformSpec { name: "arm64".parse().unwrap(), description: String::new() }).await.unwrap();
-    let group = admin
-        .create_group(&GroupSpec {
-            name: "field".parse().unwrap(),
-            description: String::new(),
-            checkin_interval_secs: None,
-            checkin_jitter: None,
-        })
-        .await
-        .unwrap();
-    let mut device = DeviceClient::new(&srv.url, None).unwrap();
-    let enrolled = device
-        .enroll(&EnrollRequest { device_id: "gw-1".parse().unwrap(), enrollment_key: Some(group.enrollment_key) })
-        .await
-        .unwrap();
-    device.set_credential(&enrolled.credential).unwrap();
-    let fleet = Fleet { admin, device, credential: enrolled.credential };
-    fleet.offered().await;
-    fleet
-}
-
-impl Fleet {
-    /// Uploads `data`, creates release `gw` `version` with it and approves it for `field`.
-    async fn release(&self, version: &str, data: &[u8]) -> Release {
-        let sha = Sha256::from_bytes(sha2::Sha256::digest(data).into());
-        let info = self.admin.upload_content(data.to_vec(), Some(&sha)).await.unwrap();
-        let release = self
-            .admin
-            .create_release(&ReleaseSpec {
-                product: "gw".parse().unwrap(),
-                version: version.parse().unwrap(),
-                kind: ReleaseKind::Full,
-                platforms: vec!["arm64".parse().unwrap()],
-                artifacts: vec![Artifact {
-                    name: "firmware.bin".parse().unwrap(),
-                    length: info.length,
-                    sha256: info.sha256,
-                    media_type: "application/octet-stream".into(),
-                    custom: Default::default(),
-                }],
-                required: true,
-                reboot: Default::default(),
-                classification: Default::default(),
-                notes: String::new(),
-                dependencies: vec![],
-                supersedes: vec![],
-                no_update_versions: vec![],
-                applies_to: None,
-            })
-            .await
-            .unwrap();
-        let approval = ApprovalSpec { action: ApprovalAction::Install, deadline: None };
-        self.admin.set_approval(release.id, &"field".parse().unwrap(), &approval).await.unwrap();
-        release
-    }
-
-    /// The versions offered at a check-in as `arm64`.
-    async fn offered(&self) -> Vec<String> {
-        let request = CheckinRequest { platform: Some("arm64".parse().unwrap()), ..Default::default() };
-        let answer = self.device.checkin(&request).await.unwrap();
-        answer.offers.iter().map(|o| o.version.to_string()).collect()
-    }
-
-    /// Checks `device` in as `arm64`; the answer's pointer to its director metadata.
-    async fn director(&self, device: &DeviceClient) -> DirectorPointer {
-        let request = CheckinRequest { platform: Some("arm64".parse().unwrap()), ..Default::default() };
-        device.checkin(&request).await.unwrap().director.expect("an accepted device gets a director pointer")
-    }
-
-    /// Enrolls another device `id` in group `field`; its client and credential.
-    async fn enroll(&self, srv: &common::TestServer, id: &str) -> (DeviceClient, String) {
-        let key = self.admin.rotate_enrollment_key(&"field".parse().unwrap()).await.unwrap().enrollment_key;
-        let mut device = DeviceClient::new(&srv.url, None).unwrap();
-        let enrolled =
-            device.enroll(&EnrollRequest { device_id: id.parse().unwrap(), enrollment_key: Some(key) }).await.unwrap();
-        device.set_credential(&enrolled.credential).unwrap();
-        (device, enrolled.credential)
-    }
-
-    /// The next version of `role`'s targets listing `releases`, unsigned, as the server drafts it.
-    async fn draft(&self, role: &str, releases: &[&Release]) -> Targets {
-        let ids: Vec<_> = releases.iter().map(|r| r.id).collect();
-        let draft = self.admin.draft_targets(role, Some(&ids), Some(30)).await.unwrap();
-        serde_json::from_value(draft["signed"].clone()).unwrap()
-    }
+/// Pushes root 1 of `publisher` and writes it to `file`, as a device is provisioned with it.
+async fn push_root1(fleet: &Fleet, publisher: &Publisher, file: &Path) {
+    let root1 = publisher.signed_root(1);
+    fleet.admin.push_image_metadata("root", root1.clone()).await.unwrap();
+    std::fs::write(file, &root1).unwrap();
 }
 
 /// Firmware bytes of `len`, different for each `seed`.
@@ -227,40 +106,61 @@ fn firmware(seed: u8, len: usize) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
 }
 
-/// `image` with the device's credential: python-tuf refreshes from `root` (keeping its trusted
-/// metadata in `metadata_dir`) and downloads `target` into `out_dir`.
-async fn python_image(
-    python: &Path,
-    srv: &common::TestServer,
-    token: &str,
-    root: &Path,
-    metadata_dir: &Path,
-    target: &str,
-    out_dir: &Path,
-) -> Output {
-    let metadata_url = format!("{}/tuf/image/", srv.url);
-    let target_url = format!("{}/tuf/image/targets/", srv.url);
-    tuf_client(
-        python,
-        &[
-            &"image",
-            &"--metadata-url",
-            &metadata_url,
-            &"--target-url",
-            &target_url,
-            &"--token",
-            &token,
-            &"--root",
-            &root,
-            &"--metadata-dir",
-            &metadata_dir,
-            &"--target",
-            &target,
-            &"--out-dir",
-            &out_dir,
-        ],
-    )
-    .await
+/// A device running `image` with its credential `token`: python-tuf refreshes from `root`,
+/// keeping its trusted metadata in `metadata_dir`.
+struct ImageClient<'a> {
+    python: &'a Path,
+    srv: &'a common::TestServer,
+    token: &'a str,
+    root: &'a Path,
+    metadata_dir: &'a Path,
+}
+
+impl ImageClient<'_> {
+    /// `image`: downloads `target` into `out_dir`.
+    async fn run(&self, target: &str, out_dir: &Path) -> Output {
+        let metadata_url = format!("{}/tuf/image/", self.srv.url);
+        let target_url = format!("{}/tuf/image/targets/", self.srv.url);
+        tuf_client(
+            self.python,
+            &[
+                &"image",
+                &"--metadata-url",
+                &metadata_url,
+                &"--target-url",
+                &target_url,
+                &"--token",
+                &self.token,
+                &"--root",
+                &self.root,
+                &"--metadata-dir",
+                &self.metadata_dir,
+                &"--target",
+                &target,
+                &"--out-dir",
+                &out_dir,
+            ],
+        )
+        .await
+    }
+}
+
+/// `metadata`: python-tuf checks each of `names` (files in `dir`) from the trusted `root`; all
+/// must verify. `whose`: whose metadata, for the failure message.
+async fn assert_metadata_verified(python: &Path, root: &Path, dir: &Path, names: &[String], whose: &str) {
+    let files: Vec<PathBuf> = names.iter().map(|name| dir.join(name)).collect();
+    let mut args: Vec<&dyn AsRef<OsStr>> = vec![&"metadata", &"--root", &root];
+    args.extend(files.iter().map(|f| f as &dyn AsRef<OsStr>));
+    let out = tuf_client(python, &args).await;
+    assert_eq!(out.code, Some(0), "python-tuf does not verify {whose} metadata:\n{out}");
+    for name in names {
+        assert!(out.stdout.lines().any(|l| l.starts_with(&format!("verified {name}: "))), "{name} unverified:\n{out}");
+    }
+}
+
+/// The files in `dir` (none when it does not exist).
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default()
 }
 
 /// Checks what `image` printed and downloaded against `release` and its bytes.
@@ -285,37 +185,29 @@ fn assert_downloaded(out: &Output, release: &Release, data: &[u8]) {
 
 async fn image_repository(srv: common::TestServer) {
     let python = interop_python().await;
-    let fleet = fleet(&srv).await;
-    let publisher = Publisher {
-        root_key: SigningKey::generate(KeyKind::Ed25519).unwrap(),
-        targets_key: SigningKey::generate(KeyKind::EcdsaP256).unwrap(),
-        online: fleet.admin.online_keys().await.unwrap(),
-    };
+    let fleet = Fleet::checked_in(&srv).await;
+    let publisher = Publisher::new(&fleet.admin).await;
     let work = tempfile::tempdir().unwrap();
     let metadata_dir = work.path().join("trusted");
 
     // Root v1, and top-level targets v1 listing release 2.0.
-    let root1 = sign(&publisher.root(1, &[&publisher.root_key]), &[&publisher.root_key]).unwrap();
-    fleet.admin.push_image_metadata("root", root1.clone()).await.unwrap();
     let trusted_root = work.path().join("bootstrap.root.json");
-    std::fs::write(&trusted_root, &root1).unwrap();
+    push_root1(&fleet, &publisher, &trusted_root).await;
     // Past python-tuf's download chunk size, so the target streams in several pieces.
     let data1 = firmware(1, 300_000);
-    let r1 = fleet.release("2.0", &data1).await;
+    let r1 = fleet.publish("2.0", &data1).await;
     let targets1 = fleet.draft("targets", &[&r1]).await;
-    fleet.admin.push_image_metadata("targets", sign(&targets1, &[&publisher.targets_key]).unwrap()).await.unwrap();
+    fleet.push_targets(&publisher, &targets1).await;
     assert_eq!(fleet.offered().await, vec!["2.0".to_owned()]);
 
-    let out = python_image(
-        &python,
-        &srv,
-        &fleet.credential,
-        &trusted_root,
-        &metadata_dir,
-        "gw/2.0/firmware.bin",
-        &work.path().join("out1"),
-    )
-    .await;
+    let client = ImageClient {
+        python: &python,
+        srv: &srv,
+        token: &fleet.credential,
+        root: &trusted_root,
+        metadata_dir: &metadata_dir,
+    };
+    let out = client.run("gw/2.0/firmware.bin", &work.path().join("out1")).await;
     assert_downloaded(&out, &r1, &data1);
 
     // Root v2 with a new root key (signed by the old and the new); top-level targets v2
@@ -337,9 +229,9 @@ async fn image_repository(srv: common::TestServer) {
         }],
         unrecognized: Default::default(),
     });
-    fleet.admin.push_image_metadata("targets", sign(&targets2, &[&publisher.targets_key]).unwrap()).await.unwrap();
+    fleet.push_targets(&publisher, &targets2).await;
     let data2 = firmware(2, 70_000);
-    let r2 = fleet.release("2.1", &data2).await;
+    let r2 = fleet.publish("2.1", &data2).await;
     let gw1 = fleet.draft("gw", &[&r2]).await;
     assert_eq!(gw1.version, 1);
     fleet.admin.push_image_metadata("gw", sign(&gw1, &[&gw_key]).unwrap()).await.unwrap();
@@ -347,16 +239,7 @@ async fn image_repository(srv: common::TestServer) {
 
     // python-tuf updates its trusted state (root 1 → 2, newer timestamp, snapshot, targets)
     // and finds 2.1 through the delegation.
-    let out = python_image(
-        &python,
-        &srv,
-        &fleet.credential,
-        &trusted_root,
-        &metadata_dir,
-        "gw/2.1/firmware.bin",
-        &work.path().join("out2"),
-    )
-    .await;
+    let out = client.run("gw/2.1/firmware.bin", &work.path().join("out2")).await;
     assert_downloaded(&out, &r2, &data2);
     let cached_root = std::fs::read(metadata_dir.join("root.json")).unwrap();
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&cached_root).unwrap()["signed"]["version"], 2);
@@ -375,22 +258,13 @@ async fn image_repository(srv: common::TestServer) {
         assert!(names.iter().any(|n| n == expected), "{expected} is not among the published files {names:?}");
     }
     let http = reqwest::Client::new();
-    let mut files = Vec::new();
     for name in &names {
         let resp =
             http.get(format!("{}/tuf/image/{name}", srv.url)).bearer_auth(&fleet.credential).send().await.unwrap();
         assert_eq!(resp.status(), 200, "GET /tuf/image/{name}");
-        let path = served.join(name);
-        std::fs::write(&path, resp.bytes().await.unwrap()).unwrap();
-        files.push(path);
+        std::fs::write(served.join(name), resp.bytes().await.unwrap()).unwrap();
     }
-    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"metadata", &"--root", &trusted_root];
-    args.extend(files.iter().map(|f| f as &dyn AsRef<std::ffi::OsStr>));
-    let out = tuf_client(&python, &args).await;
-    assert_eq!(out.code, Some(0), "python-tuf does not verify Ferry's metadata:\n{out}");
-    for name in &names {
-        assert!(out.stdout.lines().any(|l| l.starts_with(&format!("verified {name}: "))), "{name} unverified:\n{out}");
-    }
+    assert_metadata_verified(&python, &trusted_root, &served, &names, "Ferry's").await;
 
     // The checker is not vacuous: a targets file whose signed content was altered fails.
     let forged_path = served.join("forged").join("2.targets.json");
@@ -418,12 +292,10 @@ async fn image_repository(srv: common::TestServer) {
     std::fs::set_permissions(&blob, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     std::fs::write(&blob, &tampered).unwrap();
     let out3 = work.path().join("out3");
-    let out =
-        python_image(&python, &srv, &fleet.credential, &trusted_root, &metadata_dir, "gw/2.1/firmware.bin", &out3)
-            .await;
+    let out = client.run("gw/2.1/firmware.bin", &out3).await;
     assert_eq!(out.code, Some(1), "python-tuf accepted tampered target bytes:\n{out}");
     assert!(out.stderr.contains("LengthOrHashMismatchError") && out.stderr.contains("hash"), "{out}");
-    let left: Vec<_> = std::fs::read_dir(&out3).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    let left = files_in(&out3);
     assert!(left.is_empty(), "a refused target was left in the download directory: {left:?}");
 }
 
@@ -451,7 +323,7 @@ impl DirectorClient<'_> {
         let director_url = format!("{}{}", self.srv.url, pointer.metadata_url);
         let image_url = format!("{}{}", self.srv.url, pointer.image_metadata_url);
         let target_url = format!("{}{}", self.srv.url, pointer.image_targets_url);
-        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+        let mut args: Vec<&dyn AsRef<OsStr>> = vec![
             &"director",
             &"--director-url",
             &director_url,
@@ -472,7 +344,7 @@ impl DirectorClient<'_> {
             &"--device",
             &device,
         ];
-        args.extend(extra.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>));
+        args.extend(extra.iter().map(|a| a as &dyn AsRef<OsStr>));
         tuf_client(self.python, &args).await
     }
 }
@@ -495,21 +367,15 @@ fn assert_refused(out: &Output, rule: &str) {
 /// when it lists nothing), agree with the image repository, and keep release counters up.
 async fn director_repository(srv: common::TestServer) {
     let python = interop_python().await;
-    let fleet = fleet(&srv).await;
-    let publisher = Publisher {
-        root_key: SigningKey::generate(KeyKind::Ed25519).unwrap(),
-        targets_key: SigningKey::generate(KeyKind::Ed25519).unwrap(),
-        online: fleet.admin.online_keys().await.unwrap(),
-    };
+    let fleet = Fleet::checked_in(&srv).await;
+    let publisher = Publisher::with_targets_key(&fleet.admin, KeyKind::Ed25519).await;
     let work = tempfile::tempdir().unwrap();
 
     // Image repository: root v1 and top-level targets v1 listing nothing yet.
-    let root1 = sign(&publisher.root(1, &[&publisher.root_key]), &[&publisher.root_key]).unwrap();
-    fleet.admin.push_image_metadata("root", root1.clone()).await.unwrap();
     let image_root = work.path().join("image.1.root.json");
-    std::fs::write(&image_root, &root1).unwrap();
+    push_root1(&fleet, &publisher, &image_root).await;
     let empty = fleet.draft("targets", &[]).await;
-    fleet.admin.push_image_metadata("targets", sign(&empty, &[&publisher.targets_key]).unwrap()).await.unwrap();
+    fleet.push_targets(&publisher, &empty).await;
 
     // The director's root v1, as a device is provisioned with it.
     let director_root = work.path().join("director.1.root.json");
@@ -520,7 +386,7 @@ async fn director_repository(srv: common::TestServer) {
 
     // An approved release that is not signed yet: the director lists nothing, and still names gw-1.
     let data = firmware(7, 90_000);
-    let release = fleet.release("3.0", &data).await;
+    let release = fleet.publish("3.0", &data).await;
     let pointer = fleet.director(&fleet.device).await;
     let out = client.run(&pointer, &fleet.credential, "gw-1", &gw1_dir, &work.path().join("out0"), &[]).await;
     let listed = director_output(&out);
@@ -532,7 +398,7 @@ async fn director_repository(srv: common::TestServer) {
     // the image repository and downloads it. A floor equal to the counter is no rollback; a
     // floor for another product does not apply.
     let targets2 = fleet.draft("targets", &[&release]).await;
-    fleet.admin.push_image_metadata("targets", sign(&targets2, &[&publisher.targets_key]).unwrap()).await.unwrap();
+    fleet.push_targets(&publisher, &targets2).await;
     let pointer = fleet.director(&fleet.device).await;
     let floor = format!("gw={}", release.counter);
     let out1 = work.path().join("out1");
@@ -570,7 +436,7 @@ async fn director_repository(srv: common::TestServer) {
     let out3 = work.path().join("out3");
     let out = client.run(&pointer, &fleet.credential, "gw-1", &gw1_dir, &out3, &["--counter-floor", &floor]).await;
     assert_refused(&out, "release counter goes down");
-    let left: Vec<_> = std::fs::read_dir(&out3).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    let left = files_in(&out3);
     assert!(left.is_empty(), "a refused image was downloaded: {left:?}");
 
     // Every director file served for gw-1, checked with python-tuf's Metadata API from the
@@ -582,48 +448,29 @@ async fn director_repository(srv: common::TestServer) {
         let served = &served;
         async move {
             let bytes = device.director_metadata(&name).await.unwrap().unwrap_or_else(|| panic!("director {name}"));
-            let path = served.join(&name);
-            std::fs::write(&path, &bytes).unwrap();
-            (name, path, bytes)
+            std::fs::write(served.join(&name), &bytes).unwrap();
+            (name, bytes)
         }
     };
     let mut files = vec![fetch("1.root.json".into()).await, fetch("root.json".into()).await];
     let timestamp = fetch("timestamp.json".into()).await;
-    let timestamp_json: serde_json::Value = serde_json::from_slice(&timestamp.2).unwrap();
+    let timestamp_json: serde_json::Value = serde_json::from_slice(&timestamp.1).unwrap();
     assert_eq!(timestamp_json["signed"]["version"], pointer.version);
     let version = timestamp_json["signed"]["meta"]["snapshot.json"]["version"].as_u64().unwrap();
     files.push(timestamp);
     files.push(fetch(format!("{version}.snapshot.json")).await);
     files.push(fetch(format!("{version}.targets.json")).await);
-    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"metadata", &"--root", &director_root];
-    args.extend(files.iter().map(|(_, path, _)| path as &dyn AsRef<std::ffi::OsStr>));
-    let out = tuf_client(&python, &args).await;
-    assert_eq!(out.code, Some(0), "python-tuf does not verify the director's metadata:\n{out}");
-    for (name, _, _) in &files {
-        assert!(out.stdout.lines().any(|l| l.starts_with(&format!("verified {name}: "))), "{name} unverified:\n{out}");
-    }
+    let names: Vec<String> = files.into_iter().map(|(name, _)| name).collect();
+    assert_metadata_verified(&python, &director_root, &served, &names, "the director's").await;
 }
 
-fn signed_releases(config: &mut ferry_server::Config) {
-    config.trust.require_signed_releases = true;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_tuf_verifies_the_image_repository_sqlite() {
-    image_repository(common::TestServer::start_with(common::Backend::Sqlite, signed_releases).await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_tuf_verifies_the_image_repository_postgres() {
-    image_repository(common::TestServer::start_with(common::Backend::Postgres, signed_releases).await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_tuf_verifies_the_director_repository_sqlite() {
-    director_repository(common::TestServer::start_with(common::Backend::Sqlite, signed_releases).await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_tuf_verifies_the_director_repository_postgres() {
-    director_repository(common::TestServer::start_with(common::Backend::Postgres, signed_releases).await).await;
-}
+on_both_backends_signed!(
+    image_repository,
+    python_tuf_verifies_the_image_repository_sqlite,
+    python_tuf_verifies_the_image_repository_postgres
+);
+on_both_backends_signed!(
+    director_repository,
+    python_tuf_verifies_the_director_repository_sqlite,
+    python_tuf_verifies_the_director_repository_postgres
+);

@@ -4,19 +4,12 @@
 
 mod common;
 
+use common::trust::{now, Fleet, Publisher};
 use ferry_api::*;
-use ferry_client::{AdminClient, ClientError, DeviceClient};
-use ferry_core::{Artifact, Release, ReleaseKind, Sha256};
-use ferry_store::ApprovalAction;
+use ferry_client::{ClientError, DeviceClient};
 use ferry_tuf::metadata::{add_signatures, sign};
-use ferry_tuf::time::format_expires;
 use ferry_tuf::trusted::TrustedSet;
-use ferry_tuf::{KeyKind, PublicKey, Root, Snapshot, Targets, Timestamp, Verifiable};
-use sha2::Digest;
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
+use ferry_tuf::{KeyKind, Root, Snapshot, Targets, Timestamp, Verifiable};
 
 fn api_error(e: &ClientError) -> (u16, ErrorCode, String) {
     match e {
@@ -25,129 +18,8 @@ fn api_error(e: &ClientError) -> (u16, ErrorCode, String) {
     }
 }
 
-struct Publisher {
-    root_key: ferry_tuf::SigningKey,
-    targets_key: ferry_tuf::SigningKey,
-    online: serde_json::Value,
-}
-
-impl Publisher {
-    async fn new(admin: &AdminClient) -> Self {
-        Self {
-            root_key: ferry_tuf::SigningKey::generate(KeyKind::Ed25519).unwrap(),
-            targets_key: ferry_tuf::SigningKey::generate(KeyKind::EcdsaP256).unwrap(),
-            online: admin.online_keys().await.unwrap(),
-        }
-    }
-
-    fn online(&self, role: &str) -> PublicKey {
-        serde_json::from_value(self.online[role].clone()).unwrap()
-    }
-
-    fn root(&self, version: u64, root_keys: &[&ferry_tuf::SigningKey]) -> Root {
-        Root::new(
-            version,
-            format_expires(now() + 365 * 86_400),
-            &[
-                ("root", root_keys.iter().map(|k| k.public().clone()).collect(), 1),
-                ("targets", vec![self.targets_key.public().clone()], 1),
-                ("snapshot", vec![self.online("snapshot")], 1),
-                ("timestamp", vec![self.online("timestamp")], 1),
-            ],
-        )
-    }
-}
-
-struct Fleet {
-    admin: AdminClient,
-    device: DeviceClient,
-    credential: String,
-}
-
-async fn fleet(srv: &common::TestServer) -> Fleet {
-    let admin = AdminClient::new(&srv.url, &srv.admin_token).unwrap();
-    admin.create_product(&ProductSpec { name: "gw".parse().unwrap(), description: String::new() }).await.unwrap();
-    admin.create_platform(&PlatformSpec { name: "arm64".parse().unwrap(), description: String::new() }).await.unwrap();
-    let group = admin
-        .create_group(&GroupSpec {
-            name: "field".parse().unwrap(),
-            description: String::new(),
-            checkin_interval_secs: None,
-            checkin_jitter: None,
-        })
-        .await
-        .unwrap();
-    let mut device = DeviceClient::new(&srv.url, None).unwrap();
-    let enrolled = device
-        .enroll(&EnrollRequest { device_id: "gw-1".parse().unwrap(), enrollment_key: Some(group.enrollment_key) })
-        .await
-        .unwrap();
-    device.set_credential(&enrolled.credential).unwrap();
-    Fleet { admin, device, credential: enrolled.credential }
-}
-
-impl Fleet {
-    async fn publish(&self, version: &str, data: &[u8]) -> Release {
-        let sha = Sha256::from_bytes(sha2::Sha256::digest(data).into());
-        let info = self.admin.upload_content(data.to_vec(), Some(&sha)).await.unwrap();
-        let release = self
-            .admin
-            .create_release(&ReleaseSpec {
-                product: "gw".parse().unwrap(),
-                version: version.parse().unwrap(),
-                kind: ReleaseKind::Full,
-                platforms: vec!["arm64".parse().unwrap()],
-                artifacts: vec![Artifact {
-                    name: "firmware.bin".parse().unwrap(),
-                    length: info.length,
-                    sha256: info.sha256,
-                    media_type: "application/octet-stream".into(),
-                    custom: Default::default(),
-                }],
-                required: true,
-                reboot: Default::default(),
-                classification: Default::default(),
-                notes: String::new(),
-                dependencies: vec![],
-                supersedes: vec![],
-                no_update_versions: vec![],
-                applies_to: None,
-            })
-            .await
-            .unwrap();
-        let approval = ApprovalSpec { action: ApprovalAction::Install, deadline: None };
-        self.admin.set_approval(release.id, &"field".parse().unwrap(), &approval).await.unwrap();
-        release
-    }
-
-    async fn offered(&self) -> Vec<String> {
-        let request = CheckinRequest { platform: Some("arm64".parse().unwrap()), ..Default::default() };
-        let answer = self.device.checkin(&request).await.unwrap();
-        answer.offers.iter().map(|o| o.version.to_string()).collect()
-    }
-
-    async fn checkin(&self, device: &DeviceClient, seen: Option<u64>) -> CheckinResponse {
-        let request =
-            CheckinRequest { platform: Some("arm64".parse().unwrap()), director_version: seen, ..Default::default() };
-        device.checkin(&request).await.unwrap()
-    }
-
-    /// Publishes root 1 and targets signed by the publisher: every approved release becomes signed.
-    async fn sign_all(&self, publisher: &Publisher) {
-        let root = sign(&publisher.root(1, &[&publisher.root_key]), &[&publisher.root_key]).unwrap();
-        self.admin.push_image_metadata("root", root).await.unwrap();
-        let draft = serde_json::to_vec(&self.admin.draft_targets("targets", None, Some(30)).await.unwrap()).unwrap();
-        let signed = add_signatures::<Targets>(&draft, &[&publisher.targets_key]).unwrap();
-        self.admin.push_image_metadata("targets", signed).await.unwrap();
-    }
-
-    async fn fetch(&self, file: &str) -> Vec<u8> {
-        self.device.image_metadata(file).await.unwrap().unwrap_or_else(|| panic!("{file} missing")).to_vec()
-    }
-}
-
 async fn signed_targets_gate_offers(srv: common::TestServer) {
-    let fleet = fleet(&srv).await;
+    let fleet = Fleet::new(&srv).await;
     let publisher = Publisher::new(&fleet.admin).await;
     let release = fleet.publish("2.0", b"firmware two").await;
     assert_eq!(fleet.offered().await, Vec::<String>::new(), "an unsigned release is not offered");
@@ -247,29 +119,6 @@ async fn signed_targets_gate_offers(srv: common::TestServer) {
     assert_eq!(status["unsigned_releases"], serde_json::json!([]));
 }
 
-macro_rules! on_both_backends_signed {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let srv = super::common::TestServer::start_with(super::common::Backend::Sqlite, |c| {
-                    c.trust.require_signed_releases = true
-                })
-                .await;
-                super::$name(srv).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let srv = super::common::TestServer::start_with(super::common::Backend::Postgres, |c| {
-                    c.trust.require_signed_releases = true
-                })
-                .await;
-                super::$name(srv).await;
-            }
-        }
-    };
-}
-
 on_both_backends_signed!(signed_targets_gate_offers);
 
 /// A device's director chain as the device verifies it: root from the server, then timestamp,
@@ -294,13 +143,13 @@ async fn director_targets(device: &DeviceClient) -> (u64, Targets) {
 }
 
 async fn director_names_device_and_never_goes_back(srv: common::TestServer) {
-    let fleet = fleet(&srv).await;
+    let fleet = Fleet::new(&srv).await;
     let publisher = Publisher::new(&fleet.admin).await;
     let start = now();
 
     // Before anything is published: the device is pointed at metadata that lists nothing but
     // still names it.
-    let first = fleet.checkin(&fleet.device, None).await.director.expect("an accepted device gets a director pointer");
+    let first = fleet.director(&fleet.device).await;
     assert_eq!(first.metadata_url, "/tuf/director/");
     assert!(first.version >= start as u64 * 1000, "versions start at the issue time in ms: {}", first.version);
     let (version, targets) = director_targets(&fleet.device).await;
@@ -334,11 +183,7 @@ async fn director_names_device_and_never_goes_back(srv: common::TestServer) {
     assert_eq!(custom["ferry"], image.signed.targets["gw/2.0/firmware.bin"].custom.as_ref().unwrap()["ferry"]);
 
     // Another device gets its own chain, naming it; it cannot fetch gw-1's files by version.
-    let key = fleet.admin.rotate_enrollment_key(&"field".parse().unwrap()).await.unwrap().enrollment_key;
-    let mut other = DeviceClient::new(&srv.url, None).unwrap();
-    let enrolled =
-        other.enroll(&EnrollRequest { device_id: "gw-2".parse().unwrap(), enrollment_key: Some(key) }).await.unwrap();
-    other.set_credential(&enrolled.credential).unwrap();
+    let (other, _) = fleet.enroll(&srv, "gw-2").await;
     let theirs = fleet.checkin(&other, None).await.director.unwrap();
     let (_, targets) = director_targets(&other).await;
     assert_eq!(targets.unrecognized["custom"]["device"], "gw-2");
@@ -405,7 +250,7 @@ async fn refresh_image(fleet: &Fleet, trusted_root: &[u8]) -> TrustedSet {
 }
 
 async fn online_keys_rotate(srv: common::TestServer) {
-    let fleet = fleet(&srv).await;
+    let fleet = Fleet::new(&srv).await;
     let mut publisher = Publisher::new(&fleet.admin).await;
     fleet.publish("2.0", b"firmware two").await;
     fleet.sign_all(&publisher).await;
@@ -424,7 +269,7 @@ async fn online_keys_rotate(srv: common::TestServer) {
 
     // Root 2 lists them, signed offline by the root key: the server switches keys and re-signs.
     publisher.online = next.clone();
-    let root2 = sign(&publisher.root(2, &[&publisher.root_key]), &[&publisher.root_key]).unwrap();
+    let root2 = publisher.signed_root(2);
     let published = fleet.admin.push_image_metadata("root", root2).await.unwrap();
     assert!(published["timestamp_version"].as_u64().is_some(), "{published}");
     let listed = fleet.admin.online_keys().await.unwrap();
@@ -448,15 +293,13 @@ async fn online_keys_rotate(srv: common::TestServer) {
 
     // Publishing goes on with the new keys.
     fleet.publish("2.1", b"firmware two point one").await;
-    let draft = serde_json::to_vec(&fleet.admin.draft_targets("targets", None, Some(30)).await.unwrap()).unwrap();
-    let signed = add_signatures::<Targets>(&draft, &[&publisher.targets_key]).unwrap();
-    fleet.admin.push_image_metadata("targets", signed).await.unwrap();
+    fleet.sign_targets(&publisher).await;
     let latest = refresh_image(&fleet, &fleet.fetch("1.root.json").await).await;
     assert!(latest.targets().unwrap().targets.contains_key("gw/2.1/firmware.bin"));
 
     // A root that goes back to the retired keys is refused: they are gone.
     publisher.online["timestamp"] = old_timestamp;
-    let root3 = sign(&publisher.root(3, &[&publisher.root_key]), &[&publisher.root_key]).unwrap();
+    let root3 = publisher.signed_root(3);
     let e = fleet.admin.push_image_metadata("root", root3).await.unwrap_err();
     let (status, code, message) = api_error(&e);
     assert_eq!((status, code), (400, ErrorCode::InvalidMetadata));
@@ -466,7 +309,7 @@ async fn online_keys_rotate(srv: common::TestServer) {
 on_both_backends_signed!(online_keys_rotate);
 
 async fn director_keys_rotate(srv: common::TestServer) {
-    let fleet = fleet(&srv).await;
+    let fleet = Fleet::new(&srv).await;
     let publisher = Publisher::new(&fleet.admin).await;
     fleet.publish("2.0", b"firmware two").await;
     fleet.sign_all(&publisher).await;
@@ -501,7 +344,7 @@ on_both_backends_signed!(director_keys_rotate);
 /// release's counter refuses it.
 async fn updater_installs_what_the_director_assigns(srv: common::TestServer) {
     use ferry_updater::{Director, Updater, UpdaterConfig};
-    let fleet = fleet(&srv).await;
+    let fleet = Fleet::new(&srv).await;
     let publisher = Publisher::new(&fleet.admin).await;
     let release = fleet.publish("2.0", b"firmware two, signed").await;
     fleet.sign_all(&publisher).await;

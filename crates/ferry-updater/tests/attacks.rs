@@ -5,14 +5,15 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 
 use common::*;
 use ferry_tuf::metadata::sign;
 use ferry_tuf::uptane::CrossCheckError;
 use ferry_tuf::{KeyKind, MetaFile, TargetFile, Targets, Timestamp, TufError};
 use ferry_updater::persist::target_file_name;
-use ferry_updater::{Director, Error, Updater};
+use ferry_updater::{Director, Error, Updater, UpdaterConfig};
 use serde_json::json;
 
 const FIRMWARE: &str = "gateway/1.4.0/firmware.bin";
@@ -34,11 +35,29 @@ async fn refreshed(repo: &Repo, dirs: &Dirs) -> Updater {
     updater
 }
 
-fn target_file(dirs: &Dirs, path: &str) -> std::path::PathBuf {
+/// The image repository with its trusted root (v1) installed in a new metadata directory, and
+/// nothing fetched yet.
+async fn installed() -> (Server, Repo, Dirs) {
+    let (server, repo, _) = image_repo().await;
+    let dirs = Dirs::new();
+    ferry_updater::init(&dirs.metadata, &repo.roots[0]).await.unwrap();
+    (server, repo, dirs)
+}
+
+/// Refreshes with a new updater for `repo` whose configuration `change` adjusts, expecting it to
+/// fail; returns the error.
+async fn refresh_failing(repo: &Repo, dirs: &Dirs, change: impl FnOnce(&mut UpdaterConfig)) -> Error {
+    let mut config = repo.config(&dirs.metadata);
+    change(&mut config);
+    let mut updater = Updater::new(config).unwrap();
+    updater.refresh().await.unwrap_err()
+}
+
+fn target_file(dirs: &Dirs, path: &str) -> PathBuf {
     dirs.downloads.join(target_file_name(path).unwrap())
 }
 
-fn part_file(dirs: &Dirs, path: &str) -> std::path::PathBuf {
+fn part_file(dirs: &Dirs, path: &str) -> PathBuf {
     dirs.downloads.join(format!("{}.part", target_file_name(path).unwrap()))
 }
 
@@ -52,6 +71,120 @@ fn tuf_error(result: Result<impl std::fmt::Debug, Error>, expected_file: &str) -
         }
         other => panic!("expected a refusal of {expected_file}, got {other:?}"),
     }
+}
+
+/// Root v2 naming the repository's keys after its root key is replaced by a new one of `kind`,
+/// signed by the old and the new root key (not served yet).
+fn rotate_root_key(repo: &mut Repo, kind: KeyKind) -> Vec<u8> {
+    let old_root = std::mem::replace(&mut repo.root_keys, vec![key(kind)]);
+    sign(&repo.root_meta(2), &[&old_root[0], &repo.root_keys[0]]).unwrap()
+}
+
+/// Most tests' setup: a served repository and an updater that has refreshed once against it,
+/// with the trusted metadata that refresh left on disk.
+struct Refreshed {
+    server: Server,
+    repo: Repo,
+    firmware: Vec<u8>,
+    dirs: Dirs,
+    updater: Updater,
+    /// The trusted metadata on disk after the first refresh.
+    before: BTreeMap<String, Vec<u8>>,
+}
+
+impl Refreshed {
+    /// Refreshed against [`image_repo`].
+    async fn new() -> Self {
+        let (server, repo, firmware) = image_repo().await;
+        Self::against(server, repo, firmware).await
+    }
+
+    /// Refreshed against `repo` as it is now; `firmware` is FIRMWARE's content.
+    async fn against(server: Server, repo: Repo, firmware: Vec<u8>) -> Self {
+        let dirs = Dirs::new();
+        let updater = refreshed(&repo, &dirs).await;
+        let before = files(&dirs.metadata);
+        Self { server, repo, firmware, dirs, updater, before }
+    }
+
+    /// Refreshed against [`image_repo`] published a second time; returns with it what `keep`
+    /// takes from the first publication.
+    async fn republished<T>(keep: impl FnOnce(&Repo) -> T) -> (Self, T) {
+        let (server, mut repo, firmware) = image_repo().await;
+        let kept = keep(&repo);
+        repo.publish();
+        (Self::against(server, repo, firmware).await, kept)
+    }
+
+    /// A new updater on the same metadata directory, as the agent after a restart.
+    fn restarted(&self) -> Updater {
+        Updater::new(self.repo.config(&self.dirs.metadata)).unwrap()
+    }
+
+    /// The trusted entry for FIRMWARE.
+    async fn target(&mut self) -> TargetFile {
+        let (_, target) = self.updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
+        target
+    }
+
+    async fn download(&self, target: &TargetFile) -> Result<PathBuf, Error> {
+        self.updater.download_target(FIRMWARE, target, &self.dirs.downloads).await
+    }
+
+    /// Serves FIRMWARE's content as `serve`, then downloads it; returns its trusted entry and
+    /// what the download came to.
+    async fn download_served(&mut self, serve: Serve) -> (TargetFile, Result<PathBuf, Error>) {
+        let target = self.target().await;
+        self.server.put(&self.repo.target_path(FIRMWARE, &target), serve);
+        let result = self.download(&target).await;
+        (target, result)
+    }
+
+    /// Leaves `bytes` as a partial download of FIRMWARE.
+    fn write_part(&self, bytes: &[u8]) {
+        std::fs::create_dir_all(&self.dirs.downloads).unwrap();
+        std::fs::write(self.part_file(), bytes).unwrap();
+    }
+
+    fn target_file(&self) -> PathBuf {
+        target_file(&self.dirs, FIRMWARE)
+    }
+
+    fn part_file(&self) -> PathBuf {
+        part_file(&self.dirs, FIRMWARE)
+    }
+
+    /// Asserts that neither FIRMWARE nor a partial download of it is on disk.
+    #[track_caller]
+    fn assert_nothing_downloaded(&self) {
+        assert!(!self.target_file().exists());
+        assert!(!self.part_file().exists());
+    }
+
+    /// Refreshes, expecting a TUF refusal of `file`; returns its reason.
+    async fn refresh_refused(&mut self, file: &str) -> TufError {
+        tuf_error(self.updater.refresh().await, file)
+    }
+
+    /// Asserts that the trusted metadata on disk is what the first refresh left.
+    #[track_caller]
+    fn assert_metadata_unchanged(&self) {
+        assert_eq!(files(&self.dirs.metadata), self.before);
+    }
+}
+
+/// Leaves the first 5000 bytes of FIRMWARE as a partial download, serves its content as `serve`
+/// makes it, and downloads it; returns the setup and the downloaded file's content. Only the
+/// download is in the server's log.
+async fn resumed_after_5000_bytes(serve: fn(Vec<u8>) -> Serve) -> (Refreshed, Vec<u8>) {
+    let mut t = Refreshed::new().await;
+    let target = t.target().await;
+    t.write_part(&t.firmware[..5000]);
+    t.server.put(&t.repo.target_path(FIRMWARE, &target), serve(t.firmware.clone()));
+    t.server.clear_log();
+    let file = t.download(&target).await.unwrap();
+    let downloaded = std::fs::read(file).unwrap();
+    (t, downloaded)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -103,15 +236,10 @@ async fn refresh_and_download_end_to_end() {
 
 #[tokio::test]
 async fn requests_carry_the_configured_credential() {
-    let (server, repo, _) = image_repo().await;
-    let dirs = Dirs::new();
-    ferry_updater::init(&dirs.metadata, &repo.roots[0]).await.unwrap();
-    let mut config = repo.config(&dirs.metadata);
-    config.headers.clear();
-    let mut updater = Updater::new(config).unwrap();
+    let (server, repo, dirs) = installed().await;
     // Without the credential the server refuses even the root chain's first step, which must
     // not be mistaken for the end of the chain.
-    let err = updater.refresh().await.unwrap_err();
+    let err = refresh_failing(&repo, &dirs, |config| config.headers.clear()).await;
     assert!(matches!(&err, Error::Http { status: 401, url } if url.ends_with("/image/metadata/2.root.json")), "{err}");
     assert_eq!(files(&dirs.metadata).keys().collect::<Vec<_>>(), ["root.json"]);
     assert_eq!(server.log().len(), 1);
@@ -119,18 +247,15 @@ async fn requests_carry_the_configured_credential() {
 
 #[tokio::test]
 async fn an_unchanged_timestamp_ends_the_refresh_with_persisted_metadata() {
-    let (server, repo, _) = image_repo().await;
-    let dirs = Dirs::new();
-    refreshed(&repo, &dirs).await;
-    let before = files(&dirs.metadata);
-    server.clear_log();
+    let t = Refreshed::new().await;
+    t.server.clear_log();
     // A new process, as the agent after a restart.
-    let mut updater = Updater::new(repo.config(&dirs.metadata)).unwrap();
+    let mut updater = t.restarted();
     let summary = updater.refresh().await.unwrap();
     assert!(!summary.timestamp_changed);
     assert_eq!(summary.targets_version, 1);
-    assert_eq!(server.paths(), ["/image/metadata/2.root.json", "/image/metadata/timestamp.json"]);
-    assert_eq!(files(&dirs.metadata), before);
+    assert_eq!(t.server.paths(), ["/image/metadata/2.root.json", "/image/metadata/timestamp.json"]);
+    t.assert_metadata_unchanged();
     assert!(updater.get_targetinfo(FIRMWARE).await.unwrap().is_some());
 }
 
@@ -142,26 +267,25 @@ async fn delegated_roles_are_loaded_lazily_and_persisted() {
     let firmware = content(3000, 1);
     repo.add_target("gateway-team", FIRMWARE, &firmware, None);
     repo.publish();
-    let dirs = Dirs::new();
-    let mut updater = refreshed(&repo, &dirs).await;
-    assert!(!server.paths().iter().any(|p| p.contains("gateway-team")), "not needed by a refresh");
+    let mut t = Refreshed::against(server, repo, firmware).await;
+    assert!(!t.server.paths().iter().any(|p| p.contains("gateway-team")), "not needed by a refresh");
 
-    let (role, target) = updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
+    let (role, target) = t.updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
     assert_eq!(role, "gateway-team");
-    assert_eq!(server.paths().last().unwrap(), "/image/metadata/1.gateway-team.json");
-    assert_eq!(files(&dirs.metadata)["gateway-team.json"], server_file(&repo, "1.gateway-team.json"));
+    assert_eq!(t.server.paths().last().unwrap(), "/image/metadata/1.gateway-team.json");
+    assert_eq!(files(&t.dirs.metadata)["gateway-team.json"], server_file(&t.repo, "1.gateway-team.json"));
     // Paths the delegation does not cover are not searched there.
-    server.clear_log();
-    assert_eq!(updater.get_targetinfo("other/1.0/x.bin").await.unwrap(), None);
-    assert!(server.paths().is_empty());
+    t.server.clear_log();
+    assert_eq!(t.updater.get_targetinfo("other/1.0/x.bin").await.unwrap(), None);
+    assert!(t.server.paths().is_empty());
 
     // A new process finds the role on disk and fetches nothing but the timestamp.
-    server.clear_log();
-    let mut again = Updater::new(repo.config(&dirs.metadata)).unwrap();
+    t.server.clear_log();
+    let mut again = t.restarted();
     assert_eq!(again.get_targetinfo(FIRMWARE).await.unwrap(), Some(("gateway-team".into(), target.clone())));
-    assert_eq!(server.paths(), ["/image/metadata/2.root.json", "/image/metadata/timestamp.json"]);
-    let file = again.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap();
-    assert_eq!(std::fs::read(file).unwrap(), firmware);
+    assert_eq!(t.server.paths(), ["/image/metadata/2.root.json", "/image/metadata/timestamp.json"]);
+    let file = again.download_target(FIRMWARE, &target, &t.dirs.downloads).await.unwrap();
+    assert_eq!(std::fs::read(file).unwrap(), t.firmware);
 }
 
 fn server_file(repo: &Repo, file: &str) -> Vec<u8> {
@@ -170,45 +294,38 @@ fn server_file(repo: &Repo, file: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_downloaded_target_is_not_fetched_again() {
-    let (server, repo, firmware) = image_repo().await;
-    let dirs = Dirs::new();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let (_, target) = updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
-    updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap();
-    server.clear_log();
-    let file = updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap();
-    assert_eq!(std::fs::read(&file).unwrap(), firmware);
-    assert!(server.paths().is_empty(), "fetched again: {:?}", server.paths());
+    let mut t = Refreshed::new().await;
+    let target = t.target().await;
+    t.download(&target).await.unwrap();
+    t.server.clear_log();
+    let file = t.download(&target).await.unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), t.firmware);
+    assert!(t.server.paths().is_empty(), "fetched again: {:?}", t.server.paths());
 
     // A file that no longer verifies (changed on disk) is fetched anew and replaced.
-    let mut damaged = firmware.clone();
+    let mut damaged = t.firmware.clone();
     damaged[10] ^= 0xff;
     std::fs::write(&file, &damaged).unwrap();
-    updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap();
-    assert_eq!(std::fs::read(&file).unwrap(), firmware);
-    assert_eq!(server.paths(), [repo.target_path(FIRMWARE, &target)]);
+    t.download(&target).await.unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), t.firmware);
+    assert_eq!(t.server.paths(), [t.repo.target_path(FIRMWARE, &target)]);
 }
 
 #[tokio::test]
 async fn a_download_cut_mid_file_resumes_with_a_range_request() {
-    let (server, repo, firmware) = image_repo().await;
-    let dirs = Dirs::new();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let (_, target) = updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
-    let url_path = repo.target_path(FIRMWARE, &target);
+    let mut t = Refreshed::new().await;
     let cut = 40_000;
-    server.put(&url_path, Serve::CutAfter { bytes: firmware.clone(), after: cut });
-
-    let err = updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap_err();
+    let (target, result) = t.download_served(Serve::CutAfter { bytes: t.firmware.clone(), after: cut }).await;
+    let err = result.unwrap_err();
     assert!(matches!(err, Error::Transport { .. } | Error::Truncated { .. }), "{err}");
-    assert!(!target_file(&dirs, FIRMWARE).exists());
-    assert_eq!(std::fs::read(part_file(&dirs, FIRMWARE)).unwrap(), firmware[..cut]);
+    assert!(!t.target_file().exists());
+    assert_eq!(std::fs::read(t.part_file()).unwrap(), t.firmware[..cut]);
 
-    server.clear_log();
-    let file = updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap();
-    assert_eq!(std::fs::read(&file).unwrap(), firmware);
-    assert!(!part_file(&dirs, FIRMWARE).exists());
-    let log = server.log();
+    t.server.clear_log();
+    let file = t.download(&target).await.unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), t.firmware);
+    assert!(!t.part_file().exists());
+    let log = t.server.log();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].range.as_deref(), Some(&*format!("bytes={cut}-")));
     assert_eq!(log[0].status, 206);
@@ -216,120 +333,88 @@ async fn a_download_cut_mid_file_resumes_with_a_range_request() {
 
 #[tokio::test]
 async fn a_server_ignoring_the_range_restarts_the_download_from_zero() {
-    let (server, repo, firmware) = image_repo().await;
-    let dirs = Dirs::new();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let (_, target) = updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
-    std::fs::create_dir_all(&dirs.downloads).unwrap();
-    std::fs::write(part_file(&dirs, FIRMWARE), &firmware[..5000]).unwrap();
-    server.put(&repo.target_path(FIRMWARE, &target), Serve::IgnoreRange(firmware.clone()));
-    server.clear_log();
-
-    let file = updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap();
-    assert_eq!(std::fs::read(file).unwrap(), firmware, "the prefix is not doubled");
-    let log = server.log();
+    let (t, downloaded) = resumed_after_5000_bytes(Serve::IgnoreRange).await;
+    assert_eq!(downloaded, t.firmware, "the prefix is not doubled");
+    let log = t.server.log();
     assert_eq!((log.len(), log[0].range.as_deref(), log[0].status), (1, Some("bytes=5000-"), 200));
 }
 
 #[tokio::test]
 async fn a_wrong_content_range_restarts_the_download_from_zero() {
-    let (server, repo, firmware) = image_repo().await;
-    let dirs = Dirs::new();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let (_, target) = updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
-    std::fs::create_dir_all(&dirs.downloads).unwrap();
-    std::fs::write(part_file(&dirs, FIRMWARE), &firmware[..5000]).unwrap();
-    server.put(&repo.target_path(FIRMWARE, &target), Serve::BadContentRange(firmware.clone()));
-    server.clear_log();
-
-    let file = updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap();
-    assert_eq!(std::fs::read(file).unwrap(), firmware);
-    let ranges: Vec<_> = server.log().into_iter().map(|l| (l.range, l.status)).collect();
+    let (t, downloaded) = resumed_after_5000_bytes(Serve::BadContentRange).await;
+    assert_eq!(downloaded, t.firmware);
+    let ranges: Vec<_> = t.server.log().into_iter().map(|l| (l.range, l.status)).collect();
     assert_eq!(ranges, [(Some("bytes=5000-".to_owned()), 206), (None, 200)]);
 }
 
 #[tokio::test]
 async fn a_corrupt_partial_download_is_caught_by_the_hash_and_discarded() {
-    let (server, repo, firmware) = image_repo().await;
-    let dirs = Dirs::new();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let (_, target) = updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
-    std::fs::create_dir_all(&dirs.downloads).unwrap();
-    std::fs::write(part_file(&dirs, FIRMWARE), vec![0u8; 5000]).unwrap();
+    let mut t = Refreshed::new().await;
+    let target = t.target().await;
+    t.write_part(&[0u8; 5000]);
 
-    let err = updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap_err();
+    let err = t.download(&target).await.unwrap_err();
     assert!(matches!(&err, Error::HashMismatch { algorithm, .. } if algorithm == "sha256"), "{err}");
-    assert!(!part_file(&dirs, FIRMWARE).exists());
-    assert!(!target_file(&dirs, FIRMWARE).exists());
+    t.assert_nothing_downloaded();
     // The next attempt starts from zero and succeeds.
-    server.clear_log();
-    updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap();
-    assert_eq!(server.log()[0].range, None);
-    assert_eq!(std::fs::read(target_file(&dirs, FIRMWARE)).unwrap(), firmware);
+    t.server.clear_log();
+    t.download(&target).await.unwrap();
+    assert_eq!(t.server.log()[0].range, None);
+    assert_eq!(std::fs::read(t.target_file()).unwrap(), t.firmware);
 }
 
 #[tokio::test]
 async fn a_rotated_root_is_followed_and_its_new_keys_used() {
-    let (server, mut repo, _) = image_repo().await;
-    let dirs = Dirs::new();
-    let mut updater = refreshed(&repo, &dirs).await;
+    let mut t = Refreshed::new().await;
     // Root v2 replaces the root key and the targets key; signed by the old and the new root key.
-    let old_root = std::mem::replace(&mut repo.root_keys, vec![key(KeyKind::EcdsaP256)]);
-    repo.targets_key = key(KeyKind::Ed25519);
-    let v2 = sign(&repo.root_meta(2), &[&old_root[0], &repo.root_keys[0]]).unwrap();
-    repo.put_root(v2.clone());
+    t.repo.targets_key = key(KeyKind::Ed25519);
+    let v2 = rotate_root_key(&mut t.repo, KeyKind::EcdsaP256);
+    t.repo.put_root(v2.clone());
     let release = content(2048, 9);
     let path = "gateway/1.5.0/firmware.bin";
-    repo.add_target("targets", path, &release, Some(ferry_custom("gateway", "1.5.0", 13)));
-    repo.publish();
+    t.repo.add_target("targets", path, &release, Some(ferry_custom("gateway", "1.5.0", 13)));
+    t.repo.publish();
 
-    let summary = updater.refresh().await.unwrap();
+    let summary = t.updater.refresh().await.unwrap();
     assert_eq!((summary.root_version, summary.targets_version), (2, 2));
-    assert_eq!(files(&dirs.metadata)["root.json"], v2);
-    assert_eq!(files(&dirs.metadata)["targets.json"], repo.last_targets);
-    assert!(server.paths().contains(&"/image/metadata/3.root.json".to_owned()), "the chain is followed to its end");
-    let (_, target) = updater.get_targetinfo(path).await.unwrap().unwrap();
-    let file = updater.download_target(path, &target, &dirs.downloads).await.unwrap();
+    assert_eq!(files(&t.dirs.metadata)["root.json"], v2);
+    assert_eq!(files(&t.dirs.metadata)["targets.json"], t.repo.last_targets);
+    assert!(t.server.paths().contains(&"/image/metadata/3.root.json".to_owned()), "the chain is followed to its end");
+    let (_, target) = t.updater.get_targetinfo(path).await.unwrap().unwrap();
+    let file = t.updater.download_target(path, &target, &t.dirs.downloads).await.unwrap();
     assert_eq!(std::fs::read(file).unwrap(), release);
 }
 
 #[tokio::test]
 async fn a_new_root_not_signed_by_the_old_root_is_refused_and_the_old_root_kept() {
-    let (_server, mut repo, _) = image_repo().await;
-    let dirs = Dirs::new();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let before = files(&dirs.metadata);
+    let mut t = Refreshed::new().await;
     // Root v2 with a new root key, signed by that key only: the old root's threshold is not met.
-    repo.root_keys = vec![key(KeyKind::Ed25519)];
-    let only_new = sign(&repo.root_meta(2), &[&repo.root_keys[0]]).unwrap();
-    repo.put_root(only_new);
+    t.repo.root_keys = vec![key(KeyKind::Ed25519)];
+    let only_new = sign(&t.repo.root_meta(2), &[&t.repo.root_keys[0]]).unwrap();
+    t.repo.put_root(only_new);
 
-    let reason = tuf_error(updater.refresh().await, "2.root.json");
+    let reason = t.refresh_refused("2.root.json").await;
     assert!(
         matches!(reason, TufError::Threshold { ref role, valid: 0, threshold: 1, .. } if role == "root"),
         "{reason}"
     );
-    assert_eq!(files(&dirs.metadata), before);
-    assert_eq!(updater.trusted().root().version, 1);
-    assert!(updater.get_targetinfo(FIRMWARE).await.is_err(), "no lookups without a successful refresh");
+    t.assert_metadata_unchanged();
+    assert_eq!(t.updater.trusted().root().version, 1);
+    assert!(t.updater.get_targetinfo(FIRMWARE).await.is_err(), "no lookups without a successful refresh");
 }
 
 #[tokio::test]
 async fn a_new_root_with_a_bad_signature_is_refused_and_the_old_root_kept() {
-    let (_server, mut repo, _) = image_repo().await;
-    let dirs = Dirs::new();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let before = files(&dirs.metadata);
-    let old_root = std::mem::replace(&mut repo.root_keys, vec![key(KeyKind::Ed25519)]);
-    let both = sign(&repo.root_meta(2), &[&old_root[0], &repo.root_keys[0]]).unwrap();
+    let mut t = Refreshed::new().await;
+    let both = rotate_root_key(&mut t.repo, KeyKind::Ed25519);
     // Changed after signing: both signatures are now invalid.
     let forged = tamper(&both, |signed| signed["expires"] = json!(format_later_by_a_year()));
-    repo.put_root(forged);
+    t.repo.put_root(forged);
 
-    let reason = tuf_error(updater.refresh().await, "2.root.json");
+    let reason = t.refresh_refused("2.root.json").await;
     assert!(matches!(reason, TufError::Threshold { valid: 0, .. }), "{reason}");
-    assert_eq!(files(&dirs.metadata), before);
-    assert_eq!(updater.trusted().root().version, 1);
+    t.assert_metadata_unchanged();
+    assert_eq!(t.updater.trusted().root().version, 1);
 }
 
 fn format_later_by_a_year() -> String {
@@ -338,34 +423,29 @@ fn format_later_by_a_year() -> String {
 
 #[tokio::test]
 async fn rotating_the_timestamp_key_recovers_from_a_fast_forwarded_timestamp() {
-    let (_server, mut repo, _) = image_repo().await;
-    let dirs = Dirs::new();
+    let (server, mut repo, firmware) = image_repo().await;
     // An attacker with the old timestamp key pushed the device to timestamp version 1000.
     repo.timestamp_version = 999;
-    repo.publish_timestamp(MetaFile::of_bytes(repo.snapshot_version, &repo.last_snapshot.clone()), &later(), None);
-    let mut updater = refreshed(&repo, &dirs).await;
-    assert_eq!(updater.trusted().timestamp().unwrap().version, 1000);
+    repo.republish_timestamp(&later(), None);
+    let mut t = Refreshed::against(server, repo, firmware).await;
+    assert_eq!(t.updater.trusted().timestamp().unwrap().version, 1000);
 
     // Recovery: root v2 names a new timestamp key; the timestamp restarts at version 1.
-    repo.timestamp_keys = vec![key(KeyKind::Ed25519)];
-    let v2 = sign(&repo.root_meta(2), &[&repo.root_keys[0]]).unwrap();
-    repo.put_root(v2);
-    repo.timestamp_version = 0;
-    repo.publish();
-    let summary = updater.refresh().await.unwrap();
+    t.repo.timestamp_keys = vec![key(KeyKind::Ed25519)];
+    let v2 = sign(&t.repo.root_meta(2), &[&t.repo.root_keys[0]]).unwrap();
+    t.repo.put_root(v2);
+    t.repo.timestamp_version = 0;
+    t.repo.publish();
+    let summary = t.updater.refresh().await.unwrap();
     assert_eq!((summary.root_version, summary.timestamp_version), (2, 1));
-    assert_eq!(files(&dirs.metadata)["timestamp.json"], repo.last_timestamp);
+    assert_eq!(files(&t.dirs.metadata)["timestamp.json"], t.repo.last_timestamp);
 }
 
 #[tokio::test]
 async fn without_a_set_clock_refresh_refuses_to_run() {
-    let (server, repo, _) = image_repo().await;
-    let dirs = Dirs::new();
-    ferry_updater::init(&dirs.metadata, &repo.roots[0]).await.unwrap();
-    let mut config = repo.config(&dirs.metadata);
-    config.now = Some(86_400); // 1970-01-02: a device without RTC after boot.
-    let mut updater = Updater::new(config).unwrap();
-    let err = updater.refresh().await.unwrap_err();
+    let (server, repo, dirs) = installed().await;
+    // 1970-01-02: a device without RTC after boot.
+    let err = refresh_failing(&repo, &dirs, |config| config.now = Some(86_400)).await;
     assert!(matches!(err, Error::ClockNotSet { now: 86_400, .. }), "{err}");
     assert!(server.log().is_empty(), "nothing is fetched");
 }
@@ -392,52 +472,41 @@ async fn init_keeps_a_root_already_installed() {
 
 #[tokio::test]
 async fn a_tampered_artifact_is_discarded() {
-    let (server, repo, firmware) = image_repo().await;
-    let dirs = Dirs::new();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let (_, target) = updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
-    let mut evil = firmware.clone();
+    let mut t = Refreshed::new().await;
+    let mut evil = t.firmware.clone();
     evil[50_000] ^= 1;
-    server.put_bytes(&repo.target_path(FIRMWARE, &target), &evil);
+    let (_, result) = t.download_served(Serve::Bytes(evil.clone())).await;
 
-    let err = updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap_err();
+    let err = result.unwrap_err();
     match &err {
-        Error::HashMismatch { target: t, algorithm, expected, actual } => {
-            assert_eq!((t.as_str(), algorithm.as_str()), (FIRMWARE, "sha256"));
-            assert_eq!(expected, &sha256(&firmware));
+        Error::HashMismatch { target, algorithm, expected, actual } => {
+            assert_eq!((target.as_str(), algorithm.as_str()), (FIRMWARE, "sha256"));
+            assert_eq!(expected, &sha256(&t.firmware));
             assert_eq!(actual, &sha256(&evil));
         }
         other => panic!("expected a hash mismatch, got {other:?}"),
     }
-    assert!(!target_file(&dirs, FIRMWARE).exists());
-    assert!(!part_file(&dirs, FIRMWARE).exists());
+    t.assert_nothing_downloaded();
 }
 
 #[tokio::test]
 async fn endless_target_data_is_cut_at_the_signed_length() {
-    let (server, repo, _) = image_repo().await;
-    let dirs = Dirs::new();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let (_, target) = updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
-    server.put(&repo.target_path(FIRMWARE, &target), Serve::Endless);
+    let mut t = Refreshed::new().await;
+    let (target, result) = t.download_served(Serve::Endless).await;
 
-    let err = updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap_err();
+    let err = result.unwrap_err();
     assert!(matches!(&err, Error::LengthExceeded { length, .. } if *length == target.length), "{err}");
-    assert!(!target_file(&dirs, FIRMWARE).exists());
-    assert!(!part_file(&dirs, FIRMWARE).exists());
+    t.assert_nothing_downloaded();
 }
 
 #[tokio::test]
 async fn a_target_shorter_than_its_length_is_kept_partial_and_not_promoted() {
-    let (server, repo, firmware) = image_repo().await;
-    let dirs = Dirs::new();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let (_, target) = updater.get_targetinfo(FIRMWARE).await.unwrap().unwrap();
-    server.put_bytes(&repo.target_path(FIRMWARE, &target), &firmware[..1000]);
+    let mut t = Refreshed::new().await;
+    let (_, result) = t.download_served(Serve::Bytes(t.firmware[..1000].to_vec())).await;
 
-    let err = updater.download_target(FIRMWARE, &target, &dirs.downloads).await.unwrap_err();
+    let err = result.unwrap_err();
     assert!(matches!(err, Error::Truncated { received: 1000, .. }), "{err}");
-    assert!(!target_file(&dirs, FIRMWARE).exists());
+    assert!(!t.target_file().exists());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -445,33 +514,25 @@ async fn a_target_shorter_than_its_length_is_kept_partial_and_not_promoted() {
 
 #[tokio::test]
 async fn tampered_metadata_is_refused() {
-    let (_server, mut repo, _) = image_repo().await;
-    let dirs = Dirs::new();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let before = files(&dirs.metadata);
-    let snapshot = MetaFile::of_bytes(repo.snapshot_version, &repo.last_snapshot.clone());
-    let signed = repo.publish_timestamp(snapshot, &later(), None);
+    let mut t = Refreshed::new().await;
+    let signed = t.repo.republish_timestamp(&later(), None);
     // A man in the middle extends the expiry of a validly signed timestamp.
-    repo.serve_timestamp(&tamper(&signed, |s| s["expires"] = json!(format_later_by_a_year())));
+    t.repo.serve_timestamp(&tamper(&signed, |s| s["expires"] = json!(format_later_by_a_year())));
 
-    let reason = tuf_error(updater.refresh().await, "timestamp.json");
+    let reason = t.refresh_refused("timestamp.json").await;
     assert!(matches!(reason, TufError::Threshold { ref role, valid: 0, .. } if role == "timestamp"), "{reason}");
-    assert_eq!(files(&dirs.metadata), before);
+    t.assert_metadata_unchanged();
 }
 
 #[tokio::test]
 async fn a_signature_by_an_unknown_key_is_refused() {
-    let (_server, mut repo, _) = image_repo().await;
-    let dirs = Dirs::new();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let before = files(&dirs.metadata);
+    let mut t = Refreshed::new().await;
     let stranger = key(KeyKind::Ed25519);
-    let snapshot = MetaFile::of_bytes(repo.snapshot_version, &repo.last_snapshot.clone());
-    repo.publish_timestamp(snapshot, &later(), Some(&[&stranger]));
+    t.repo.republish_timestamp(&later(), Some(&[&stranger]));
 
-    let reason = tuf_error(updater.refresh().await, "timestamp.json");
+    let reason = t.refresh_refused("timestamp.json").await;
     assert!(matches!(reason, TufError::Threshold { valid: 0, threshold: 1, .. }), "{reason}");
-    assert_eq!(files(&dirs.metadata), before);
+    t.assert_metadata_unchanged();
 }
 
 #[tokio::test]
@@ -479,148 +540,112 @@ async fn fewer_signatures_than_the_threshold_are_refused() {
     let server = Server::start(Some(TOKEN)).await;
     let mut repo = Repo::with_timestamp_keys(&server, "image", 2, 2);
     repo.publish();
-    let dirs = Dirs::new();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let before = files(&dirs.metadata);
-    let snapshot = MetaFile::of_bytes(repo.snapshot_version, &repo.last_snapshot.clone());
-    let one = &repo.timestamp_keys[0];
-    let file = sign(&Timestamp::new(repo.timestamp_version + 1, later(), snapshot), &[one]).unwrap();
-    repo.serve_timestamp(&file);
+    let mut t = Refreshed::against(server, repo, Vec::new()).await;
+    let snapshot = MetaFile::of_bytes(t.repo.snapshot_version, &t.repo.last_snapshot);
+    let one = &t.repo.timestamp_keys[0];
+    let file = sign(&Timestamp::new(t.repo.timestamp_version + 1, later(), snapshot), &[one]).unwrap();
+    t.repo.serve_timestamp(&file);
 
-    let reason = tuf_error(updater.refresh().await, "timestamp.json");
+    let reason = t.refresh_refused("timestamp.json").await;
     assert!(matches!(reason, TufError::Threshold { valid: 1, threshold: 2, .. }), "{reason}");
-    assert_eq!(files(&dirs.metadata), before);
+    t.assert_metadata_unchanged();
 }
 
 #[tokio::test]
 async fn an_expired_timestamp_is_refused_freeze_attack() {
-    let (_server, mut repo, _) = image_repo().await;
-    let dirs = Dirs::new();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let before = files(&dirs.metadata);
+    let mut t = Refreshed::new().await;
     // The repository (or an attacker replaying it) serves a timestamp that has expired.
-    let snapshot = MetaFile::of_bytes(repo.snapshot_version, &repo.last_snapshot.clone());
-    repo.publish_timestamp(snapshot, &past(), None);
-    let reason = tuf_error(updater.refresh().await, "timestamp.json");
+    t.repo.republish_timestamp(&past(), None);
+    let reason = t.refresh_refused("timestamp.json").await;
     assert!(matches!(reason, TufError::Expired { ref role, .. } if role == "timestamp"), "{reason}");
-    assert_eq!(files(&dirs.metadata), before);
+    t.assert_metadata_unchanged();
 }
 
 #[tokio::test]
 async fn metadata_frozen_past_its_expiry_is_refused() {
-    let (_server, repo, _) = image_repo().await;
-    let dirs = Dirs::new();
-    refreshed(&repo, &dirs).await;
-    let before = files(&dirs.metadata);
+    let t = Refreshed::new().await;
     // The server keeps answering the same, once valid, timestamp; eight days later it has expired.
-    let mut config = repo.config(&dirs.metadata);
-    config.now = Some(now() + 8 * 86_400);
-    let mut updater = Updater::new(config).unwrap();
-    let err = updater.refresh().await.unwrap_err();
+    let err = refresh_failing(&t.repo, &t.dirs, |config| config.now = Some(now() + 8 * 86_400)).await;
     assert!(matches!(err, Error::Tuf { source: TufError::Expired { .. }, .. }), "{err}");
-    assert_eq!(files(&dirs.metadata), before);
+    t.assert_metadata_unchanged();
 }
 
 #[tokio::test]
 async fn a_rolled_back_timestamp_is_refused() {
-    let (_server, mut repo, _) = image_repo().await;
-    let dirs = Dirs::new();
-    let v1 = repo.last_timestamp.clone();
-    repo.publish();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let before = files(&dirs.metadata);
-    repo.serve_timestamp(&v1);
+    let (mut t, v1) = Refreshed::republished(|repo| repo.last_timestamp.clone()).await;
+    t.repo.serve_timestamp(&v1);
 
-    let reason = tuf_error(updater.refresh().await, "timestamp.json");
+    let reason = t.refresh_refused("timestamp.json").await;
     assert_eq!(reason, TufError::RolledBack { role: "timestamp".into(), trusted: 2, new: 1 });
-    assert_eq!(files(&dirs.metadata), before);
+    t.assert_metadata_unchanged();
 }
 
 #[tokio::test]
 async fn a_rolled_back_snapshot_is_refused() {
-    let (_server, mut repo, _) = image_repo().await;
-    let dirs = Dirs::new();
-    let snapshot_v1 = MetaFile::of_bytes(1, &repo.last_snapshot.clone());
-    repo.publish();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let before = files(&dirs.metadata);
+    let (mut t, snapshot_v1) = Refreshed::republished(|repo| MetaFile::of_bytes(1, &repo.last_snapshot)).await;
     // A new timestamp naming the old snapshot.
-    repo.publish_timestamp(snapshot_v1, &later(), None);
+    t.repo.publish_timestamp(snapshot_v1, &later(), None);
 
-    let reason = tuf_error(updater.refresh().await, "timestamp.json");
+    let reason = t.refresh_refused("timestamp.json").await;
     assert!(matches!(reason, TufError::RolledBack { trusted: 2, new: 1, .. }), "{reason}");
-    assert_eq!(files(&dirs.metadata), before);
+    t.assert_metadata_unchanged();
 }
 
 #[tokio::test]
 async fn rolled_back_targets_are_refused() {
-    let (_server, mut repo, _) = image_repo().await;
-    let dirs = Dirs::new();
-    let targets_v1 = repo.last_targets.clone();
-    repo.publish();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let before = files(&dirs.metadata);
+    let (mut t, targets_v1) = Refreshed::republished(|repo| repo.last_targets.clone()).await;
     // A new snapshot (and timestamp) listing targets version 1 again.
     let meta = [("targets.json".to_owned(), MetaFile::of_bytes(1, &targets_v1))].into();
-    let snapshot = repo.publish_snapshot(meta);
-    repo.publish_timestamp(MetaFile::of_bytes(repo.snapshot_version, &snapshot), &later(), None);
+    t.repo.publish_snapshot(meta);
+    t.repo.republish_timestamp(&later(), None);
 
-    let snapshot_file = format!("{}.snapshot.json", repo.snapshot_version);
-    let reason = tuf_error(updater.refresh().await, &snapshot_file);
+    let snapshot_file = format!("{}.snapshot.json", t.repo.snapshot_version);
+    let reason = t.refresh_refused(&snapshot_file).await;
     assert_eq!(reason, TufError::RolledBack { role: "targets".into(), trusted: 2, new: 1 });
-    let after = files(&dirs.metadata);
-    assert_eq!(after["targets.json"], before["targets.json"]);
-    assert_eq!(after["snapshot.json"], before["snapshot.json"]);
-    assert_eq!(after["timestamp.json"], repo.last_timestamp, "the valid new timestamp is trusted");
+    let after = files(&t.dirs.metadata);
+    assert_eq!(after["targets.json"], t.before["targets.json"]);
+    assert_eq!(after["snapshot.json"], t.before["snapshot.json"]);
+    assert_eq!(after["timestamp.json"], t.repo.last_timestamp, "the valid new timestamp is trusted");
 }
 
 #[tokio::test]
 async fn mix_and_match_targets_are_refused() {
-    let (server, mut repo, _) = image_repo().await;
-    let dirs = Dirs::new();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let before = files(&dirs.metadata);
-    repo.add_target("targets", "gateway/1.5.0/firmware.bin", b"new release", None);
-    repo.publish();
+    let mut t = Refreshed::new().await;
+    t.repo.add_target("targets", "gateway/1.5.0/firmware.bin", b"new release", None);
+    t.repo.publish();
     // The server answers another, validly signed, targets v2 than the one the snapshot lists.
     let mut other = Targets::new(2, later());
     other.targets.insert("gateway/0.1.0/firmware.bin".into(), TargetFile::new(3, &sha256(b"old"), None));
-    server.put_bytes(&repo.metadata_path("2.targets.json"), &repo.sign_targets(&other, &repo.targets_key));
+    t.server.put_bytes(&t.repo.metadata_path("2.targets.json"), &t.repo.sign_targets(&other, &t.repo.targets_key));
 
-    let reason = tuf_error(updater.refresh().await, "2.targets.json");
+    let reason = t.refresh_refused("2.targets.json").await;
     assert!(matches!(reason, TufError::Mismatch { ref what, .. } if what == "targets.json"), "{reason}");
-    assert_eq!(files(&dirs.metadata)["targets.json"], before["targets.json"]);
-    assert!(updater.get_targetinfo("gateway/0.1.0/firmware.bin").await.is_err());
+    assert_eq!(files(&t.dirs.metadata)["targets.json"], t.before["targets.json"]);
+    assert!(t.updater.get_targetinfo("gateway/0.1.0/firmware.bin").await.is_err());
 }
 
 #[tokio::test]
 async fn an_endless_timestamp_is_cut_at_its_size_cap() {
-    let (server, repo, _) = image_repo().await;
-    let dirs = Dirs::new();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let before = files(&dirs.metadata);
-    server.put(&repo.metadata_path("timestamp.json"), Serve::Endless);
+    let mut t = Refreshed::new().await;
+    t.server.put(&t.repo.metadata_path("timestamp.json"), Serve::Endless);
 
-    let err = updater.refresh().await.unwrap_err();
+    let err = t.updater.refresh().await.unwrap_err();
     assert!(matches!(&err, Error::TooLarge { what, cap: 16_384 } if what == "timestamp.json"), "{err}");
-    assert_eq!(files(&dirs.metadata), before);
+    t.assert_metadata_unchanged();
 }
 
 #[tokio::test]
 async fn a_snapshot_longer_than_the_timestamp_says_is_cut_at_that_length() {
-    let (server, mut repo, _) = image_repo().await;
-    let dirs = Dirs::new();
-    let mut updater = refreshed(&repo, &dirs).await;
-    let before = files(&dirs.metadata);
-    repo.publish();
-    let snapshot = format!("{}.snapshot.json", repo.snapshot_version);
-    let length = MetaFile::of_bytes(0, &repo.last_snapshot).length.unwrap();
-    server.put(&repo.metadata_path(&snapshot), Serve::Endless);
+    let mut t = Refreshed::new().await;
+    t.repo.publish();
+    let snapshot = format!("{}.snapshot.json", t.repo.snapshot_version);
+    let length = MetaFile::of_bytes(0, &t.repo.last_snapshot).length.unwrap();
+    t.server.put(&t.repo.metadata_path(&snapshot), Serve::Endless);
 
-    let err = updater.refresh().await.unwrap_err();
+    let err = t.updater.refresh().await.unwrap_err();
     assert!(matches!(&err, Error::TooLarge { what, cap } if *what == snapshot && *cap == length), "{err}");
-    let after = files(&dirs.metadata);
-    assert_eq!(after["snapshot.json"], before["snapshot.json"]);
+    let after = files(&t.dirs.metadata);
+    assert_eq!(after["snapshot.json"], t.before["snapshot.json"]);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -83,6 +83,13 @@ impl Publisher {
         publisher
     }
 
+    /// As [`Publisher::new`], with [`Publisher::trusted_root`] pushed.
+    fn with_root() -> Self {
+        let publisher = Self::new();
+        publisher.trusted_root();
+        publisher
+    }
+
     /// Runs `ferry ARGS` against the server.
     fn run(&self, args: &[&str]) -> (i32, String, String) {
         self.ws.command(self.server.cli(), args)
@@ -105,6 +112,14 @@ impl Publisher {
     fn trusted_root(&self) {
         self.ok(&["key", "generate", "--out", "root.key", "--passphrase-env", "ROOT_PASS"]);
         self.ok(&["key", "generate", "--out", "targets.key", "--passphrase-env", "TARGETS_PASS"]);
+        self.create_root();
+        self.ok(&["metadata", "sign", "root.json", "--key", "root.key", "--passphrase-env", "ROOT_PASS"]);
+        self.ok(&["trust", "push", "root.json"]);
+    }
+
+    /// Fetches the server's online keys into online-keys.json and creates root.json (version 1,
+    /// unsigned) offline from them and the public halves of root.key and targets.key.
+    fn create_root(&self) {
         self.ok(&["trust", "online-keys", "--out", "online-keys.json"]);
         self.ok(&[
             "root",
@@ -118,8 +133,6 @@ impl Publisher {
             "--out",
             "root.json",
         ]);
-        self.ok(&["metadata", "sign", "root.json", "--key", "root.key", "--passphrase-env", "ROOT_PASS"]);
-        self.ok(&["trust", "push", "root.json"]);
     }
 
     /// Publishes a release of `product` for linux-x86_64 with one artifact, approves it for the
@@ -143,6 +156,19 @@ impl Publisher {
     fn unsigned_releases(&self) -> Value {
         self.json(&["trust", "status"])["unsigned_releases"].clone()
     }
+
+    /// Asserts that the device is offered vpn-client 5.0 and no release waits for a signature.
+    #[track_caller]
+    fn assert_all_signed_and_offered(&self) {
+        assert_eq!(self.offered(), vec!["vpn-client 5.0"]);
+        assert_eq!(self.unsigned_releases(), json!([]));
+    }
+}
+
+/// Asserts that `report` (of `trust push` or `release sign`) names `role` version `version`.
+#[track_caller]
+fn assert_pushed(report: &Value, role: &str, version: u64) {
+    assert_eq!((report["role"].as_str(), report["version"].as_u64()), (Some(role), Some(version)));
 }
 
 #[test]
@@ -167,19 +193,7 @@ fn offline_keys_sign_a_release_that_the_device_is_then_offered() {
     assert_eq!(p.json(&[&["key", "show", "targets.key"][..], &pass_file].concat())["keyid"], targets["keyid"]);
 
     // Root: created offline from the public keys and the server's online keys, signed, pushed.
-    p.ok(&["trust", "online-keys", "--out", "online-keys.json"]);
-    p.ok(&[
-        "root",
-        "create",
-        "--root-key",
-        "root.key.pub",
-        "--targets-key",
-        "targets.key.pub",
-        "--online-keys",
-        "online-keys.json",
-        "--out",
-        "root.json",
-    ]);
+    p.create_root();
     assert_eq!(ws.read_json("root.json")["signatures"], json!([]));
     let (code, _, err) = p.run(&["trust", "push", "root.json"]);
     assert_eq!(code, 11, "an unsigned file is not sent: {err}");
@@ -209,18 +223,15 @@ fn offline_keys_sign_a_release_that_the_device_is_then_offered() {
     assert_eq!(ws.read("targets.json"), before, "nothing written");
     let report = p.json(&["metadata", "verify", "targets.json", "--root", "root.json"]);
     assert_eq!(report["checks"][0]["signed_by"], json!([targets["keyid"]]));
-    let pushed = p.json(&["trust", "push", "targets.json"]);
-    assert_eq!((pushed["role"].as_str(), pushed["version"].as_u64()), (Some("targets"), Some(1)));
+    assert_pushed(&p.json(&["trust", "push", "targets.json"]), "targets", 1);
 
-    assert_eq!(p.offered(), vec!["vpn-client 5.0"]);
-    assert_eq!(p.unsigned_releases(), json!([]));
+    p.assert_all_signed_and_offered();
 }
 
 #[test]
 fn a_new_root_is_accepted_only_when_signed_by_the_old_and_the_new_root_keys() {
-    let p = Publisher::new();
+    let p = Publisher::with_root();
     let ws = &p.ws;
-    p.trusted_root();
     let new_key = p.json(&["key", "generate", "--out", "new-root.key", "--passphrase-env", "NEW_ROOT_PASS"]);
     p.ok(&["root", "rotate", "--from", "root.json", "--root-key", "new-root.key.pub", "--out", "root-2.json"]);
     let (old, new) = (ws.read_json("root.json")["signed"].clone(), ws.read_json("root-2.json")["signed"].clone());
@@ -257,8 +268,7 @@ fn a_new_root_is_accepted_only_when_signed_by_the_old_and_the_new_root_keys() {
 
 #[test]
 fn release_sign_drafts_signs_and_pushes_in_one_go() {
-    let p = Publisher::new();
-    p.trusted_root();
+    let p = Publisher::with_root();
     let id = p.publish("vpn-client", "5.0");
 
     // The root key is not a targets key: the server refuses, and nothing is offered.
@@ -268,16 +278,14 @@ fn release_sign_drafts_signs_and_pushes_in_one_go() {
     assert_eq!(p.offered(), Vec::<String>::new());
 
     let signed = p.json(&["release", "sign", &id, "--key", "targets.key", "--passphrase-env", "TARGETS_PASS"]);
-    assert_eq!((signed["role"].as_str(), signed["version"].as_u64()), (Some("targets"), Some(1)));
-    assert_eq!(p.offered(), vec!["vpn-client 5.0"]);
-    assert_eq!(p.unsigned_releases(), json!([]));
+    assert_pushed(&signed, "targets", 1);
+    p.assert_all_signed_and_offered();
 }
 
 #[test]
 fn a_product_team_signs_its_own_releases_through_a_delegated_role() {
-    let p = Publisher::new();
+    let p = Publisher::with_root();
     let ws = &p.ws;
-    p.trusted_root();
     p.ok(&["product", "create", "gateway"]);
     p.ok(&["key", "generate", "--out", "team.key", "--passphrase-env", "TEAM_PASS"]);
 
@@ -305,8 +313,7 @@ fn a_product_team_signs_its_own_releases_through_a_delegated_role() {
     assert_eq!(p.json(&verify)["ok"], true);
     let (code, _, err) = p.run(&["trust", "push", "vpn-client.json"]);
     assert_eq!(code, 11, "as top-level targets it is refused: {err}");
-    let pushed = p.json(&["trust", "push", "vpn-client.json", "--role", "vpn-client"]);
-    assert_eq!((pushed["role"].as_str(), pushed["version"].as_u64()), (Some("vpn-client"), Some(1)));
+    assert_pushed(&p.json(&["trust", "push", "vpn-client.json", "--role", "vpn-client"]), "vpn-client", 1);
     assert_eq!(p.offered(), vec!["vpn-client 5.0"]);
     // The role's next draft adds only unsigned releases inside its paths, not gateway 2.0.
     let next = p.json(&["trust", "draft", "--role", "vpn-client", "--out", "vpn-client-2.json"]);
@@ -429,8 +436,7 @@ fn thresholds_must_be_reachable() {
 
 #[test]
 fn online_keys_rotate_through_a_root_that_lists_the_next_keys() {
-    let p = Publisher::new();
-    p.trusted_root();
+    let p = Publisher::with_root();
     let id = p.publish("vpn-client", "5.0");
     p.ok(&["release", "sign", &id, "--key", "targets.key", "--passphrase-env", "TARGETS_PASS"]);
     let current = p.ws.read_json("online-keys.json");

@@ -2,8 +2,13 @@
 //! throwaway PostgreSQL database, driven over real HTTP.
 #![allow(dead_code)]
 
+pub mod trust;
+
 use std::sync::Arc;
 
+use ferry_api::{ContentInfo, GroupSpec, PlatformSpec, ProductSpec, ReleaseSpec};
+use ferry_client::AdminClient;
+use ferry_core::{Artifact, ReleaseKind};
 use ferry_server::{App, Config};
 use ferry_store::Store;
 use ferry_store_sql::testing::TempPostgres;
@@ -63,6 +68,62 @@ impl TestServer {
             .unwrap();
         });
         Self { url, admin_token, data_dir, store, stop: Some(stop), _tmp: tmp, _pg: pg }
+    }
+}
+
+/// The admin's client, after creating `product`, platform `platform` and group `group` (with
+/// its check-in interval in seconds and jitter, else the server's defaults); returns it with the
+/// group's enrollment key.
+pub async fn catalogue(
+    srv: &TestServer,
+    product: ProductSpec,
+    platform: &str,
+    group: &str,
+    checkin: Option<(u64, f64)>,
+) -> (AdminClient, String) {
+    let admin = AdminClient::new(&srv.url, &srv.admin_token).unwrap();
+    admin.create_product(&product).await.unwrap();
+    admin.create_platform(&PlatformSpec { name: platform.parse().unwrap(), description: String::new() }).await.unwrap();
+    let group = admin
+        .create_group(&GroupSpec {
+            name: group.parse().unwrap(),
+            description: String::new(),
+            checkin_interval_secs: checkin.map(|(interval, _)| interval),
+            checkin_jitter: checkin.map(|(_, jitter)| jitter),
+        })
+        .await
+        .unwrap();
+    (admin, group.enrollment_key)
+}
+
+/// Artifact `name` of `media_type`, holding the uploaded content `info`.
+pub fn artifact(name: &str, info: &ContentInfo, media_type: &str) -> Artifact {
+    Artifact {
+        name: name.parse().unwrap(),
+        length: info.length,
+        sha256: info.sha256.clone(),
+        media_type: media_type.into(),
+        custom: Default::default(),
+    }
+}
+
+/// A full release of `product` `version` for `platform` with `artifact`: not required, without
+/// notes, dependencies or restrictions.
+pub fn release_spec(product: &str, version: &str, platform: &str, artifact: Artifact) -> ReleaseSpec {
+    ReleaseSpec {
+        product: product.parse().unwrap(),
+        version: version.parse().unwrap(),
+        kind: ReleaseKind::Full,
+        platforms: vec![platform.parse().unwrap()],
+        artifacts: vec![artifact],
+        required: false,
+        reboot: Default::default(),
+        classification: Default::default(),
+        notes: String::new(),
+        dependencies: vec![],
+        supersedes: vec![],
+        no_update_versions: vec![],
+        applies_to: None,
     }
 }
 

@@ -442,6 +442,12 @@ impl Repo {
         file
     }
 
+    /// As [`Repo::publish_timestamp`], naming the last published snapshot.
+    pub fn republish_timestamp(&mut self, expires: &str, signers: Option<&[&SigningKey]>) -> Vec<u8> {
+        let snapshot = MetaFile::of_bytes(self.snapshot_version, &self.last_snapshot);
+        self.publish_timestamp(snapshot, expires, signers)
+    }
+
     pub fn serve_timestamp(&mut self, file: &[u8]) {
         self.server.put_bytes(&self.metadata_path("timestamp.json"), file);
         self.last_timestamp = file.to_vec();
