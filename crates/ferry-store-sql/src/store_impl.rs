@@ -22,7 +22,7 @@ macro_rules! impl_store {
             };
             use ferry_store::{
                 AdminToken, AppendOutcome, Approval, CheckinRecord, Device, DeviceFilter,
-                DirectorFiles, DirectorState, Enrollment, Event, Group, MetadataFile, NewAdminToken, NewEvent,
+                DirectorFiles, DirectorStamp, DirectorState, Enrollment, Event, Group, MetadataFile, NewAdminToken, NewEvent,
                 Platform, Product, ReleaseState, Repo, Result, Store, StoreError,
             };
             use sqlx::Row as _;
@@ -206,6 +206,7 @@ macro_rules! impl_store {
                     identity_conflicts: get(row, T, "identity_conflicts")?,
                     last_conflict: get(row, T, "last_conflict")?,
                     last_conflict_at: get(row, T, "last_conflict_at")?,
+                    director: None,
                 })
             }
 
@@ -1009,7 +1010,10 @@ macro_rules! impl_store {
                     for chunk in credential_hashes.chunks(CHUNK) {
                         let slots = chunk.len().next_power_of_two();
                         let sql = format!(
-                            "SELECT credential_hash, {DEVICE_COLUMNS}, {} AS group_list FROM devices \
+                            "SELECT credential_hash, {DEVICE_COLUMNS}, {} AS group_list, \
+                             ds.version AS director_version, ds.digest AS director_digest, \
+                             ds.issued_at AS director_issued_at \
+                             FROM devices LEFT JOIN director_state ds ON ds.device_id = devices.id \
                              WHERE credential_hash IN ({})",
                             <$dialect as crate::common::Dialect>::GROUP_LIST,
                             placeholders(1, slots)
@@ -1021,7 +1025,16 @@ macro_rules! impl_store {
                         for row in query.fetch_all(&self.pool).await.map_err(err)? {
                             let hash: String = get(&row, "devices", "credential_hash")?;
                             if seen.insert(hash.clone()) {
-                                found.push((hash, device_with_groups(&row)?));
+                                let mut device = device_with_groups(&row)?;
+                                const T: &str = "director_state";
+                                if let Some(version) = get::<Option<i64>>(&row, T, "director_version")? {
+                                    device.director = Some(DirectorStamp {
+                                        version: to_u64(T, "version", version)?,
+                                        digest: get(&row, T, "director_digest")?,
+                                        issued_at: get(&row, T, "director_issued_at")?,
+                                    });
+                                }
+                                found.push((hash, device));
                             }
                         }
                     }

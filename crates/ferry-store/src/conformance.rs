@@ -29,8 +29,8 @@ use ferry_core::{
 };
 
 use crate::{
-    Approval, ApprovalAction, CheckinRecord, DeviceFilter, DirectorFiles, DirectorState, Enrollment, Group,
-    MetadataFile, NewAdminToken, NewEvent, Platform, Product, Repo, Result, Store, StoreError,
+    Approval, ApprovalAction, CheckinRecord, DeviceFilter, DirectorFiles, DirectorStamp, DirectorState, Enrollment,
+    Group, MetadataFile, NewAdminToken, NewEvent, Platform, Product, Repo, Result, Store, StoreError,
 };
 
 /// Expands to one `#[tokio::test]` per behaviour of the suite.
@@ -1100,6 +1100,13 @@ pub async fn director_versions(store: &dyn Store) {
     assert_eq!(store.director_state(&id).await.unwrap(), Some(state(10, "a")));
     assert!(store.advance_director_state(&id, Some(10), &state(12, "c")).await.unwrap());
     assert_eq!(store.director_state(&id).await.unwrap(), Some(state(12, "c")));
+    // A credential lookup carries the current version's stamp (not its files).
+    let found = store.devices_by_credentials(&["cred-gw".to_owned()]).await.unwrap();
+    let stamp = DirectorStamp { version: 12, digest: "c".into(), issued_at: 12 };
+    assert_eq!(found[0].1.director, Some(stamp));
+    store.enroll_device(&enrollment("gw-2", "cred-gw2", DeviceStatus::Accepted, &[], 1)).await.unwrap();
+    let found = store.devices_by_credentials(&["cred-gw2".to_owned()]).await.unwrap();
+    assert_eq!(found[0].1.director, None, "nothing issued yet");
     let missing = store.advance_director_state(&device_id("nobody"), None, &state(1, "a")).await.unwrap_err();
     assert!(matches!(missing, StoreError::NotFound { .. }), "{missing:?}");
 }

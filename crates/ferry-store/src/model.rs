@@ -129,6 +129,24 @@ pub struct Device {
     pub last_conflict: Option<String>,
     /// Unix seconds of the latest identity conflict.
     pub last_conflict_at: Option<i64>,
+    /// The device's current director version, as loaded with its credential
+    /// ([`Store::devices_by_credentials`](crate::Store::devices_by_credentials)), so a check-in
+    /// can tell without another query whether its director metadata is current. Not part of
+    /// the API; `None` from other reads.
+    #[serde(skip)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub director: Option<DirectorStamp>,
+}
+
+/// A director version without its files: what a check-in compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectorStamp {
+    /// The version.
+    pub version: u64,
+    /// Digest of what its targets list.
+    pub digest: String,
+    /// Unix seconds when it was issued.
+    pub issued_at: i64,
 }
 
 /// Which devices to list.

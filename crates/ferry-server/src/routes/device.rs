@@ -172,8 +172,8 @@ pub async fn checkin(
     let (offers, director) = if device.status == DeviceStatus::Accepted {
         let eval = offers::evaluate(&st, &device).await?;
         let offers = eval.offered().into_iter().map(|(r, deadline)| offer(r, deadline)).collect();
-        let issued = director::current(&st, &device, &eval, director_seen, at).await?;
-        (offers, Some(director_pointer(issued.version)))
+        let version = director::current_version(&st, &device, &eval, director_seen, at).await?;
+        (offers, Some(director_pointer(version)))
     } else {
         (Vec::new(), None)
     };

@@ -197,23 +197,84 @@ pub async fn current(
     seen: Option<u64>,
     now: i64,
 ) -> ApiResult<DirectorState> {
+    let wanted = wanted(st, device, eval).await?;
+    issue_unless_current(st, device, wanted, seen, now).await
+}
+
+/// The version of the device's current director chain, for the check-in answer: when the
+/// stamp loaded with the device's credential is still current, no further query is made.
+pub async fn current_version(
+    st: &AppState,
+    device: &Device,
+    eval: &offers::Evaluation,
+    seen: Option<u64>,
+    now: i64,
+) -> ApiResult<u64> {
+    let wanted = wanted(st, device, eval).await?;
+    if let Some(stamp) = &device.director {
+        if still_current(st, stamp.version, &stamp.digest, stamp.issued_at, &wanted.digest, seen, now) {
+            return Ok(stamp.version);
+        }
+    }
+    Ok(issue_unless_current(st, device, wanted, seen, now).await?.version)
+}
+
+/// What the device's director targets should list, with its digest.
+struct Wanted {
+    targets: BTreeMap<String, TargetFile>,
+    digest: String,
+    keys: std::sync::Arc<OnlineKeys>,
+}
+
+async fn wanted(st: &AppState, device: &Device, eval: &offers::Evaluation) -> ApiResult<Wanted> {
     let targets = desired(st, device, eval).await?;
     let keys = st.keys();
     let digest = digest(&device.id, keys.director.key_id(), &targets);
-    let stored = st.store.director_state(&device.id).await?;
+    Ok(Wanted { targets, digest, keys })
+}
+
+/// A device claiming a version from the future (or a corrupt claim) does not move the floor.
+fn plausible_claim(seen: Option<u64>, now: i64) -> Option<u64> {
+    seen.filter(|&v| v <= next_version(None, now + 86_400))
+}
+
+/// Whether a stored version still serves: same content, not past half its lifetime, and not
+/// below the version the device says it trusts.
+fn still_current(
+    st: &AppState,
+    version: u64,
+    digest: &str,
+    issued_at: i64,
+    wanted: &str,
+    seen: Option<u64>,
+    now: i64,
+) -> bool {
     let lifetime = st.config.trust.director_expiry_secs as i64;
-    // A device claiming a version from the future (or a corrupt claim) does not move the floor.
-    let seen = seen.filter(|&v| v <= next_version(None, now + 86_400));
+    let fresh = now < issued_at + lifetime / 2 && now >= issued_at;
+    digest == wanted && fresh && plausible_claim(seen, now).is_none_or(|v| v <= version)
+}
+
+async fn issue_unless_current(
+    st: &AppState,
+    device: &Device,
+    wanted: Wanted,
+    seen: Option<u64>,
+    now: i64,
+) -> ApiResult<DirectorState> {
+    let stored = st.store.director_state(&device.id).await?;
     if let Some(s) = &stored {
-        let fresh = now < s.issued_at + lifetime / 2 && now >= s.issued_at;
-        if s.digest == digest && fresh && !s.files.timestamp.is_empty() && seen.is_none_or(|v| v <= s.version) {
+        if !s.files.timestamp.is_empty()
+            && still_current(st, s.version, &s.digest, s.issued_at, &wanted.digest, seen, now)
+        {
             return Ok(s.clone());
         }
     }
+    let lifetime = st.config.trust.director_expiry_secs as i64;
     let previous = stored.as_ref().map(|s| s.version);
-    let version = next_version(previous.max(seen), now);
-    let files = sign_chain(&keys, &device.id, version, now, lifetime, targets).map_err(ApiError::internal)?;
-    let next = DirectorState { version, digest, issued_at: now, files };
+    let version = next_version(previous.max(plausible_claim(seen, now)), now);
+    let files =
+        sign_chain(&wanted.keys, &device.id, version, now, lifetime, wanted.targets).map_err(ApiError::internal)?;
+    let next = DirectorState { version, digest: wanted.digest, issued_at: now, files };
     if st.store.advance_director_state(&device.id, previous, &next).await? {
         tracing::debug!(device = %device.id, version, "director metadata issued");
         return Ok(next);
