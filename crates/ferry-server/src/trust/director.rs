@@ -134,15 +134,14 @@ fn director_root(version: u64, now: i64, root_key: &ferry_tuf::SigningKey, key: 
     )
 }
 
-/// What `device`'s director targets list now: the offered releases (`eval`) the image
-/// repository has signed, each artifact with its image entry and the device's id.
-async fn desired(st: &AppState, device: &Device, eval: &offers::Evaluation) -> ApiResult<BTreeMap<String, TargetFile>> {
+/// The releases `device`'s director targets list now: the offered releases (`eval`) the
+/// image repository has signed.
+async fn desired<'e>(st: &AppState, device: &Device, eval: &'e offers::Evaluation) -> ApiResult<Vec<&'e Release>> {
     if device.status != ferry_core::DeviceStatus::Accepted {
-        return Ok(BTreeMap::new());
+        return Ok(Vec::new());
     }
     let index = st.catalogue.signed(st.store.as_ref()).await?;
-    let releases = eval.offered().into_iter().map(|(r, _)| r).filter(|r| is_signed(r, &index));
-    Ok(entries(&device.id, releases))
+    Ok(eval.offered().into_iter().map(|(r, _)| r).filter(|r| is_signed(r, &index)).collect())
 }
 
 /// Director entries for `releases`: the image repository's entry for each artifact, with
@@ -160,9 +159,16 @@ pub fn entries<'a>(device: &DeviceId, releases: impl IntoIterator<Item = &'a Rel
     targets
 }
 
-fn digest(device: &DeviceId, key_id: &str, targets: &BTreeMap<String, TargetFile>) -> String {
-    let doc = json!({ "device": device, "key": key_id, "targets": targets });
-    hex::encode(Sha256::digest(doc.to_string().as_bytes()))
+/// What identifies a chain's content: the device, the signing key and the releases listed.
+/// Releases are immutable, so their ids and counters stand for their entries, and the
+/// check-in path hashes a few bytes instead of building the entries.
+fn digest(device: &DeviceId, key_id: &str, releases: &[&Release]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(format!("ferry-director-v1\n{device}\n{key_id}\n"));
+    for release in releases {
+        hash.update(format!("{}:{}\n", release.id.0, release.counter));
+    }
+    hex::encode(hash.finalize())
 }
 
 /// Signs one version of a device's director chain with `keys.director`: targets naming the
@@ -220,17 +226,17 @@ pub async fn current_version(
 }
 
 /// What the device's director targets should list, with its digest.
-struct Wanted {
-    targets: BTreeMap<String, TargetFile>,
+struct Wanted<'e> {
+    releases: Vec<&'e Release>,
     digest: String,
     keys: std::sync::Arc<OnlineKeys>,
 }
 
-async fn wanted(st: &AppState, device: &Device, eval: &offers::Evaluation) -> ApiResult<Wanted> {
-    let targets = desired(st, device, eval).await?;
+async fn wanted<'e>(st: &AppState, device: &Device, eval: &'e offers::Evaluation) -> ApiResult<Wanted<'e>> {
+    let releases = desired(st, device, eval).await?;
     let keys = st.keys();
-    let digest = digest(&device.id, keys.director.key_id(), &targets);
-    Ok(Wanted { targets, digest, keys })
+    let digest = digest(&device.id, keys.director.key_id(), &releases);
+    Ok(Wanted { releases, digest, keys })
 }
 
 /// A device claiming a version from the future (or a corrupt claim) does not move the floor.
@@ -257,7 +263,7 @@ fn still_current(
 async fn issue_unless_current(
     st: &AppState,
     device: &Device,
-    wanted: Wanted,
+    wanted: Wanted<'_>,
     seen: Option<u64>,
     now: i64,
 ) -> ApiResult<DirectorState> {
@@ -272,8 +278,8 @@ async fn issue_unless_current(
     let lifetime = st.config.trust.director_expiry_secs as i64;
     let previous = stored.as_ref().map(|s| s.version);
     let version = next_version(previous.max(plausible_claim(seen, now)), now);
-    let files =
-        sign_chain(&wanted.keys, &device.id, version, now, lifetime, wanted.targets).map_err(ApiError::internal)?;
+    let targets = entries(&device.id, wanted.releases.iter().copied());
+    let files = sign_chain(&wanted.keys, &device.id, version, now, lifetime, targets).map_err(ApiError::internal)?;
     let next = DirectorState { version, digest: wanted.digest, issued_at: now, files };
     if st.store.advance_director_state(&device.id, previous, &next).await? {
         tracing::debug!(device = %device.id, version, "director metadata issued");
