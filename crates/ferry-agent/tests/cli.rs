@@ -1,0 +1,243 @@
+//! The `ferry-agent` binary: `config default`, `config check`, `status`, and their exit codes.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use ferry_agent::config::DEFAULT_CONFIG;
+use ferry_agent::events::{EventDraft, EventQueue, EVENTS_FILE};
+use ferry_agent::exit::Exit;
+use ferry_agent::state::{Installed, Job, Phase, State, StateStore, Target, BACKUP_FILE, STATE_FILE};
+use ferry_core::{ArtifactName, DeviceState, ProductName, RebootBehaviour, ReleaseId, ReleaseKind, Sha256, Version};
+
+fn agent() -> Command {
+    let mut cmd = Command::cargo_bin("ferry-agent").unwrap();
+    cmd.env_remove("FERRY_AGENT_CONFIG");
+    cmd
+}
+
+fn code(exit: Exit) -> i32 {
+    i32::from(exit.code())
+}
+
+/// A configuration whose files exist, with its state directory, in a temporary directory.
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["image-root.json", "director-root.json"] {
+            std::fs::write(dir.path().join(name), "{}").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("state")).unwrap();
+        let d = dir.path().display();
+        let config = DEFAULT_CONFIG
+            .replace("state_dir = \"/var/lib/ferry-agent\"", &format!("state_dir = \"{d}/state\""))
+            .replace("\"/etc/ferry-agent/image-root.json\"", &format!("\"{d}/image-root.json\""))
+            .replace("\"/etc/ferry-agent/director-root.json\"", &format!("\"{d}/director-root.json\""))
+            .replace("#device_id = \"SN-000123\"", "device_id = \"SN-000123\"");
+        std::fs::write(dir.path().join("agent.toml"), config).unwrap();
+        Self { dir }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("agent.toml")
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn status(&self, json: bool) -> assert_cmd::assert::Assert {
+        let mut cmd = agent();
+        cmd.arg("--config").arg(self.config()).arg("status");
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.assert()
+    }
+}
+
+fn stdout(assert: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8(assert.get_output().stdout.clone()).unwrap()
+}
+
+fn stderr(assert: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8(assert.get_output().stderr.clone()).unwrap()
+}
+
+#[test]
+fn config_default_prints_the_documented_file() {
+    let out = agent().args(["config", "default"]).assert().success();
+    assert_eq!(stdout(&out), DEFAULT_CONFIG);
+}
+
+#[test]
+fn config_check_accepts_a_usable_file() {
+    let site = Site::new();
+    let out = agent().args(["config", "check"]).arg(site.config()).assert().success();
+    let text = stdout(&out);
+    assert!(text.contains("valid (0 handlers"), "{text}");
+    assert!(text.contains("no [[handler]] is configured"), "{text}");
+    // The --config file is the default, also through the environment.
+    agent().env("FERRY_AGENT_CONFIG", site.config()).args(["config", "check"]).assert().success();
+}
+
+#[test]
+fn config_check_lists_every_problem_and_exits_with_the_config_code() {
+    let site = Site::new();
+    let bad = site.dir.path().join("bad.toml");
+    std::fs::write(&bad, "server_url = \"ftp://x\"\nplatform = \"a b\"\n[[handler]]\ntype = \"dir\"\nroot = \"rel\"\n")
+        .unwrap();
+    let out = agent().args(["config", "check"]).arg(&bad).assert().code(code(Exit::Config));
+    let err = stderr(&out);
+    assert!(err.starts_with(&format!("error: {}: 3 problems:", bad.display())), "{err}");
+    assert!(
+        err.contains("\n  server_url: ") && err.contains("\n  platform: ") && err.contains("\n  handler #1: root: "),
+        "{err}"
+    );
+
+    std::fs::write(&bad, "server_url = \"https://f\"\nplatform = \"p\"\nsurprise = 1\n").unwrap();
+    let out = agent().args(["config", "check"]).arg(&bad).assert().code(code(Exit::Config));
+    assert!(stderr(&out).contains("unknown field `surprise`"), "{}", stderr(&out));
+
+    // Valid values naming a file that is not there: the agent could not run with it.
+    let text = std::fs::read_to_string(site.config()).unwrap().replace("image-root.json", "missing-root.json");
+    std::fs::write(&bad, text).unwrap();
+    let out = agent().args(["config", "check"]).arg(&bad).assert().code(code(Exit::Config));
+    assert!(stderr(&out).contains("trust.image_root: cannot read"), "{}", stderr(&out));
+
+    let out =
+        agent().args(["config", "check"]).arg(site.dir.path().join("none.toml")).assert().code(code(Exit::Config));
+    assert!(stderr(&out).contains("ferry-agent config default > FILE"), "{}", stderr(&out));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    agent().arg("frobnicate").assert().code(code(Exit::Usage));
+    agent().args(["status", "--yaml"]).assert().code(code(Exit::Usage));
+}
+
+#[test]
+fn status_of_a_fresh_device() {
+    let site = Site::new();
+    let out = site.status(false).success();
+    let text = stdout(&out);
+    assert!(text.contains("none yet") && text.contains("update:    none in progress"), "{text}");
+    assert!(text.contains("installed: none") && text.contains("events:    0 waiting"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&stdout(&site.status(true).success())).unwrap();
+    assert_eq!(json["phase"], "idle");
+    assert_eq!(json["state_source"], "fresh");
+    assert!(json["job"].is_null());
+    assert!(!site.state_dir().join(STATE_FILE).exists(), "status writes nothing");
+}
+
+fn job_state() -> State {
+    let product = ProductName::new("gateway-app").unwrap();
+    let mut state = State::default();
+    state.installed.insert(
+        product.clone(),
+        Installed {
+            version: Version::new("1.3.0").unwrap(),
+            release: Some(ReleaseId(6)),
+            release_counter: Some(11),
+            kept: Some(Version::new("1.2.0").unwrap()),
+            committed_at: 1_767_225_600,
+        },
+    );
+    state.job = Some(Job {
+        target: Target {
+            release: ReleaseId(7),
+            product,
+            kind: ReleaseKind::Full,
+            version: Version::new("1.4.0").unwrap(),
+            release_counter: 12,
+            target_path: "gateway-app/1.4.0/app.tar.gz".into(),
+            artifact: ArtifactName::new("app.tar.gz").unwrap(),
+            length: 100,
+            sha256: Sha256::from_bytes([1; 32]),
+            media_type: "application/gzip".into(),
+            required: true,
+            reboot: RebootBehaviour::None,
+        },
+        previous: Some(Version::new("1.3.0").unwrap()),
+        started_at: 1_767_312_000,
+        phase: Phase::Installing { attempts: 2 },
+    });
+    state
+}
+
+fn save(dir: &Path, states: &[State]) {
+    let mut store = StateStore::new(dir);
+    for s in states {
+        store.save(s).unwrap();
+    }
+}
+
+#[test]
+fn status_shows_the_job_installed_versions_and_waiting_events() {
+    let site = Site::new();
+    save(&site.state_dir(), &[job_state()]);
+    let mut queue = EventQueue::open(&site.state_dir().join(EVENTS_FILE), 1 << 20).unwrap();
+    let draft = EventDraft {
+        release: ReleaseId(7),
+        state: DeviceState::Installing,
+        progress: None,
+        error_code: None,
+        message: None,
+        at: 1_767_312_001,
+    };
+    queue.push(draft, None).unwrap();
+    drop(queue);
+
+    let text = stdout(&site.status(false).success());
+    assert!(text.contains("update:    gateway-app 1.4.0 (release 7, full, required), replacing 1.3.0"), "{text}");
+    assert!(text.contains("phase:     installing (attempt 2 of 3)"), "{text}");
+    assert!(text.contains("gateway-app 1.3.0 (release 6, kept 1.2.0, committed 2026-01-01T00:00:00Z)"), "{text}");
+    assert!(text.contains("events:    1 waiting to be sent, oldest from 2026-01-02T00:00:01Z"), "{text}");
+
+    let json: serde_json::Value = serde_json::from_str(&stdout(&site.status(true).success())).unwrap();
+    assert_eq!(json["phase"], "installing");
+    assert_eq!(json["state_source"], "primary");
+    assert_eq!(json["job"]["attempts"], 2);
+    assert_eq!(json["job"]["target"]["version"], "1.4.0");
+    assert_eq!(json["installed"]["gateway-app"]["kept"], "1.2.0");
+    assert_eq!(json["events"]["pending"], 1);
+}
+
+#[test]
+fn status_with_a_torn_state_file_shows_the_backup_and_warns() {
+    let site = Site::new();
+    let mut earlier = job_state();
+    earlier.job.as_mut().unwrap().phase = Phase::Downloaded { deferred: None };
+    save(&site.state_dir(), &[earlier, job_state()]);
+    let path = site.state_dir().join(STATE_FILE);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
+
+    let out = site.status(true).success();
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!((json["state_source"].as_str(), json["phase"].as_str()), (Some("backup"), Some("downloaded")));
+    assert!(stderr(&out).contains("warning:") && stderr(&out).contains("state.json.bak"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&path).unwrap(), &bytes[..bytes.len() / 3], "status repairs nothing");
+}
+
+#[test]
+fn status_with_no_readable_state_exits_with_the_state_code() {
+    let site = Site::new();
+    std::fs::write(site.state_dir().join(STATE_FILE), "{").unwrap();
+    std::fs::write(site.state_dir().join(BACKUP_FILE), "").unwrap();
+    let out = site.status(false).code(code(Exit::State));
+    assert!(stderr(&out).contains("start afresh"), "{}", stderr(&out));
+
+    std::fs::write(site.state_dir().join(STATE_FILE), "{\"format\":9}").unwrap();
+    let out = site.status(false).code(code(Exit::State));
+    assert!(stderr(&out).contains("newer than this agent's"), "{}", stderr(&out));
+}
+
+#[test]
+fn status_without_a_valid_config_exits_with_the_config_code() {
+    let site = Site::new();
+    agent().arg("--config").arg(site.dir.path().join("none.toml")).arg("status").assert().code(code(Exit::Config));
+}
