@@ -247,17 +247,20 @@ fn print_why(report: &ApplicabilityReport, names: &BTreeMap<ReleaseId, String>) 
     });
     print_table(
         &["release", "name", "verdict", "detail"],
-        report.decisions.iter().map(|d| {
-            let detail = match &d.verdict {
-                Verdict::Offer { deadline: Some(at) } => format!("install by {}", format_unix(*at)),
-                Verdict::Superseded { by } => {
-                    format!("replaced by release {by} ({})", names.get(by).map_or("?", String::as_str))
-                }
-                _ => String::new(),
-            };
-            vec![d.release.to_string(), name(&d.release), verdict_name(&d.verdict), detail]
-        })
-        .chain(awaiting),
+        report
+            .decisions
+            .iter()
+            .map(|d| {
+                let detail = match &d.verdict {
+                    Verdict::Offer { deadline: Some(at) } => format!("install by {}", format_unix(*at)),
+                    Verdict::Superseded { by } => {
+                        format!("replaced by release {by} ({})", names.get(by).map_or("?", String::as_str))
+                    }
+                    _ => String::new(),
+                };
+                vec![d.release.to_string(), name(&d.release), verdict_name(&d.verdict), detail]
+            })
+            .chain(awaiting),
     );
 }
 
