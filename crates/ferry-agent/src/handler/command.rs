@@ -291,6 +291,13 @@ impl Runner {
         let (reader, writer) = std::io::pipe().map_err(IoError::on("create a pipe for", log_file))?;
         let writer_too = writer.try_clone().map_err(IoError::on("create a pipe for", log_file))?;
         let mut command = tokio::process::Command::new(&program);
+        // The documented FERRY_* variables are the only ones a handler sees: any the agent
+        // itself inherited (its service environment, a test harness) are not passed on.
+        for (key, _) in std::env::vars_os() {
+            if key.to_str().is_some_and(|k| k.starts_with("FERRY_")) {
+                command.env_remove(&key);
+            }
+        }
         command
             .args(argv.iter().skip(1))
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
