@@ -385,3 +385,61 @@ async fn updater_installs_what_the_director_assigns(srv: common::TestServer) {
 }
 
 on_both_backends_signed!(updater_installs_what_the_director_assigns);
+
+/// What the background task does every minute, driven here at chosen times: online metadata is
+/// re-signed at half its lifetime, before it expires, and devices accept the result.
+async fn online_metadata_is_resigned_before_it_expires(srv: common::TestServer) {
+    use ferry_server::trust::{director, image};
+    let fleet = Fleet::new(&srv).await;
+    let publisher = Publisher::new(&fleet.admin).await;
+    fleet.publish("2.0", b"firmware two").await;
+    fleet.sign_all(&publisher).await;
+    let start = now();
+    let parse_timestamp = |b: &[u8]| Verifiable::<Timestamp>::parse("timestamp", b).unwrap().signed;
+    let first = parse_timestamp(&fleet.fetch("timestamp.json").await);
+    let trust = &srv.state.config.trust;
+
+    assert!(!image::refresh(&srv.state, start).await.unwrap(), "fresh metadata is left alone");
+    // Past half the timestamp's lifetime: a new timestamp for the same snapshot.
+    let later = start + trust.timestamp_expiry_secs as i64 / 2 + 60;
+    assert!(image::refresh(&srv.state, later).await.unwrap());
+    let second = parse_timestamp(&fleet.fetch("timestamp.json").await);
+    assert_eq!(second.version, first.version + 1);
+    assert_eq!(second.snapshot_meta().unwrap().version, first.snapshot_meta().unwrap().version);
+    assert!(
+        ferry_tuf::time::parse_expires(&second.expires).unwrap()
+            > ferry_tuf::time::parse_expires(&first.expires).unwrap()
+    );
+    assert!(!image::refresh(&srv.state, later).await.unwrap(), "once is enough");
+    // Past half the snapshot's lifetime: a new snapshot and timestamp; a device at that time
+    // verifies the whole chain.
+    let much_later = start + trust.snapshot_expiry_secs as i64 / 2 + 60;
+    assert!(image::refresh(&srv.state, much_later).await.unwrap());
+    let third = parse_timestamp(&fleet.fetch("timestamp.json").await);
+    assert!(third.snapshot_meta().unwrap().version > first.snapshot_meta().unwrap().version);
+    let mut device = TrustedSet::new(&fleet.fetch("1.root.json").await, much_later).unwrap();
+    device.update_timestamp(&fleet.fetch("timestamp.json").await).unwrap();
+    let snapshot = device.timestamp().unwrap().snapshot_meta().unwrap().version;
+    device.update_snapshot(&fleet.fetch(&format!("{snapshot}.snapshot.json")).await).unwrap();
+    let targets = device.snapshot_meta("targets").unwrap().version;
+    device.update_targets(&fleet.fetch(&format!("{targets}.targets.json")).await).unwrap();
+
+    // The director: a device's chain is reissued past half its lifetime, above the old version;
+    // the director root is re-signed past half of its own, and devices follow it.
+    let first_chain = fleet.director(&fleet.device).await.version;
+    let device_record = srv.store.get_device(&"gw-1".parse().unwrap()).await.unwrap().unwrap();
+    let eval = ferry_server::offers::evaluate(&srv.state, &device_record).await.unwrap();
+    let at = start + trust.director_expiry_secs as i64 / 2 + 60;
+    let reissued = director::current(&srv.state, &device_record, &eval, None, at).await.unwrap();
+    assert!(reissued.version > first_chain);
+    let t = Verifiable::<Timestamp>::parse("timestamp", &reissued.files.timestamp).unwrap().signed;
+    assert_eq!(ferry_tuf::time::parse_expires(&t.expires).unwrap(), at + trust.director_expiry_secs as i64);
+    let root_v1 = fleet.device.director_metadata("1.root.json").await.unwrap().unwrap();
+    let next_year = start + director::ROOT_EXPIRY_SECS / 2 + 60;
+    assert_eq!(director::ensure_root(&srv.state, next_year).await.unwrap(), 2);
+    let mut trusted = TrustedSet::new(&root_v1, next_year).unwrap();
+    trusted.update_root(&fleet.device.director_metadata("2.root.json").await.unwrap().unwrap()).unwrap();
+    trusted.check_final_root().unwrap();
+}
+
+on_both_backends_signed!(online_metadata_is_resigned_before_it_expires);

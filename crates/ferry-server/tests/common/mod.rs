@@ -28,6 +28,8 @@ pub struct TestServer {
     pub admin_token: String,
     pub data_dir: std::path::PathBuf,
     pub store: Arc<dyn Store>,
+    /// The server's shared state, for driving its background work (re-signing) at chosen times.
+    pub state: Arc<ferry_server::state::AppState>,
     stop: Option<oneshot::Sender<()>>,
     _tmp: tempfile::TempDir,
     _pg: Option<TempPostgres>,
@@ -57,6 +59,7 @@ impl TestServer {
         let data_dir = config.data_dir.clone();
         let app = App::with_parts(config, store.clone(), content).await.unwrap();
         let admin_token = app.initial_admin_token().expect("a fresh server creates an admin token").to_owned();
+        let state = app.state().clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -67,7 +70,7 @@ impl TestServer {
             .await
             .unwrap();
         });
-        Self { url, admin_token, data_dir, store, stop: Some(stop), _tmp: tmp, _pg: pg }
+        Self { url, admin_token, data_dir, store, state, stop: Some(stop), _tmp: tmp, _pg: pg }
     }
 }
 
