@@ -418,7 +418,10 @@ async fn online_metadata_is_resigned_before_it_expires(srv: common::TestServer) 
     let third = parse_timestamp(&fleet.fetch("timestamp.json").await);
     assert!(third.snapshot_meta().unwrap().version > first.snapshot_meta().unwrap().version);
     let mut device = TrustedSet::new(&fleet.fetch("1.root.json").await, much_later).unwrap();
-    device.update_timestamp(&fleet.fetch("timestamp.json").await).unwrap();
+    assert_eq!(
+        device.update_timestamp(&fleet.fetch("timestamp.json").await).unwrap(),
+        ferry_tuf::TimestampUpdate::Updated
+    );
     let snapshot = device.timestamp().unwrap().snapshot_meta().unwrap().version;
     device.update_snapshot(&fleet.fetch(&format!("{snapshot}.snapshot.json")).await).unwrap();
     let targets = device.snapshot_meta("targets").unwrap().version;
