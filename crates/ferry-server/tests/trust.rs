@@ -446,3 +446,35 @@ async fn online_metadata_is_resigned_before_it_expires(srv: common::TestServer) 
 }
 
 on_both_backends_signed!(online_metadata_is_resigned_before_it_expires);
+
+/// A crash after a rotating root was stored but before the waiting keys were renamed into
+/// place: the next start finishes the rotation; a waiting key no root lists stays waiting.
+async fn an_interrupted_rotation_is_finished_at_start(srv: common::TestServer) {
+    use ferry_server::trust::{image, keys};
+    use ferry_store::{MetadataFile, Repo};
+    let fleet = Fleet::new(&srv).await;
+    let mut publisher = Publisher::new(&fleet.admin).await;
+    fleet.admin.push_image_metadata("root", publisher.signed_root(1)).await.unwrap();
+    let next = fleet.admin.next_online_keys().await.unwrap();
+    // Root 2 listing the waiting keys lands in the database, and then the server stops.
+    publisher.online = next.clone();
+    let root2 = publisher.signed_root(2);
+    let file = MetadataFile { repo: Repo::Image, role: "root".into(), version: 2, bytes: root2, created_at: now() };
+    srv.store.put_metadata(&[file]).await.unwrap();
+    let dir = srv.state.config.keys_dir();
+    assert!(keys::next_key(&dir, keys::TIMESTAMP).unwrap().is_some());
+    assert_ne!(serde_json::to_value(srv.state.keys().timestamp.public()).unwrap(), next["timestamp"]);
+
+    image::adopt_rotated_keys(&srv.state).await.unwrap();
+    assert_eq!(serde_json::to_value(srv.state.keys().timestamp.public()).unwrap(), next["timestamp"]);
+    assert_eq!(serde_json::to_value(srv.state.keys().snapshot.public()).unwrap(), next["snapshot"]);
+    assert!(keys::next_key(&dir, keys::TIMESTAMP).unwrap().is_none(), "the waiting key took over");
+
+    // A rotation started but not yet listed by any root is left waiting.
+    let waiting = fleet.admin.next_online_keys().await.unwrap();
+    image::adopt_rotated_keys(&srv.state).await.unwrap();
+    assert_eq!(serde_json::to_value(srv.state.keys().timestamp.public()).unwrap(), next["timestamp"]);
+    assert_eq!(fleet.admin.online_keys().await.unwrap()["next"]["timestamp"], waiting["timestamp"]);
+}
+
+on_both_backends_signed!(an_interrupted_rotation_is_finished_at_start);
