@@ -9,6 +9,7 @@
 # Needs wrk (Debian package `wrk`). Traffic goes to 127.0.0.1 only and every run is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 backend="${1:-sqlite}"
 DEVICES="${DEVICES:-100000}" CONNECTIONS="${CONNECTIONS:-64}" DURATION="${DURATION:-15s}"
 ROUNDS="${ROUNDS:-3}" THREADS="${THREADS:-2}" PORT="${PORT:-18080}"
@@ -35,18 +36,7 @@ FERRY_LOG__LEVEL=warn FERRY_DATABASE_URL="$db_url" \
 server=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/livez" >/dev/null && break; sleep 0.1; done
 
-# run NAME ARGS... → prints "rps p50_ms p99_ms"
-run() {
-  local out
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@")
-  if grep -q "Non-2xx" <<<"$out"; then echo "error: non-2xx answers during the run:" >&2; echo "$out" >&2; exit 1; fi
-  local rps p50 p99
-  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  echo "$rps $(to_ms "$p50") $(to_ms "$p99")"
-}
-to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.2f", n }'; }
+run() { wrk_run "$@"; }
 
 export FERRY_BENCH_DIR="$work"
 printf "%-6s %-8s %10s %8s %8s\n" round endpoint req/s p50_ms p99_ms
@@ -57,7 +47,6 @@ for r in $(seq "$ROUNDS"); do
   printf "%-6s %-8s %10s %8s %8s\n" "$r" livez "$lrps" "$lp50" "$lp99" "$r" checkin "$crps" "$cp50" "$cp99"
   echo "$lrps $crps $cp50 $cp99" >>"$work/results"
 done
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 ml=$(awk '{print $1}' "$work/results" | median)
 mc=$(awk '{print $2}' "$work/results" | median)
 m50=$(awk '{print $3}' "$work/results" | median)

@@ -12,6 +12,7 @@
 # rounds alternate between the two builds and medians are reported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 backend="${1:-sqlite}"
 DEVICES="${DEVICES:-20000}" CONNECTIONS="${CONNECTIONS:-64}" DURATION="${DURATION:-15s}"
 ROUNDS="${ROUNDS:-3}" THREADS="${THREADS:-2}" FOUNDATION_REV="${FOUNDATION_REV:-62e3c6f}"
@@ -63,17 +64,8 @@ probe=$(curl -fs -X POST -H "Authorization: Bearer $(head -1 "$work/director/tok
 grep -q '"director"' <<<"$probe" || { echo "error: the check-in answer has no director pointer: $probe" >&2; exit 1; }
 grep -q '"offers":\[{' <<<"$probe" || { echo "error: the signed release is not offered: $probe" >&2; exit 1; }
 
-run() {
-  local out
-  out=$(FERRY_BENCH_DIR="$1" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/checkin.lua "$2/device/v1/checkin")
-  if grep -q "Non-2xx" <<<"$out"; then echo "error: non-2xx answers during the run:" >&2; echo "$out" >&2; exit 1; fi
-  local rps p50 p99
-  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  echo "$rps $(to_ms "$p50") $(to_ms "$p99")"
-}
-to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.2f", n }'; }
+# run DATA_DIR URL → check-in run against that server with that data set
+run() { FERRY_BENCH_DIR="$1" wrk_run -s bench/checkin.lua "$2/device/v1/checkin"; }
 
 echo "warming up (every device's first director chain is issued here)..." >&2
 run "$work/foundation" http://127.0.0.1:18081 >/dev/null
@@ -87,7 +79,6 @@ for r in $(seq "$ROUNDS"); do
   printf "%-6s %-10s %10s %8s %8s\n" "$r" foundation "$frps" "$fp50" "$fp99" "$r" director "$drps" "$dp50" "$dp99"
   echo "$frps $drps $dp50 $dp99" >>"$work/results"
 done
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 mf=$(awk '{print $1}' "$work/results" | median)
 md=$(awk '{print $2}' "$work/results" | median)
 m50=$(awk '{print $3}' "$work/results" | median)

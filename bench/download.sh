@@ -8,6 +8,7 @@
 # Needs nginx and curl. Traffic goes to 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 SIZE_MIB="${SIZE_MIB:-1024}" ROUNDS="${ROUNDS:-5}" PORT="${PORT:-18080}" NGINX_PORT="${NGINX_PORT:-18081}"
 command -v nginx >/dev/null || { echo "error: nginx is not installed (apt-get install nginx-light)" >&2; exit 1; }
 
@@ -70,7 +71,6 @@ for r in $(seq "$ROUNDS"); do
   printf "%-6s %14.1f %14.1f\n" "$r" "$(awk -v b="$f" 'BEGIN{print b/1e6}')" "$(awk -v b="$n" 'BEGIN{print b/1e6}')"
   echo "$f $n" >>"$work/results"
 done
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 mf=$(awk '{print $1}' "$work/results" | median)
 mn=$(awk '{print $2}' "$work/results" | median)
 echo

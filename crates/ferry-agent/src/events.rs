@@ -55,11 +55,11 @@ pub const DEFAULT_MAX_BYTES: u64 = 1024 * 1024;
 /// Smallest size bound accepted: room for a few of the largest events.
 pub const MIN_MAX_BYTES: u64 = 64 * 1024;
 /// Longest message the server accepts, in bytes.
-pub const MAX_MESSAGE_BYTES: usize = 4096;
+pub const MAX_MESSAGE_BYTES: usize = ferry_api::MAX_EVENT_MESSAGE_BYTES;
 /// Longest error code the server accepts, in bytes.
-pub const MAX_ERROR_CODE_BYTES: usize = 128;
+pub const MAX_ERROR_CODE_BYTES: usize = ferry_api::MAX_SHORT_TEXT_BYTES;
 /// Most events the server accepts in one batch.
-pub const MAX_BATCH: usize = 256;
+pub const MAX_BATCH: usize = ferry_api::MAX_EVENTS_PER_BATCH;
 
 /// An event to queue; the queue assigns its `seq`.
 #[derive(Debug, Clone, PartialEq, Eq)]

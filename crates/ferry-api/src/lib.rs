@@ -21,3 +21,10 @@ pub const ADMIN_TOKEN_PREFIX: &str = "ferry_adm_";
 pub const DEVICE_TOKEN_PREFIX: &str = "ferry_dev_";
 /// Prefix of group enrollment keys.
 pub const ENROLLMENT_KEY_PREFIX: &str = "ferry_enr_";
+
+/// Most status events accepted in one `POST /device/v1/events` batch.
+pub const MAX_EVENTS_PER_BATCH: usize = 256;
+/// Longest event message (or log excerpt) accepted, in bytes.
+pub const MAX_EVENT_MESSAGE_BYTES: usize = 4096;
+/// Longest short text accepted from a device (an event's error code, agent version, boot id), in bytes.
+pub const MAX_SHORT_TEXT_BYTES: usize = 128;

@@ -23,12 +23,12 @@ use crate::trust::director;
 type S = State<Arc<AppState>>;
 
 /// Most events accepted in one batch.
-pub const MAX_EVENTS: usize = 256;
+pub const MAX_EVENTS: usize = ferry_api::MAX_EVENTS_PER_BATCH;
 const MAX_ATTRIBUTES: usize = 64;
 const MAX_ATTRIBUTE_KEY: usize = 64;
 const MAX_ATTRIBUTE_VALUE: usize = 1024;
-const MAX_SHORT_TEXT: usize = 128;
-const MAX_MESSAGE: usize = 4096;
+const MAX_SHORT_TEXT: usize = ferry_api::MAX_SHORT_TEXT_BYTES;
+const MAX_MESSAGE: usize = ferry_api::MAX_EVENT_MESSAGE_BYTES;
 
 #[utoipa::path(post, path = "/device/v1/enroll", tag = "device", request_body = EnrollRequest,
     responses((status = 201, body = EnrollResponse), (status = 401, body = ferry_api::ErrorBody),
