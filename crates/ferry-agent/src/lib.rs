@@ -1,6 +1,10 @@
 //! `ferry-agent`, the device agent: small, boring, impossible to brick (SPEC R5).
 //!
-//! This library holds the agent's offline foundations; the binary (`src/main.rs`) is its CLI.
+//! The binary (`src/main.rs`) is the CLI; this library is everything it runs.
+//! - [`cycle`]: one check: enroll, check in, deliver events, refresh the signed metadata,
+//!   choose an offer ([`plan`]) and run the job ([`engine`]).
+//! - [`net`]: the HTTP client (proxy, timeouts), the stored credential, error classes.
+//! - [`lock`]: one agent per state directory.
 //! - [`config`]: the TOML configuration, its validation and the documented default file.
 //! - [`state`]: the persistent update state machine and what a restart does in each phase.
 //! - [`events`]: the on-disk queue of status events, with sequence numbers that survive
@@ -15,8 +19,13 @@
 
 pub mod atomic;
 pub mod config;
+pub mod cycle;
+pub mod engine;
 pub mod events;
 pub mod exit;
 pub mod handler;
+pub mod lock;
 pub mod maintenance;
+pub mod net;
+pub mod plan;
 pub mod state;

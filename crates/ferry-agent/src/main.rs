@@ -1,7 +1,5 @@
 //! `ferry-agent`: the device agent's command line. Exit codes: [`ferry_agent::exit`].
 //!
-//! Implemented so far: `config default`, `config check`, `status`. The commands that talk to the
-//! server (`run`, `check`, `install`, `rollback`, `notify`, `logs`) come with the network part.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +24,19 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run as a daemon: check at start, then when the server says; resume after failures.
+    Run(cmd::run::Args),
+    /// Check once now: enroll if needed, check in, install what applies. The exit code says
+    /// what happened.
+    Check(cmd::check::Args),
+    /// Consent to an optional release and install it now.
+    Install(cmd::install::Args),
+    /// Show optional updates waiting for consent, with their release notes.
+    Notify(cmd::notify::Args),
+    /// Go back to the version kept before the installed one.
+    Rollback(cmd::rollback::Args),
+    /// List the handler logs, or print one release's.
+    Logs(cmd::logs::Args),
     /// Show what is installed and where the update in progress stands.
     Status(cmd::status::Args),
     /// Print the documented default configuration, or check a configuration file.
@@ -36,6 +47,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => cmd::run::run(&cli.config, &args),
+        Command::Check(args) => cmd::check::run(&cli.config, &args),
+        Command::Install(args) => cmd::install::run(&cli.config, &args),
+        Command::Notify(args) => cmd::notify::run(&cli.config, &args),
+        Command::Rollback(args) => cmd::rollback::run(&cli.config, &args),
+        Command::Logs(args) => cmd::logs::run(&cli.config, &args),
         Command::Status(args) => cmd::status::run(&cli.config, &args),
         Command::Config(command) => cmd::config::run(&cli.config, command),
     };
@@ -50,3 +67,30 @@ fn main() -> ExitCode {
 
 /// The result of a subcommand: its exit code, or a failure to report.
 pub type Outcome = Result<Exit, ferry_agent::exit::Failure>;
+
+/// A single-threaded runtime: the agent does one thing at a time, and one thread keeps its
+/// memory small.
+pub fn runtime() -> Result<tokio::runtime::Runtime, ferry_agent::exit::Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ferry_agent::exit::Failure::new(Exit::Internal, format!("cannot start the async runtime: {e}")))
+}
+
+/// Logs to standard error at the configured level (systemd's journal takes it from there).
+pub fn init_logging(config: &ferry_agent::config::Config) {
+    use ferry_agent::config::LogLevel;
+    let level = match config.log_level {
+        LogLevel::Error => tracing::Level::ERROR,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Trace => tracing::Level::TRACE,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
+}

@@ -158,6 +158,9 @@ pub struct Target {
     pub required: bool,
     /// What the catalogue says about rebooting.
     pub reboot: RebootBehaviour,
+    /// Unix seconds after which it installs even outside the maintenance window.
+    #[serde(default)]
+    pub deadline: Option<i64>,
 }
 
 /// The update in progress.
@@ -572,6 +575,7 @@ mod tests {
             media_type: "application/gzip".into(),
             required: true,
             reboot: RebootBehaviour::None,
+            deadline: None,
         }
     }
 

@@ -160,6 +160,7 @@ fn job_state() -> State {
             media_type: "application/gzip".into(),
             required: true,
             reboot: RebootBehaviour::None,
+            deadline: None,
         },
         previous: Some(Version::new("1.3.0").unwrap()),
         started_at: 1_767_312_000,

@@ -31,6 +31,16 @@ impl DeviceClient {
         Ok(Self { http: Http::new(base_url, credential.as_deref())? })
     }
 
+    /// Like [`Self::new`], sending through `client`: the device agent's, with its proxy,
+    /// timeouts and user agent.
+    pub fn with_client(
+        base_url: &str,
+        credential: Option<String>,
+        client: reqwest::Client,
+    ) -> Result<Self, ClientError> {
+        Ok(Self { http: Http::with_client(base_url, credential.as_deref(), client)? })
+    }
+
     /// Uses `credential` (`ferry_dev_…`) from now on.
     pub fn set_credential(&mut self, credential: &str) -> Result<(), ClientError> {
         self.http.set_credential(credential)

@@ -39,6 +39,17 @@ impl Http {
         Ok(Self { base, client, authorization })
     }
 
+    /// Like [`Http::new`] with a client the caller built (its proxy, timeouts, user agent).
+    pub(crate) fn with_client(
+        base_url: &str,
+        credential: Option<&str>,
+        client: reqwest::Client,
+    ) -> Result<Self, ClientError> {
+        let base = parse_base_url(base_url)?;
+        let authorization = credential.map(bearer).transpose()?;
+        Ok(Self { base, client, authorization })
+    }
+
     pub(crate) fn base(&self) -> &Url {
         &self.base
     }

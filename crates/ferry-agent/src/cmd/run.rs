@@ -1,0 +1,118 @@
+//! `ferry-agent run`: the daemon. Checks at start (so after every boot, once the service
+//! starts), then when the server says, with the server's jitter; after a failure it backs off
+//! exponentially with full jitter, up to [`MAX_BACKOFF`]. SIGTERM or SIGINT stops it at once:
+//! the state machine makes stopping mid-update as safe as a crash, and the next start resumes.
+//! The state directory's lock is held only during a check, so `ferry-agent install` and
+//! `rollback` can run between checks.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ferry_agent::config::Config;
+use ferry_agent::cycle::Agent;
+use ferry_agent::exit::{Exit, Failure};
+use rand::Rng as _;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::Outcome;
+
+/// First retry delay after a failed check.
+pub const BASE_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest delay between failed checks.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(900);
+/// Delay before the next check after an update ended, to take the next one.
+pub const AFTER_UPDATE: Duration = Duration::from_secs(1);
+/// Delay used when the server has not said (it always does on success).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Options of `run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Skip the random delay before the first check (`checkin.initial_jitter_secs`).
+    #[arg(long)]
+    no_initial_jitter: bool,
+}
+
+/// Runs the subcommand until SIGTERM or SIGINT.
+pub fn run(config_path: &Path, args: &Args) -> Outcome {
+    let config = Config::load(config_path).map_err(|e| Failure::new(Exit::Config, e))?;
+    crate::init_logging(&config);
+    let initial = if args.no_initial_jitter { Duration::ZERO } else { jitter(config.initial_jitter) };
+    let agent = Agent::new(config)?;
+    crate::runtime()?.block_on(daemon(agent, initial))
+}
+
+async fn daemon(agent: Agent, initial: Duration) -> Outcome {
+    let mut term = signal(SignalKind::terminate()).map_err(|e| Failure::new(Exit::Internal, e))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| Failure::new(Exit::Internal, e))?;
+    tracing::info!(server = %agent.config().server_url, state_dir = %agent.config().state_dir.display(), "ferry-agent started");
+    let mut delay = initial;
+    let mut failures: u32 = 0;
+    loop {
+        if !delay.is_zero() {
+            tracing::debug!(secs = delay.as_secs(), "next check");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = term.recv() => return stopped("SIGTERM"),
+            _ = int.recv() => return stopped("SIGINT"),
+        }
+        let result = tokio::select! {
+            r = agent.check() => r,
+            _ = term.recv() => return stopped("SIGTERM"),
+            _ = int.recv() => return stopped("SIGINT"),
+        };
+        delay = match result {
+            Ok(report) => {
+                failures = 0;
+                tracing::info!(result = report.exit.word(), "{}", report.summary);
+                match report.exit {
+                    Exit::Updated | Exit::RolledBack | Exit::InstallFailed | Exit::VerificationFailed => AFTER_UPDATE,
+                    _ => report.next_checkin.unwrap_or(DEFAULT_INTERVAL),
+                }
+            }
+            Err(failure) => {
+                failures = failures.saturating_add(1);
+                let wait = backoff(failures);
+                tracing::warn!(result = failure.exit.word(), retry_in_secs = wait.as_secs(), "{failure}");
+                wait
+            }
+        };
+    }
+}
+
+fn stopped(signal: &str) -> Outcome {
+    tracing::info!("{signal}: stopping; an update in progress resumes at the next start");
+    Ok(Exit::Success)
+}
+
+/// A uniformly random delay in `[0, max]`.
+fn jitter(max: Duration) -> Duration {
+    if max.is_zero() {
+        return max;
+    }
+    Duration::from_millis(rand::thread_rng().gen_range(0..=max.as_millis() as u64))
+}
+
+/// Full-jitter exponential backoff: random in `[0, min(MAX, BASE × 2^(failures-1))]`, at least a second.
+pub fn backoff(failures: u32) -> Duration {
+    let exp = BASE_BACKOFF.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    jitter(exp.min(MAX_BACKOFF)).max(Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for failures in 1..40 {
+            let cap = BASE_BACKOFF.saturating_mul(1 << (failures - 1).min(16)).min(MAX_BACKOFF);
+            for _ in 0..20 {
+                let d = backoff(failures);
+                assert!(d <= cap.max(Duration::from_secs(1)), "{failures}: {d:?} > {cap:?}");
+                assert!(d >= Duration::from_secs(1));
+            }
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! One check: what `ferry-agent check` does once and `ferry-agent run` does on its schedule.
+//!
+//! 1. Take the state directory's lock ([`crate::lock`]); load the state and the event queue.
+//! 2. Enroll when no credential is stored (the credential is kept, mode 0600).
+//! 3. Check in: platform, installed versions, boot id, agent version and the director version
+//!    the device trusts. The answer's offers are kept in `offers.json` for `notify`.
+//! 4. Deliver queued status events, oldest first.
+//! 5. When there is work (offers, or a download to resume): refresh the director and image
+//!    repositories from the pinned roots, take the director's cross-checked assignment, choose
+//!    an offer ([`crate::plan`]) and run the job ([`crate::engine`]).
+//! 6. Deliver the events the job queued; after a commit, check in again so that the server
+//!    sees the new inventory at once.
+//!
+//! An idle check (no offers, no job) costs one check-in request and no metadata traffic.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ferry_api::{CheckinRequest, CheckinResponse, EnrollRequest, Offer};
+use ferry_client::{ClientError, DeviceClient};
+use ferry_core::{DeviceStatus, ReleaseId, Version};
+use ferry_updater::{Director, Updater, UpdaterConfig};
+use reqwest::header::{HeaderValue, AUTHORIZATION};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, SecretSource};
+use crate::engine::{Dirs, Engine, Rest};
+use crate::events::{EventQueue, DEFAULT_MAX_BYTES};
+use crate::exit::{Exit, Failure};
+use crate::handler::command::Runner;
+use crate::lock::StateLock;
+use crate::net::{self, failure, updater_failure};
+use crate::plan::{plan, Circumstances, Plan};
+use crate::state::{State, StateStore};
+
+/// Offers of the last check-in, for `ferry-agent notify`.
+pub const OFFERS_FILE: &str = "offers.json";
+/// Releases the user consented to with `ferry-agent install`.
+pub const CONSENT_FILE: &str = "consent.json";
+/// Where the boot id is read from.
+pub const BOOT_ID_FILE: &str = "/proc/sys/kernel/random/boot_id";
+
+/// What one check did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The exit code for a one-shot command.
+    pub exit: Exit,
+    /// What happened, for people.
+    pub summary: String,
+    /// When the server wants the next check-in.
+    pub next_checkin: Option<Duration>,
+    /// The plan made from the offers, when offers were considered.
+    pub plan: Option<Plan>,
+}
+
+/// `offers.json`: what the server offered at the last check-in.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SavedOffers {
+    /// Unix seconds of the check-in.
+    pub at: i64,
+    /// The offers, in the server's order.
+    pub offers: Vec<Offer>,
+    /// Releases waiting for consent among them.
+    #[serde(default)]
+    pub awaiting_consent: Vec<ReleaseId>,
+}
+
+/// `consent.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Consent {
+    /// Releases the user asked to install.
+    #[serde(default)]
+    pub releases: BTreeSet<ReleaseId>,
+    /// Releases the user rolled back with `ferry-agent rollback`: not installed again without
+    /// consent, even when required.
+    #[serde(default)]
+    pub declined: BTreeSet<ReleaseId>,
+}
+
+/// The agent: its configuration and HTTP client.
+pub struct Agent {
+    config: Config,
+    http: reqwest::Client,
+    dirs: Dirs,
+}
+
+impl Agent {
+    /// An agent for `config`.
+    pub fn new(config: Config) -> Result<Self, Failure> {
+        let http = net::http_client(&config)?;
+        let dirs = Dirs { state: config.state_dir.clone() };
+        Ok(Self { config, http, dirs })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// One check (see the module documentation).
+    pub async fn check(&self) -> Result<Report, Failure> {
+        let _lock = StateLock::try_acquire(&self.config.state_dir)?;
+        let mut store = StateStore::new(&self.config.state_dir);
+        let (mut state, source) = store.load().map_err(|e| Failure::new(Exit::State, e))?;
+        if let crate::state::Source::Backup { reason } | crate::state::Source::Reset { reason } = &source {
+            tracing::warn!("{reason}; continuing from {source:?}");
+        }
+        let mut events = EventQueue::open(&self.config.events_file(), DEFAULT_MAX_BYTES)
+            .map_err(|e| Failure::new(Exit::State, e))?;
+        let device = self.device_client().await?;
+        let boot_id = read_boot_id();
+        let response = self.checkin(&device, &state, boot_id.as_deref()).await?;
+        self.deliver(&device, &mut events).await;
+        if response.status != DeviceStatus::Accepted {
+            return Err(Failure::new(
+                Exit::Unauthorized,
+                format!(
+                    "the server has device {} as {}; an administrator must accept it (ferry device accept {})",
+                    response.device_id,
+                    response.status.as_str(),
+                    response.device_id
+                ),
+            ));
+        }
+        let next_checkin = Some(Duration::from_secs(response.next_checkin_secs));
+        let consent = read_json::<Consent>(&self.dirs.state.join(CONSENT_FILE)).unwrap_or_default();
+        let needs_download =
+            state.job.as_ref().is_some_and(|j| matches!(j.phase, crate::state::Phase::Downloading { .. }));
+        let considers_offers = state.job.is_none() && !response.offers.is_empty();
+        let mut director = None;
+        let mut made = None;
+        if needs_download || considers_offers {
+            let mut d = self.director(&device, &response)?;
+            d.refresh_both().await.map_err(|e| updater_failure("refreshing the signed metadata", e))?;
+            if considers_offers {
+                let device_id = response.device_id.as_str();
+                let assigned = d
+                    .assigned(device_id, self.config.platform.as_str(), &BTreeMap::new().into_iter().collect())
+                    .await
+                    .map_err(|e| updater_failure("checking the director's assignment", e))?;
+                let circumstances = Circumstances {
+                    now: now(),
+                    window_open: self.window_open(),
+                    consent: &consent.releases,
+                    declined: &consent.declined,
+                };
+                let p = plan(&response.offers, &assigned, &state, &self.config, circumstances);
+                for refusal in &p.refused {
+                    tracing::warn!(release = %refusal.release, code = refusal.code, "{}", refusal.message);
+                }
+                made = Some(p);
+            }
+            director = Some(d);
+        }
+        let saved = SavedOffers {
+            at: now(),
+            offers: response.offers.clone(),
+            awaiting_consent: made.as_ref().map(|p| p.awaiting_consent.clone()).unwrap_or_default(),
+        };
+        write_json(&self.dirs.state.join(OFFERS_FILE), &saved)?;
+
+        let mut engine = Engine {
+            config: &self.config,
+            store: &mut store,
+            state: &mut state,
+            events: &mut events,
+            runner: Runner::default(),
+            boot_id,
+            window_open: self.window_open(),
+            now: now(),
+            dirs: self.dirs.clone(),
+        };
+        if let Some((target, _)) = made.as_ref().and_then(|p| p.start.clone()) {
+            engine.begin(target)?;
+        }
+        let image = director.as_ref().map(Director::image);
+        let driven = engine.drive(image).await;
+        self.deliver(&device, &mut events).await;
+        let rest = driven?;
+        if let Rest::Idle(Some(_)) = rest {
+            // The inventory changed (or stayed, after a rollback): tell the server now.
+            if let Err(e) = self.checkin(&device, &state, read_boot_id().as_deref()).await {
+                tracing::warn!("{e}");
+            }
+        }
+        if let Some(release) = ended_release(&rest, &made) {
+            forget_consent(&self.dirs.state, release);
+        }
+        let mut exit = rest.exit();
+        if exit == Exit::NothingToDo && made.as_ref().is_some_and(|p| !p.awaiting_consent.is_empty()) {
+            exit = Exit::Deferred;
+        }
+        Ok(Report { exit, summary: summary(&rest, made.as_ref()), next_checkin, plan: made })
+    }
+
+    /// A device API client with the stored credential, enrolling first when there is none.
+    async fn device_client(&self) -> Result<DeviceClient, Failure> {
+        let credential = net::load_credential(&self.config.credential_file)?;
+        let enrolled = credential.is_some();
+        let mut client = DeviceClient::with_client(&self.config.server_url, credential, self.http.clone())
+            .map_err(|e| Failure::new(Exit::Config, e))?;
+        if enrolled {
+            return Ok(client);
+        }
+        let device_id = self.config.read_device_id().map_err(|e| Failure::new(Exit::Config, e))?;
+        let enrollment_key = match &self.config.enrollment_key {
+            None => None,
+            Some(SecretSource::Inline(secret)) => Some(secret.expose().to_owned()),
+            Some(SecretSource::File(path)) => Some(
+                net::read_secret(path).map_err(|e| Failure::new(Exit::Config, format!("enrollment_key_file: {e}")))?,
+            ),
+        };
+        let answer = client
+            .enroll(&EnrollRequest { device_id: device_id.clone(), enrollment_key })
+            .await
+            .map_err(|e| failure(&format!("enrolling as {device_id}"), e))?;
+        net::save_credential(&self.config.credential_file, &answer.credential)
+            .map_err(|e| Failure::new(Exit::State, e))?;
+        tracing::info!(device = %answer.device_id, status = answer.status.as_str(), "enrolled");
+        client.set_credential(&answer.credential).map_err(|e| Failure::new(Exit::Internal, e))?;
+        Ok(client)
+    }
+
+    async fn checkin(
+        &self,
+        device: &DeviceClient,
+        state: &State,
+        boot_id: Option<&str>,
+    ) -> Result<CheckinResponse, Failure> {
+        let versions = |line: &BTreeMap<ferry_core::ProductName, crate::state::Installed>| -> BTreeMap<_, Version> {
+            line.iter().map(|(p, i)| (p.clone(), i.version.clone())).collect()
+        };
+        let request = CheckinRequest {
+            platform: Some(self.config.platform.clone()),
+            installed: versions(&state.installed),
+            configs: versions(&state.configs),
+            attributes: BTreeMap::new(),
+            agent_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+            boot_id: boot_id.map(str::to_owned),
+            director_version: trusted_version(&self.dirs.state.join("tuf/director/timestamp.json")),
+        };
+        device.checkin(&request).await.map_err(|e| match e {
+            ClientError::Api { status: 401, .. } => Failure::new(
+                Exit::Unauthorized,
+                format!(
+                    "the server does not accept this device's credential ({e}); if the device was removed, delete {} to enroll again",
+                    self.config.credential_file.display()
+                ),
+            ),
+            e => failure("checking in", e),
+        })
+    }
+
+    /// Sends queued events, oldest first; what cannot be sent now stays queued.
+    async fn deliver(&self, device: &DeviceClient, events: &mut EventQueue) {
+        while !events.is_empty() {
+            let batch = events.batch();
+            let Some(last) = batch.events.last().map(|e| e.seq) else { break };
+            match device.send_events(&batch).await {
+                Ok(_) => {}
+                Err(ClientError::Api { status: 409, message, .. }) => {
+                    // The server has later events than these: they can never be stored.
+                    tracing::warn!(
+                        count = batch.events.len(),
+                        "the server refused stale events, dropping them: {message}"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!("status events stay queued: {e}");
+                    return;
+                }
+            }
+            if let Err(e) = events.ack(last) {
+                tracing::error!("cannot remove delivered events from the queue: {e}");
+                return;
+            }
+        }
+    }
+
+    /// The two repositories' verifying clients, from the pinned roots.
+    fn director(&self, device: &DeviceClient, response: &CheckinResponse) -> Result<Director, Failure> {
+        let pointer = response.director.as_ref().ok_or_else(|| {
+            Failure::new(Exit::VerificationFailed, "the server gave no director repository; is it a Ferry server?")
+        })?;
+        let base = device.base_url();
+        let join = |path: &str| {
+            base.join(path).map_err(|e| Failure::new(Exit::Internal, format!("the server's URL {path}: {e}")))
+        };
+        let credential = net::load_credential(&self.config.credential_file)?.unwrap_or_default();
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {credential}"))
+            .map_err(|e| Failure::new(Exit::State, format!("the stored credential: {e}")))?;
+        authorization.set_sensitive(true);
+        let updater = |dir: &str, url: &str, root: &Path, targets: Option<&str>| -> Result<Updater, Failure> {
+            let metadata_dir = self.dirs.state.join("tuf").join(dir);
+            install_root(&metadata_dir, root)?;
+            let mut config = UpdaterConfig::new(metadata_dir, join(url)?);
+            config.target_base_url = targets.map(join).transpose()?;
+            config.headers.insert(AUTHORIZATION, authorization.clone());
+            config.client = Some(self.http.clone());
+            // TODO bandwidth
+            Updater::new(config).map_err(|e| updater_failure(&format!("the {dir} repository"), e))
+        };
+        let director = updater("director", &pointer.metadata_url, &self.config.trust.director_root, None)?;
+        let image = updater(
+            "image",
+            &pointer.image_metadata_url,
+            &self.config.trust.image_root,
+            Some(&pointer.image_targets_url),
+        )?;
+        Ok(Director::new(director, image))
+    }
+
+    fn window_open(&self) -> bool {
+        self.config.maintenance.as_ref().is_none_or(|m| m.is_open(now(), local_offset()))
+    }
+}
+
+/// Copies a pinned root into a metadata directory the first time (a newer root there is kept).
+fn install_root(metadata_dir: &Path, root: &Path) -> Result<(), Failure> {
+    if metadata_dir.join("root.json").exists() {
+        return Ok(());
+    }
+    let bytes = std::fs::read(root)
+        .map_err(|e| Failure::new(Exit::Config, format!("cannot read the pinned root {}: {e}", root.display())))?;
+    ferry_tuf::TrustedSet::new(&bytes, 0)
+        .map_err(|e| Failure::new(Exit::Config, format!("the pinned root {} is not valid: {e}", root.display())))?;
+    std::fs::create_dir_all(metadata_dir)
+        .map_err(|e| Failure::new(Exit::State, format!("{}: {e}", metadata_dir.display())))?;
+    crate::atomic::write_file(&metadata_dir.join("root.json"), &bytes).map_err(|e| Failure::new(Exit::State, e))
+}
+
+/// The version of a persisted, verified timestamp, if any.
+fn trusted_version(path: &Path) -> Option<u64> {
+    let bytes = std::fs::read(path).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    value.pointer("/signed/version")?.as_u64()
+}
+
+fn ended_release(rest: &Rest, plan: &Option<Plan>) -> Option<ReleaseId> {
+    match rest {
+        Rest::Idle(Some(_)) => plan.as_ref().and_then(|p| p.start.as_ref()).map(|(t, _)| t.release),
+        _ => None,
+    }
+}
+
+fn forget_consent(state_dir: &Path, release: ReleaseId) {
+    let path = state_dir.join(CONSENT_FILE);
+    if let Some(mut consent) = read_json::<Consent>(&path) {
+        if consent.releases.remove(&release) {
+            let _ = write_json(&path, &consent);
+        }
+    }
+}
+
+fn summary(rest: &Rest, plan: Option<&Plan>) -> String {
+    use crate::state::Outcome;
+    let waiting = plan.map_or(0, |p| p.awaiting_consent.len());
+    let mut text = match rest {
+        Rest::Idle(None) => "nothing to install".to_owned(),
+        Rest::Idle(Some(Outcome::Committed)) => "update installed and committed".to_owned(),
+        Rest::Idle(Some(Outcome::RolledBack { message, .. })) => format!("update rolled back: {message}"),
+        Rest::Idle(Some(Outcome::Failed { code, message })) => format!("update failed ({code}): {message}"),
+        Rest::Deferred(d) => format!("update downloaded and waiting: {d:?}"),
+        Rest::AwaitingReboot => "update installed; reboot the device to complete it".to_owned(),
+    };
+    if waiting > 0 {
+        text.push_str(&format!(
+            "; {waiting} optional update(s) wait for `ferry-agent install` (see `ferry-agent notify`)"
+        ));
+    }
+    text
+}
+
+/// Reads a JSON file the agent wrote; `None` when missing or unreadable.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Writes a JSON file atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Failure> {
+    let mut bytes = serde_json::to_vec_pretty(value).expect("serialisable");
+    bytes.push(b'\n');
+    crate::atomic::write_file(path, &bytes).map_err(|e| Failure::new(Exit::State, e))
+}
+
+/// The boot id, when the system has one. `FERRY_AGENT_BOOT_ID_FILE` names another file (for
+/// containers without `/proc/sys/kernel/random`).
+pub fn read_boot_id() -> Option<String> {
+    let path = std::env::var_os("FERRY_AGENT_BOOT_ID_FILE").map_or_else(|| PathBuf::from(BOOT_ID_FILE), PathBuf::from);
+    let text = std::fs::read_to_string(path).ok()?;
+    let id = text.trim();
+    (!id.is_empty()).then(|| id.to_owned())
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The device's UTC offset in seconds, from `date +%z`; 0 when it cannot be read.
+pub fn local_offset() -> i32 {
+    let Ok(output) = std::process::Command::new("date").arg("+%z").output() else { return 0 };
+    let text = String::from_utf8_lossy(&output.stdout);
+    let t = text.trim();
+    if t.len() != 5 {
+        return 0;
+    }
+    let sign = if t.starts_with('-') { -1 } else { 1 };
+    let hours: i32 = t[1..3].parse().unwrap_or(0);
+    let minutes: i32 = t[3..5].parse().unwrap_or(0);
+    sign * (hours * 3600 + minutes * 60)
+}

@@ -1,0 +1,576 @@
+//! Runs the update state machine of [`crate::state`]: download, verify, install, switch, check,
+//! commit or roll back, report. Every transition is saved before the next step starts and
+//! queues its status event first (the queue drops a repeated key), so killing the agent at any
+//! instant leaves a state from which [`Engine::drive`] resumes or reverts.
+//!
+//! `drive` looks at the phase the job is in and does that phase's step, until the job ends or
+//! must wait (a maintenance window, a reboot, a handler's "retry later", the network). Finding
+//! `Installing`, `Installed` or `RollingBack` at the top of the loop means the step was cut
+//! short (the normal flow leaves those phases inside the step); the attempt counters then
+//! decide, through [`crate::state::on_restart`], whether to try again or give up.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ferry_core::{DeviceState, RebootBehaviour, Version};
+use ferry_tuf::TargetFile;
+use ferry_updater::Updater;
+
+use crate::config::{Config, Handler, HandlerType};
+use crate::events::{event_key, EventDraft, EventQueue};
+use crate::exit::{Exit, Failure};
+use crate::handler::command::{healthy, install_result, InstallResult, Invocation, Runner, Step};
+use crate::handler::dir::{DirHandler, Package};
+use crate::net::updater_failure;
+use crate::state::{
+    on_restart, Action, Deferral, Installed, Job, Outcome, Phase, RollbackCause, State, StateStore, Target,
+};
+
+/// How long a handler's "retry later" (exit 20) waits.
+pub const RETRY_LATER: Duration = Duration::from_secs(900);
+
+/// Where a job stopped for now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rest {
+    /// No job; the one that ended during this drive, if any, with its outcome.
+    Idle(Option<Outcome>),
+    /// The verified download waits.
+    Deferred(Deferral),
+    /// Installed; waits for the device to reboot.
+    AwaitingReboot,
+}
+
+impl Rest {
+    /// The exit code a one-shot command reports for this rest.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Self::Idle(None) => Exit::NothingToDo,
+            Self::Idle(Some(Outcome::Committed)) => Exit::Updated,
+            Self::Idle(Some(Outcome::RolledBack { .. })) => Exit::RolledBack,
+            Self::Idle(Some(Outcome::Failed { code, .. })) => match code.as_str() {
+                "verification_failed" => Exit::VerificationFailed,
+                _ => Exit::InstallFailed,
+            },
+            Self::Deferred(_) => Exit::Deferred,
+            Self::AwaitingReboot => Exit::RebootRequired,
+        }
+    }
+}
+
+/// Files of the agent's state directory that the engine uses.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    /// The state directory.
+    pub state: PathBuf,
+}
+
+impl Dirs {
+    /// Verified downloads (and their `.part` files).
+    pub fn downloads(&self) -> PathBuf {
+        self.state.join("downloads")
+    }
+
+    /// Handler logs.
+    pub fn logs(&self) -> PathBuf {
+        self.state.join("logs")
+    }
+
+    /// A job's scratch directory.
+    pub fn work(&self, job: &Job) -> PathBuf {
+        self.state.join("work").join(job.target.release.to_string())
+    }
+
+    /// Where the job's verified file is.
+    pub fn download(&self, target: &Target) -> Result<PathBuf, Failure> {
+        let name = ferry_updater::persist::target_file_name(&target.target_path)
+            .map_err(|e| Failure::new(Exit::VerificationFailed, e))?;
+        Ok(self.downloads().join(name))
+    }
+}
+
+/// Drives one state directory's job.
+pub struct Engine<'a> {
+    /// The configuration (handlers, maintenance).
+    pub config: &'a Config,
+    /// The state file.
+    pub store: &'a mut StateStore,
+    /// The state, saved through `store` at every transition.
+    pub state: &'a mut State,
+    /// Status events.
+    pub events: &'a mut EventQueue,
+    /// Runs handler commands.
+    pub runner: Runner,
+    /// This boot's id (a change means the device rebooted).
+    pub boot_id: Option<String>,
+    /// Whether the maintenance window is open now.
+    pub window_open: bool,
+    /// Unix seconds now.
+    pub now: i64,
+    /// The state directory's layout.
+    pub dirs: Dirs,
+}
+
+impl Engine<'_> {
+    /// Starts a job for `target` (nothing must be in progress): `Downloading`.
+    pub fn begin(&mut self, target: Target) -> Result<(), Failure> {
+        debug_assert!(self.state.job.is_none());
+        let previous = match self.state.installed_line(&target.product, target.kind) {
+            Some(installed) => Some(installed.version.clone()),
+            None => self.dir_handler(&target).map(|d| d.current()).transpose().map_err(state_failure)?.flatten(),
+        };
+        tracing::info!(release = %target.release, product = %target.product, version = %target.version, "update starts");
+        self.state.job = Some(Job { target, previous, started_at: self.now, phase: Phase::Downloading { bytes: 0 } });
+        self.announce_and_save(None)
+    }
+
+    /// Runs the job until it ends or must wait. `image` downloads; it may be `None` only when
+    /// the job needs no download. An `Err` leaves the job where it was (e.g. a download cut by
+    /// the network resumes next time).
+    pub async fn drive(&mut self, image: Option<&Updater>) -> Result<Rest, Failure> {
+        let mut ended = None;
+        loop {
+            let Some(job) = self.state.job.clone() else { return Ok(Rest::Idle(ended)) };
+            match &job.phase {
+                Phase::Downloading { .. } => self.download(&job, image).await?,
+                Phase::Verifying => {
+                    self.verify(&job)?;
+                }
+                Phase::Downloaded { deferred } => {
+                    if let Some(wait) = self.deferral(&job.target, *deferred) {
+                        if *deferred != Some(wait) {
+                            self.enter(Phase::Downloaded { deferred: Some(wait) }, Some(deferral_message(wait)))?;
+                        }
+                        return Ok(Rest::Deferred(wait));
+                    }
+                    if self.verify(&job)? {
+                        self.enter(Phase::Installing { attempts: 1 }, None)?;
+                        self.install(1).await?;
+                    }
+                }
+                Phase::Installing { attempts } => {
+                    if !self.give_up_if_exhausted()? {
+                        self.enter(Phase::Installing { attempts: attempts + 1 }, None)?;
+                        self.install(attempts + 1).await?;
+                    }
+                }
+                Phase::Switching => self.switch(&job)?,
+                Phase::Installed { reboot_pending: true, boot_id, .. } => {
+                    if self.boot_id.is_none() || *boot_id == self.boot_id {
+                        return Ok(Rest::AwaitingReboot);
+                    }
+                    tracing::info!("the device rebooted; checking the new version");
+                    self.enter(
+                        Phase::Installed { reboot_pending: false, boot_id: self.boot_id.clone(), health_checks: 0 },
+                        None,
+                    )?;
+                }
+                Phase::Installed { reboot_pending: false, boot_id, health_checks } => {
+                    if !self.give_up_if_exhausted()? {
+                        let checks = health_checks + 1;
+                        let phase =
+                            Phase::Installed { reboot_pending: false, boot_id: boot_id.clone(), health_checks: checks };
+                        self.enter(phase, None)?;
+                        self.check(&job, checks).await?;
+                    }
+                }
+                Phase::Committing => self.commit(&job)?,
+                Phase::RollingBack { cause, attempts } => {
+                    if !self.give_up_if_exhausted()? {
+                        self.enter(Phase::RollingBack { cause: cause.clone(), attempts: attempts + 1 }, None)?;
+                        self.roll_back(&job, cause, attempts + 1).await?;
+                    }
+                }
+                Phase::Reporting { outcome } => {
+                    self.report(&job, outcome)?;
+                    ended = Some(outcome.clone());
+                }
+            }
+        }
+    }
+
+    /// When the job's step was interrupted too often: enters the rollback or the failure
+    /// report [`on_restart`] names, and returns true.
+    fn give_up_if_exhausted(&mut self) -> Result<bool, Failure> {
+        match on_restart(self.state) {
+            Action::RollBack(cause) => {
+                tracing::warn!(cause = %cause.message(), "giving up on the step");
+                self.enter(Phase::RollingBack { cause, attempts: 0 }, None)?;
+                Ok(true)
+            }
+            Action::Report(outcome) => {
+                self.enter(Phase::Reporting { outcome }, None)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Why a verified download must wait now, if it must.
+    fn deferral(&self, target: &Target, current: Option<Deferral>) -> Option<Deferral> {
+        if let Some(Deferral::RetryLater { not_before }) = current {
+            if self.now < not_before {
+                return current;
+            }
+        }
+        let past_deadline = target.deadline.is_some_and(|d| d <= self.now);
+        // An optional release only became a job with consent or past its deadline.
+        let consented = !target.required;
+        (!self.window_open && !past_deadline && !consented).then_some(Deferral::Window)
+    }
+
+    async fn download(&mut self, job: &Job, image: Option<&Updater>) -> Result<(), Failure> {
+        let image = image.ok_or_else(|| Failure::new(Exit::Internal, "a download needs the image repository"))?;
+        let t = &job.target;
+        let entry = TargetFile::new(t.length, t.sha256.as_str(), None);
+        match image.download_target(&t.target_path, &entry, &self.dirs.downloads()).await {
+            Ok(file) => {
+                tracing::info!(file = %file.display(), bytes = t.length, "downloaded and verified");
+                self.enter(Phase::Downloaded { deferred: None }, None)
+            }
+            Err(e) => {
+                let failure = updater_failure(&format!("downloading {}", t.target_path), e);
+                if failure.exit == Exit::VerificationFailed {
+                    tracing::error!("{failure}");
+                    self.enter(
+                        Phase::Reporting { outcome: Outcome::failed("verification_failed", failure.message) },
+                        None,
+                    )
+                } else {
+                    Err(failure)
+                }
+            }
+        }
+    }
+
+    /// Hashes the downloaded file again (it sat on disk). True when it matches; otherwise it is
+    /// deleted and the job goes back to downloading.
+    fn verify(&mut self, job: &Job) -> Result<bool, Failure> {
+        let file = self.dirs.download(&job.target)?;
+        let matches = file_matches(&file, &job.target).map_err(state_failure)?;
+        if matches {
+            if job.phase == Phase::Verifying {
+                self.enter(Phase::Downloaded { deferred: None }, None)?;
+            }
+            return Ok(true);
+        }
+        tracing::warn!(file = %file.display(), "the downloaded file changed on disk; downloading it again");
+        crate::atomic::remove_file_if_exists(&file).map_err(state_failure)?;
+        self.enter(Phase::Downloading { bytes: 0 }, None)?;
+        Ok(false)
+    }
+
+    fn handler(&self, target: &Target) -> Result<&Handler, Failure> {
+        self.config.handler_for(&target.product, target.kind).ok_or_else(|| {
+            Failure::new(
+                Exit::InstallFailed,
+                format!("no [[handler]] installs {} releases of {}", target.kind.as_str(), target.product),
+            )
+        })
+    }
+
+    fn dir_handler(&self, target: &Target) -> Option<DirHandler> {
+        let handler = self.config.handler_for(&target.product, target.kind)?;
+        handler.dir_root(&target.product).map(DirHandler::new)
+    }
+
+    fn invocation(&self, job: &Job, step: Step, attempt: u32) -> Result<Invocation, Failure> {
+        let t = &job.target;
+        let (version, previous) = match step {
+            Step::Rollback => (job.previous.clone().unwrap_or_else(|| t.version.clone()), Some(t.version.clone())),
+            Step::Install | Step::HealthCheck => (t.version.clone(), job.previous.clone()),
+        };
+        let file = (step == Step::Install).then(|| self.dirs.download(t)).transpose()?;
+        Ok(Invocation {
+            step,
+            file,
+            artifact: Some(t.artifact.clone()),
+            media_type: Some(t.media_type.clone()),
+            sha256: Some(t.sha256.clone()),
+            product: t.product.clone(),
+            version: version.clone(),
+            previous_version: previous,
+            kind: t.kind,
+            release: t.release,
+            attempt,
+            install_dir: self.dir_handler(t).map(|d| d.version_dir(&version)),
+            state_dir: self.dirs.state.clone(),
+            work_dir: self.dirs.work(job),
+        })
+    }
+
+    fn log_file(&self, job: &Job, step: Step) -> PathBuf {
+        self.dirs.logs().join(format!("{}-{}.log", job.target.release, step.as_str()))
+    }
+
+    async fn install(&mut self, attempt: u32) -> Result<(), Failure> {
+        let job = self.state.job.clone().expect("installing a job");
+        let handler = match self.handler(&job.target) {
+            Ok(h) => h.clone(),
+            Err(f) => return self.enter(Phase::Reporting { outcome: Outcome::failed("no_handler", f.message) }, None),
+        };
+        let t = &job.target;
+        match &handler.handler_type {
+            HandlerType::Dir { .. } => {
+                let dir = self.dir_handler(t).expect("a dir handler");
+                let file = self.dirs.download(t)?;
+                let package = Package {
+                    file: &file,
+                    product: &t.product,
+                    version: &t.version,
+                    artifact: &t.artifact,
+                    media_type: &t.media_type,
+                    sha256: &t.sha256,
+                };
+                match dir.prepare(&package) {
+                    Ok(_) => {
+                        self.enter(Phase::Switching, None)?;
+                        self.switch(&job)
+                    }
+                    Err(e) => {
+                        self.enter(Phase::Reporting { outcome: Outcome::failed("install_failed", e.to_string()) }, None)
+                    }
+                }
+            }
+            HandlerType::Command(spec) => {
+                let invocation = self.invocation(&job, Step::Install, attempt)?;
+                std::fs::create_dir_all(self.dirs.logs()).map_err(|e| io_failure(&self.dirs.logs(), e))?;
+                let report = match self.runner.run(spec, &invocation, &self.log_file(&job, Step::Install)).await {
+                    Ok(report) => report,
+                    Err(e) => {
+                        return self.enter(
+                            Phase::Reporting { outcome: Outcome::failed("handler_failed", e.to_string()) },
+                            None,
+                        )
+                    }
+                };
+                match install_result(report.termination) {
+                    InstallResult::Installed => self.installed(t.reboot == RebootBehaviour::Required),
+                    InstallResult::RebootRequired => self.installed(true),
+                    InstallResult::RetryLater => {
+                        let not_before = self.now + RETRY_LATER.as_secs() as i64;
+                        let wait = Deferral::RetryLater { not_before };
+                        self.enter(Phase::Downloaded { deferred: Some(wait) }, Some(deferral_message(wait)))
+                    }
+                    InstallResult::Failed { code } => {
+                        let message = format!("the install command {}: {}", report.termination, report.excerpt);
+                        self.enter(Phase::Reporting { outcome: Outcome::failed(code, message) }, None)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The `dir` handler's switch of `current` (idempotent), then `Installed`.
+    fn switch(&mut self, job: &Job) -> Result<(), Failure> {
+        let Some(dir) = self.dir_handler(&job.target) else {
+            return self.installed(job.target.reboot == RebootBehaviour::Required);
+        };
+        match dir.activate(&job.target.version) {
+            Ok(_) => self.installed(job.target.reboot == RebootBehaviour::Required),
+            Err(e) => {
+                // Nothing was switched (activate changes `current` last, atomically).
+                self.enter(Phase::Reporting { outcome: Outcome::failed("install_failed", e.to_string()) }, None)
+            }
+        }
+    }
+
+    fn installed(&mut self, reboot_pending: bool) -> Result<(), Failure> {
+        let phase = Phase::Installed { reboot_pending, boot_id: self.boot_id.clone(), health_checks: 0 };
+        self.enter(phase, reboot_pending.then(|| "installed; waiting for a reboot".to_owned()))
+    }
+
+    /// The version probe and the health check, then `Committing` or `RollingBack`.
+    async fn check(&mut self, job: &Job, attempt: u32) -> Result<(), Failure> {
+        let t = &job.target;
+        if let Some(dir) = self.dir_handler(t) {
+            let running = dir.current().map_err(state_failure)?;
+            if running.as_ref() != Some(&t.version) {
+                let detail = format!(
+                    "{} is at {}, not {}",
+                    dir.root().join("current").display(),
+                    running.as_ref().map_or("nothing", Version::as_str),
+                    t.version
+                );
+                return self.unhealthy(job, detail);
+            }
+        }
+        let health_check = self.handler(t).ok().and_then(|h| h.health_check.clone());
+        if let Some(spec) = health_check {
+            let invocation = self.invocation(job, Step::HealthCheck, attempt)?;
+            std::fs::create_dir_all(self.dirs.logs()).map_err(|e| io_failure(&self.dirs.logs(), e))?;
+            let healthy_now = match self.runner.run(&spec, &invocation, &self.log_file(job, Step::HealthCheck)).await {
+                Ok(report) if healthy(report.termination) => Ok(()),
+                Ok(report) => Err(format!("the health check {}: {}", report.termination, report.excerpt.trim_end())),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(detail) = healthy_now {
+                return self.unhealthy(job, detail);
+            }
+        }
+        self.enter(Phase::Committing, None)?;
+        self.commit(job)
+    }
+
+    fn unhealthy(&mut self, job: &Job, detail: String) -> Result<(), Failure> {
+        tracing::warn!(%detail, "the new version is unhealthy");
+        if job.previous.is_none() {
+            let message = format!("{detail}; no earlier version is kept to go back to");
+            return self.enter(Phase::Reporting { outcome: Outcome::failed("health_check_failed", message) }, None);
+        }
+        self.enter(Phase::RollingBack { cause: RollbackCause::HealthCheckFailed { detail }, attempts: 0 }, None)
+    }
+
+    /// Records the version as installed and prunes older ones (idempotent), then `Reporting`.
+    fn commit(&mut self, job: &Job) -> Result<(), Failure> {
+        let t = &job.target;
+        let record = Installed {
+            version: t.version.clone(),
+            release: Some(t.release),
+            release_counter: Some(t.release_counter),
+            kept: job.previous.clone(),
+            committed_at: self.now,
+        };
+        let line = if t.kind.is_config() { &mut self.state.configs } else { &mut self.state.installed };
+        line.insert(t.product.clone(), record);
+        if let Some(dir) = self.dir_handler(t) {
+            if let Err(e) = dir.prune() {
+                tracing::warn!("could not prune old versions: {e}");
+            }
+        }
+        tracing::info!(product = %t.product, version = %t.version, "committed");
+        self.enter(Phase::Reporting { outcome: Outcome::Committed }, None)
+    }
+
+    async fn roll_back(&mut self, job: &Job, cause: &RollbackCause, attempt: u32) -> Result<(), Failure> {
+        let t = &job.target;
+        let Some(previous) = job.previous.clone() else {
+            let message = format!("{}; no earlier version is kept", cause.message());
+            return self.enter(Phase::Reporting { outcome: Outcome::failed(cause.code(), message) }, None);
+        };
+        let result = match self.handler(t).map(|h| h.handler_type.clone()) {
+            Ok(HandlerType::Dir { .. }) => {
+                self.dir_handler(t).expect("a dir handler").rollback_to(&previous).map_err(|e| e.to_string())
+            }
+            Ok(HandlerType::Command(spec)) => {
+                let invocation = self.invocation(job, Step::Rollback, attempt)?;
+                std::fs::create_dir_all(self.dirs.logs()).map_err(|e| io_failure(&self.dirs.logs(), e))?;
+                match self.runner.run(&spec, &invocation, &self.log_file(job, Step::Rollback)).await {
+                    Ok(report) => match install_result(report.termination) {
+                        InstallResult::Installed | InstallResult::RebootRequired => Ok(()),
+                        _ => Err(format!("the rollback command {}: {}", report.termination, report.excerpt)),
+                    },
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Err(f) => Err(f.message),
+        };
+        let outcome = match result {
+            Ok(()) => {
+                tracing::warn!(product = %t.product, version = %previous, "rolled back");
+                Outcome::RolledBack { code: cause.code().to_owned(), message: cause.message() }
+            }
+            Err(e) => Outcome::failed("rollback_failed", format!("{}; then the rollback failed: {e}", cause.message())),
+        };
+        self.enter(Phase::Reporting { outcome }, None)
+    }
+
+    /// Queues the outcome's event, removes the job's files and goes idle.
+    fn report(&mut self, job: &Job, outcome: &Outcome) -> Result<(), Failure> {
+        self.push_event(job, &job.phase, None)?;
+        if let Ok(file) = self.dirs.download(&job.target) {
+            let _ = crate::atomic::remove_file_if_exists(&file);
+        }
+        let _ = crate::atomic::remove_dir_all_if_exists(&self.dirs.work(job));
+        match outcome {
+            Outcome::Committed => tracing::info!(release = %job.target.release, "update committed"),
+            Outcome::Failed { code, message } => {
+                tracing::error!(release = %job.target.release, code, "update failed: {message}")
+            }
+            Outcome::RolledBack { code, message } => {
+                tracing::warn!(release = %job.target.release, code, "update rolled back: {message}")
+            }
+        }
+        self.state.job = None;
+        self.store.save(self.state).map_err(state_failure)
+    }
+
+    /// Moves the job to `phase`: its event first (a repeat is dropped), then the state file.
+    fn enter(&mut self, phase: Phase, message: Option<String>) -> Result<(), Failure> {
+        let job = self.state.job.as_mut().expect("a job");
+        job.phase = phase;
+        self.announce_and_save(message)
+    }
+
+    fn announce_and_save(&mut self, message: Option<String>) -> Result<(), Failure> {
+        let job = self.state.job.clone().expect("a job");
+        if !matches!(job.phase, Phase::Reporting { .. }) {
+            self.push_event(&job, &job.phase, message)?;
+        }
+        self.store.save(self.state).map_err(state_failure)
+    }
+
+    fn push_event(&mut self, job: &Job, phase: &Phase, message: Option<String>) -> Result<(), Failure> {
+        let Some(state) = phase.device_state() else { return Ok(()) };
+        let (error_code, message) = match phase {
+            Phase::Reporting { outcome: Outcome::Failed { code, message } } => {
+                (Some(code.clone()), Some(message.clone()))
+            }
+            Phase::Reporting { outcome: Outcome::RolledBack { code, message } } => {
+                (Some(code.clone()), Some(message.clone()))
+            }
+            _ => (None, message),
+        };
+        let progress = match phase {
+            Phase::Downloading { bytes } => Some(*bytes as i64),
+            _ => None,
+        };
+        let draft = EventDraft { release: job.target.release, state, progress, error_code, message, at: self.now };
+        let key = event_key(job.target.release, job.started_at, state);
+        self.events.push(draft, Some(&key)).map_err(state_failure)?;
+        if state == DeviceState::Committed {
+            tracing::debug!(key, "queued the commit");
+        }
+        Ok(())
+    }
+}
+
+fn deferral_message(wait: Deferral) -> String {
+    match wait {
+        Deferral::Window => "waiting for the maintenance window".to_owned(),
+        Deferral::Consent => "waiting for consent (ferry-agent install)".to_owned(),
+        Deferral::RetryLater { not_before } => {
+            format!("the handler asked to retry later; not before {}", ferry_core::time::format_unix(not_before))
+        }
+    }
+}
+
+/// Whether `file` has the target's length and SHA-256.
+pub fn file_matches(file: &Path, target: &Target) -> std::io::Result<bool> {
+    use std::io::Read as _;
+    let mut f = match std::fs::File::open(file) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if f.metadata()?.len() != target.length {
+        return Ok(false);
+    }
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        let n = f.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        context.update(&buffer[..n]);
+    }
+    Ok(hex::encode(context.finish()) == target.sha256.as_str())
+}
+
+fn state_failure(e: impl std::fmt::Display) -> Failure {
+    Failure::new(Exit::State, e)
+}
+
+fn io_failure(path: &Path, e: std::io::Error) -> Failure {
+    Failure::new(Exit::State, format!("{}: {e}", path.display()))
+}

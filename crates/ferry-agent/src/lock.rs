@@ -1,0 +1,69 @@
+//! One agent per state directory: an exclusive `flock` on `STATE_DIR/lock`, held while a
+//! command works on the state. The kernel releases it when the process dies, however it dies,
+//! so a killed agent never leaves a stale lock behind.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{flock, FlockOperation};
+
+use crate::exit::{Exit, Failure};
+
+/// The lock file's name inside the state directory.
+pub const LOCK_FILE: &str = "lock";
+
+/// A held lock; dropping it releases the lock.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl StateLock {
+    /// Takes the lock on `state_dir` (created if missing) without waiting: [`Exit::Busy`] when
+    /// another process holds it.
+    pub fn try_acquire(state_dir: &Path) -> Result<Self, Failure> {
+        std::fs::create_dir_all(state_dir).map_err(|e| {
+            Failure::new(Exit::State, format!("cannot create the state directory {}: {e}", state_dir.display()))
+        })?;
+        let path = state_dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Failure::new(Exit::State, format!("cannot open {}: {e}", path.display())))?;
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Self { _file: file, path }),
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(Failure::new(
+                Exit::Busy,
+                format!(
+                    "another ferry-agent is working on {} (it holds {}); try again when it is done",
+                    state_dir.display(),
+                    path.display()
+                ),
+            )),
+            Err(e) => Err(Failure::new(Exit::State, format!("cannot lock {}: {e}", path.display()))),
+        }
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_busy_until_the_first_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = StateLock::try_acquire(dir.path()).unwrap();
+        assert_eq!(StateLock::try_acquire(dir.path()).unwrap_err().exit, Exit::Busy);
+        drop(first);
+        StateLock::try_acquire(dir.path()).unwrap();
+    }
+}

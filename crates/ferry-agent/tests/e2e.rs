@@ -1,0 +1,154 @@
+//! End to end, with real processes on loopback: `ferry serve`, the `ferry` CLI as the
+//! administrator and publisher (real keys, signed root and targets metadata), and
+//! `ferry-agent` binaries installing through the built-in `dir` handler.
+
+#[path = "common/fleet.rs"]
+mod fleet;
+
+use fleet::{ok, output, Device, Fleet};
+
+/// Publish, sign, approve → the agent installs and commits it, and the server shows it
+/// committed; then a release that fails its health check is rolled back by the agent, and
+/// the server shows it rolled back; the kept version is still the one running.
+#[test]
+fn the_agent_installs_a_signed_release_and_rolls_back_an_unhealthy_one() {
+    let fleet = Fleet::start();
+    let device = Device::new(&fleet, "gw-1", "");
+
+    // Nothing approved yet: nothing to do (exit 3), and the device is enrolled and accepted.
+    let (code, out, err) = output(device.agent().args(["check", "--json"]));
+    assert_eq!(code, 3, "{out}\n{err}");
+    assert_eq!(fleet.device("gw-1")["device"]["status"], "accepted");
+    let credential = device.dir.join("state/credential");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&credential).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    let good =
+        fleet.publish("1.0", &[("bin/app.sh", b"#!/bin/sh\necho 1.0\n"), ("VERSION", b"1.0\n")], &["--required"]);
+    let (code, out, err) = output(device.agent().args(["check", "--json"]));
+    assert_eq!(code, 4, "the update should be installed and committed\n{out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["result"], "updated");
+    assert_eq!(device.current().as_deref(), Some("1.0"));
+    let installed = std::fs::read(device.dir.join("opt/app/current/VERSION")).unwrap();
+    assert_eq!(installed, b"1.0\n");
+    assert_eq!(fleet.release_state("gw-1", good).as_deref(), Some("committed"));
+    assert_eq!(fleet.device("gw-1")["device"]["installed"]["app"], "1.0", "the check-in after the commit reports it");
+    let status = device.status();
+    assert_eq!(status["phase"], "idle");
+    assert_eq!(status["installed"]["app"]["version"], "1.0");
+    assert_eq!(status["events"]["pending"], 0, "every event was delivered");
+
+    // Up to date now.
+    assert_eq!(output(device.agent().arg("check")).0, 3);
+
+    // 1.1 installs but is unhealthy: the agent goes back to 1.0 by itself.
+    let bad = fleet.publish("1.1", &[("VERSION", b"1.1\n"), ("BAD", b"")], &["--required"]);
+    let (code, out, err) = output(device.agent().args(["check", "--json"]));
+    assert_eq!(code, 11, "the update should be rolled back\n{out}\n{err}");
+    assert_eq!(device.current().as_deref(), Some("1.0"));
+    assert_eq!(std::fs::read(device.dir.join("opt/app/current/VERSION")).unwrap(), b"1.0\n");
+    assert_eq!(fleet.release_state("gw-1", bad).as_deref(), Some("rolled_back"));
+    let events = fleet.device("gw-1")["events"].clone();
+    let rolled = events.as_array().unwrap().iter().find(|e| e["state"] == "rolled_back").expect("a rolled_back event");
+    assert_eq!(rolled["error_code"], "health_check_failed");
+    assert!(
+        rolled["message"].as_str().unwrap().contains("1.1 is bad"),
+        "the health check's output is reported: {rolled}"
+    );
+    assert_eq!(device.status()["installed"]["app"]["version"], "1.0");
+
+    // The handler logs are kept and listed.
+    let logs = ok(device.agent().args(["logs", &bad.to_string()]));
+    assert!(logs.contains("1.1 is bad"), "{logs}");
+}
+
+/// An optional release waits for consent: `notify` lists it with its notes, `install` installs
+/// it.
+#[test]
+fn an_optional_release_waits_for_consent() {
+    let fleet = Fleet::start();
+    let device = Device::new(&fleet, "pc-7", "");
+    let release = fleet.publish("2.0", &[("VERSION", b"2.0\n")], &["--notes", "Faster tunnels."]);
+
+    let (code, out, err) = output(device.agent().arg("check"));
+    assert_eq!(code, 14, "an optional release is deferred until consent\n{out}\n{err}");
+    assert_eq!(device.current(), None);
+    let (code, out, _) = output(device.agent().arg("notify"));
+    assert_eq!(code, 0);
+    assert!(out.contains("Faster tunnels.") && out.contains(&format!("ferry-agent install {release}")), "{out}");
+
+    let (code, out, err) = output(device.agent().args(["install", &release.to_string()]));
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert_eq!(device.current().as_deref(), Some("2.0"));
+    assert_eq!(fleet.release_state("pc-7", release).as_deref(), Some("committed"));
+    assert_eq!(output(device.agent().arg("notify")).0, 3, "nothing waits any more");
+
+    // A release that is not offered is refused with "nothing to do".
+    let (code, _, err) = output(device.agent().args(["install", "9999"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("not offered"), "{err}");
+}
+
+/// A download cut by killing the agent (SIGKILL) resumes from its `.part` file after a
+/// restart and installs a file with the signed digest.
+#[test]
+fn a_download_killed_midway_resumes_after_restart() {
+    let fleet = Fleet::start();
+    // Slow enough to be killed mid-way: 6 MiB at 1 MiB/s.
+    let slow = Device::new(&fleet, "gw-9", "bandwidth_limit = \"1MiB/s\"");
+    let payload: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let artifact = fleet.path("firmware.bin");
+    std::fs::write(&artifact, &payload).unwrap();
+    let release = fleet.publish_file("3.0", &artifact, "application/octet-stream", &["--required"]);
+
+    let mut child = slow
+        .agent()
+        .arg("check")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let downloads = slow.dir.join("state/downloads");
+    // Wait (bounded) until part of the file has arrived, then kill the agent.
+    let mut partial = 0;
+    for _ in 0..600 {
+        partial = part_size(&downloads);
+        if partial >= 1024 * 1024 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the agent ended before it was killed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(partial >= 1024 * 1024, "the download never got going");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let status = slow.status();
+    assert_eq!(status["phase"], "downloading", "{status:#}");
+    let kept = part_size(&downloads);
+    assert!(kept > 0 && kept < payload.len() as u64, "a partial file is kept: {kept}");
+
+    // Restart without the cap: it resumes and installs the verified file.
+    let fast = Device::new(&fleet, "gw-9", "");
+    let (code, out, err) = output(fast.agent().arg("check"));
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(err.contains("resuming"), "the download resumed rather than restarted:\n{err}");
+    let installed = std::fs::read(fast.dir.join("opt/app/current/firmware.bin")).unwrap();
+    assert!(installed == payload, "the installed file differs from the published artifact");
+    assert_eq!(fleet.release_state("gw-9", release).as_deref(), Some("committed"));
+}
+
+/// Bytes in `.part` files under `dir` (searched recursively).
+fn part_size(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let mut total = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            total += part_size(&path);
+        } else if path.to_string_lossy().ends_with(".part") {
+            total += entry.metadata().map(|m| m.len()).unwrap_or(0);
+        }
+    }
+    total
+}
