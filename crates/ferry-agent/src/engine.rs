@@ -506,7 +506,9 @@ impl Engine<'_> {
         if !matches!(job.phase, Phase::Reporting { .. }) {
             self.push_event(&job, &job.phase, message)?;
         }
-        self.store.save(self.state).map_err(state_failure)
+        self.store.save(self.state).map_err(state_failure)?;
+        pause_point(job.phase.name());
+        Ok(())
     }
 
     fn push_event(&mut self, job: &Job, phase: &Phase, message: Option<String>) -> Result<(), Failure> {
@@ -531,6 +533,20 @@ impl Engine<'_> {
             tracing::debug!(key, "queued the commit");
         }
         Ok(())
+    }
+}
+
+/// The environment variable naming a phase after whose state write the agent stops and waits
+/// to be killed: how the crash tests SIGKILL it at an exact point of every phase. Unset in
+/// service (the systemd unit clears the environment); nothing else reads it.
+pub const PAUSE_AFTER_ENV: &str = "FERRY_AGENT_PAUSE_AFTER";
+
+fn pause_point(phase: &str) {
+    if std::env::var(PAUSE_AFTER_ENV).is_ok_and(|p| p == phase) {
+        eprintln!("{PAUSE_AFTER_ENV}: paused after entering {phase}; waiting to be killed");
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
     }
 }
 

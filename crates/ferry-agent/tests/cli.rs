@@ -242,3 +242,49 @@ fn status_without_a_valid_config_exits_with_the_config_code() {
     let site = Site::new();
     agent().arg("--config").arg(site.dir.path().join("none.toml")).arg("status").assert().code(code(Exit::Config));
 }
+
+/// A server that cannot be reached: `check` exits 7 and says which address it tried; nothing
+/// is left half-written (no credential).
+#[test]
+fn check_with_the_server_unreachable_exits_7() {
+    let site = Site::new();
+    // A port nothing listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let text = std::fs::read_to_string(site.config()).unwrap();
+    let text = text.replace("https://ferry.example.com", &format!("http://127.0.0.1:{port}"));
+    std::fs::write(site.config(), text).unwrap();
+    let assert = agent().arg("--config").arg(site.config()).arg("check").assert().code(code(Exit::Unreachable));
+    let err = stderr(&assert);
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(!site.state_dir().join("credential").exists());
+}
+
+/// Another agent holding the state directory: exit 12, at once.
+#[test]
+fn check_while_another_agent_works_exits_12() {
+    let site = Site::new();
+    let _held = ferry_agent::lock::StateLock::try_acquire(&site.state_dir()).unwrap();
+    let assert = agent().arg("--config").arg(site.config()).arg("check").assert().code(code(Exit::Busy));
+    assert!(stderr(&assert).contains("another ferry-agent"), "{}", stderr(&assert));
+}
+
+/// The systemd unit starts the agent with arguments it accepts: `--config FILE run`.
+#[test]
+fn the_systemd_unit_runs_a_command_the_agent_knows() {
+    let unit = include_str!("../ferry-agent.service");
+    let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("an ExecStart line");
+    let args: Vec<&str> = exec.split_whitespace().skip(1).collect();
+    assert_eq!(args.last(), Some(&"run"));
+    // The same arguments with a missing configuration fail on the configuration (6), not on
+    // the arguments (2).
+    let missing = tempfile::tempdir().unwrap().path().join("config.toml");
+    let mut cmd = agent();
+    for a in &args {
+        if a.ends_with(".toml") {
+            cmd.arg(&missing);
+        } else {
+            cmd.arg(a);
+        }
+    }
+    cmd.assert().code(code(Exit::Config));
+}
