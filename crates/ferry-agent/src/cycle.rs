@@ -135,6 +135,8 @@ impl Agent {
             d.refresh_both().await.map_err(|e| updater_failure("refreshing the signed metadata", e))?;
             if considers_offers {
                 let device_id = response.device_id.as_str();
+                // The release-counter floor is applied per version line (software and
+                // configuration bundles have their own) by `plan`, not per product here.
                 let assigned = d
                     .assigned(device_id, self.config.platform.as_str(), &BTreeMap::new().into_iter().collect())
                     .await
@@ -298,7 +300,7 @@ impl Agent {
             config.target_base_url = targets.map(join).transpose()?;
             config.headers.insert(AUTHORIZATION, authorization.clone());
             config.client = Some(self.http.clone());
-            // TODO bandwidth
+            config.bandwidth_limit = self.config.bandwidth_limit;
             Updater::new(config).map_err(|e| updater_failure(&format!("the {dir} repository"), e))
         };
         let director = updater("director", &pointer.metadata_url, &self.config.trust.director_root, None)?;

@@ -101,6 +101,15 @@ async fn push_root1(fleet: &Fleet, publisher: &Publisher, file: &Path) {
     std::fs::write(file, &root1).unwrap();
 }
 
+/// Signs `metadata` of `role` with `key` and pushes it; the snapshot and timestamp versions the
+/// server signed with it. They are not 1, 2, 3…: online-signed versions start at the signing
+/// time in milliseconds (`ferry_server::trust::next_version`).
+async fn push_signed<T: ferry_tuf::Role>(fleet: &Fleet, role: &str, metadata: &T, key: &SigningKey) -> [u64; 2] {
+    let published = fleet.admin.push_image_metadata(role, sign(metadata, &[key]).unwrap()).await.unwrap();
+    let version = |field: &str| published[field].as_u64().unwrap_or_else(|| panic!("no {field} in {published}"));
+    [version("snapshot_version"), version("timestamp_version")]
+}
+
 /// Firmware bytes of `len`, different for each `seed`.
 fn firmware(seed: u8, len: usize) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
@@ -197,7 +206,8 @@ async fn image_repository(srv: common::TestServer) {
     let data1 = firmware(1, 300_000);
     let r1 = fleet.publish("2.0", &data1).await;
     let targets1 = fleet.draft("targets", &[&r1]).await;
-    fleet.push_targets(&publisher, &targets1).await;
+    // The snapshot and timestamp versions each push made the server sign.
+    let mut online = vec![push_signed(&fleet, "targets", &targets1, &publisher.targets_key).await];
     assert_eq!(fleet.offered().await, vec!["2.0".to_owned()]);
 
     let client = ImageClient {
@@ -229,12 +239,13 @@ async fn image_repository(srv: common::TestServer) {
         }],
         unrecognized: Default::default(),
     });
-    fleet.push_targets(&publisher, &targets2).await;
+    online.push(push_signed(&fleet, "targets", &targets2, &publisher.targets_key).await);
     let data2 = firmware(2, 70_000);
     let r2 = fleet.publish("2.1", &data2).await;
     let gw1 = fleet.draft("gw", &[&r2]).await;
     assert_eq!(gw1.version, 1);
-    fleet.admin.push_image_metadata("gw", sign(&gw1, &[&gw_key]).unwrap()).await.unwrap();
+    online.push(push_signed(&fleet, "gw", &gw1, &gw_key).await);
+    assert!(online.windows(2).all(|w| w[0][0] < w[1][0] && w[0][1] < w[1][1]), "versions rise: {online:?}");
     assert!(fleet.offered().await.contains(&"2.1".to_owned()), "release 2.1 is signed by the delegated role");
 
     // python-tuf updates its trusted state (root 1 → 2, newer timestamp, snapshot, targets)
@@ -251,12 +262,21 @@ async fn image_repository(srv: common::TestServer) {
     let mut names = vec!["root.json".to_owned(), "timestamp.json".to_owned()];
     for (role, state) in status["roles"].as_object().unwrap() {
         let newest = state["version"].as_u64().unwrap();
-        names.extend((1..=newest).map(|v| format!("{v}.{role}.json")));
+        match role.as_str() {
+            // Signed online: the versions the pushes reported.
+            "snapshot" | "timestamp" => {
+                let versions: Vec<u64> = online.iter().map(|v| v[usize::from(role == "timestamp")]).collect();
+                assert_eq!(versions.last(), Some(&newest), "the status names the newest {role}");
+                names.extend(versions.iter().map(|v| format!("{v}.{role}.json")));
+            }
+            // Signed offline: 1, 2, 3…
+            _ => names.extend((1..=newest).map(|v| format!("{v}.{role}.json"))),
+        }
     }
-    for expected in ["1.root.json", "2.root.json", "2.targets.json", "1.gw.json", "3.snapshot.json", "3.timestamp.json"]
-    {
+    for expected in ["1.root.json", "2.root.json", "2.targets.json", "1.gw.json"] {
         assert!(names.iter().any(|n| n == expected), "{expected} is not among the published files {names:?}");
     }
+    assert_eq!(names.iter().filter(|n| n.ends_with(".snapshot.json")).count(), 3, "{names:?}");
     let http = reqwest::Client::new();
     for name in &names {
         let resp =

@@ -371,16 +371,16 @@ async fn updater_installs_what_the_director_assigns(srv: common::TestServer) {
     );
     let (director, _) = both.refresh_both().await.unwrap();
     assert_eq!(director.timestamp_version, pointer.version, "the check-in names the version served");
-    let assigned = both.assigned("gw-1", &Default::default()).await.unwrap();
+    let assigned = both.assigned("gw-1", "arm64", &Default::default()).await.unwrap();
     assert_eq!(assigned.len(), 1);
     assert_eq!(assigned[0].path, "gw/2.0/firmware.bin");
     let file = both.download(&assigned[0], &dir.path().join("downloads")).await.unwrap();
     assert_eq!(std::fs::read(file).unwrap(), b"firmware two, signed");
 
     let floors = [("gw".to_owned(), release.counter + 1)].into();
-    let e = both.assigned("gw-1", &floors).await.unwrap_err();
+    let e = both.assigned("gw-1", "arm64", &floors).await.unwrap_err();
     assert!(e.to_string().contains("release counter goes down"), "{e}");
-    let e = both.assigned("gw-2", &Default::default()).await.unwrap_err();
+    let e = both.assigned("gw-2", "arm64", &Default::default()).await.unwrap_err();
     assert!(e.to_string().contains("gw-1"), "metadata for gw-1 is refused as gw-2's: {e}");
 }
 
@@ -404,7 +404,8 @@ async fn online_metadata_is_resigned_before_it_expires(srv: common::TestServer) 
     let later = start + trust.timestamp_expiry_secs as i64 / 2 + 60;
     assert!(image::refresh(&srv.state, later).await.unwrap());
     let second = parse_timestamp(&fleet.fetch("timestamp.json").await);
-    assert_eq!(second.version, first.version + 1);
+    assert!(second.version > first.version, "{} after {}", second.version, first.version);
+    assert!(second.version >= later as u64 * 1000, "at least the signing time in ms: {}", second.version);
     assert_eq!(second.snapshot_meta().unwrap().version, first.snapshot_meta().unwrap().version);
     assert!(
         ferry_tuf::time::parse_expires(&second.expires).unwrap()
@@ -478,3 +479,140 @@ async fn an_interrupted_rotation_is_finished_at_start(srv: common::TestServer) {
 }
 
 on_both_backends_signed!(an_interrupted_rotation_is_finished_at_start);
+
+/// A database restored from a backup holds older image snapshot and timestamp versions than
+/// devices have seen. What the server signs next is still above those (versions are at least
+/// the signing time in milliseconds), so a device takes it instead of refusing it as a
+/// rollback. Re-signing is driven at chosen times, each later than the one before.
+async fn image_versions_stay_above_what_devices_saw_after_a_restore(backend: common::Backend) {
+    use ferry_server::trust::image;
+    use ferry_store::Repo;
+    use ferry_updater::{Updater, UpdaterConfig};
+    let srv = common::trust::signed_server(backend).await;
+    let start = now();
+    let fleet = Fleet::new(&srv).await;
+    let publisher = Publisher::new(&fleet.admin).await;
+    fleet.publish("2.0", b"firmware two").await;
+    fleet.sign_all(&publisher).await;
+    let first = Verifiable::<Timestamp>::parse("timestamp", &fleet.fetch("timestamp.json").await).unwrap().signed;
+    let floor = start as u64 * 1000;
+    assert!(first.version >= floor, "the timestamp version is at least the time in ms: {}", first.version);
+    assert!(first.snapshot_meta().unwrap().version >= floor, "so is the snapshot's: {first:?}");
+
+    // The backup: the image repository as stored now (root 1, targets 1, snapshot, timestamp).
+    let mut backup = Vec::new();
+    for (role, _) in srv.store.metadata_roles(Repo::Image).await.unwrap() {
+        backup.push(srv.store.latest_metadata(Repo::Image, &role).await.unwrap().unwrap());
+    }
+    assert_eq!(backup.len(), 4, "{:?}", backup.iter().map(|f| (&f.role, f.version)).collect::<Vec<_>>());
+
+    // After the backup, the server re-signs (past half the snapshot's lifetime) and a device,
+    // which keeps what it trusts in its metadata directory, takes those versions.
+    let metadata_dir = tempfile::tempdir().unwrap();
+    ferry_updater::init(metadata_dir.path(), &fleet.fetch("1.root.json").await).await.unwrap();
+    let device = |server: &common::TestServer, at: i64| {
+        let url = format!("{}/tuf/image/", server.url).parse().unwrap();
+        let mut config = UpdaterConfig::new(metadata_dir.path(), url);
+        config.headers.insert("authorization", format!("Bearer {}", server.admin_token).parse().unwrap());
+        config.now = Some(at);
+        Updater::new(config).unwrap()
+    };
+    let mid = start + srv.state.config.trust.snapshot_expiry_secs as i64 / 2 + 60;
+    assert!(image::refresh(&srv.state, mid).await.unwrap());
+    let seen = device(&srv, mid).refresh().await.unwrap();
+    assert!(seen.timestamp_version > first.version, "{seen:?}");
+
+    // The restore: a server with the same keys whose database is the backup. Its stored
+    // versions are below what the device trusts.
+    let keys_dir = srv.state.config.keys_dir();
+    let restored = common::TestServer::start_with(backend, |c| {
+        c.trust.require_signed_releases = true;
+        c.trust.keys_dir = keys_dir;
+    })
+    .await;
+    restored.store.put_metadata(&backup).await.unwrap();
+    let stored = restored.store.latest_metadata(Repo::Image, "timestamp").await.unwrap().unwrap();
+    assert!(stored.version < seen.timestamp_version);
+
+    // The restored server's next snapshot and timestamp are above the device's, which takes them.
+    let later = mid + 60;
+    assert!(image::refresh(&restored.state, later).await.unwrap());
+    let after = device(&restored, later).refresh().await.unwrap();
+    assert!(after.timestamp_changed, "{after:?}");
+    assert!(after.timestamp_version > seen.timestamp_version, "{after:?} after {seen:?}");
+    assert!(after.snapshot_version > seen.snapshot_version, "{after:?} after {seen:?}");
+    assert_eq!((after.root_version, after.targets_version), (1, 1));
+}
+
+mod image_versions_stay_above_what_devices_saw_after_a_restore {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::image_versions_stay_above_what_devices_saw_after_a_restore(super::common::Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::image_versions_stay_above_what_devices_saw_after_a_restore(super::common::Backend::Postgres).await;
+    }
+}
+
+/// A rotating root is stored, but a waiting key cannot be renamed into place (here the key file
+/// is in the way as a directory): the push fails, yet the server signs only with the keys the
+/// root lists from then on; once the directory is fixed, the start finishes the rotation.
+async fn a_rotation_the_keys_directory_cannot_follow_signs_with_the_new_keys(srv: common::TestServer) {
+    use ferry_server::trust::{image, keys};
+    let fleet = Fleet::new(&srv).await;
+    let mut publisher = Publisher::new(&fleet.admin).await;
+    fleet.publish("2.0", b"firmware two").await;
+    fleet.sign_all(&publisher).await;
+    let root1 = fleet.fetch("1.root.json").await;
+    let next = fleet.admin.next_online_keys().await.unwrap();
+    let dir = srv.state.config.keys_dir();
+    let in_the_way = dir.join(format!("{}.pk8", keys::TIMESTAMP));
+    std::fs::remove_file(&in_the_way).unwrap();
+    std::fs::create_dir(&in_the_way).unwrap();
+
+    publisher.online = next.clone();
+    let e = fleet.admin.push_image_metadata("root", publisher.signed_root(2)).await.unwrap_err();
+    assert_eq!(api_error(&e).0, 500, "{e}");
+    let in_force = fleet.admin.online_keys().await.unwrap();
+    assert_eq!(in_force["snapshot"], next["snapshot"]);
+    assert_eq!(in_force["timestamp"], next["timestamp"], "memory follows the root, not the keys directory");
+    assert!(keys::next_key(&dir, keys::TIMESTAMP).unwrap().is_some(), "the timestamp key still waits on disk");
+
+    // Root 2 and the chain signed with it verify, and so does a timestamp re-signed afterwards.
+    let device = refresh_image(&fleet, &root1).await;
+    assert_eq!(device.root().version, 2);
+    let later = now() + srv.state.config.trust.timestamp_expiry_secs as i64 / 2 + 60;
+    assert!(image::refresh(&srv.state, later).await.unwrap());
+    let timestamp = Verifiable::<Timestamp>::parse("timestamp", &fleet.fetch("timestamp.json").await).unwrap();
+    let root2 = Verifiable::<Root>::parse("root", &fleet.fetch("2.root.json").await).unwrap().signed;
+    timestamp.verify_with_root("timestamp", &root2).unwrap();
+    let root1 = Verifiable::<Root>::parse("root", &root1).unwrap().signed;
+    assert!(timestamp.verify_with_root("timestamp", &root1).is_err(), "not signed with the retired key");
+
+    // The directory fixed, what a start runs finishes the rotation on disk.
+    std::fs::remove_dir(&in_the_way).unwrap();
+    image::adopt_rotated_keys(&srv.state).await.unwrap();
+    assert!(keys::next_key(&dir, keys::TIMESTAMP).unwrap().is_none());
+    let on_disk = ferry_server::trust::OnlineKeys::load_or_create(&dir).unwrap();
+    assert_eq!(serde_json::to_value(on_disk.timestamp.public()).unwrap(), next["timestamp"]);
+    assert_eq!(serde_json::to_value(on_disk.snapshot.public()).unwrap(), next["snapshot"]);
+    assert_eq!(fleet.admin.online_keys().await.unwrap()["timestamp"], next["timestamp"]);
+}
+
+on_both_backends_signed!(a_rotation_the_keys_directory_cannot_follow_signs_with_the_new_keys);
+
+/// Requests for the next online keys made at the same time all get the same keys, and those
+/// are the ones waiting on disk.
+async fn concurrent_requests_for_the_next_keys_agree(srv: common::TestServer) {
+    use ferry_server::trust::keys;
+    let fleet = Fleet::new(&srv).await;
+    let answers = futures::future::join_all((0..8).map(|_| fleet.admin.next_online_keys())).await;
+    let answers: Vec<serde_json::Value> = answers.into_iter().map(Result::unwrap).collect();
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    let dir = srv.state.config.keys_dir();
+    let waiting = keys::next_key(&dir, keys::TIMESTAMP).unwrap().unwrap();
+    assert_eq!(serde_json::to_value(waiting.public()).unwrap(), answers[0]["timestamp"]);
+}
+
+on_both_backends_signed!(concurrent_requests_for_the_next_keys_agree);

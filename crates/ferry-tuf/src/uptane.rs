@@ -4,7 +4,8 @@
 //! The director, signed with online keys, says what one device should install now; the image
 //! repository, signed offline by publishers, says what exists. A device installs an image only
 //! when both agree, so a compromised server can choose among genuinely published releases but
-//! cannot invent one, hand one device's assignment to another, or send a device backwards.
+//! cannot invent one, hand one device's assignment to another, give a device an image built for
+//! another platform, or send a device backwards.
 //!
 //! The director's targets metadata names its device twice: in a top-level `custom` field of
 //! `signed` (`{"custom": {"device": "<device-id>"}}`, kept in [`Targets::unrecognized`]) and in
@@ -81,6 +82,21 @@ pub enum CrossCheckError {
         /// The image repository's value, as JSON (`null` when missing).
         image: String,
     },
+    /// The image is not built for the device's platform: its entry's `custom.ferry.platforms`
+    /// does not list it.
+    #[error(
+        "{path} is built for platform(s) {}, not for this device's platform {platform}; refusing an image for \
+         another platform",
+        platforms.join(", ")
+    )]
+    WrongPlatform {
+        /// The target path.
+        path: String,
+        /// The device's platform.
+        platform: String,
+        /// The platforms the image repository's entry lists.
+        platforms: Vec<String>,
+    },
     /// The release counter is below the floor the device keeps for the product.
     #[error("{path}: release counter goes down from {floor} to {counter}; refusing an older release")]
     CounterDown {
@@ -91,7 +107,8 @@ pub enum CrossCheckError {
         /// The entry's counter.
         counter: i64,
     },
-    /// An entry lacks what the check needs (a sha256, `custom.ferry`, an integer counter).
+    /// An entry lacks what the check needs (a sha256, `custom.ferry`, an integer counter, a
+    /// product naming the path's first segment, a non-empty list of platforms).
     #[error("{path}: {reason}")]
     Malformed {
         /// The target path.
@@ -119,14 +136,34 @@ pub fn check_director_device(device_id: &str, director: &Targets) -> Result<(), 
     }
 }
 
+/// The product a target path belongs to: its first segment (`gateway` for
+/// `gateway/1.4.0/firmware.bin`), or `None` when the path has no `/` or starts with one.
+/// [`cross_check`] requires `custom.ferry.product` to equal it, so that a device keys its
+/// release counter floors by it and not by a free-form field.
+pub fn path_product(path: &str) -> Option<&str> {
+    path.split_once('/').map(|(product, _)| product).filter(|product| !product.is_empty())
+}
+
 /// Checks the director's entry for `path` against the image repository's entry for the same
-/// path: the metadata and the entry name `device_id`; the lengths are equal; both list a sha256
-/// and they are equal, as is every other digest the director lists and the image repository
-/// also lists; `custom.ferry` product, version, platforms and release counter are equal; and the
-/// release counter is not below `counter_floor` (the counter of what the device has installed
-/// of that product; equal is allowed, so that a release can be reinstalled).
+/// path, for device `device_id` of platform `platform`:
+///
+/// - the metadata and the entry name `device_id`;
+/// - the lengths are equal; both list a sha256 and they are equal, as is every other digest the
+///   director lists and the image repository also lists;
+/// - `custom.ferry` product, version, platforms and release counter are equal
+///   ([`MATCHING_FIELDS`]);
+/// - `custom.ferry.product` is a string equal to the path's first segment ([`path_product`]),
+///   which is what the caller must key `counter_floor` by;
+/// - `custom.ferry.platforms` is a non-empty array of strings that contains `platform` (exact,
+///   case-sensitive comparison), so that a compromised director cannot hand a device a genuinely
+///   published image built for another platform. An empty list is refused as malformed rather
+///   than read as "any platform": the server never publishes one (a release names at least one
+///   platform, see `ferry_core::Release::check`);
+/// - the release counter is an integer not below `counter_floor` (the counter of what the device
+///   has installed of that product; equal is allowed, so that a release can be reinstalled).
 pub fn cross_check(
     device_id: &str,
+    platform: &str,
     director: &Targets,
     path: &str,
     director_target: &TargetFile,
@@ -164,15 +201,51 @@ pub fn cross_check(
             });
         }
     }
-    let counter =
-        image_ferry.get("release_counter").and_then(Value::as_i64).ok_or_else(|| CrossCheckError::Malformed {
-            path: path.to_owned(),
-            reason: "custom.ferry.release_counter is not an integer".to_owned(),
-        })?;
+    // Both sides agree on the fields from here on; the image repository's are checked.
+    let malformed = |reason: String| CrossCheckError::Malformed { path: path.to_owned(), reason };
+    let product = image_ferry.get("product").and_then(Value::as_str);
+    match (product, path_product(path)) {
+        (Some(product), Some(expected)) if product == expected => {}
+        (product, expected) => {
+            return Err(malformed(format!(
+                "custom.ferry.product is {}, not the path's first segment {}",
+                product.map_or_else(|| "not a string".to_owned(), |p| format!("{p:?}")),
+                expected.map_or_else(
+                    || "(none: the path is not product/version/artifact)".to_owned(),
+                    |e| format!("{e:?}")
+                ),
+            )))
+        }
+    }
+    check_platform(path, platform, image_ferry)?;
+    let counter = image_ferry
+        .get("release_counter")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| malformed("custom.ferry.release_counter is not an integer".to_owned()))?;
     match counter_floor {
         Some(floor) if counter < floor => Err(CrossCheckError::CounterDown { path: path.to_owned(), floor, counter }),
         _ => Ok(()),
     }
+}
+
+/// Checks that `custom.ferry.platforms` is a non-empty array of strings listing `platform`.
+fn check_platform(path: &str, platform: &str, ferry: &serde_json::Map<String, Value>) -> Result<(), CrossCheckError> {
+    let malformed = |reason: &str| CrossCheckError::Malformed { path: path.to_owned(), reason: reason.to_owned() };
+    let platforms = ferry
+        .get("platforms")
+        .and_then(Value::as_array)
+        .ok_or_else(|| malformed("custom.ferry.platforms is not an array"))?
+        .iter()
+        .map(|p| p.as_str().map(str::to_owned))
+        .collect::<Option<Vec<String>>>()
+        .ok_or_else(|| malformed("custom.ferry.platforms is not an array of strings"))?;
+    if platforms.is_empty() {
+        return Err(malformed("custom.ferry.platforms is empty; a release names the platforms it is built for"));
+    }
+    if !platforms.iter().any(|p| p == platform) {
+        return Err(CrossCheckError::WrongPlatform { path: path.to_owned(), platform: platform.to_owned(), platforms });
+    }
+    Ok(())
 }
 
 fn check_digests(path: &str, director: &TargetFile, image: &TargetFile) -> Result<(), CrossCheckError> {
@@ -219,6 +292,7 @@ mod tests {
     use super::*;
 
     const DEVICE: &str = "dev-0001";
+    const PLATFORM: &str = "arm64";
     const PATH: &str = "gateway/1.4.0/firmware.bin";
     const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
@@ -258,7 +332,7 @@ mod tests {
         image: &TargetFile,
         floor: Option<i64>,
     ) -> Result<(), CrossCheckError> {
-        cross_check(DEVICE, director_meta, PATH, entry, image, floor)
+        cross_check(DEVICE, PLATFORM, director_meta, PATH, entry, image, floor)
     }
 
     #[test]
@@ -403,5 +477,97 @@ mod tests {
         let err = check(&meta, &entry, &image(11), Some(12)).unwrap_err();
         assert_eq!(err, CrossCheckError::CounterDown { path: PATH.into(), floor: 12, counter: 11 });
         assert!(err.to_string().contains("release counter goes down from 12 to 11"), "{err}");
+    }
+
+    /// `entry` and `image` with `custom.ferry.field` set to `value` on both sides.
+    fn both_with(field: &str, value: Value) -> (TargetFile, TargetFile) {
+        let (mut entry, mut img) = (director_entry(DEVICE, 12), image(12));
+        entry.custom.as_mut().unwrap()["ferry"][field] = value.clone();
+        img.custom.as_mut().unwrap()["ferry"][field] = value;
+        (entry, img)
+    }
+
+    #[test]
+    fn an_image_for_another_platform_is_refused() {
+        let entry = director_entry(DEVICE, 12);
+        let meta = director(Some(DEVICE), &entry);
+        // Any platform the entry lists is accepted.
+        cross_check(DEVICE, "armv7", &meta, PATH, &entry, &image(12), None).unwrap();
+        let err = cross_check(DEVICE, "x86_64", &meta, PATH, &entry, &image(12), None).unwrap_err();
+        assert_eq!(
+            err,
+            CrossCheckError::WrongPlatform {
+                path: PATH.into(),
+                platform: "x86_64".into(),
+                platforms: vec!["arm64".into(), "armv7".into()],
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "gateway/1.4.0/firmware.bin is built for platform(s) arm64, armv7, not for this device's platform \
+             x86_64; refusing an image for another platform"
+        );
+        // Exact comparison: no case folding, no prefix matching.
+        for platform in ["ARM64", "arm", "arm64 ", ""] {
+            assert!(
+                matches!(
+                    cross_check(DEVICE, platform, &meta, PATH, &entry, &image(12), None),
+                    Err(CrossCheckError::WrongPlatform { .. })
+                ),
+                "{platform:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn platforms_must_be_a_non_empty_list_of_strings() {
+        for platforms in [json!([]), json!("arm64"), json!(["arm64", 7]), json!(null), json!({ "arm64": true })] {
+            let (entry, img) = both_with("platforms", platforms.clone());
+            let meta = director(Some(DEVICE), &entry);
+            let err = check(&meta, &entry, &img, None).unwrap_err();
+            assert!(matches!(&err, CrossCheckError::Malformed { reason, .. } if reason.contains("platforms")), "{err}");
+        }
+        let (entry, img) = both_with("platforms", json!([]));
+        let meta = director(Some(DEVICE), &entry);
+        assert!(check(&meta, &entry, &img, None).unwrap_err().to_string().contains("custom.ferry.platforms is empty"));
+        // Missing on both sides.
+        let (mut entry, mut img) = (director_entry(DEVICE, 12), image(12));
+        entry.custom.as_mut().unwrap()["ferry"].as_object_mut().unwrap().remove("platforms");
+        img.custom.as_mut().unwrap()["ferry"].as_object_mut().unwrap().remove("platforms");
+        let meta = director(Some(DEVICE), &entry);
+        assert!(matches!(check(&meta, &entry, &img, None), Err(CrossCheckError::Malformed { .. })));
+    }
+
+    #[test]
+    fn the_product_must_be_the_paths_first_segment() {
+        assert_eq!(path_product(PATH), Some("gateway"));
+        assert_eq!(path_product("gateway/firmware.bin"), Some("gateway"));
+        assert_eq!(path_product("firmware.bin"), None);
+        assert_eq!(path_product("/gateway/1.4.0/firmware.bin"), None);
+
+        // Both repositories agree on a product that is not the path's: the floor the device keeps
+        // for "gateway" would not apply, so the entry is refused.
+        let (entry, img) = both_with("product", json!("router"));
+        let meta = director(Some(DEVICE), &entry);
+        let err = check(&meta, &entry, &img, Some(13)).unwrap_err();
+        assert_eq!(
+            err,
+            CrossCheckError::Malformed {
+                path: PATH.into(),
+                reason: r#"custom.ferry.product is "router", not the path's first segment "gateway""#.into(),
+            }
+        );
+        for product in [json!(7), json!(null), json!(["gateway"]), json!("Gateway"), json!("")] {
+            let (entry, img) = both_with("product", product.clone());
+            let meta = director(Some(DEVICE), &entry);
+            assert!(matches!(check(&meta, &entry, &img, None), Err(CrossCheckError::Malformed { .. })), "{product}");
+        }
+        // A path that is not product/version/artifact names no product.
+        let entry = director_entry(DEVICE, 12);
+        let meta = director(Some(DEVICE), &entry);
+        for path in ["firmware.bin", "/gateway/1.4.0/firmware.bin"] {
+            let err = cross_check(DEVICE, PLATFORM, &meta, path, &entry, &image(12), None).unwrap_err();
+            assert!(matches!(&err, CrossCheckError::Malformed { reason, .. } if reason.contains("(none")), "{err}");
+        }
     }
 }

@@ -41,9 +41,11 @@ pub struct UpdaterConfig {
     pub root_max_length: u64,
     /// Size cap of `timestamp.json`, in bytes.
     pub timestamp_max_length: u64,
-    /// Size cap of a snapshot whose length the timestamp does not give, in bytes.
+    /// Size cap of the snapshot, in bytes. When the timestamp gives the snapshot's length, the
+    /// cap is the smaller of the two.
     pub snapshot_max_length: u64,
-    /// Size cap of a targets role whose length the snapshot does not give, in bytes.
+    /// Size cap of a targets role (top-level or delegated), in bytes. When the snapshot gives the
+    /// role's length, the cap is the smaller of the two.
     pub targets_max_length: u64,
     /// Connect timeout, timeout of a whole metadata request, and how long a target download
     /// may receive nothing before it is abandoned (resumably).
@@ -54,6 +56,9 @@ pub struct UpdaterConfig {
     /// An HTTP client to use instead of building one (the agent's, with its proxy and
     /// bandwidth settings). When given, `request_timeout` applies only per metadata request.
     pub client: Option<reqwest::Client>,
+    /// Largest average download rate of targets, in bytes per second (`None`: unlimited). The
+    /// transfer pauses between chunks to stay under it; metadata is not throttled.
+    pub bandwidth_limit: Option<u64>,
     /// A fixed "now" in Unix seconds, for tests. `None` (the default) reads the system clock at
     /// the start of each refresh: the specification's fixed update start time (5.1).
     pub now: Option<i64>,
@@ -79,6 +84,7 @@ impl UpdaterConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             prefix_targets_with_hash: true,
             client: None,
+            bandwidth_limit: None,
             now: None,
             earliest_plausible_time: DEFAULT_EARLIEST_PLAUSIBLE_TIME,
         }
@@ -126,6 +132,7 @@ impl fmt::Debug for UpdaterConfig {
             .field("request_timeout", &self.request_timeout)
             .field("prefix_targets_with_hash", &self.prefix_targets_with_hash)
             .field("client", &self.client.as_ref().map(|_| "given"))
+            .field("bandwidth_limit", &self.bandwidth_limit)
             .field("now", &self.now)
             .field("earliest_plausible_time", &self.earliest_plausible_time)
             .finish()

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use ferry_tuf::uptane::{check_director_device, cross_check, CrossCheckError};
+use ferry_tuf::uptane::{check_director_device, cross_check, path_product, CrossCheckError};
 use ferry_tuf::TargetFile;
 use serde_json::Value;
 
@@ -46,12 +46,20 @@ impl Director {
         Ok((director, image))
     }
 
-    /// What the director assigns to `device_id`, every entry cross-checked against the image
-    /// repository with the release counter floor `floors` gives for its product (the counter of
-    /// what is installed). Only the director's top-level targets count as assignments. One
-    /// disagreeing entry refuses the whole assignment: it means one repository is compromised.
-    /// An empty assignment is valid but must still name the device.
-    pub async fn assigned(&mut self, device_id: &str, floors: &HashMap<String, i64>) -> Result<Vec<VerifiedTarget>> {
+    /// What the director assigns to `device_id`, a device of platform `platform`, every entry
+    /// cross-checked against the image repository ([`cross_check`]): the image must be built for
+    /// `platform` (listed in its `custom.ferry.platforms`), its `custom.ferry.product` must be the
+    /// path's first segment, and its release counter must not be below the floor `floors` gives
+    /// for that product (the counter of what is installed; keyed by product name, e.g.
+    /// `gateway` for `gateway/1.4.0/firmware.bin`). Only the director's top-level targets count
+    /// as assignments. One disagreeing entry refuses the whole assignment: it means one
+    /// repository is compromised. An empty assignment is valid but must still name the device.
+    pub async fn assigned(
+        &mut self,
+        device_id: &str,
+        platform: &str,
+        floors: &HashMap<String, i64>,
+    ) -> Result<Vec<VerifiedTarget>> {
         let director = self.director.top_level_targets().await?.clone();
         check_director_device(device_id, &director)?;
         let mut verified = Vec::with_capacity(director.targets.len());
@@ -59,9 +67,10 @@ impl Director {
             let Some((image_role, image)) = self.image.get_targetinfo(path).await? else {
                 return Err(CrossCheckError::NotInImageRepository { path: path.clone() }.into());
             };
-            let product = entry.custom.as_ref().and_then(|c| c.pointer("/ferry/product")).and_then(Value::as_str);
-            let floor = product.and_then(|p| floors.get(p)).copied();
-            cross_check(device_id, &director, path, entry, &image, floor)?;
+            // Keyed by the path's product, which cross_check requires custom.ferry.product to
+            // equal (a path without one is refused there).
+            let floor = path_product(path).and_then(|p| floors.get(p)).copied();
+            cross_check(device_id, platform, &director, path, entry, &image, floor)?;
             verified.push(VerifiedTarget {
                 path: path.clone(),
                 target: image,

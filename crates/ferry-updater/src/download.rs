@@ -1,7 +1,10 @@
-//! Target downloads: streamed to `DEST/NAME.part`, never past the signed length, resumed with a
-//! `Range` request after an interruption, and renamed to `DEST/NAME` only once the length and
-//! every digest the metadata lists (that this client knows) match. `NAME` is the target path
-//! escaped into one file name ([`crate::persist::target_file_name`]).
+//! Target downloads: streamed to `DEST/.partial+/NAME.part` (the partial file), never past the
+//! signed length, resumed with a `Range` request after an interruption, and renamed to
+//! `DEST/NAME` only once the length and every digest the metadata lists (that this client
+//! knows) match. `NAME` is the target path escaped into one file name
+//! ([`crate::persist::target_file_name`]); partial files live in their own directory
+//! ([`crate::persist::PARTIAL_DIR`], a name no target file can have) so that one target's
+//! partial download is never another target's file.
 //!
 //! Memory use is one network chunk and one read buffer, whatever the target's size.
 
@@ -16,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result};
 use crate::fetch::{transport, Fetcher};
-use crate::persist::{promote, remove_optional, target_file_name};
+use crate::persist::{partial_file, promote, remove_optional, target_file_name, PARTIAL_DIR};
 
 /// Read buffer for re-hashing a file already on disk.
 const READ_BUFFER: usize = 64 * 1024;
@@ -28,6 +31,7 @@ pub(crate) async fn download(
     path: &str,
     target: &TargetFile,
     dest_dir: &Path,
+    bandwidth_limit: Option<u64>,
 ) -> Result<PathBuf> {
     let name = target_file_name(path)?;
     let final_path = dest_dir.join(&name);
@@ -35,14 +39,15 @@ pub(crate) async fn download(
         debug!(target = path, file = %final_path.display(), "already downloaded and verified");
         return Ok(final_path);
     }
-    tokio::fs::create_dir_all(dest_dir).await.map_err(Error::io(dest_dir))?;
-    let part = dest_dir.join(format!("{name}.part"));
+    let part = partial_file(dest_dir, &name);
+    let partial_dir = dest_dir.join(PARTIAL_DIR);
+    tokio::fs::create_dir_all(&partial_dir).await.map_err(Error::io(&partial_dir))?;
     let (digests, have) = resume_point(&part, path, target).await?;
     let (mut response, digests, have) = request(fetcher, url, &part, path, target, digests, have).await?;
 
     let file = open_part(&part, have > 0).await?;
     let mut sink = Sink { file, path: part.clone(), digests, have };
-    let received = receive(&mut response, &mut sink, url, path, target.length).await;
+    let received = receive(&mut response, &mut sink, url, path, target.length, bandwidth_limit).await;
     let flushed = sink.finish().await;
     match received.and(flushed) {
         Ok(()) => {}
@@ -50,7 +55,7 @@ pub(crate) async fn download(
             remove_optional(&part).await?;
             return Err(e);
         }
-        // Interrupted: the .part file stays for the next attempt to resume.
+        // Interrupted: the partial file stays for the next attempt to resume.
         Err(e) => return Err(e),
     }
     let Sink { file, digests, .. } = sink;
@@ -67,7 +72,7 @@ pub(crate) async fn download(
 /// Sends the request: ranged from `have` when there is a prefix to resume, and once more
 /// without a range if the server answers the range wrongly (a `Content-Range` not starting at
 /// `have`, or 416). An answer of 200 restarts from zero. Returns the answer to stream and the
-/// digests and length of what the `.part` file keeps.
+/// digests and length of what the partial file keeps.
 async fn request(
     fetcher: &Fetcher,
     url: &Url,
@@ -113,8 +118,8 @@ async fn is_cached(file: &Path, path: &str, target: &TargetFile) -> Result<bool>
     Ok(len == target.length && digests.verify().is_ok())
 }
 
-/// Where to resume: the digests of the `.part` file's content and its length, or a fresh start
-/// when there is none or it is longer than the target (then it is deleted). A `.part` that is
+/// Where to resume: the digests of the partial file's content and its length, or a fresh start
+/// when there is none or it is longer than the target (then it is deleted). A partial file that is
 /// already complete but does not verify is deleted too.
 async fn resume_point(part: &Path, path: &str, target: &TargetFile) -> Result<(Digests, u64)> {
     let fresh = || Digests::new(path, target).map(|d| (d, 0));
@@ -145,7 +150,7 @@ async fn open_part(part: &Path, append: bool) -> Result<tokio::fs::File> {
     options.open(part).await.map_err(Error::io(part))
 }
 
-/// The `.part` file being written, the digests of what it holds, and its length.
+/// The partial file being written, the digests of what it holds, and its length.
 struct Sink {
     file: tokio::fs::File,
     path: PathBuf,
@@ -170,17 +175,48 @@ impl Sink {
 
 /// Streams the answer's body into `sink`. Stops with [`Error::LengthExceeded`] before writing a
 /// byte past `length`, and with [`Error::Truncated`] when the body ends short of it.
-async fn receive(response: &mut Response, sink: &mut Sink, url: &Url, path: &str, length: u64) -> Result<()> {
+async fn receive(
+    response: &mut Response,
+    sink: &mut Sink,
+    url: &Url,
+    path: &str,
+    length: u64,
+    bandwidth_limit: Option<u64>,
+) -> Result<()> {
+    let mut throttle = bandwidth_limit.map(Throttle::new);
     while let Some(chunk) = response.chunk().await.map_err(|source| transport(url, source))? {
         if sink.have + chunk.len() as u64 > length {
             return Err(Error::LengthExceeded { target: path.to_owned(), length });
         }
         sink.write(&chunk).await?;
+        if let Some(throttle) = &mut throttle {
+            throttle.pace(chunk.len() as u64).await;
+        }
     }
     if sink.have < length {
         return Err(Error::Truncated { target: path.to_owned(), received: sink.have, length });
     }
     Ok(())
+}
+
+/// Keeps a transfer's average rate at or under a limit: after each chunk, sleeps until the
+/// bytes received so far would have taken that long at the limit.
+struct Throttle {
+    rate: u64,
+    start: tokio::time::Instant,
+    received: u64,
+}
+
+impl Throttle {
+    fn new(bytes_per_sec: u64) -> Self {
+        Self { rate: bytes_per_sec.max(1), start: tokio::time::Instant::now(), received: 0 }
+    }
+
+    async fn pace(&mut self, bytes: u64) {
+        self.received += bytes;
+        let due = std::time::Duration::from_secs_f64(self.received as f64 / self.rate as f64);
+        tokio::time::sleep_until(self.start + due).await;
+    }
 }
 
 /// Whether a 206 answer's `Content-Range` starts at `from` and stays within `length`.
@@ -259,5 +295,26 @@ impl Digests {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use super::Throttle;
+
+    /// On tokio's paused clock (virtual time, no waiting): 10 000 bytes at 1 000 B/s take ten
+    /// seconds however they are chunked, and pacing never runs ahead of the limit.
+    #[tokio::test(start_paused = true)]
+    async fn the_average_rate_stays_at_the_limit() {
+        let start = tokio::time::Instant::now();
+        let mut throttle = Throttle::new(1_000);
+        let mut received = 0u64;
+        for chunk in [1u64, 999, 3_000, 500, 4_500, 1_000] {
+            throttle.pace(chunk).await;
+            received += chunk;
+            let elapsed = start.elapsed().as_secs_f64();
+            assert!(elapsed >= received as f64 / 1_000.0 - 1e-6, "{received} bytes after {elapsed} s");
+        }
+        assert_eq!(start.elapsed().as_secs(), 10);
     }
 }

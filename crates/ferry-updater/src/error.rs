@@ -8,7 +8,7 @@ use ferry_tuf::TufError;
 
 /// An updater failure. Whatever the variant, nothing unverified has been promoted: trusted
 /// metadata on disk is only ever replaced by metadata that verified, and a target only leaves its
-/// `.part` file once its length and digests matched.
+/// partial file once its length and digests matched.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Metadata was refused by the TUF client workflow (bad signature, expired, rolled back,
@@ -29,7 +29,7 @@ pub enum Error {
         status: u16,
     },
     /// The request failed before or while the answer arrived (connection, TLS, timeout). A
-    /// target download interrupted this way keeps its `.part` file and resumes next time.
+    /// target download interrupted this way keeps its partial file and resumes next time.
     #[error("GET {url} failed: {source}")]
     Transport {
         /// The URL requested.
@@ -46,7 +46,7 @@ pub enum Error {
         cap: u64,
     },
     /// The server sent more bytes than the target's signed length; the download was stopped and
-    /// its `.part` file deleted.
+    /// its partial file deleted.
     #[error("{target}: the server sent more than the {length} bytes the signed metadata gives (endless data attack?)")]
     LengthExceeded {
         /// The target path.
@@ -54,18 +54,18 @@ pub enum Error {
         /// The signed length.
         length: u64,
     },
-    /// The server's answer ended before the target's signed length; the `.part` file is kept and
+    /// The server's answer ended before the target's signed length; the partial file is kept and
     /// the next download resumes it.
     #[error("{target}: the download ended after {received} of {length} bytes; try again to resume it")]
     Truncated {
         /// The target path.
         target: String,
-        /// Bytes in the `.part` file now.
+        /// Bytes in the partial file now.
         received: u64,
         /// The signed length.
         length: u64,
     },
-    /// The downloaded target's digest differs from the signed one; its `.part` file was deleted.
+    /// The downloaded target's digest differs from the signed one; its partial file was deleted.
     #[error("{target}: {algorithm} digest {actual} differs from the signed {expected}; the download was discarded")]
     HashMismatch {
         /// The target path.

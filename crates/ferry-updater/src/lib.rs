@@ -35,17 +35,21 @@
 //!      with the persisted files and fetches nothing more (unless they no longer verify).
 //!    - snapshot (5.5): the persisted one if it is still the final one, else
 //!      `VERSION.snapshot.json` (consistent snapshots) or `snapshot.json`, checked against the
-//!      timestamp's length, hashes and version, with no role removed or rolled back.
+//!      timestamp's length, hashes and version, with no role removed or rolled back. The body is
+//!      capped at the length the timestamp gives, but never above
+//!      [`UpdaterConfig::snapshot_max_length`].
 //!    - top-level targets (5.6): the persisted `targets.json` if it is the version the snapshot
-//!      lists, else fetched as `VERSION.targets.json`.
+//!      lists, else fetched as `VERSION.targets.json`, capped likewise at the snapshot's length
+//!      and [`UpdaterConfig::targets_max_length`].
 //!
 //!    Every accepted file is written atomically (temporary file, fsync, rename, fsync of the
 //!    directory) under its non-versioned name — `root.json`, `timestamp.json`, `snapshot.json`,
 //!    `targets.json`, `ROLE.json` — holding the original bytes. A refused file is never written.
 //! 4. [`Updater::get_targetinfo`] searches the delegations lazily (5.7), loading a delegated
 //!    role's `VERSION.ROLE.json` only when the search reaches it (role names are percent-escaped
-//!    in URLs and file names, see [`persist::escape`]).
-//! 5. [`Updater::download_target`] streams the target to `DEST/NAME.part`, resuming with a
+//!    in URLs and file names, see [`persist::escape`]). Its expiry is checked against the
+//!    refresh's start time, the fixed reference time of 5.1, not the clock at the lookup.
+//! 5. [`Updater::download_target`] streams the target to `DEST/.partial+/NAME.part`, resuming with a
 //!    `Range` request after an interruption, never past the signed length, and renames it to
 //!    `DEST/NAME` only after its length and digests matched ([`download`]). A target already
 //!    there with the right digests is not fetched again.

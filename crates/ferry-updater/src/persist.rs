@@ -33,6 +33,19 @@ pub fn target_file_name(path: &str) -> Result<String> {
     Ok(name)
 }
 
+/// The subdirectory of a download directory that holds partial downloads, as `NAME.part` for
+/// the target stored as `NAME` ([`target_file_name`]). No target file name can be it: [`escape`]
+/// never emits `+` (it becomes `%2B`), so a target's partial download and another target's file
+/// cannot collide (a partial `NAME.part` next to the targets would be the file of the target
+/// named `NAME.part`). Its leading dot hides it from listings that skip hidden files.
+pub const PARTIAL_DIR: &str = ".partial+";
+
+/// Where the partial download of the target stored as `name` ([`target_file_name`]) in
+/// `dest_dir` is kept: `dest_dir/.partial+/name.part`.
+pub fn partial_file(dest_dir: &Path, name: &str) -> PathBuf {
+    dest_dir.join(PARTIAL_DIR).join(format!("{name}.part"))
+}
+
 /// The non-versioned file name of a role's metadata: `ROLE.json`, the role [`escape`]d.
 pub fn role_file(role: &str) -> String {
     format!("{}.json", escape(role))
@@ -109,6 +122,18 @@ mod tests {
         for bad in ["", ".", ".."] {
             assert!(target_file_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn no_target_is_stored_where_partial_downloads_are() {
+        for path in [PARTIAL_DIR, ".partial", ".partial+/a", "a+", "+", ".partial%2B"] {
+            let name = target_file_name(path).unwrap();
+            assert!(!name.contains('+'), "{path:?} is stored as {name:?}");
+            assert_ne!(name, PARTIAL_DIR, "{path:?}");
+        }
+        let dir = Path::new("/downloads");
+        assert_eq!(partial_file(dir, "a"), Path::new("/downloads/.partial+/a.part"));
+        assert_eq!(partial_file(dir, "a.part"), Path::new("/downloads/.partial+/a.part.part"));
     }
 
     #[tokio::test]

@@ -100,6 +100,10 @@ impl Updater {
     /// trusted for the path lists it. Searches delegations lazily (5.7): a delegated role's
     /// metadata is loaded (persisted copy first, else fetched, verified and persisted) only when
     /// the search reaches it. Refreshes first when no refresh succeeded yet.
+    ///
+    /// A role loaded here is checked for expiry against the start time of the last refresh
+    /// (the specification's fixed update start time, 5.1, as python-tuf does), not the clock
+    /// now: refresh before a lookup that must reflect the current time.
     pub async fn get_targetinfo(&mut self, path: &str) -> Result<Option<(String, TargetFile)>> {
         self.ensure_refreshed().await?;
         // Each round loads one more role; the search visits at most MAX_DELEGATIONS + 1.
@@ -120,7 +124,8 @@ impl Updater {
     /// checks; a file already there with the right length and digests is returned unfetched.
     pub async fn download_target(&self, path: &str, target: &TargetFile, dest_dir: &Path) -> Result<PathBuf> {
         let url = self.target_url(path, target)?;
-        download::download(&self.repo.fetcher, &url, path, target, dest_dir).await
+        let limit = self.repo.config.bandwidth_limit;
+        download::download(&self.repo.fetcher, &url, path, target, dest_dir, limit).await
     }
 
     /// The top-level targets metadata, refreshing first when no refresh succeeded yet.
@@ -267,7 +272,7 @@ impl Repository {
         } else {
             "snapshot.json".to_owned()
         };
-        let bytes = self.fetch(&file, meta.length.unwrap_or(self.config.snapshot_max_length)).await?;
+        let bytes = self.fetch(&file, length_cap(meta.length, self.config.snapshot_max_length)).await?;
         set.update_snapshot(&bytes).map_err(Error::tuf(&file))?;
         self.persist("snapshot.json", &bytes).await
     }
@@ -288,7 +293,7 @@ impl Repository {
         } else {
             local_file.clone()
         };
-        let bytes = self.fetch(&file, meta.length.unwrap_or(self.config.targets_max_length)).await?;
+        let bytes = self.fetch(&file, length_cap(meta.length, self.config.targets_max_length)).await?;
         set.update_delegated_targets(&bytes, role, parent).map_err(Error::tuf(&file))?;
         self.persist(&local_file, &bytes).await
     }
@@ -306,6 +311,13 @@ impl Repository {
     async fn persist(&self, file: &str, bytes: &[u8]) -> Result<()> {
         persist::write_atomically(self.metadata_dir(), file, bytes).await
     }
+}
+
+/// The size cap of a metadata file the referencing metadata gives `length` for: that length,
+/// but never more than the configured cap `max` for the role (a signed but huge length must not
+/// lift the cap).
+fn length_cap(length: Option<u64>, max: u64) -> u64 {
+    length.map_or(max, |length| length.min(max))
 }
 
 /// `base` (ending with `/`) followed by `relative`, by concatenation: `Url::join` would let a
@@ -334,6 +346,14 @@ fn url_path(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signed_length_never_lifts_the_configured_cap() {
+        assert_eq!(length_cap(None, 2_000), 2_000);
+        assert_eq!(length_cap(Some(700), 2_000), 700);
+        assert_eq!(length_cap(Some(2_000), 2_000), 2_000);
+        assert_eq!(length_cap(Some(u64::MAX), 2_000), 2_000);
+    }
 
     #[test]
     fn urls_are_joined_under_the_base() {

@@ -1,6 +1,6 @@
 //! The attack matrix: each test serves a real, really signed repository over HTTP, mounts one
 //! attack, and asserts the exact error and that nothing was promoted (trusted metadata on disk
-//! unchanged, no target file, no `.part` left where the download was refused). The positive
+//! unchanged, no target file, no partial file left where the download was refused). The positive
 //! tests show the same machinery accepting what it should.
 
 mod common;
@@ -12,7 +12,7 @@ use common::*;
 use ferry_tuf::metadata::sign;
 use ferry_tuf::uptane::CrossCheckError;
 use ferry_tuf::{KeyKind, MetaFile, TargetFile, Targets, Timestamp, TufError};
-use ferry_updater::persist::target_file_name;
+use ferry_updater::persist::{partial_file, target_file_name};
 use ferry_updater::{Director, Error, Updater, UpdaterConfig};
 use serde_json::json;
 
@@ -58,7 +58,7 @@ fn target_file(dirs: &Dirs, path: &str) -> PathBuf {
 }
 
 fn part_file(dirs: &Dirs, path: &str) -> PathBuf {
-    dirs.downloads.join(format!("{}.part", target_file_name(path).unwrap()))
+    partial_file(&dirs.downloads, &target_file_name(path).unwrap())
 }
 
 /// Asserts a TUF refusal of `file` and returns its reason.
@@ -142,7 +142,7 @@ impl Refreshed {
 
     /// Leaves `bytes` as a partial download of FIRMWARE.
     fn write_part(&self, bytes: &[u8]) {
-        std::fs::create_dir_all(&self.dirs.downloads).unwrap();
+        std::fs::create_dir_all(self.part_file().parent().unwrap()).unwrap();
         std::fs::write(self.part_file(), bytes).unwrap();
     }
 
@@ -329,6 +329,56 @@ async fn a_download_cut_mid_file_resumes_with_a_range_request() {
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].range.as_deref(), Some(&*format!("bytes={cut}-")));
     assert_eq!(log[0].status, 206);
+}
+
+#[tokio::test]
+async fn a_target_named_like_another_targets_partial_download_does_not_collide_with_it() {
+    // Targets `a` and `a.part`: with partial downloads kept as `NAME.part` next to the targets,
+    // the first would resume from (and then delete) the second, and the second would overwrite
+    // the first's partial download.
+    let (server, mut repo, firmware) = image_repo().await;
+    let (a, a_part) = (content(30_000, 1), content(10_000, 2));
+    repo.add_target("targets", "a", &a, None);
+    repo.add_target("targets", "a.part", &a_part, None);
+    repo.publish();
+    let mut t = Refreshed::against(server, repo, firmware).await;
+    let (_, target_a) = t.updater.get_targetinfo("a").await.unwrap().unwrap();
+    let (_, target_a_part) = t.updater.get_targetinfo("a.part").await.unwrap().unwrap();
+    let downloads = t.dirs.downloads.clone();
+
+    let file = t.updater.download_target("a.part", &target_a_part, &downloads).await.unwrap();
+    assert_eq!(file, downloads.join("a.part"));
+    // `a` is cut after 20000 bytes: its partial download is kept apart from the target `a.part`.
+    let cut = 20_000;
+    t.server.put(&t.repo.target_path("a", &target_a), Serve::CutAfter { bytes: a.clone(), after: cut });
+    t.updater.download_target("a", &target_a, &downloads).await.unwrap_err();
+    assert_eq!(std::fs::read(part_file(&t.dirs, "a")).unwrap(), a[..cut]);
+    assert_eq!(std::fs::read(downloads.join("a.part")).unwrap(), a_part);
+
+    // `a` resumes from its own partial download.
+    t.server.clear_log();
+    let file = t.updater.download_target("a", &target_a, &downloads).await.unwrap();
+    assert_eq!(file, downloads.join("a"));
+    assert_eq!(std::fs::read(&file).unwrap(), a);
+    let log = t.server.log();
+    assert_eq!((log.len(), log[0].range.as_deref(), log[0].status), (1, Some(&*format!("bytes={cut}-")), 206));
+    assert!(!part_file(&t.dirs, "a").exists());
+    // `a.part` is intact and still verified: not fetched again.
+    t.server.clear_log();
+    assert_eq!(
+        t.updater.download_target("a.part", &target_a_part, &downloads).await.unwrap(),
+        downloads.join("a.part")
+    );
+    assert_eq!(std::fs::read(downloads.join("a.part")).unwrap(), a_part);
+    assert!(t.server.paths().is_empty(), "fetched again: {:?}", t.server.paths());
+    // Only the two targets are visible in the download directory; partial files are hidden.
+    let mut visible: Vec<_> = std::fs::read_dir(&downloads)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    visible.sort();
+    assert_eq!(visible, ["a", "a.part"]);
 }
 
 #[tokio::test]
@@ -635,6 +685,37 @@ async fn an_endless_timestamp_is_cut_at_its_size_cap() {
 }
 
 #[tokio::test]
+async fn a_length_in_the_timestamp_or_snapshot_does_not_lift_the_configured_cap() {
+    // The timestamp gives the snapshot's length and the snapshot the targets' length; the
+    // configured caps still apply when they are smaller.
+    let (_server, repo, dirs) = installed().await;
+    let err = refresh_failing(&repo, &dirs, |config| config.snapshot_max_length = 100).await;
+    assert!(matches!(&err, Error::TooLarge { what, cap: 100 } if what == "1.snapshot.json"), "{err}");
+    let err = refresh_failing(&repo, &dirs, |config| config.targets_max_length = 100).await;
+    assert!(matches!(&err, Error::TooLarge { what, cap: 100 } if what == "1.targets.json"), "{err}");
+    // Delegated roles, loaded lazily, too: a role larger than the configured cap is refused at
+    // the cap, although the snapshot gives its (larger) length.
+    let (_server, mut repo, _) = image_repo().await;
+    repo.delegate("gw", &["gateway/2.*/*"]);
+    for i in 0..20 {
+        repo.add_target("gw", &format!("gateway/2.0.{i}/firmware.bin"), b"two", None);
+    }
+    repo.publish();
+    let top_level = MetaFile::of_bytes(0, &repo.last_targets).length.unwrap();
+    let delegated = MetaFile::of_bytes(0, &server_file(&repo, "1.gw.json")).length.unwrap();
+    assert!(delegated > top_level, "{delegated} > {top_level}");
+    let dirs = Dirs::new();
+    ferry_updater::init(&dirs.metadata, &repo.roots[0]).await.unwrap();
+    let mut config = repo.config(&dirs.metadata);
+    config.targets_max_length = top_level;
+    let mut updater = Updater::new(config).unwrap();
+    updater.refresh().await.unwrap();
+    let err = updater.get_targetinfo("gateway/2.0.0/firmware.bin").await.unwrap_err();
+    assert!(matches!(&err, Error::TooLarge { what, cap } if what == "1.gw.json" && *cap == top_level), "{err}");
+    assert!(!files(&dirs.metadata).contains_key("gw.json"));
+}
+
+#[tokio::test]
 async fn a_snapshot_longer_than_the_timestamp_says_is_cut_at_that_length() {
     let mut t = Refreshed::new().await;
     t.repo.publish();
@@ -652,6 +733,8 @@ async fn a_snapshot_longer_than_the_timestamp_says_is_cut_at_that_length() {
 // The director.
 
 const DEVICE: &str = "dev-0001";
+/// DEVICE's platform, the one FIRMWARE is built for ([`ferry_custom`]).
+const PLATFORM: &str = "arm64";
 
 /// An image repository with FIRMWARE (counter 12) and a director repository assigning it to
 /// `DEVICE`; the director's entry is what `change` makes of the image entry.
@@ -686,7 +769,12 @@ impl Uptane {
 
     /// The director's copy of the image entry for FIRMWARE, for `device`.
     fn entry(&self, device: &str) -> TargetFile {
-        let mut entry = self.image.targets.targets[FIRMWARE].clone();
+        self.entry_for(FIRMWARE, device)
+    }
+
+    /// The director's copy of the image entry for `path`, for `device`.
+    fn entry_for(&self, path: &str, device: &str) -> TargetFile {
+        let mut entry = self.image.targets.targets[path].clone();
         let ferry = entry.custom.take().unwrap()["ferry"].clone();
         entry.custom = Some(json!({ "device": device, "ferry": ferry }));
         entry
@@ -700,9 +788,19 @@ impl Uptane {
         both
     }
 
+    /// What a new director client for DEVICE (of PLATFORM) finds assigned.
     async fn assigned(&self, floors: &[(&str, i64)]) -> Result<Vec<ferry_updater::VerifiedTarget>, Error> {
+        self.assigned_as(PLATFORM, floors).await
+    }
+
+    /// What a new director client for DEVICE, were it of `platform`, finds assigned.
+    async fn assigned_as(
+        &self,
+        platform: &str,
+        floors: &[(&str, i64)],
+    ) -> Result<Vec<ferry_updater::VerifiedTarget>, Error> {
         let floors: HashMap<String, i64> = floors.iter().map(|(p, c)| ((*p).to_owned(), *c)).collect();
-        self.director().await.assigned(DEVICE, &floors).await
+        self.director().await.assigned(DEVICE, platform, &floors).await
     }
 }
 
@@ -712,7 +810,7 @@ async fn an_agreeing_director_assignment_is_verified_and_downloads() {
     uptane.assign(Some(DEVICE), vec![(FIRMWARE, uptane.entry(DEVICE))]);
     let director = uptane.director().await;
     let mut director = director;
-    let assigned = director.assigned(DEVICE, &HashMap::from([("gateway".to_owned(), 12)])).await.unwrap();
+    let assigned = director.assigned(DEVICE, PLATFORM, &HashMap::from([("gateway".to_owned(), 12)])).await.unwrap();
     assert_eq!(assigned.len(), 1);
     assert_eq!(assigned[0].path, FIRMWARE);
     assert_eq!(assigned[0].image_role, "targets");
@@ -799,4 +897,62 @@ async fn a_release_counter_going_down_is_refused() {
     assert!(err.to_string().contains("release counter goes down from 13 to 12"), "{err}");
     // Another product's floor does not apply.
     assert_eq!(uptane.assigned(&[("router", 50)]).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_image_for_another_platform_is_refused() {
+    let mut uptane = Uptane::new().await;
+    // A genuinely published image, built for x86_64 only, assigned to the arm64 device: the
+    // repositories agree, but installing it would brick the device.
+    const X86: &str = "gateway/1.4.0/firmware-x86_64.bin";
+    let mut custom = ferry_custom("gateway", "1.4.0", 12);
+    custom["ferry"]["platforms"] = json!(["x86_64"]);
+    uptane.image.add_target("targets", X86, &content(2048, 9), Some(custom));
+    uptane.image.publish();
+    uptane.assign(Some(DEVICE), vec![(FIRMWARE, uptane.entry(DEVICE)), (X86, uptane.entry_for(X86, DEVICE))]);
+    let err = uptane.assigned(&[]).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::CrossCheck(CrossCheckError::WrongPlatform { path, platform, platforms })
+            if path == X86 && platform == PLATFORM && platforms == &["x86_64"]),
+        "{err}"
+    );
+    assert!(err.to_string().contains("not for this device's platform arm64"), "{err}");
+    assert!(!uptane.dirs.downloads.exists());
+    // The same images are refused to an x86_64 device for FIRMWARE (arm64 only), and accepted
+    // once the assignment holds only what it can run.
+    let err = uptane.assigned_as("x86_64", &[]).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::CrossCheck(CrossCheckError::WrongPlatform { path, .. }) if path == FIRMWARE),
+        "{err}"
+    );
+    uptane.assign(Some(DEVICE), vec![(X86, uptane.entry_for(X86, DEVICE))]);
+    let assigned = uptane.assigned_as("x86_64", &[]).await.unwrap();
+    assert_eq!(assigned.iter().map(|a| &*a.path).collect::<Vec<_>>(), [X86]);
+}
+
+#[tokio::test]
+async fn a_product_other_than_the_paths_is_refused() {
+    let mut uptane = Uptane::new().await;
+    // An older gateway image whose entries (image and director alike) call it product "router":
+    // keyed by that free-form field, the device's gateway floor would not apply to it.
+    const OLD: &str = "gateway/1.3.0/firmware.bin";
+    uptane.image.add_target("targets", OLD, &content(4096, 3), Some(ferry_custom("router", "1.3.0", 11)));
+    uptane.image.publish();
+    uptane.assign(Some(DEVICE), vec![(OLD, uptane.entry_for(OLD, DEVICE))]);
+    for floors in [&[("gateway", 12)][..], &[("router", 0)], &[]] {
+        let err = uptane.assigned(floors).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::CrossCheck(CrossCheckError::Malformed { path, reason })
+                if path == OLD && reason.contains("not the path's first segment")),
+            "{floors:?}: {err}"
+        );
+        assert!(err.to_string().contains(r#"custom.ferry.product is "router""#), "{err}");
+    }
+    // A director alone renaming the product disagrees with the image repository.
+    let mut entry = uptane.entry(DEVICE);
+    entry.custom.as_mut().unwrap()["ferry"]["product"] = json!("router");
+    uptane.assign(Some(DEVICE), vec![(FIRMWARE, entry)]);
+    let err = uptane.assigned(&[]).await.unwrap_err();
+    assert!(matches!(&err, Error::CrossCheck(CrossCheckError::Field { field, .. }) if field == "product"), "{err}");
+    assert!(!uptane.dirs.downloads.exists());
 }

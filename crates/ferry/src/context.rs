@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::parser::ValueSource;
 use clap::ArgMatches;
-use ferry_client::AdminClient;
+use ferry_client::{AdminClient, DeviceClient};
 
 use crate::exit::{local_file, usage};
 use crate::output::Output;
@@ -68,6 +68,17 @@ impl Context {
 
     /// A client of the admin API, authenticated with the token.
     pub fn admin(&self) -> anyhow::Result<AdminClient> {
+        Ok(AdminClient::new(&self.server, self.token()?)?)
+    }
+
+    /// A client that fetches the server's TUF repositories (`/tuf/image/…`), which admin
+    /// tokens may read as devices do; it is used for nothing else.
+    pub fn tuf_reader(&self) -> anyhow::Result<DeviceClient> {
+        Ok(DeviceClient::new(&self.server, Some(self.token()?))?)
+    }
+
+    /// The admin token, trimmed and not empty.
+    fn token(&self) -> anyhow::Result<String> {
         let token = match &self.token {
             Some(Token::Value(token)) => token.clone(),
             Some(Token::File(path)) => std::fs::read_to_string(path).map_err(local_file("read", path))?,
@@ -82,6 +93,6 @@ impl Context {
         if token.is_empty() {
             return Err(usage("the admin token is empty; check --token, --token-file or FERRY_TOKEN"));
         }
-        Ok(AdminClient::new(&self.server, token)?)
+        Ok(token.to_owned())
     }
 }

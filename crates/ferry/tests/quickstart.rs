@@ -1,6 +1,7 @@
 //! The README's quick start, run as written: the shell block after "In a second terminal" is
 //! extracted from README.md and executed with bash against a `ferry serve` process started in
-//! a temporary directory, so the documented steps cannot drift from what works.
+//! a temporary directory, with the real `ferry-agent` installing the release, so the documented
+//! steps cannot drift from what works.
 
 mod common;
 
@@ -28,6 +29,7 @@ fn the_readme_quick_start_works() {
     let dir = tempfile::tempdir().unwrap();
     let server = common::Server::start_in(dir.path());
     let ferry = cargo_bin("ferry");
+    ensure_agent_beside(&ferry);
 
     let script = quick_start_script(&server.url);
     let bin_dir = ferry.parent().unwrap();
@@ -50,19 +52,29 @@ fn the_readme_quick_start_works() {
         "the quick start failed\n--- script\n{script}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
 
-    // The check-in offered the release: it was signed, and the server requires that by default.
-    assert!(stdout.contains(r#""offers":[{"release":"#), "the signed release was not offered:\n{stdout}");
-
-    // The resumed download is byte-identical to the published artifact.
+    // The agent installed the artifact byte for byte, through the `dir` handler.
     let original = std::fs::read(dir.path().join("vpn-client-5.0.tar.gz")).unwrap();
-    let downloaded = std::fs::read(dir.path().join("download.part")).unwrap();
-    assert!(downloaded == original, "the resumed download differs from the artifact");
+    let installed = std::fs::read(dir.path().join("opt/vpn-client/current/vpn-client-5.0.tar.gz")).unwrap();
+    assert!(installed == original, "the installed file differs from the artifact");
+    assert!(stdout.contains("update installed and committed\nferry-agent exited 4\n"), "{stdout}");
 
-    // The last command printed the device as JSON, with the release reported installed.
+    // The last command printed the device as JSON: the release committed, 5.0 installed.
     let json_start = stdout.rfind("{\n  \"device\"").expect("device show --json printed the device");
     let device: serde_json::Value = serde_json::from_str(&stdout[json_start..]).unwrap();
     assert_eq!(device["device"]["id"], "pc-001");
     assert_eq!(device["device"]["platform"], "linux-x86_64");
-    assert_eq!(device["releases"][0]["state"], "installed", "{device:#}");
-    assert_eq!(device["events"][0]["state"], "installed");
+    assert_eq!(device["device"]["installed"]["vpn-client"], "5.0", "{device:#}");
+    assert_eq!(device["releases"][0]["state"], "committed", "{device:#}");
+}
+
+/// The quick start runs `ferry-agent` from the same directory as `ferry`. Cargo builds every
+/// workspace binary before the workspace's tests; when only this package is tested, the agent
+/// is built here.
+fn ensure_agent_beside(ferry: &std::path::Path) {
+    if ferry.with_file_name("ferry-agent").exists() {
+        return;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo).args(["build", "-p", "ferry-agent", "--bin", "ferry-agent"]).status().unwrap();
+    assert!(status.success(), "building ferry-agent failed");
 }

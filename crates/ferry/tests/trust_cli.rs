@@ -6,8 +6,11 @@
 
 mod common;
 
+use std::io::{BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use common::{ferry, output, Server};
 use ferry_api::{CheckinRequest, EnrollRequest};
@@ -93,6 +96,13 @@ impl Publisher {
     /// Runs `ferry ARGS` against the server.
     fn run(&self, args: &[&str]) -> (i32, String, String) {
         self.ws.command(self.server.cli(), args)
+    }
+
+    /// Runs `ferry ARGS` against the server at `url` (e.g. a [`TamperingProxy`] in front of it).
+    fn run_via(&self, url: &str, args: &[&str]) -> (i32, String, String) {
+        let mut cmd = self.server.cli();
+        cmd.env("FERRY_URL", url);
+        self.ws.command(cmd, args)
     }
 
     /// Runs a command that must succeed; its stdout.
@@ -461,4 +471,190 @@ fn online_keys_rotate_through_a_root_that_lists_the_next_keys() {
     let rotated = p.json(&["trust", "rotate-director-keys"]);
     assert_eq!(rotated["root_version"], 2);
     assert_ne!(rotated["director"], current["director"]);
+}
+
+#[test]
+fn release_sign_carries_the_published_targets_into_the_next_version() {
+    let p = Publisher::with_root();
+    let first = p.publish("vpn-client", "5.0");
+    let signed = p.json(&["release", "sign", &first, "--key", "targets.key", "--passphrase-env", "TARGETS_PASS"]);
+    assert_pushed(&signed, "targets", 1);
+    assert_eq!(signed["added"], json!(["vpn-client/5.0/vpn-client-5.0.bin"]));
+
+    // The second release: checked against version 1, which the server publishes, and signed.
+    let second = p.publish("vpn-client", "5.1");
+    let (code, out, err) =
+        p.run(&["release", "sign", &second, "--key", "targets.key", "--passphrase-env", "TARGETS_PASS"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("it adds 1 target(s) (over version 1):\n  vpn-client/5.1/vpn-client-5.1.bin\n"), "{out}");
+    assert!(out.contains("into targets version 2"), "{out}");
+    assert_eq!(p.unsigned_releases(), json!([]));
+
+    // Version 2 lists both releases: the next draft carries them over and adds nothing.
+    let draft = p.json(&["trust", "draft", "--no-releases", "--out", "targets-3.json"]);
+    assert_eq!(
+        (draft["version"].clone(), draft["targets"].clone(), draft["added"].clone()),
+        (json!(3), json!(2), json!([]))
+    );
+    let listed = p.ws.read_json("targets-3.json")["signed"]["targets"].clone();
+    let paths: Vec<&String> = listed.as_object().unwrap().keys().collect();
+    assert_eq!(paths, ["vpn-client/5.0/vpn-client-5.0.bin", "vpn-client/5.1/vpn-client-5.1.bin"]);
+}
+
+#[test]
+fn a_draft_the_server_tampered_with_is_refused_and_nothing_is_signed() {
+    let p = Publisher::with_root();
+    let first = p.publish("vpn-client", "5.0");
+    p.ok(&["release", "sign", &first, "--key", "targets.key", "--passphrase-env", "TARGETS_PASS"]);
+    let second = p.publish("vpn-client", "5.1");
+    let sign = ["release", "sign", &second, "--key", "targets.key", "--passphrase-env", "TARGETS_PASS"];
+
+    // An extra target slipped in, another hash for a published target, a new delegation.
+    let extra = TamperingProxy::drafts(&p.server.url, |signed| {
+        let entry = signed["targets"]["vpn-client/5.1/vpn-client-5.1.bin"].clone();
+        signed["targets"]["vpn-client/9.9/evil.bin"] = entry;
+    });
+    let (code, _, err) = p.run_via(&extra.url, &sign);
+    assert_eq!(code, 11, "{err}");
+    assert!(err.contains("adds the target vpn-client/9.9/evil.bin") && err.contains("compromised"), "{err}");
+    assert!(err.contains("nothing was signed"), "{err}");
+
+    let rehashed = TamperingProxy::drafts(&p.server.url, |signed| {
+        signed["targets"]["vpn-client/5.0/vpn-client-5.0.bin"]["hashes"]["sha256"] = json!("0".repeat(64));
+    });
+    let (code, _, err) = p.run_via(&rehashed.url, &sign);
+    assert_eq!(code, 11, "{err}");
+    assert!(err.contains("changes the published target vpn-client/5.0/vpn-client-5.0.bin (hashes)"), "{err}");
+
+    let delegating = TamperingProxy::drafts(&p.server.url, |signed| {
+        let key = json!({ "keytype": "ed25519", "scheme": "ed25519", "keyval": { "public": "0".repeat(64) } });
+        let role =
+            json!({ "name": "evil", "keyids": ["00"], "threshold": 1, "terminating": false, "paths": ["*/*/*"] });
+        signed["delegations"] = json!({ "keys": { "00": key }, "roles": [role] });
+    });
+    let (code, _, err) = p.run_via(&delegating.url, &sign);
+    assert_eq!(code, 11, "{err}");
+    assert!(err.contains("changes the delegations"), "{err}");
+    // `trust draft` refuses it the same way, and writes nothing for an offline signer.
+    let (code, _, err) = p.run_via(&delegating.url, &["trust", "draft", "--release", &second, "--out", "t.json"]);
+    assert_eq!(code, 11, "{err}");
+    assert!(err.contains("changes the delegations") && err.contains("nothing was written"), "{err}");
+    assert!(!p.ws.exists("t.json"));
+
+    // The extra target slipped into the published version too, so that the draft seems to
+    // carry it over: that version's signatures no longer verify with the root's targets keys.
+    let evil = |signed: &mut Value| {
+        let entry = signed["targets"]["vpn-client/5.0/vpn-client-5.0.bin"].clone();
+        signed["targets"]["vpn-client/9.9/evil.bin"] = entry;
+    };
+    let forged = TamperingProxy::start(
+        &p.server.url,
+        Arc::new(move |target, signed| {
+            let tampered = target.contains("/trust/image/draft") || target.ends_with("/tuf/image/1.targets.json");
+            if tampered {
+                evil(signed);
+            }
+            tampered
+        }),
+    );
+    let (code, _, err) = p.run_via(&forged.url, &sign);
+    assert_eq!(code, 11, "{err}");
+    assert!(err.contains("does not verify") && err.contains("targets metadata has 0 valid signature(s)"), "{err}");
+
+    // Nothing was pushed; straight to the server, the same command succeeds.
+    assert_eq!(p.json(&["trust", "status"])["roles"]["targets"]["version"], 1);
+    assert_eq!(p.unsigned_releases()[0]["id"].to_string(), second);
+    assert_pushed(&p.json(&sign), "targets", 2);
+}
+
+/// Rewrites the `signed` part of a metadata file or draft fetched at a request target (path
+/// and query); returns whether it changed anything.
+type Tamper = Arc<dyn Fn(&str, &mut Value) -> bool + Send + Sync>;
+
+/// A proxy in front of a server that rewrites metadata the server returns, as a compromised
+/// server would; everything else passes through unchanged. One request per connection.
+struct TamperingProxy {
+    url: String,
+}
+
+impl TamperingProxy {
+    /// Rewrites the drafts of targets metadata.
+    fn drafts(upstream: &str, tamper: fn(&mut Value)) -> Self {
+        Self::start(
+            upstream,
+            Arc::new(move |target, signed| {
+                let draft = target.contains("/trust/image/draft");
+                if draft {
+                    tamper(signed);
+                }
+                draft
+            }),
+        )
+    }
+
+    fn start(upstream: &str, tamper: Tamper) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (upstream, tamper) = (upstream.clone(), tamper.clone());
+                std::thread::spawn(move || relay(client, &upstream, &tamper));
+            }
+        });
+        Self { url }
+    }
+}
+
+/// Reads an HTTP/1.1 head: its lines without the blank one that ends it.
+fn read_head(reader: &mut impl std::io::BufRead) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+            return lines;
+        }
+        lines.push(line.trim_end().to_owned());
+    }
+}
+
+/// The head with `name` set to `value` (any former value dropped), ending in a blank line.
+fn with_header(head: &[String], name: &str, value: &str) -> Vec<u8> {
+    let prefix = format!("{name}:");
+    let mut out: Vec<String> = head.iter().filter(|l| !l.to_ascii_lowercase().starts_with(&prefix)).cloned().collect();
+    out.push(format!("{name}: {value}"));
+    format!("{}\r\n\r\n", out.join("\r\n")).into_bytes()
+}
+
+fn relay(client: TcpStream, upstream: &str, tamper: &Tamper) {
+    let mut reader = BufReader::new(client.try_clone().unwrap());
+    let head = read_head(&mut reader);
+    let length = head
+        .iter()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    let target = head[0].split(' ').nth(1).unwrap_or_default().to_owned();
+
+    let mut server = TcpStream::connect(upstream).unwrap();
+    server.write_all(&with_header(&head, "connection", "close")).unwrap();
+    server.write_all(&body).unwrap();
+    let mut answer = BufReader::new(server);
+    let head = read_head(&mut answer);
+    let mut body = Vec::new();
+    answer.read_to_end(&mut body).unwrap();
+    let ok = head[0].contains(" 200 ");
+    let mut file = serde_json::from_slice::<Value>(&body).ok().filter(|f| ok && f.get("signed").is_some());
+    let tampered = file.as_mut().is_some_and(|file| tamper(&target, &mut file["signed"]));
+    let head = match file.filter(|_| tampered) {
+        Some(file) => {
+            body = serde_json::to_vec(&file).unwrap();
+            with_header(&head, "content-length", &body.len().to_string())
+        }
+        None => format!("{}\r\n\r\n", head.join("\r\n")).into_bytes(),
+    };
+    let mut client = client;
+    client.write_all(&head).unwrap();
+    client.write_all(&body).unwrap();
 }

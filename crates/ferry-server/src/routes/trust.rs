@@ -58,6 +58,9 @@ pub async fn online_keys(State(st): S, admin: Admin) -> ApiResult<Json<serde_jso
     timestamp keys replaced by the keys waiting to take over; list them in the next root", body = Object)))]
 pub async fn next_online_keys(State(st): S, admin: Admin) -> ApiResult<Json<serde_json::Value>> {
     admin.require(Role::Admin)?;
+    // Not while a root push decides whether it lists the waiting keys and promotes them, and one
+    // request at a time, so that concurrent requests make and return the same keys.
+    let _rotation = st.rotation.write().await;
     let dir = st.config.keys_dir();
     let snapshot = keys::next_key_or_create(&dir, keys::SNAPSHOT).map_err(ApiError::internal)?;
     let timestamp = keys::next_key_or_create(&dir, keys::TIMESTAMP).map_err(ApiError::internal)?;

@@ -9,7 +9,8 @@
 //!   (product, version, platforms, release counter, …) as the signed image entry, and only
 //!   releases the image repository lists are named; a device installs only when both agree.
 //! - **Versions never go down, per device**: a new version is `max(stored + 1, issued_at ×
-//!   1000)`. The stored row is compare-and-set ([`Store::advance_director_state`]), so
+//!   1000)` ([`next_version`], as for the image repository's snapshot and timestamp). The
+//!   stored row is compare-and-set ([`ferry_store::Store::advance_director_state`]), so
 //!   concurrent requests and restarts cannot reissue a number; and because every version is at
 //!   least its issue time in milliseconds, a version issued after a database restore is still
 //!   above anything issued before the restore. Devices also report the version they trust at
@@ -20,6 +21,10 @@
 //!
 //! The director's root is signed with its own online key, created on first start, and re-signed
 //! (a new version, same keys) at half its lifetime.
+//!
+//! Signing with the director keys holds [`AppState::rotation`] for reading (check-ins sign side
+//! by side), and a rotation holds it for writing, so no chain is signed with a key being
+//! replaced.
 
 use std::collections::BTreeMap;
 
@@ -36,21 +41,17 @@ use crate::offers;
 use crate::state::AppState;
 use crate::trust::image::{is_signed, target_for};
 use crate::trust::keys::{self, OnlineKeys};
+use crate::trust::next_version;
 
 /// How long a director root is valid; it is re-signed at half of this.
 pub const ROOT_EXPIRY_SECS: i64 = 365 * 86_400;
 
-/// A version for an issue at `now` following `previous`: above both the stored version and
-/// anything issued before `now` (see the module documentation).
-pub fn next_version(previous: Option<u64>, now: i64) -> u64 {
-    let floor = u64::try_from(now).unwrap_or(0).saturating_mul(1000);
-    previous.map_or(floor, |p| p.saturating_add(1).max(floor))
-}
-
 /// The director root in force, creating version 1, or re-signing it past half its lifetime.
 /// Returns its version.
 pub async fn ensure_root(st: &AppState, now: i64) -> ApiResult<u64> {
-    let _rotation = st.rotation.lock().await;
+    // Read side: a rotation cannot interleave; two re-signings of the same version (on this or
+    // another replica) are settled by the store.
+    let _rotation = st.rotation.read().await;
     let keys = st.keys();
     let latest = st.store.latest_metadata(Repo::Director, "root").await?;
     let (version, previous) = match &latest {
@@ -94,7 +95,7 @@ pub async fn ensure_root(st: &AppState, now: i64) -> ApiResult<u64> {
 /// new keys take over and every device's chain is reissued on its next request. Returns the
 /// new root version.
 pub async fn rotate(st: &AppState, now: i64) -> ApiResult<u64> {
-    let _rotation = st.rotation.lock().await;
+    let _rotation = st.rotation.write().await;
     let keys = st.keys();
     let dir = st.config.keys_dir();
     let latest = st
@@ -112,10 +113,8 @@ pub async fn rotate(st: &AppState, now: i64) -> ApiResult<u64> {
         StoreError::Conflict(m) => ApiError::conflict(format!("{m}: another rotation happened at the same time")),
         other => other.into(),
     })?;
-    for name in [keys::DIRECTOR_ROOT, keys::DIRECTOR] {
-        keys::promote(&dir, name).map_err(ApiError::internal)?;
-    }
-    st.reload_keys().map_err(ApiError::internal)?;
+    st.take_over_keys(&[(keys::DIRECTOR_ROOT, &root_key), (keys::DIRECTOR, &key)])
+        .map_err(|e| crate::trust::image::unfinished_rotation("director", version, e))?;
     tracing::info!(version, keyid = key.key_id(), "director keys rotated");
     Ok(version)
 }
@@ -225,18 +224,23 @@ pub async fn current_version(
     Ok(issue_unless_current(st, device, wanted, seen, now).await?.version)
 }
 
-/// What the device's director targets should list, with its digest.
-struct Wanted<'e> {
+/// What the device's director targets should list, with its digest, and the keys to sign it
+/// with: the ones in force, which [`Wanted::_rotation`] keeps in force until it is dropped.
+struct Wanted<'s, 'e> {
     releases: Vec<&'e Release>,
     digest: String,
     keys: std::sync::Arc<OnlineKeys>,
+    /// The read side of [`AppState::rotation`], held from choosing the keys until the chain
+    /// signed with them is stored (or found current).
+    _rotation: tokio::sync::RwLockReadGuard<'s, ()>,
 }
 
-async fn wanted<'e>(st: &AppState, device: &Device, eval: &'e offers::Evaluation) -> ApiResult<Wanted<'e>> {
+async fn wanted<'s, 'e>(st: &'s AppState, device: &Device, eval: &'e offers::Evaluation) -> ApiResult<Wanted<'s, 'e>> {
     let releases = desired(st, device, eval).await?;
+    let rotation = st.rotation.read().await;
     let keys = st.keys();
     let digest = digest(&device.id, keys.director.key_id(), &releases);
-    Ok(Wanted { releases, digest, keys })
+    Ok(Wanted { releases, digest, keys, _rotation: rotation })
 }
 
 /// A device claiming a version from the future (or a corrupt claim) does not move the floor.
@@ -263,7 +267,7 @@ fn still_current(
 async fn issue_unless_current(
     st: &AppState,
     device: &Device,
-    wanted: Wanted<'_>,
+    wanted: Wanted<'_, '_>,
     seen: Option<u64>,
     now: i64,
 ) -> ApiResult<DirectorState> {
@@ -290,21 +294,4 @@ async fn issue_unless_current(
         .director_state(&device.id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("device {} no longer exists", device.id)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::next_version;
-
-    #[test]
-    fn versions_rise_and_stay_above_the_issue_time() {
-        let now = 1_800_000_000;
-        assert_eq!(next_version(None, now), 1_800_000_000_000, "the first issue starts at the time in ms");
-        assert_eq!(next_version(Some(7), now), 1_800_000_000_000, "a restored, old version is jumped over");
-        let issued = next_version(None, now);
-        assert_eq!(next_version(Some(issued), now), issued + 1, "same second: one more");
-        assert_eq!(next_version(Some(issued + 40), now + 1), issued + 1000, "a later second: its floor");
-        assert_eq!(next_version(Some(u64::MAX), now), u64::MAX, "saturates instead of wrapping");
-        assert_eq!(next_version(None, -5), 0, "a clock before 1970 is no floor");
-    }
 }

@@ -2,6 +2,11 @@
 //! the server verifies it, then signs a new snapshot and timestamp with its online keys and
 //! stores the three files in one transaction. Releases reach devices only once a verified
 //! targets file lists them (see [`signed_index`]).
+//!
+//! Snapshot and timestamp versions are `max(stored + 1, now in ms)` ([`next_version`], as for
+//! the director): after a database restore from a backup, the stored versions are older than
+//! the ones devices have seen, and the next ones signed are still above them. Root and targets
+//! versions are the publisher's (signed offline).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,7 +21,7 @@ use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::trust::keys;
+use crate::trust::{keys, next_version};
 
 /// How often the server checks whether snapshot or timestamp needs re-signing.
 pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -92,7 +97,7 @@ pub async fn push_root(st: &AppState, bytes: &[u8], now: i64) -> ApiResult<Publi
         }
     }
     new.verify_with_root("root", root).map_err(|e| invalid("root", format!("not signed by its own root keys: {e}")))?;
-    let _rotation = st.rotation.lock().await;
+    let _rotation = st.rotation.write().await;
     let keys = st.keys();
     let dir = st.config.keys_dir();
     // Each online role lists the key in force, or the one a rotation has waiting.
@@ -123,10 +128,13 @@ pub async fn push_root(st: &AppState, bytes: &[u8], now: i64) -> ApiResult<Publi
         bytes: bytes.to_vec(),
         created_at: now,
     };
-    let rotating: Vec<&str> = [(keys::SNAPSHOT, rotate_snapshot), (keys::TIMESTAMP, rotate_timestamp)]
-        .into_iter()
-        .filter_map(|(name, rotate)| rotate.then_some(name))
-        .collect();
+    let rotating: Vec<(&str, &ferry_tuf::SigningKey)> = [
+        (keys::SNAPSHOT, next_snapshot.as_ref().filter(|_| rotate_snapshot)),
+        (keys::TIMESTAMP, next_timestamp.as_ref().filter(|_| rotate_timestamp)),
+    ]
+    .into_iter()
+    .filter_map(|(name, key)| Some((name, key?)))
+    .collect();
     if rotating.is_empty() {
         st.store.put_metadata(&[file]).await.map_err(raced)?;
         tracing::info!(version = root.version, "image root published");
@@ -138,7 +146,8 @@ pub async fn push_root(st: &AppState, bytes: &[u8], now: i64) -> ApiResult<Publi
         });
     }
     // Online keys rotate: the root, and a snapshot and timestamp signed with the new keys, are
-    // stored together; then the waiting keys take over. A crash in between is finished at the
+    // stored together; then the waiting keys take over (on disk and in memory, which follows
+    // the root even when the disk cannot). A crash or a failure in between is finished at the
     // next start ([`adopt_rotated_keys`]).
     let published = st.store.latest_metadata(Repo::Image, "timestamp").await?.is_some();
     let versions = if published {
@@ -149,11 +158,9 @@ pub async fn push_root(st: &AppState, bytes: &[u8], now: i64) -> ApiResult<Publi
         st.store.put_metadata(&[file]).await.map_err(raced)?;
         None
     };
-    for role in &rotating {
-        keys::promote(&dir, role).map_err(ApiError::internal)?;
-    }
-    st.reload_keys().map_err(ApiError::internal)?;
-    tracing::info!(version = root.version, rotated = ?rotating, "image root published; online keys rotated");
+    let names: Vec<&str> = rotating.iter().map(|(name, _)| *name).collect();
+    st.take_over_keys(&rotating).map_err(|e| unfinished_rotation("image", root.version, e))?;
+    tracing::info!(version = root.version, rotated = ?names, "image root published; online keys rotated");
     Ok(Published {
         role: "root".into(),
         version: root.version,
@@ -162,11 +169,13 @@ pub async fn push_root(st: &AppState, bytes: &[u8], now: i64) -> ApiResult<Publi
     })
 }
 
-/// Finishes rotations a crash interrupted: a waiting online key that the latest image or
-/// director root already lists takes over. Called at start.
+/// Finishes rotations a crash or a failure interrupted: a waiting online key that the latest
+/// image or director root already lists takes over ([`AppState::take_over_keys`]; a key
+/// whose promotion already happened is not waiting any more and is loaded as it is). Called
+/// at start.
 pub async fn adopt_rotated_keys(st: &AppState) -> ApiResult<()> {
     let dir = st.config.keys_dir();
-    let mut adopted = false;
+    let mut adopted = Vec::new();
     for (repo, pairs) in [
         (Repo::Image, [(keys::SNAPSHOT, "snapshot"), (keys::TIMESTAMP, "timestamp")]),
         (Repo::Director, [(keys::DIRECTOR_ROOT, "root"), (keys::DIRECTOR, "targets")]),
@@ -176,16 +185,27 @@ pub async fn adopt_rotated_keys(st: &AppState) -> ApiResult<()> {
         for (name, role) in pairs {
             if let Some(next) = keys::next_key(&dir, name).map_err(ApiError::internal)? {
                 if root.roles.get(role).is_some_and(|r| r.keyids == [next.key_id()]) {
-                    keys::promote(&dir, name).map_err(ApiError::internal)?;
-                    adopted = true;
+                    adopted.push((name, next));
                 }
             }
         }
     }
-    if adopted {
-        st.reload_keys().map_err(ApiError::internal)?;
+    if !adopted.is_empty() {
+        let _rotation = st.rotation.write().await;
+        let rotated: Vec<(&str, &ferry_tuf::SigningKey)> = adopted.iter().map(|(name, key)| (*name, key)).collect();
+        st.take_over_keys(&rotated).map_err(ApiError::internal)?;
+        let names: Vec<&str> = adopted.iter().map(|(name, _)| *name).collect();
+        tracing::info!(keys = ?names, "an interrupted online-key rotation was finished");
     }
     Ok(())
+}
+
+/// 500 after a root listing rotated keys was stored but the keys directory did not follow.
+pub(crate) fn unfinished_rotation(repo: &str, version: u64, e: keys::KeyError) -> ApiError {
+    ApiError::internal(format!(
+        "{repo} root version {version} is published and the server signs with the keys it lists, but they could not \
+         be put in place in the keys directory: {e}. Fix that and restart the server: the start finishes the rotation"
+    ))
 }
 
 fn raced(e: StoreError) -> ApiError {
@@ -256,7 +276,7 @@ pub async fn push_targets(st: &AppState, role: &str, bytes: &[u8], now: i64) -> 
         created_at: now,
     };
     let (snapshot_version, timestamp_version) = {
-        let _rotation = st.rotation.lock().await;
+        let _rotation = st.rotation.write().await;
         publish(st, vec![file], now).await?
     };
     tracing::info!(role, version = new.signed.version, snapshot_version, "targets metadata published");
@@ -269,7 +289,8 @@ pub async fn push_targets(st: &AppState, role: &str, bytes: &[u8], now: i64) -> 
 }
 
 /// Signs a snapshot of every targets role (with `files` applied) and a timestamp for it, and
-/// stores them with `files` in one transaction. Returns the snapshot and timestamp versions.
+/// stores them with `files` in one transaction. Returns the snapshot and timestamp versions
+/// ([`next_version`] of the stored ones). Called with [`AppState::rotation`] held for writing.
 async fn publish(st: &AppState, files: Vec<MetadataFile>, now: i64) -> ApiResult<(u64, u64)> {
     let keys = st.keys();
     publish_signed(st, files, now, &keys.snapshot, &keys.timestamp).await
@@ -283,11 +304,11 @@ async fn publish_signed(
     timestamp_key: &ferry_tuf::SigningKey,
 ) -> ApiResult<(u64, u64)> {
     let mut meta: BTreeMap<String, MetaFile> = BTreeMap::new();
-    let (mut snapshot_version, mut timestamp_version) = (1, 1);
+    let (mut stored_snapshot, mut stored_timestamp) = (None, None);
     for (role, version) in st.store.metadata_roles(Repo::Image).await? {
         match role.as_str() {
-            "snapshot" => snapshot_version = version + 1,
-            "timestamp" => timestamp_version = version + 1,
+            "snapshot" => stored_snapshot = Some(version),
+            "timestamp" => stored_timestamp = Some(version),
             "root" => {}
             _ => {
                 meta.insert(format!("{role}.json"), MetaFile::version_only(version));
@@ -297,6 +318,8 @@ async fn publish_signed(
     for file in &files {
         meta.insert(format!("{}.json", file.role), MetaFile::version_only(file.version));
     }
+    let snapshot_version = next_version(stored_snapshot, now);
+    let timestamp_version = next_version(stored_timestamp, now);
     let snapshot =
         Snapshot::new(snapshot_version, format_expires(now + st.config.trust.snapshot_expiry_secs as i64), meta);
     let snapshot_bytes = sign(&snapshot, &[snapshot_key]).map_err(ApiError::internal)?;
@@ -316,40 +339,62 @@ async fn publish_signed(
     Ok((snapshot_version, timestamp_version))
 }
 
-/// Re-signs what is about to expire: a new snapshot (and timestamp) once the snapshot is past
-/// half its lifetime, else a new timestamp once the timestamp is. Returns whether it signed.
-pub async fn refresh(st: &AppState, now: i64) -> ApiResult<bool> {
-    let _rotation = st.rotation.lock().await;
+/// What [`refresh`] has to re-sign.
+enum Due {
+    Nothing,
+    /// A new snapshot and timestamp.
+    Snapshot,
+    /// A new timestamp (after the stored version `previous`) for the same `snapshot`.
+    Timestamp {
+        previous: u64,
+        snapshot: MetaFile,
+    },
+}
+
+async fn due(st: &AppState, now: i64) -> ApiResult<Due> {
     let store = st.store.as_ref();
     let (Some((snapshot, snapshot_file)), Some((timestamp, _))) =
         (latest::<Snapshot>(store, "snapshot").await?, latest::<Timestamp>(store, "timestamp").await?)
     else {
-        return Ok(false);
+        return Ok(Due::Nothing);
     };
     let trust = &st.config.trust;
     let remaining = |expires: &str| parse_expires(expires).map(|at| at - now).unwrap_or(0);
-    if remaining(&snapshot.signed.expires) < trust.snapshot_expiry_secs as i64 / 2 {
-        publish(st, Vec::new(), now).await?;
-        return Ok(true);
+    Ok(if remaining(&snapshot.signed.expires) < trust.snapshot_expiry_secs as i64 / 2 {
+        Due::Snapshot
+    } else if remaining(&timestamp.signed.expires) < trust.timestamp_expiry_secs as i64 / 2 {
+        let snapshot = MetaFile::of_bytes(snapshot.signed.version, &snapshot_file.bytes);
+        Due::Timestamp { previous: timestamp.signed.version, snapshot }
+    } else {
+        Due::Nothing
+    })
+}
+
+/// Re-signs what is about to expire: a new snapshot (and timestamp) once the snapshot is past
+/// half its lifetime, else a new timestamp once the timestamp is. Returns whether it signed.
+pub async fn refresh(st: &AppState, now: i64) -> ApiResult<bool> {
+    // Most calls find nothing to do: that is found out without the lock, which check-ins
+    // signing director chains would otherwise wait for, and checked again under it.
+    if matches!(due(st, now).await?, Due::Nothing) {
+        return Ok(false);
     }
-    if remaining(&timestamp.signed.expires) < trust.timestamp_expiry_secs as i64 / 2 {
-        let signed = Timestamp::new(
-            timestamp.signed.version + 1,
-            format_expires(now + trust.timestamp_expiry_secs as i64),
-            MetaFile::of_bytes(snapshot.signed.version, &snapshot_file.bytes),
-        );
-        let bytes = sign(&signed, &[&st.keys().timestamp]).map_err(ApiError::internal)?;
-        let file = MetadataFile {
-            repo: Repo::Image,
-            role: "timestamp".into(),
-            version: signed.version,
-            bytes,
-            created_at: now,
-        };
-        st.store.put_metadata(&[file]).await.map_err(raced)?;
-        return Ok(true);
+    let _rotation = st.rotation.write().await;
+    match due(st, now).await? {
+        Due::Nothing => Ok(false),
+        Due::Snapshot => {
+            publish(st, Vec::new(), now).await?;
+            Ok(true)
+        }
+        Due::Timestamp { previous, snapshot } => {
+            let version = next_version(Some(previous), now);
+            let signed =
+                Timestamp::new(version, format_expires(now + st.config.trust.timestamp_expiry_secs as i64), snapshot);
+            let bytes = sign(&signed, &[&st.keys().timestamp]).map_err(ApiError::internal)?;
+            let file = MetadataFile { repo: Repo::Image, role: "timestamp".into(), version, bytes, created_at: now };
+            st.store.put_metadata(&[file]).await.map_err(raced)?;
+            Ok(true)
+        }
     }
-    Ok(false)
 }
 
 /// The target entry a release's artifact should have in targets metadata.

@@ -79,6 +79,32 @@ impl OnlineKeys {
             director: load(DIRECTOR)?,
         })
     }
+
+    /// A copy of these keys with `replaced` (key name, key) in place of the keys of those names.
+    pub fn replaced(&self, replaced: &[(&str, &SigningKey)]) -> Result<Self, KeyError> {
+        let copy = |name: &str, current: &SigningKey| {
+            let key = replaced.iter().find(|(n, _)| *n == name).map_or(current, |(_, k)| *k);
+            SigningKey::from_pkcs8(key.pkcs8()).map_err(|e| key_error(Path::new(name), e.to_string()))
+        };
+        Ok(Self {
+            snapshot: copy(SNAPSHOT, &self.snapshot)?,
+            timestamp: copy(TIMESTAMP, &self.timestamp)?,
+            director_root: copy(DIRECTOR_ROOT, &self.director_root)?,
+            director: copy(DIRECTOR, &self.director)?,
+        })
+    }
+
+    /// The key in force named `name` (one of [`SNAPSHOT`], [`TIMESTAMP`], [`DIRECTOR_ROOT`],
+    /// [`DIRECTOR`]).
+    pub fn get(&self, name: &str) -> Option<&SigningKey> {
+        match name {
+            SNAPSHOT => Some(&self.snapshot),
+            TIMESTAMP => Some(&self.timestamp),
+            DIRECTOR_ROOT => Some(&self.director_root),
+            DIRECTOR => Some(&self.director),
+            _ => None,
+        }
+    }
 }
 
 /// The key made for a rotation of `name`, if one is under way.
@@ -95,13 +121,45 @@ pub fn next_key_or_create(dir: &Path, name: &str) -> Result<SigningKey, KeyError
     }
 }
 
-/// Makes the waiting key of `name` the one in force (an atomic rename; the old key is gone).
-pub fn promote(dir: &Path, name: &str) -> Result<(), KeyError> {
+/// Makes the waiting key of `name` the one in force: `NAME.next.pk8`, which must be the key
+/// `expected` (the key id a stored root lists), is renamed over `NAME.pk8` (atomic; the old key
+/// is gone) and the directory synced.
+///
+/// Idempotent, so that an interrupted rotation can be finished by running it again: when no
+/// key is waiting and the key in force already is `expected`, the promotion happened before
+/// and this only syncs the directory again. A waiting key other than `expected`, or neither
+/// file holding it, is an error.
+pub fn promote(dir: &Path, name: &str, expected: &str) -> Result<(), KeyError> {
     let from = dir.join(format!("{name}.next.pk8"));
     let to = dir.join(format!("{name}.pk8"));
-    std::fs::rename(&from, &to).map_err(|e| key_error(&from, format!("cannot promote: {e}")))?;
+    let renamed = match read_key(&from)? {
+        Some(next) if next.key_id() == expected => {
+            std::fs::rename(&from, &to).map_err(|e| key_error(&from, format!("cannot promote: {e}")))?;
+            true
+        }
+        Some(next) => {
+            return Err(key_error(
+                &from,
+                format!(
+                    "cannot promote: the waiting key is {}, not {expected} (the key the root lists)",
+                    next.key_id()
+                ),
+            ))
+        }
+        None => match read_key(&to)? {
+            Some(current) if current.key_id() == expected => false,
+            _ => {
+                return Err(key_error(
+                    &from,
+                    format!("cannot promote: no key is waiting, and the key in force is not {expected}"),
+                ))
+            }
+        },
+    };
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| key_error(dir, format!("cannot sync: {e}")))?;
-    tracing::info!(key = name, "online key rotated");
+    if renamed {
+        tracing::info!(key = name, keyid = expected, "online key rotated");
+    }
     Ok(())
 }
 
@@ -171,11 +229,48 @@ mod tests {
         assert_ne!(next.key_id(), before.timestamp.key_id());
         let unchanged = OnlineKeys::load_or_create(dir.path()).unwrap();
         assert_eq!(unchanged.timestamp.key_id(), before.timestamp.key_id(), "not in force before promotion");
-        promote(dir.path(), TIMESTAMP).unwrap();
+        promote(dir.path(), TIMESTAMP, next.key_id()).unwrap();
         let after = OnlineKeys::load_or_create(dir.path()).unwrap();
         assert_eq!(after.timestamp.key_id(), next.key_id());
         assert_eq!(after.snapshot.key_id(), before.snapshot.key_id(), "other keys stay");
         assert!(next_key(dir.path(), TIMESTAMP).unwrap().is_none());
-        assert!(promote(dir.path(), TIMESTAMP).is_err(), "nothing left to promote");
+    }
+
+    #[test]
+    fn promotion_is_idempotent_and_only_of_the_listed_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = OnlineKeys::load_or_create(dir.path()).unwrap();
+        let next = next_key_or_create(dir.path(), SNAPSHOT).unwrap();
+        // A waiting key other than the one the root lists is not promoted.
+        let e = promote(dir.path(), SNAPSHOT, before.timestamp.key_id()).unwrap_err();
+        assert!(e.to_string().contains(next.key_id()), "{e}");
+        assert!(next_key(dir.path(), SNAPSHOT).unwrap().is_some(), "still waiting");
+        promote(dir.path(), SNAPSHOT, next.key_id()).unwrap();
+        // Again, as a retry after an interrupted rotation does: already done, nothing changes.
+        promote(dir.path(), SNAPSHOT, next.key_id()).unwrap();
+        let after = OnlineKeys::load_or_create(dir.path()).unwrap();
+        assert_eq!(after.snapshot.key_id(), next.key_id());
+        assert!(next_key(dir.path(), SNAPSHOT).unwrap().is_none());
+        // Nothing waiting and the key in force is not the expected one: an error, no change.
+        let e = promote(dir.path(), SNAPSHOT, before.snapshot.key_id()).unwrap_err();
+        assert!(e.to_string().contains("no key is waiting"), "{e}");
+        let e = promote(dir.path(), TIMESTAMP, next.key_id()).unwrap_err();
+        assert!(e.to_string().contains("no key is waiting"), "{e}");
+        let unchanged = OnlineKeys::load_or_create(dir.path()).unwrap();
+        assert_eq!(unchanged.snapshot.key_id(), next.key_id());
+        assert_eq!(unchanged.timestamp.key_id(), before.timestamp.key_id());
+    }
+
+    #[test]
+    fn replaced_keys_are_copies_with_the_named_ones_swapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = OnlineKeys::load_or_create(dir.path()).unwrap();
+        let next = next_key_or_create(dir.path(), DIRECTOR).unwrap();
+        let swapped = keys.replaced(&[(DIRECTOR, &next)]).unwrap();
+        assert_eq!(swapped.director.key_id(), next.key_id());
+        for name in [SNAPSHOT, TIMESTAMP, DIRECTOR_ROOT] {
+            assert_eq!(swapped.get(name).unwrap().key_id(), keys.get(name).unwrap().key_id(), "{name}");
+        }
+        assert!(keys.get("targets").is_none());
     }
 }
