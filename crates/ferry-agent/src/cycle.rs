@@ -19,14 +19,14 @@ use std::time::Duration;
 
 use ferry_api::{CheckinRequest, CheckinResponse, EnrollRequest, Offer};
 use ferry_client::{ClientError, DeviceClient};
-use ferry_core::{DeviceStatus, ReleaseId, Version};
+use ferry_core::{DeviceState, DeviceStatus, ReleaseId, Version};
 use ferry_updater::{Director, Updater, UpdaterConfig};
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, SecretSource};
 use crate::engine::{Dirs, Engine, Rest};
-use crate::events::{EventQueue, DEFAULT_MAX_BYTES};
+use crate::events::{EventDraft, EventQueue, DEFAULT_MAX_BYTES};
 use crate::exit::{Exit, Failure};
 use crate::handler::command::Runner;
 use crate::lock::StateLock;
@@ -64,6 +64,9 @@ pub struct SavedOffers {
     /// Releases waiting for consent among them.
     #[serde(default)]
     pub awaiting_consent: Vec<ReleaseId>,
+    /// Releases whose wait for consent or refusal the server was told of (once each).
+    #[serde(default)]
+    pub reported: BTreeSet<ReleaseId>,
 }
 
 /// `consent.json`.
@@ -155,11 +158,18 @@ impl Agent {
             }
             director = Some(d);
         }
-        let saved = SavedOffers {
+        let previous = read_json::<SavedOffers>(&self.dirs.state.join(OFFERS_FILE)).unwrap_or_default();
+        let mut saved = SavedOffers {
             at: now(),
             offers: response.offers.clone(),
             awaiting_consent: made.as_ref().map(|p| p.awaiting_consent.clone()).unwrap_or_default(),
+            reported: BTreeSet::new(),
         };
+        if let Some(p) = &made {
+            saved.reported = report_waiting(&mut events, p, &previous.reported)?;
+        } else {
+            saved.reported = previous.reported;
+        }
         write_json(&self.dirs.state.join(OFFERS_FILE), &saved)?;
 
         let mut engine = Engine {
@@ -316,6 +326,32 @@ impl Agent {
     fn window_open(&self) -> bool {
         self.config.maintenance.as_ref().is_none_or(|m| m.is_open(now(), local_offset()))
     }
+}
+
+/// Tells the server, once per release, that an offer waits for consent (`deferred`) or that
+/// the agent refuses it (`failed`, with the refusal's code). Returns the releases reported so
+/// far that are still waiting or refused.
+fn report_waiting(
+    events: &mut EventQueue,
+    plan: &Plan,
+    reported: &BTreeSet<ReleaseId>,
+) -> Result<BTreeSet<ReleaseId>, Failure> {
+    let mut still = BTreeSet::new();
+    let waiting = plan
+        .awaiting_consent
+        .iter()
+        .map(|r| (*r, DeviceState::Deferred, None, "waiting for consent (ferry-agent install)".to_owned()));
+    let refused =
+        plan.refused.iter().map(|r| (r.release, DeviceState::Failed, Some(r.code.to_owned()), r.message.clone()));
+    for (release, state, error_code, message) in waiting.chain(refused) {
+        still.insert(release);
+        if reported.contains(&release) {
+            continue;
+        }
+        let draft = EventDraft { release, state, progress: None, error_code, message: Some(message), at: now() };
+        events.push(draft, None).map_err(|e| Failure::new(Exit::State, e))?;
+    }
+    Ok(still)
 }
 
 /// Copies a pinned root into a metadata directory the first time (a newer root there is kept).

@@ -288,3 +288,13 @@ fn the_systemd_unit_runs_a_command_the_agent_knows() {
     }
     cmd.assert().code(code(Exit::Config));
 }
+
+/// The README's minimal configuration is valid.
+#[test]
+fn the_readme_minimal_configuration_parses() {
+    let readme = include_str!("../README.md");
+    let block = readme.split("```toml\n").nth(1).and_then(|b| b.split("\n```").next()).expect("a toml block");
+    let config = ferry_agent::config::Config::parse(block).unwrap();
+    assert_eq!(config.handlers.len(), 1);
+    assert!(config.handlers[0].health_check.is_some());
+}

@@ -74,6 +74,11 @@ fn an_optional_release_waits_for_consent() {
     let (code, out, err) = output(device.agent().arg("check"));
     assert_eq!(code, 14, "an optional release is deferred until consent\n{out}\n{err}");
     assert_eq!(device.current(), None);
+    assert_eq!(fleet.release_state("pc-7", release).as_deref(), Some("deferred"), "the server hears it waits");
+    assert_eq!(output(device.agent().arg("check")).0, 14);
+    let deferred =
+        fleet.device("pc-7")["events"].as_array().unwrap().iter().filter(|e| e["state"] == "deferred").count();
+    assert_eq!(deferred, 1, "the wait is reported once, not at every check");
     let (code, out, _) = output(device.agent().arg("notify"));
     assert_eq!(code, 0);
     assert!(out.contains("Faster tunnels.") && out.contains(&format!("ferry-agent install {release}")), "{out}");

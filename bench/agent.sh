@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# The device agent against its goals: stripped binary size, idle memory after ten check-ins,
+# CPU while idle between check-ins, and download throughput as a ratio against curl fetching
+# the same target from the same server in the same run.
+#
+#   bench/agent.sh               # SIZE_MIB=512 ROUNDS=5 IDLE_SECS=30
+#
+# 1. Size: `cargo build --release -p ferry-agent` alone (so its dependencies' features do not
+#    unify with the server's), then `strip` a copy. That stripped copy is the agent every
+#    measurement below runs.
+# 2. Memory: `ferry-agent run --no-initial-jitter` in a group with a 1 s check-in interval and
+#    no jitter installs a small release (tar.gz, `dir` handler), then checks in until ten more
+#    check-ins have ended (counted from its info log); VmRSS and VmHWM are read between two
+#    check-ins.
+# 3. Idle CPU: the same daemon's group is set to 1 h; once it has been told so, utime+stime
+#    (all threads) are read, IDLE_SECS later again. Threads and context switches are reported.
+# 4. Download: a random SIZE_MIB file is published as a required release (application/
+#    octet-stream) installed by a `command` handler that exits 0 at once. Each round enrolls a
+#    new device and times `ferry-agent check` from start to exit (enroll, check-in, director
+#    and image metadata, download with SHA-256, fsync, install, commit, report), then curl
+#    fetches the same TUF target URL into a file on the same disk with a device credential,
+#    once alone and once followed by `sha256sum`. Medians over ROUNDS.
+#
+# Needs curl, strip and tar. Traffic goes to 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+SIZE_MIB="${SIZE_MIB:-512}" ROUNDS="${ROUNDS:-5}" PORT="${PORT:-18090}" IDLE_SECS="${IDLE_SECS:-30}"
+CHECKINS="${CHECKINS:-10}"
+for tool in curl strip tar sha256sum; do
+  command -v "$tool" >/dev/null || { echo "error: $tool is not installed" >&2; exit 1; }
+done
+
+# --- 1. size -------------------------------------------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/ferry-agent-bench.XXXXXX")
+cleanup() {
+  [ -n "${daemon:-}" ] && kill "$daemon" 2>/dev/null
+  [ -n "${server:-}" ] && kill "$server" 2>/dev/null
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cargo build --release -q -p ferry-agent
+cp target/release/ferry-agent "$work/ferry-agent.unstripped"
+cp target/release/ferry-agent "$work/ferry-agent"
+strip "$work/ferry-agent"
+agent="$work/ferry-agent"
+size_unstripped=$(stat -c %s "$work/ferry-agent.unstripped")
+size=$(stat -c %s "$agent")
+cargo build --release -q -p ferry
+ferry="$PWD/target/release/ferry"
+"$agent" --version >&2
+
+# --- server and fleet ----------------------------------------------------------------------
+FERRY_LOG__LEVEL=warn "$ferry" serve --data-dir "$work/data" --listen "127.0.0.1:$PORT" 2>"$work/server.log" &
+server=$!
+url="http://127.0.0.1:$PORT"
+for _ in $(seq 100); do curl -fs "$url/livez" >/dev/null && break; sleep 0.1; done
+curl -fs "$url/livez" >/dev/null || { echo "error: the server did not start" >&2; cat "$work/server.log" >&2; exit 1; }
+
+export FERRY_URL="$url" FERRY_TOKEN_FILE="$work/data/admin-token" KEY_PASSPHRASE="bench passphrase"
+# Cheap key sealing for the CLI's offline keys: not what this benchmark measures.
+export FERRY_INSECURE_FAST_KEY_SEALING=1
+unset FERRY_TOKEN
+cli() { (cd "$work" && "$ferry" "$@"); }
+cli product create app >/dev/null
+cli platform create linux-x86_64 >/dev/null
+key_fast=$(cli group create fast --interval 1 --jitter 0 --quiet)
+key_dl=$(cli group create dl --interval 1h --jitter 0 --quiet)
+for k in root targets; do cli key generate --out "$k.key" --passphrase-env KEY_PASSPHRASE >/dev/null; done
+cli trust online-keys --out online-keys.json >/dev/null
+cli root create --root-key root.key.pub --targets-key targets.key.pub --online-keys online-keys.json --out root.json >/dev/null
+cli metadata sign root.json --key root.key --passphrase-env KEY_PASSPHRASE >/dev/null
+cli trust push root.json >/dev/null
+curl -fsS -H "authorization: Bearer $(cat "$FERRY_TOKEN_FILE")" "$url/tuf/director/root.json" >"$work/director-root.json"
+
+# publish FILE VERSION GROUP MEDIA_TYPE → signed, approved, required release
+publish() {
+  local id
+  id=$(cli release publish --product app --version "$2" --platform linux-x86_64 --artifact "$1" \
+       --media-type "$4" --required --quiet)
+  cli release sign "$id" --key targets.key --passphrase-env KEY_PASSPHRASE >/dev/null
+  cli approve "$id" --group "$3" >/dev/null
+}
+
+# device ID ENROLLMENT_KEY HANDLER_TOML → path of its config (info log, state in DIR/state)
+device() {
+  local dir="$work/devices/$1"
+  mkdir -p "$dir"
+  cat >"$dir/agent.toml" <<EOF
+server_url = "$url"
+platform = "linux-x86_64"
+device_id = "$1"
+enrollment_key = "$2"
+state_dir = "$dir/state"
+log_level = "info"
+[trust]
+image_root = "$work/root.json"
+director_root = "$work/director-root.json"
+[checkin]
+initial_jitter_secs = 0
+[[handler]]
+product = "app"
+$3
+EOF
+  echo "$dir/agent.toml"
+}
+
+# --- 2. idle memory after ten check-ins ----------------------------------------------------
+mkdir -p "$work/src"
+head -c $((1024 * 1024)) /dev/urandom >"$work/src/payload.bin"
+echo "1.0" >"$work/src/VERSION"
+tar -C "$work/src" -czf "$work/app-1.0.tar.gz" payload.bin VERSION
+publish "$work/app-1.0.tar.gz" 1.0 fast application/gzip
+
+cfg=$(device idle-1 "$key_fast" "type = \"dir\"
+root = \"$work/devices/idle-1/opt/app\"")
+"$agent" --config "$cfg" run --no-initial-jitter 2>"$work/daemon.log" &
+daemon=$!
+checks() { grep -c ' result=' "$work/daemon.log" || true; }
+# The install is the first check; then CHECKINS more.
+deadline=$((SECONDS + 60 + 3 * CHECKINS))
+while [ "$(checks)" -lt $((CHECKINS + 1)) ]; do
+  [ $SECONDS -lt $deadline ] || { echo "error: only $(checks) check-ins in time" >&2; cat "$work/daemon.log" >&2; exit 1; }
+  kill -0 "$daemon" 2>/dev/null || { echo "error: the daemon exited" >&2; cat "$work/daemon.log" >&2; exit 1; }
+  sleep 0.1
+done
+sleep 0.3   # between two check-ins (1 s apart)
+[ "$(readlink "$work/devices/idle-1/opt/app/current")" = versions/1.0 ] \
+  || { echo "error: release 1.0 was not installed" >&2; cat "$work/daemon.log" >&2; exit 1; }
+status() { awk -v k="$1:" '$1==k {print $2}' "/proc/$daemon/status"; }
+rss=$(status VmRSS) hwm=$(status VmHWM)
+checks_at_rss=$(checks)
+
+# --- 3. CPU while idle ---------------------------------------------------------------------
+cli group set fast --interval 1h --jitter 0 >/dev/null
+# Two more check-ins: the second one surely began after the change, so it was told 1 h.
+n=$(checks)
+deadline=$((SECONDS + 30))
+while [ "$(checks)" -lt $((n + 2)) ]; do
+  [ $SECONDS -lt $deadline ] || { echo "error: no check-in after the interval change" >&2; exit 1; }
+  sleep 0.1
+done
+sleep 1
+ticks() { awk '{print $14 + $15}' "/proc/$daemon/stat"; }
+switches() { cat /proc/"$daemon"/task/*/status | awk '/_ctxt_switches:/ {s += $2} END {print s}'; }
+n=$(checks) t0=$(ticks) c0=$(switches)
+sleep "$IDLE_SECS"
+t1=$(ticks) c1=$(switches)
+threads=$(status Threads)
+idle_checks=$(( $(checks) - n ))
+rss_after_idle=$(status VmRSS)
+kill "$daemon"; wait "$daemon" 2>/dev/null || true; daemon=
+
+# --- 4. download throughput ----------------------------------------------------------------
+bytes=$((SIZE_MIB * 1024 * 1024))
+head -c "$bytes" /dev/urandom >"$work/big.bin"
+sha=$(sha256sum "$work/big.bin" | cut -d' ' -f1)
+publish "$work/big.bin" 2.0 dl application/octet-stream
+rm -f "$work/big.bin"
+target_url="$url/tuf/image/targets/app/2.0/$sha.big.bin"
+printf '#!/bin/sh\nexit 0\n' >"$work/install-noop.sh"
+chmod 755 "$work/install-noop.sh"
+handler="type = \"command\"
+argv = [\"$work/install-noop.sh\"]"
+
+# curl's device: enrolled in the same group and checked in once, so that it is entitled to
+# the target (a device that installed it is offered it no more).
+cred=$(curl -fsS -H 'content-type: application/json' \
+  -d "{\"device_id\":\"curl-1\",\"enrollment_key\":\"$key_dl\"}" "$url/device/v1/enroll" |
+  sed -n 's/.*"credential" *: *"\([^"]*\)".*/\1/p')
+[ -n "$cred" ] || { echo "error: enrolling curl's device failed" >&2; exit 1; }
+curl -fsS -o /dev/null -H "authorization: Bearer $cred" -H 'content-type: application/json' \
+  -d '{"platform":"linux-x86_64"}' "$url/device/v1/checkin"
+
+now() { date +%s.%N; }
+mkdir -p "$work/curl"
+: >"$work/results"
+# Warm-up: one fetch, so that every round reads the server's content store from the page cache.
+curl -fsS -o "$work/curl/warm.bin" -H "authorization: Bearer $cred" "$target_url"
+rm -f "$work/curl/warm.bin"
+printf "%-6s %12s %12s %18s\n" round "agent MB/s" "curl MB/s" "curl+sha256 MB/s"
+for r in $(seq "$ROUNDS"); do
+  cfg=$(device "dl-$r" "$key_dl" "$handler")
+  sync
+  s=$(now)
+  code=0; "$agent" --config "$cfg" check >"$work/devices/dl-$r/check.out" 2>"$work/devices/dl-$r/check.log" || code=$?
+  e=$(now)
+  [ "$code" = 4 ] || { echo "error: ferry-agent check exited $code (4 expected)" >&2; cat "$work/devices/dl-$r/check.log" >&2; exit 1; }
+  rm -rf "$work/devices/dl-$r/state"   # its download is gone already; keep the disk tidy
+  a=$(awk -v b="$bytes" -v s="$s" -v e="$e" 'BEGIN {print b / (e - s)}')
+
+  sync
+  s=$(now)
+  curl -fsS -o "$work/curl/big.bin" -H "authorization: Bearer $cred" "$target_url"
+  e=$(now)
+  c=$(awk -v b="$bytes" -v s="$s" -v e="$e" 'BEGIN {print b / (e - s)}')
+  rm -f "$work/curl/big.bin"
+
+  sync
+  s=$(now)
+  curl -fsS -o "$work/curl/big.bin" -H "authorization: Bearer $cred" "$target_url" && got=$(sha256sum "$work/curl/big.bin" | cut -d' ' -f1)
+  e=$(now)
+  [ "$got" = "$sha" ] || { echo "error: curl fetched a different file" >&2; exit 1; }
+  ch=$(awk -v b="$bytes" -v s="$s" -v e="$e" 'BEGIN {print b / (e - s)}')
+  rm -f "$work/curl/big.bin"
+
+  printf "%-6s %12.1f %12.1f %18.1f\n" "$r" "$(awk -v b="$a" 'BEGIN{print b/1e6}')" \
+    "$(awk -v b="$c" 'BEGIN{print b/1e6}')" "$(awk -v b="$ch" 'BEGIN{print b/1e6}')"
+  echo "$a $c $ch" >>"$work/results"
+done
+ma=$(awk '{print $1}' "$work/results" | median)
+mc=$(awk '{print $2}' "$work/results" | median)
+mh=$(awk '{print $3}' "$work/results" | median)
+
+# --- report --------------------------------------------------------------------------------
+hz=$(getconf CLK_TCK)
+echo
+echo "ferry-agent $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || echo ' (+ uncommitted changes)'), size=${SIZE_MIB}MiB rounds=$ROUNDS"
+printf "| %-46s | %-28s | %-12s |\n" measurement value goal
+printf "| %-46s | %-28s | %-12s |\n" "----" "----" "----"
+mib() { awk -v b="$1" 'BEGIN {printf "%.2f MiB", b / 1048576}'; }
+printf "| %-46s | %-28s | %-12s |\n" "binary, stripped" "$size B ($(mib "$size"))" "<= 5 MiB"
+printf "| %-46s | %-28s | %-12s |\n" "binary, unstripped" "$size_unstripped B ($(mib "$size_unstripped"))" ""
+printf "| %-46s | %-28s | %-12s |\n" "VmRSS after install + $CHECKINS check-ins" "$(mib $((rss * 1024))) ($rss kB)" "<= 10 MiB"
+printf "| %-46s | %-28s | %-12s |\n" "VmHWM (peak RSS) then" "$(mib $((hwm * 1024))) ($hwm kB)" ""
+printf "| %-46s | %-28s | %-12s |\n" "VmRSS after the idle window" "$(mib $((rss_after_idle * 1024))) ($rss_after_idle kB)" ""
+printf "| %-46s | %-28s | %-12s |\n" "CPU ticks in ${IDLE_SECS} s idle (USER_HZ=$hz)" "$((t1 - t0))" "0"
+printf "| %-46s | %-28s | %-12s |\n" "context switches in ${IDLE_SECS} s idle" "$((c1 - c0))" ""
+printf "| %-46s | %-28s | %-12s |\n" "check-ins in the idle window" "$idle_checks" "0"
+printf "| %-46s | %-28s | %-12s |\n" "threads while idle" "$threads" ""
+awk -v a="$ma" -v c="$mc" -v h="$mh" 'BEGIN {
+  printf "| %-46s | %-28s | %-12s |\n", "download: agent check, median", sprintf("%.1f MB/s", a/1e6), ""
+  printf "| %-46s | %-28s | %-12s |\n", "download: curl -o FILE, median", sprintf("%.1f MB/s", c/1e6), ""
+  printf "| %-46s | %-28s | %-12s |\n", "download: curl -o FILE && sha256sum, median", sprintf("%.1f MB/s", h/1e6), ""
+  printf "| %-46s | %-28s | %-12s |\n", "ratio agent / curl", sprintf("%.3f", a/c), ">= 0.9"
+  printf "| %-46s | %-28s | %-12s |\n", "ratio agent / (curl && sha256sum)", sprintf("%.3f", a/h), "" }'
