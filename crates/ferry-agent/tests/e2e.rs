@@ -157,3 +157,48 @@ fn part_size(dir: &std::path::Path) -> u64 {
     }
     total
 }
+
+/// `ferry-agent run`, the daemon: checks in at start (so after every boot) and installs what
+/// is approved, then waits for the server's interval; SIGTERM stops it with exit 0, and a new
+/// start checks again at once.
+#[test]
+fn the_daemon_installs_at_start_and_stops_on_sigterm() {
+    let fleet = Fleet::start();
+    let device = Device::new(&fleet, "kiosk-1", "");
+    for version in ["1.0", "1.1"] {
+        let release = fleet.publish(version, &[("VERSION", version.as_bytes())], &["--required"]);
+        let mut daemon = device
+            .agent()
+            .args(["run", "--no-initial-jitter"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut committed = false;
+        for _ in 0..600 {
+            if fleet.release_state("kiosk-1", release).as_deref() == Some("committed") {
+                committed = true;
+                break;
+            }
+            assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited by itself");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert!(committed, "{version} was not installed by the daemon's first check");
+        assert_eq!(device.current().as_deref(), Some(version));
+
+        let pid = daemon.id().to_string();
+        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let mut code = None;
+        for _ in 0..300 {
+            if let Some(status) = daemon.try_wait().unwrap() {
+                code = status.code();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if code.is_none() {
+            let _ = daemon.kill();
+        }
+        assert_eq!(code, Some(0), "SIGTERM stops the daemon with exit 0");
+    }
+}

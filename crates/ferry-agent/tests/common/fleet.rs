@@ -201,9 +201,14 @@ impl Fleet {
         serde_json::from_str(&ok(self.cli().args(["device", "show", id, "--json"]))).unwrap()
     }
 
-    /// The device's latest state of `release` as the server has it.
+    /// The device's latest state of `release` as the server has it (`None` also while the
+    /// device has not enrolled).
     pub fn release_state(&self, device: &str, release: i64) -> Option<String> {
-        let d = self.device(device);
+        let (code, out, _) = output(self.cli().args(["device", "show", device, "--json"]));
+        if code != 0 {
+            return None;
+        }
+        let d: serde_json::Value = serde_json::from_str(&out).unwrap();
         d["releases"]
             .as_array()?
             .iter()
