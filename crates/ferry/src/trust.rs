@@ -76,6 +76,11 @@ struct DraftArgs {
     /// Where to write the unsigned metadata.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
+    /// Trust the server's repository from this root metadata (a root.json the root keys
+    /// signed, e.g. the one you pushed) instead of the server's `1.root.json`: a server that
+    /// forged its whole root history is then caught too. Newer roots must chain from it.
+    #[arg(long = "root", value_name = "ROOT_FILE")]
+    pinned_root: Option<PathBuf>,
 }
 
 /// `ferry trust push`.
@@ -175,8 +180,17 @@ impl DraftArgs {
         let releases = (self.no_releases || !self.releases.is_empty()).then_some(self.releases.as_slice());
         // `None` asks for every release not yet signed.
         let drafted = client.draft_targets(&self.role, releases, self.expires_days).await?;
-        let checked =
-            check_server_draft(ctx, client, &self.role, &drafted, releases, self.expires_days, Doing::Write).await?;
+        let checked = check_server_draft(
+            ctx,
+            client,
+            &self.role,
+            &drafted,
+            releases,
+            self.expires_days,
+            self.pinned_root.as_deref(),
+            Doing::Write,
+        )
+        .await?;
         let bytes = ferry_tuf::metadata::sign(&checked.draft, &[])?;
         write_file(&self.out, &bytes, Access::Public, Existing::Replace)?;
         let report = serde_json::json!({
@@ -265,6 +279,11 @@ pub struct ReleaseSignArgs {
     /// Days until the new targets metadata expires (the server's default: 365).
     #[arg(long, value_name = "DAYS", value_parser = expires_days)]
     expires_days: Option<u32>,
+    /// Trust the server's repository from this root metadata (a root.json the root keys
+    /// signed, e.g. the one you pushed) instead of the server's `1.root.json`: a server that
+    /// forged its whole root history is then caught too. Newer roots must chain from it.
+    #[arg(long = "root", value_name = "ROOT_FILE")]
+    pinned_root: Option<PathBuf>,
     #[command(flatten)]
     passphrase: PassphraseArgs,
 }
@@ -288,9 +307,17 @@ impl ReleaseSignArgs {
         // Keys first: a wrong passphrase costs no round trip and leaves nothing half done.
         let keys = open_keys(&self.keys, &self.passphrase)?;
         let drafted = client.draft_targets(&self.role, Some(&self.ids), self.expires_days).await?;
-        let checked =
-            check_server_draft(ctx, client, &self.role, &drafted, Some(&self.ids), self.expires_days, Doing::Sign)
-                .await?;
+        let checked = check_server_draft(
+            ctx,
+            client,
+            &self.role,
+            &drafted,
+            Some(&self.ids),
+            self.expires_days,
+            self.pinned_root.as_deref(),
+            Doing::Sign,
+        )
+        .await?;
         let what = PathBuf::from(format!("the drafted {} metadata", self.role));
         let signed = metadata::sign(&what, &ferry_tuf::metadata::sign(&checked.draft, &[])?, &keys)?;
         let published = push(client, &what, signed.bytes, Some(&self.role)).await?;
@@ -538,6 +565,7 @@ async fn check_server_draft(
     drafted: &Value,
     releases: Option<&[ReleaseId]>,
     expires_days: Option<u32>,
+    pinned_root: Option<&Path>,
     doing: Doing,
 ) -> anyhow::Result<CheckedDraft> {
     let refused = |reason: String| -> anyhow::Error {
@@ -554,7 +582,11 @@ async fn check_server_draft(
         .signed;
     let allowed = release_paths(client, releases).await?;
     let now = crate::time::now();
-    let current = match published_targets(&ctx.tuf_reader()?, role, now).await {
+    let pinned = match pinned_root {
+        Some(path) => Some(std::fs::read(path).map_err(crate::exit::local_file("read", path))?),
+        None => None,
+    };
+    let current = match published_targets(&ctx.tuf_reader()?, role, now, pinned.as_deref()).await {
         Ok(current) => current,
         Err(e) if e.is::<ClientError>() => return Err(e),
         Err(e) => {
@@ -598,10 +630,20 @@ async fn release_paths(client: &AdminClient, ids: Option<&[ReleaseId]>) -> anyho
 /// keys) and, for a delegated role, its metadata signed by the keys the top-level targets
 /// delegate to it. `None` when no version is published. The targets' own expiry is not
 /// checked: renewing expired targets is a reason to draft.
-async fn published_targets(repo: &DeviceClient, role: &str, now: i64) -> anyhow::Result<Option<Targets>> {
-    let Some(first) = repo.image_metadata("1.root.json").await? else { return Ok(None) };
-    let mut set = TrustedSet::new(&first, now)?;
-    for version in 2.. {
+async fn published_targets(
+    repo: &DeviceClient,
+    role: &str,
+    now: i64,
+    pinned_root: Option<&[u8]>,
+) -> anyhow::Result<Option<Targets>> {
+    let mut set = match pinned_root {
+        Some(root) => TrustedSet::new(root, now)?,
+        None => {
+            let Some(first) = repo.image_metadata("1.root.json").await? else { return Ok(None) };
+            TrustedSet::new(&first, now)?
+        }
+    };
+    for version in set.root().version + 1.. {
         if version > MAX_ROOT_VERSIONS {
             return Err(TufError::malformed("root", format!("more than {MAX_ROOT_VERSIONS} versions")).into());
         }

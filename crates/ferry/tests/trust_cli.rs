@@ -658,3 +658,57 @@ fn relay(client: TcpStream, upstream: &str, tamper: &Tamper) {
     client.write_all(&head).unwrap();
     client.write_all(&body).unwrap();
 }
+
+/// `--root` pins the publisher's own root: signing goes ahead when the server's repository
+/// chains from it, and is refused (exit 11, nothing signed) when it does not — a server that
+/// replaced the whole root history with keys of its own.
+#[test]
+fn a_pinned_root_must_anchor_what_the_server_publishes() {
+    let p = Publisher::with_root();
+    let first = p.publish("vpn-client", "5.0");
+    let signed = p.json(&[
+        "release",
+        "sign",
+        &first,
+        "--key",
+        "targets.key",
+        "--passphrase-env",
+        "TARGETS_PASS",
+        "--root",
+        "root.json",
+    ]);
+    assert_pushed(&signed, "targets", 1);
+
+    // The publisher's root names other keys than those the server's repository is signed by
+    // (as when the server forged its root history): the published targets do not verify.
+    p.ok(&["key", "generate", "--out", "other-targets.key", "--passphrase-env", "TARGETS_PASS"]);
+    p.ok(&["key", "generate", "--out", "other-root.key", "--passphrase-env", "ROOT_PASS"]);
+    p.ok(&[
+        "root",
+        "create",
+        "--root-key",
+        "other-root.key.pub",
+        "--targets-key",
+        "other-targets.key.pub",
+        "--online-keys",
+        "online-keys.json",
+        "--out",
+        "other-root.json",
+    ]);
+    p.ok(&["metadata", "sign", "other-root.json", "--key", "other-root.key", "--passphrase-env", "ROOT_PASS"]);
+    let second = p.publish("vpn-client", "5.1");
+    let (code, out, err) = p.run(&[
+        "release",
+        "sign",
+        &second,
+        "--key",
+        "targets.key",
+        "--passphrase-env",
+        "TARGETS_PASS",
+        "--root",
+        "other-root.json",
+    ]);
+    assert_eq!(code, 11, "{out}\n{err}");
+    assert!(err.contains("does not verify"), "{err}");
+    assert_eq!(p.unsigned_releases().as_array().unwrap().len(), 1, "nothing was signed");
+}
