@@ -180,17 +180,14 @@ impl DraftArgs {
         let releases = (self.no_releases || !self.releases.is_empty()).then_some(self.releases.as_slice());
         // `None` asks for every release not yet signed.
         let drafted = client.draft_targets(&self.role, releases, self.expires_days).await?;
-        let checked = check_server_draft(
-            ctx,
-            client,
-            &self.role,
-            &drafted,
+        let request = DraftRequest {
+            role: &self.role,
             releases,
-            self.expires_days,
-            self.pinned_root.as_deref(),
-            Doing::Write,
-        )
-        .await?;
+            expires_days: self.expires_days,
+            pinned_root: self.pinned_root.as_deref(),
+            doing: Doing::Write,
+        };
+        let checked = check_server_draft(ctx, client, &drafted, request).await?;
         let bytes = ferry_tuf::metadata::sign(&checked.draft, &[])?;
         write_file(&self.out, &bytes, Access::Public, Existing::Replace)?;
         let report = serde_json::json!({
@@ -307,17 +304,14 @@ impl ReleaseSignArgs {
         // Keys first: a wrong passphrase costs no round trip and leaves nothing half done.
         let keys = open_keys(&self.keys, &self.passphrase)?;
         let drafted = client.draft_targets(&self.role, Some(&self.ids), self.expires_days).await?;
-        let checked = check_server_draft(
-            ctx,
-            client,
-            &self.role,
-            &drafted,
-            Some(&self.ids),
-            self.expires_days,
-            self.pinned_root.as_deref(),
-            Doing::Sign,
-        )
-        .await?;
+        let request = DraftRequest {
+            role: &self.role,
+            releases: Some(&self.ids),
+            expires_days: self.expires_days,
+            pinned_root: self.pinned_root.as_deref(),
+            doing: Doing::Sign,
+        };
+        let checked = check_server_draft(ctx, client, &drafted, request).await?;
         let what = PathBuf::from(format!("the drafted {} metadata", self.role));
         let signed = metadata::sign(&what, &ferry_tuf::metadata::sign(&checked.draft, &[])?, &keys)?;
         let published = push(client, &what, signed.bytes, Some(&self.role)).await?;
@@ -374,6 +368,18 @@ const MAX_ROOT_VERSIONS: u64 = 10_000;
 enum Doing {
     Sign,
     Write,
+}
+
+/// What a draft was asked for, and how to check it.
+#[derive(Debug, Clone, Copy)]
+struct DraftRequest<'a> {
+    role: &'a str,
+    /// The releases asked for; `None`: every unsigned one.
+    releases: Option<&'a [ReleaseId]>,
+    expires_days: Option<u32>,
+    /// The publisher's root to verify the published metadata from (`--root`).
+    pinned_root: Option<&'a Path>,
+    doing: Doing,
 }
 
 impl Doing {
@@ -561,13 +567,10 @@ fn entry_changes(old: &TargetFile, new: &TargetFile) -> String {
 async fn check_server_draft(
     ctx: &Context,
     client: &AdminClient,
-    role: &str,
     drafted: &Value,
-    releases: Option<&[ReleaseId]>,
-    expires_days: Option<u32>,
-    pinned_root: Option<&Path>,
-    doing: Doing,
+    request: DraftRequest<'_>,
 ) -> anyhow::Result<CheckedDraft> {
+    let DraftRequest { role, releases, expires_days, pinned_root, doing } = request;
     let refused = |reason: String| -> anyhow::Error {
         MetadataRefused(format!(
             "refusing the server's draft of {role} metadata: {reason}. The server may be compromised, or the \
