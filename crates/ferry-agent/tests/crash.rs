@@ -9,19 +9,22 @@ mod fleet;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use fleet::{output, Device, Fleet};
+use fleet::{output, Device, Fleet, KillOnDrop};
 
 /// Starts `ferry-agent check` paused after `phase`, waits (bounded) until the state file shows
 /// that phase, then kills it with SIGKILL.
 fn kill_in(device: &Device, phase: &str) {
-    let mut child: Child = device
-        .agent()
-        .arg("check")
-        .env("FERRY_AGENT_PAUSE_AFTER", phase)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut guard = KillOnDrop(
+        device
+            .agent()
+            .arg("check")
+            .env("FERRY_AGENT_PAUSE_AFTER", phase)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child: &mut Child = &mut guard.0;
     let mut reached = false;
     for _ in 0..1200 {
         if device.status()["phase"] == phase {

@@ -5,7 +5,7 @@
 #[path = "common/fleet.rs"]
 mod fleet;
 
-use fleet::{ok, output, Device, Fleet};
+use fleet::{ok, output, Device, Fleet, KillOnDrop};
 
 /// Publish, sign, approve → the agent installs and commits it, and the server shows it
 /// committed; then a release that fails its health check is rolled back by the agent, and
@@ -107,13 +107,15 @@ fn a_download_killed_midway_resumes_after_restart() {
     std::fs::write(&artifact, &payload).unwrap();
     let release = fleet.publish_file("3.0", &artifact, "application/octet-stream", &["--required"]);
 
-    let mut child = slow
-        .agent()
-        .arg("check")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut guard = KillOnDrop(
+        slow.agent()
+            .arg("check")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut guard.0;
     let downloads = slow.dir.join("state/downloads");
     // Wait (bounded) until part of the file has arrived, then kill the agent.
     let mut partial = 0;
@@ -167,13 +169,16 @@ fn the_daemon_installs_at_start_and_stops_on_sigterm() {
     let device = Device::new(&fleet, "kiosk-1", "");
     for version in ["1.0", "1.1"] {
         let release = fleet.publish(version, &[("VERSION", version.as_bytes())], &["--required"]);
-        let mut daemon = device
-            .agent()
-            .args(["run", "--no-initial-jitter"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut daemon = KillOnDrop(
+            device
+                .agent()
+                .args(["run", "--no-initial-jitter"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let daemon = &mut daemon.0;
         let mut committed = false;
         for _ in 0..600 {
             if fleet.release_state("kiosk-1", release).as_deref() == Some("committed") {

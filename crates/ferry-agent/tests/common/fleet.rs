@@ -312,3 +312,14 @@ timeout_secs = 30
         serde_json::from_str(&ok(self.agent().args(["status", "--json"]))).unwrap()
     }
 }
+
+/// A child process killed when the test ends, also when it fails (a paused or daemon agent
+/// must not outlive a failed test).
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
