@@ -182,6 +182,7 @@ impl Agent {
             window_open: self.window_open(),
             now: now(),
             dirs: self.dirs.clone(),
+            fresh_download: false,
         };
         if let Some((target, _)) = made.as_ref().and_then(|p| p.start.clone()) {
             engine.begin(target)?;

@@ -108,6 +108,9 @@ pub struct Engine<'a> {
     pub now: i64,
     /// The state directory's layout.
     pub dirs: Dirs,
+    /// Set when this process downloaded (and so verified) the job's file a moment ago; the
+    /// check before installing then need not hash it again. Callers start with `false`.
+    pub fresh_download: bool,
 }
 
 impl Engine<'_> {
@@ -142,7 +145,9 @@ impl Engine<'_> {
                         }
                         return Ok(Rest::Deferred(wait));
                     }
-                    if self.verify(&job)? {
+                    // A file downloaded by this process was verified as it arrived; one that sat
+                    // on disk (deferred, or found at a restart) is hashed again.
+                    if std::mem::take(&mut self.fresh_download) || self.verify(&job)? {
                         self.enter(Phase::Installing { attempts: 1 }, None)?;
                         self.install(1).await?;
                     }
@@ -225,6 +230,7 @@ impl Engine<'_> {
         match image.download_target(&t.target_path, &entry, &self.dirs.downloads()).await {
             Ok(file) => {
                 tracing::info!(file = %file.display(), bytes = t.length, "downloaded and verified");
+                self.fresh_download = true;
                 self.enter(Phase::Downloaded { deferred: None }, None)
             }
             Err(e) => {
