@@ -111,7 +111,7 @@ impl Agent {
         }
         let mut events = EventQueue::open(&self.config.events_file(), DEFAULT_MAX_BYTES)
             .map_err(|e| Failure::new(Exit::State, e))?;
-        let device = self.device_client().await?;
+        let (device, credential) = self.device_client().await?;
         let boot_id = read_boot_id();
         let response = self.checkin(&device, &state, boot_id.as_deref()).await?;
         self.deliver(&device, &mut events).await;
@@ -127,6 +127,7 @@ impl Agent {
             ));
         }
         let next_checkin = Some(Duration::from_secs(response.next_checkin_secs));
+        let window_open = self.window_open();
         let consent = read_json::<Consent>(&self.dirs.state.join(CONSENT_FILE)).unwrap_or_default();
         let needs_download =
             state.job.as_ref().is_some_and(|j| matches!(j.phase, crate::state::Phase::Downloading { .. }));
@@ -134,7 +135,7 @@ impl Agent {
         let mut director = None;
         let mut made = None;
         if needs_download || considers_offers {
-            let mut d = self.director(&device, &response)?;
+            let mut d = self.director(&device, &credential, &response).await?;
             d.refresh_both().await.map_err(|e| updater_failure("refreshing the signed metadata", e))?;
             if considers_offers {
                 let device_id = response.device_id.as_str();
@@ -144,12 +145,8 @@ impl Agent {
                     .assigned(device_id, self.config.platform.as_str(), &BTreeMap::new().into_iter().collect())
                     .await
                     .map_err(|e| updater_failure("checking the director's assignment", e))?;
-                let circumstances = Circumstances {
-                    now: now(),
-                    window_open: self.window_open(),
-                    consent: &consent.releases,
-                    declined: &consent.declined,
-                };
+                let circumstances =
+                    Circumstances { now: now(), window_open, consent: &consent.releases, declined: &consent.declined };
                 let p = plan(&response.offers, &assigned, &state, &self.config, circumstances);
                 for refusal in &p.refused {
                     tracing::warn!(release = %refusal.release, code = refusal.code, "{}", refusal.message);
@@ -179,7 +176,7 @@ impl Agent {
             events: &mut events,
             runner: Runner::default(),
             boot_id,
-            window_open: self.window_open(),
+            window_open,
             now: now(),
             dirs: self.dirs.clone(),
             fresh_download: false,
@@ -207,14 +204,14 @@ impl Agent {
         Ok(Report { exit, summary: summary(&rest, made.as_ref()), next_checkin, plan: made })
     }
 
-    /// A device API client with the stored credential, enrolling first when there is none.
-    async fn device_client(&self) -> Result<DeviceClient, Failure> {
-        let credential = net::load_credential(&self.config.credential_file)?;
-        let enrolled = credential.is_some();
-        let mut client = DeviceClient::with_client(&self.config.server_url, credential, self.http.clone())
+    /// A device API client with the stored credential, and the credential, enrolling first
+    /// when there is none.
+    async fn device_client(&self) -> Result<(DeviceClient, String), Failure> {
+        let stored = net::load_credential(&self.config.credential_file)?;
+        let mut client = DeviceClient::with_client(&self.config.server_url, stored.clone(), self.http.clone())
             .map_err(|e| Failure::new(Exit::Config, e))?;
-        if enrolled {
-            return Ok(client);
+        if let Some(credential) = stored {
+            return Ok((client, credential));
         }
         let device_id = self.config.read_device_id().map_err(|e| Failure::new(Exit::Config, e))?;
         let enrollment_key = match &self.config.enrollment_key {
@@ -232,7 +229,7 @@ impl Agent {
             .map_err(|e| Failure::new(Exit::State, e))?;
         tracing::info!(device = %answer.device_id, status = answer.status.as_str(), "enrolled");
         client.set_credential(&answer.credential).map_err(|e| Failure::new(Exit::Internal, e))?;
-        Ok(client)
+        Ok((client, answer.credential))
     }
 
     async fn checkin(
@@ -292,7 +289,12 @@ impl Agent {
     }
 
     /// The two repositories' verifying clients, from the pinned roots.
-    fn director(&self, device: &DeviceClient, response: &CheckinResponse) -> Result<Director, Failure> {
+    async fn director(
+        &self,
+        device: &DeviceClient,
+        credential: &str,
+        response: &CheckinResponse,
+    ) -> Result<Director, Failure> {
         let pointer = response.director.as_ref().ok_or_else(|| {
             Failure::new(Exit::VerificationFailed, "the server gave no director repository; is it a Ferry server?")
         })?;
@@ -300,27 +302,22 @@ impl Agent {
         let join = |path: &str| {
             base.join(path).map_err(|e| Failure::new(Exit::Internal, format!("the server's URL {path}: {e}")))
         };
-        let credential = net::load_credential(&self.config.credential_file)?.unwrap_or_default();
         let mut authorization = HeaderValue::from_str(&format!("Bearer {credential}"))
             .map_err(|e| Failure::new(Exit::State, format!("the stored credential: {e}")))?;
         authorization.set_sensitive(true);
-        let updater = |dir: &str, url: &str, root: &Path, targets: Option<&str>| -> Result<Updater, Failure> {
-            let metadata_dir = self.dirs.state.join("tuf").join(dir);
-            install_root(&metadata_dir, root)?;
-            let mut config = UpdaterConfig::new(metadata_dir, join(url)?);
+        let tuf = self.dirs.state.join("tuf");
+        pin_root(&tuf.join("director"), &self.config.trust.director_root).await?;
+        pin_root(&tuf.join("image"), &self.config.trust.image_root).await?;
+        let updater = |dir: &str, url: &str, targets: Option<&str>| -> Result<Updater, Failure> {
+            let mut config = UpdaterConfig::new(tuf.join(dir), join(url)?);
             config.target_base_url = targets.map(join).transpose()?;
             config.headers.insert(AUTHORIZATION, authorization.clone());
             config.client = Some(self.http.clone());
             config.bandwidth_limit = self.config.bandwidth_limit;
             Updater::new(config).map_err(|e| updater_failure(&format!("the {dir} repository"), e))
         };
-        let director = updater("director", &pointer.metadata_url, &self.config.trust.director_root, None)?;
-        let image = updater(
-            "image",
-            &pointer.image_metadata_url,
-            &self.config.trust.image_root,
-            Some(&pointer.image_targets_url),
-        )?;
+        let director = updater("director", &pointer.metadata_url, None)?;
+        let image = updater("image", &pointer.image_metadata_url, Some(&pointer.image_targets_url))?;
         Ok(Director::new(director, image))
     }
 
@@ -355,18 +352,18 @@ fn report_waiting(
     Ok(still)
 }
 
-/// Copies a pinned root into a metadata directory the first time (a newer root there is kept).
-fn install_root(metadata_dir: &Path, root: &Path) -> Result<(), Failure> {
-    if metadata_dir.join("root.json").exists() {
-        return Ok(());
-    }
+/// Installs a pinned root into a metadata directory the first time ([`ferry_updater::init`];
+/// a newer root the device rotated to is kept).
+async fn pin_root(metadata_dir: &Path, root: &Path) -> Result<(), Failure> {
     let bytes = std::fs::read(root)
         .map_err(|e| Failure::new(Exit::Config, format!("cannot read the pinned root {}: {e}", root.display())))?;
-    ferry_tuf::TrustedSet::new(&bytes, 0)
-        .map_err(|e| Failure::new(Exit::Config, format!("the pinned root {} is not valid: {e}", root.display())))?;
-    std::fs::create_dir_all(metadata_dir)
-        .map_err(|e| Failure::new(Exit::State, format!("{}: {e}", metadata_dir.display())))?;
-    crate::atomic::write_file(&metadata_dir.join("root.json"), &bytes).map_err(|e| Failure::new(Exit::State, e))
+    ferry_updater::init(metadata_dir, &bytes).await.map_err(|e| match e {
+        ferry_updater::Error::Tuf { .. } => {
+            Failure::new(Exit::Config, format!("the pinned root {} is not valid: {e}", root.display()))
+        }
+        e => updater_failure(&format!("installing the pinned root {}", root.display()), e),
+    })?;
+    Ok(())
 }
 
 /// The version of a persisted, verified timestamp, if any.

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ferry_core::{DeviceState, RebootBehaviour, Version};
+use ferry_core::{RebootBehaviour, Version};
 use ferry_tuf::TargetFile;
 use ferry_updater::Updater;
 
@@ -136,7 +136,7 @@ impl Engine<'_> {
             match &job.phase {
                 Phase::Downloading { .. } => self.download(&job, image).await?,
                 Phase::Verifying => {
-                    self.verify(&job)?;
+                    self.verify(&job).await?;
                 }
                 Phase::Downloaded { deferred } => {
                     if let Some(wait) = self.deferral(&job.target, *deferred) {
@@ -147,7 +147,7 @@ impl Engine<'_> {
                     }
                     // A file downloaded by this process was verified as it arrived; one that sat
                     // on disk (deferred, or found at a restart) is hashed again.
-                    if std::mem::take(&mut self.fresh_download) || self.verify(&job)? {
+                    if std::mem::take(&mut self.fresh_download) || self.verify(&job).await? {
                         self.enter(Phase::Installing { attempts: 1 }, None)?;
                         self.install(1).await?;
                     }
@@ -250,9 +250,13 @@ impl Engine<'_> {
 
     /// Hashes the downloaded file again (it sat on disk). True when it matches; otherwise it is
     /// deleted and the job goes back to downloading.
-    fn verify(&mut self, job: &Job) -> Result<bool, Failure> {
+    async fn verify(&mut self, job: &Job) -> Result<bool, Failure> {
         let file = self.dirs.download(&job.target)?;
-        let matches = file_matches(&file, &job.target).map_err(state_failure)?;
+        let t = &job.target;
+        let entry = TargetFile::new(t.length, t.sha256.as_str(), None);
+        let matches = ferry_updater::download::is_verified(&file, &t.target_path, &entry)
+            .await
+            .map_err(|e| updater_failure("re-verifying the download", e))?;
         if matches {
             if job.phase == Phase::Verifying {
                 self.enter(Phase::Downloaded { deferred: None }, None)?;
@@ -535,9 +539,6 @@ impl Engine<'_> {
         let draft = EventDraft { release: job.target.release, state, progress, error_code, message, at: self.now };
         let key = event_key(job.target.release, job.started_at, state);
         self.events.push(draft, Some(&key)).map_err(state_failure)?;
-        if state == DeviceState::Committed {
-            tracing::debug!(key, "queued the commit");
-        }
         Ok(())
     }
 }
@@ -564,29 +565,6 @@ fn deferral_message(wait: Deferral) -> String {
             format!("the handler asked to retry later; not before {}", ferry_core::time::format_unix(not_before))
         }
     }
-}
-
-/// Whether `file` has the target's length and SHA-256.
-pub fn file_matches(file: &Path, target: &Target) -> std::io::Result<bool> {
-    use std::io::Read as _;
-    let mut f = match std::fs::File::open(file) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    if f.metadata()?.len() != target.length {
-        return Ok(false);
-    }
-    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buffer = vec![0; 64 * 1024];
-    loop {
-        let n = f.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        context.update(&buffer[..n]);
-    }
-    Ok(hex::encode(context.finish()) == target.sha256.as_str())
 }
 
 fn state_failure(e: impl std::fmt::Display) -> Failure {

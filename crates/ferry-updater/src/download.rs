@@ -35,7 +35,7 @@ pub(crate) async fn download(
 ) -> Result<PathBuf> {
     let name = target_file_name(path)?;
     let final_path = dest_dir.join(&name);
-    if is_cached(&final_path, path, target).await? {
+    if is_verified(&final_path, path, target).await? {
         debug!(target = path, file = %final_path.display(), "already downloaded and verified");
         return Ok(final_path);
     }
@@ -109,7 +109,9 @@ async fn request(
 }
 
 /// Whether `file` exists with the target's length and digests.
-async fn is_cached(file: &Path, path: &str, target: &TargetFile) -> Result<bool> {
+/// Whether `file` holds target `path` as `target` lists it: its length and every digest the
+/// metadata lists that this client knows. A missing file is `false`.
+pub async fn is_verified(file: &Path, path: &str, target: &TargetFile) -> Result<bool> {
     match tokio::fs::metadata(file).await {
         Ok(meta) if meta.is_file() && meta.len() == target.length => {}
         _ => return Ok(false),
