@@ -6,15 +6,17 @@
 //! ([`crate::persist::PARTIAL_DIR`], a name no target file can have) so that one target's
 //! partial download is never another target's file.
 //!
-//! Memory use is one network chunk and one read buffer, whatever the target's size.
+//! Memory use is a few network chunks ([`PIPELINE_DEPTH`]) and one read buffer, whatever the
+//! target's size. The socket is read on the runtime's thread and the chunks are hashed and
+//! written on a blocking thread, so the three overlap.
 
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
 use ferry_tuf::TargetFile;
 use reqwest::header::CONTENT_RANGE;
 use reqwest::{Response, StatusCode, Url};
 use ring::digest;
-use tokio::io::AsyncWriteExt as _;
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result};
@@ -45,21 +47,20 @@ pub(crate) async fn download(
     let (digests, have) = resume_point(&part, path, target).await?;
     let (mut response, digests, have) = request(fetcher, url, &part, path, target, digests, have).await?;
 
-    let file = open_part(&part, have > 0).await?;
-    let mut sink = Sink { file, path: part.clone(), digests, have };
+    let mut sink = Sink::open(&part, have > 0, digests, have)?;
     let received = receive(&mut response, &mut sink, url, path, target.length, bandwidth_limit).await;
-    let flushed = sink.finish().await;
-    match received.and(flushed) {
-        Ok(()) => {}
-        Err(e @ Error::LengthExceeded { .. }) => {
+    // The writer's error (e.g. a full disk) comes first: it is why the receiving stopped.
+    let written = sink.finish(&part).await;
+    let digests = match (received, written) {
+        (Err(e @ Error::LengthExceeded { .. }), _) => {
             remove_optional(&part).await?;
             return Err(e);
         }
+        (_, Err(e)) => return Err(e),
         // Interrupted: the partial file stays for the next attempt to resume.
-        Err(e) => return Err(e),
-    }
-    let Sink { file, digests, .. } = sink;
-    drop(file);
+        (Err(e), Ok(_)) => return Err(e),
+        (Ok(()), Ok(digests)) => digests,
+    };
     if let Err(e) = digests.verify() {
         remove_optional(&part).await?;
         return Err(e);
@@ -142,38 +143,71 @@ async fn resume_point(part: &Path, path: &str, target: &TargetFile) -> Result<(D
     Ok((digests, len))
 }
 
-async fn open_part(part: &Path, append: bool) -> Result<tokio::fs::File> {
-    let mut options = tokio::fs::OpenOptions::new();
+fn open_part(part: &Path, append: bool) -> Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
     if append {
         options.append(true);
     } else {
         options.write(true).create(true).truncate(true);
     }
-    options.open(part).await.map_err(Error::io(part))
+    options.open(part).map_err(Error::io(part))
 }
 
-/// The partial file being written, the digests of what it holds, and its length.
+/// Chunks received but not yet hashed and written. With chunks of at most a few hundred KiB
+/// this bounds the memory between the socket and the disk.
+const PIPELINE_DEPTH: usize = 8;
+
+/// The partial file being written, on a blocking thread of its own: the runtime thread reads
+/// the socket while this one hashes and writes what arrived, so that receiving, hashing and
+/// writing overlap instead of taking turns.
 struct Sink {
-    file: tokio::fs::File,
-    path: PathBuf,
-    digests: Digests,
+    chunks: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    /// Ends with the digests of all the partial file holds, once it is written and synced.
+    writer: tokio::task::JoinHandle<Result<Digests>>,
+    /// Bytes handed to the writer (the partial file's length once it has written them).
     have: u64,
 }
 
 impl Sink {
-    async fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.digests.update(bytes);
-        self.file.write_all(bytes).await.map_err(Error::io(&self.path))?;
-        self.have += bytes.len() as u64;
-        Ok(())
+    fn open(part: &Path, append: bool, mut digests: Digests, have: u64) -> Result<Self> {
+        let mut file = open_part(part, append)?;
+        let path = part.to_path_buf();
+        let (chunks, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
+        let writer = tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            while let Some(chunk) = rx.blocking_recv() {
+                digests.update(&chunk);
+                file.write_all(&chunk).map_err(Error::io(&path))?;
+            }
+            // Synced also when the transfer was cut, so that a resume re-hashes what is really there.
+            file.sync_all().map_err(Error::io(&path))?;
+            Ok(digests)
+        });
+        Ok(Self { chunks: Some(chunks), writer, have })
     }
 
-    /// Flushes and syncs what was written, so that a resume re-hashes what is really there.
-    async fn finish(&mut self) -> Result<()> {
-        self.file.flush().await.map_err(Error::io(&self.path))?;
-        self.file.sync_all().await.map_err(Error::io(&self.path))
+    /// Hands `chunk` to the writer. Fails only when the writer stopped (it failed to write);
+    /// [`Sink::finish`] says why.
+    async fn write(&mut self, chunk: Bytes) -> std::result::Result<(), WriterStopped> {
+        let len = chunk.len() as u64;
+        match &self.chunks {
+            Some(tx) if tx.send(chunk).await.is_ok() => {
+                self.have += len;
+                Ok(())
+            }
+            _ => Err(WriterStopped),
+        }
+    }
+
+    /// Waits until the writer has written and synced everything handed to it.
+    async fn finish(mut self, path: &Path) -> Result<Digests> {
+        self.chunks = None;
+        self.writer.await.map_err(|e| Error::io(path)(std::io::Error::other(e)))?
     }
 }
+
+/// The writer thread ended early; its result says why.
+struct WriterStopped;
 
 /// Streams the answer's body into `sink`. Stops with [`Error::LengthExceeded`] before writing a
 /// byte past `length`, and with [`Error::Truncated`] when the body ends short of it.
@@ -190,9 +224,13 @@ async fn receive(
         if sink.have + chunk.len() as u64 > length {
             return Err(Error::LengthExceeded { target: path.to_owned(), length });
         }
-        sink.write(&chunk).await?;
+        let len = chunk.len() as u64;
+        if sink.write(chunk).await.is_err() {
+            // The writer failed; `Sink::finish` returns its error.
+            return Ok(());
+        }
         if let Some(throttle) = &mut throttle {
-            throttle.pace(chunk.len() as u64).await;
+            throttle.pace(len).await;
         }
     }
     if sink.have < length {
