@@ -47,7 +47,7 @@ pub(crate) async fn download(
     let (digests, have) = resume_point(&part, path, target).await?;
     let (mut response, digests, have) = request(fetcher, url, &part, path, target, digests, have).await?;
 
-    let mut sink = Sink::open(&part, have > 0, digests, have)?;
+    let mut sink = Sink::open(&part, digests, have);
     let received = receive(&mut response, &mut sink, url, path, target.length, bandwidth_limit).await;
     // The writer's error (e.g. a full disk) comes first: it is why the receiving stopped.
     let written = sink.finish(&part).await;
@@ -161,7 +161,7 @@ const PIPELINE_DEPTH: usize = 8;
 /// the socket while this one hashes and writes what arrived, so that receiving, hashing and
 /// writing overlap instead of taking turns.
 struct Sink {
-    chunks: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    chunks: tokio::sync::mpsc::Sender<Bytes>,
     /// Ends with the digests of all the partial file holds, once it is written and synced.
     writer: tokio::task::JoinHandle<Result<Digests>>,
     /// Bytes handed to the writer (the partial file's length once it has written them).
@@ -169,12 +169,14 @@ struct Sink {
 }
 
 impl Sink {
-    fn open(part: &Path, append: bool, mut digests: Digests, have: u64) -> Result<Self> {
-        let mut file = open_part(part, append)?;
+    /// Starts the writer, which opens the partial file (appending when `have > 0`). If that
+    /// fails, the first [`Sink::write`] fails and [`Sink::finish`] says why.
+    fn open(part: &Path, mut digests: Digests, have: u64) -> Self {
         let path = part.to_path_buf();
         let (chunks, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
         let writer = tokio::task::spawn_blocking(move || {
             use std::io::Write as _;
+            let mut file = open_part(&path, have > 0)?;
             while let Some(chunk) = rx.blocking_recv() {
                 digests.update(&chunk);
                 file.write_all(&chunk).map_err(Error::io(&path))?;
@@ -183,26 +185,23 @@ impl Sink {
             file.sync_all().map_err(Error::io(&path))?;
             Ok(digests)
         });
-        Ok(Self { chunks: Some(chunks), writer, have })
+        Self { chunks, writer, have }
     }
 
     /// Hands `chunk` to the writer. Fails only when the writer stopped (it failed to write);
     /// [`Sink::finish`] says why.
     async fn write(&mut self, chunk: Bytes) -> std::result::Result<(), WriterStopped> {
         let len = chunk.len() as u64;
-        match &self.chunks {
-            Some(tx) if tx.send(chunk).await.is_ok() => {
-                self.have += len;
-                Ok(())
-            }
-            _ => Err(WriterStopped),
-        }
+        self.chunks.send(chunk).await.map_err(|_| WriterStopped)?;
+        self.have += len;
+        Ok(())
     }
 
     /// Waits until the writer has written and synced everything handed to it.
-    async fn finish(mut self, path: &Path) -> Result<Digests> {
-        self.chunks = None;
-        self.writer.await.map_err(|e| Error::io(path)(std::io::Error::other(e)))?
+    async fn finish(self, path: &Path) -> Result<Digests> {
+        let Sink { chunks, writer, .. } = self;
+        drop(chunks); // the writer's end of input
+        writer.await.map_err(|e| Error::io(path)(std::io::Error::other(e)))?
     }
 }
 
