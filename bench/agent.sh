@@ -20,7 +20,8 @@
 # 4. Download: a random SIZE_MIB file is published as a required release (application/
 #    octet-stream) installed by a `command` handler that exits 0 at once. Each round enrolls a
 #    new device and times `ferry-agent check` from start to exit (enroll, check-in, director
-#    and image metadata, download with SHA-256, fsync, install, commit, report; peak RSS with
+#    and image metadata, download hashed with SHA-256 as it arrives (a complete download is not
+#    fsynced: the agent hashes it again after any restart), install, commit, report; peak RSS with
 #    GNU time when installed), then curl fetches the same TUF target URL into a file on the
 #    same disk with another device's credential: alone, then followed by `sha256sum`, then by
 #    `openssl dgst -sha256` (when installed). Medians over ROUNDS.
@@ -212,8 +213,8 @@ for r in $(seq "$ROUNDS"); do
   e=$(now)
   [ "$code" = 4 ] || { echo "error: ferry-agent check exited $code (4 expected)" >&2; cat "$work/devices/dl-$r/check.log" >&2; exit 1; }
   log="$work/devices/dl-$r/check.log"
-  # Download (request to verified .part renamed, hashing as it goes, fsync) and what follows it
-  # (re-hash before install, the handler, commit, report), from the agent's log.
+  # Download (request to verified .part renamed, hashing as it goes) and what follows it (the
+  # handler, commit, removing the download, report), from the agent's log.
   dl=$(awk -v b="$bytes" -v s="$(logtime "$log" 'update starts')" -v e="$(logtime "$log" 'target downloaded and verified')" 'BEGIN {printf "%.0f", b / (e - s)}')
   post=$(awk -v s="$(logtime "$log" 'target downloaded and verified')" -v e="$(logtime "$log" 'update committed')" 'BEGIN {printf "%.4f", e - s}')
   peak=$(tail -n1 "$work/devices/dl-$r/maxrss" 2>/dev/null || true)   # kB

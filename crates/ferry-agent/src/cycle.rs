@@ -5,9 +5,10 @@
 //! 3. Check in: platform, installed versions, boot id, agent version and the director version
 //!    the device trusts. The answer's offers are kept in `offers.json` for `notify`.
 //! 4. Deliver queued status events, oldest first.
-//! 5. When there is work (offers, or a download to resume): refresh the director and image
-//!    repositories from the pinned roots, take the director's cross-checked assignment, choose
-//!    an offer ([`crate::plan`]) and run the job ([`crate::engine`]).
+//! 5. When there is work (offers, a download to resume, or one to hash again before it is
+//!    installed): refresh the director and image repositories from the pinned roots, take the
+//!    director's cross-checked assignment, choose an offer ([`crate::plan`]) and run the job
+//!    ([`crate::engine`]).
 //! 6. Deliver the events the job queued; after a commit, check in again so that the server
 //!    sees the new inventory at once.
 //!
@@ -129,8 +130,15 @@ impl Agent {
         let next_checkin = Some(Duration::from_secs(response.next_checkin_secs));
         let window_open = self.window_open();
         let consent = read_json::<Consent>(&self.dirs.state.join(CONSENT_FILE)).unwrap_or_default();
-        let needs_download =
-            state.job.as_ref().is_some_and(|j| matches!(j.phase, crate::state::Phase::Downloading { .. }));
+        // A download to resume, or a file to hash again before it is installed: one that no
+        // longer matches is downloaded anew in this same check.
+        let needs_download = state.job.as_ref().is_some_and(|j| {
+            use crate::state::Phase;
+            matches!(
+                j.phase,
+                Phase::Downloading { .. } | Phase::Verifying | Phase::Downloaded { .. } | Phase::Installing { .. }
+            )
+        });
         let considers_offers = state.job.is_none() && !response.offers.is_empty();
         let mut director = None;
         let mut made = None;

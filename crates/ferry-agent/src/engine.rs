@@ -153,7 +153,9 @@ impl Engine<'_> {
                     }
                 }
                 Phase::Installing { attempts } => {
-                    if !self.give_up_if_exhausted()? {
+                    // Cut short: the file is hashed again before the retry, as after any restart
+                    // (the download is not synced to disk; see `ferry_updater::download`).
+                    if !self.give_up_if_exhausted()? && self.verify(&job).await? {
                         self.enter(Phase::Installing { attempts: attempts + 1 }, None)?;
                         self.install(attempts + 1).await?;
                     }
@@ -248,8 +250,9 @@ impl Engine<'_> {
         }
     }
 
-    /// Hashes the downloaded file again (it sat on disk). True when it matches; otherwise it is
-    /// deleted and the job goes back to downloading.
+    /// Hashes the downloaded file again (it sat on disk, or a crash may have cut its writing
+    /// short). True when it matches; otherwise it is deleted and the job goes back to
+    /// downloading.
     async fn verify(&mut self, job: &Job) -> Result<bool, Failure> {
         let file = self.dirs.download(&job.target)?;
         let t = &job.target;

@@ -32,7 +32,7 @@
 //! | Idle | `None` |
 //! | `Downloading` | `ResumeDownload`: the `.part` file is resumed with `Range` |
 //! | `Verifying`, `Downloaded` | `Reverify`: hash the file again (it sat on disk); a mismatch downloads again |
-//! | `Installing` | `RetryInstall` (handlers are idempotent); after [`MAX_ATTEMPTS`] interrupted attempts `RollBack`, or `Report(failed)` when no version is kept |
+//! | `Installing` | `RetryInstall` (handlers are idempotent), after hashing the file again (a mismatch downloads again); after [`MAX_ATTEMPTS`] interrupted attempts `RollBack`, or `Report(failed)` when no version is kept |
 //! | `Switching` | `FinishSwitch`: point `current` at the new version (idempotent) |
 //! | `Installed`, reboot pending | `AwaitReboot`: a changed boot id means the reboot happened, go on to the health check; the same boot id means keep waiting |
 //! | `Installed` | `HealthCheck`; after [`MAX_ATTEMPTS`] interrupted checks `RollBack` / `Report(failed)` |

@@ -6,9 +6,13 @@
 //! ([`crate::persist::PARTIAL_DIR`], a name no target file can have) so that one target's
 //! partial download is never another target's file.
 //!
-//! Memory use is a few network chunks ([`PIPELINE_DEPTH`]) and one read buffer, whatever the
-//! target's size. The socket is read on the runtime's thread and the chunks are hashed and
-//! written on a blocking thread, so the three overlap.
+//! Memory use is a few network chunks (`PIPELINE_DEPTH`) and one read buffer, whatever the
+//! target's size. The socket is read on the runtime's thread, and the chunks are hashed on one
+//! blocking thread and written on another, so the three overlap.
+//!
+//! A complete file is not synced to disk (see `Sink::open`); a file found in `DEST` is
+//! hashed again before it is returned, and a caller keeping the path across a restart must
+//! check it likewise ([`is_verified`]).
 
 use std::path::{Path, PathBuf};
 
@@ -47,7 +51,7 @@ pub(crate) async fn download(
     let (digests, have) = resume_point(&part, path, target).await?;
     let (mut response, digests, have) = request(fetcher, url, &part, path, target, digests, have).await?;
 
-    let mut sink = Sink::open(&part, digests, have);
+    let mut sink = Sink::open(&part, digests, have, target.length);
     let received = receive(&mut response, &mut sink, url, path, target.length, bandwidth_limit).await;
     // The writer's error (e.g. a full disk) comes first: it is why the receiving stopped.
     let written = sink.finish(&part).await;
@@ -157,51 +161,77 @@ fn open_part(part: &Path, append: bool) -> Result<std::fs::File> {
 /// this bounds the memory between the socket and the disk.
 const PIPELINE_DEPTH: usize = 8;
 
-/// The partial file being written, on a blocking thread of its own: the runtime thread reads
-/// the socket while this one hashes and writes what arrived, so that receiving, hashing and
-/// writing overlap instead of taking turns.
+/// The partial file being hashed and written, each on a blocking thread of its own: the
+/// runtime thread reads the socket while one thread hashes what arrived and another writes it,
+/// so that receiving, hashing and writing overlap instead of taking turns. Both threads share
+/// each chunk (a [`Bytes`] is reference-counted), so nothing is copied.
 struct Sink {
-    chunks: tokio::sync::mpsc::Sender<Bytes>,
-    /// Ends with the digests of all the partial file holds, once it is written and synced.
-    writer: tokio::task::JoinHandle<Result<Digests>>,
+    to_hasher: tokio::sync::mpsc::Sender<Bytes>,
+    to_writer: tokio::sync::mpsc::Sender<Bytes>,
+    /// Ends with the digests of all the partial file holds.
+    hasher: tokio::task::JoinHandle<Digests>,
+    /// Ends once everything handed to it is written (and synced, when the transfer was cut).
+    writer: tokio::task::JoinHandle<Result<()>>,
     /// Bytes handed to the writer (the partial file's length once it has written them).
     have: u64,
 }
 
 impl Sink {
-    /// Starts the writer, which opens the partial file (appending when `have > 0`). If that
-    /// fails, the first [`Sink::write`] fails and [`Sink::finish`] says why.
-    fn open(part: &Path, mut digests: Digests, have: u64) -> Self {
+    /// Starts the hasher, adding to `digests` (those of the `have` bytes the partial file
+    /// keeps), and the writer, which opens the partial file (appending when `have > 0`). If the
+    /// open fails, the first [`Sink::write`] fails and [`Sink::finish`] says why.
+    ///
+    /// The writer syncs the file only when it ends short of `length`, so that a resume starts
+    /// from bytes that are on the disk. A complete file is not synced: it is verified as it
+    /// arrives and then used at once, and one found on disk after a crash is hashed again
+    /// before anything uses it ([`download`] does so for a file it finds in its directory, and
+    /// a caller that keeps the path across a restart must do the same). The sync would write
+    /// the whole file out before the caller may go on, for nothing that check does not give.
+    fn open(part: &Path, mut digests: Digests, have: u64, length: u64) -> Self {
         let path = part.to_path_buf();
-        let (chunks, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
+        let (to_hasher, mut hasher_rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
+        let (to_writer, mut writer_rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
+        let hasher = tokio::task::spawn_blocking(move || {
+            while let Some(chunk) = hasher_rx.blocking_recv() {
+                digests.update(&chunk);
+            }
+            digests
+        });
         let writer = tokio::task::spawn_blocking(move || {
             use std::io::Write as _;
             let mut file = open_part(&path, have > 0)?;
-            while let Some(chunk) = rx.blocking_recv() {
-                digests.update(&chunk);
+            let mut written = have;
+            while let Some(chunk) = writer_rx.blocking_recv() {
                 file.write_all(&chunk).map_err(Error::io(&path))?;
+                written += chunk.len() as u64;
             }
-            // Synced also when the transfer was cut, so that a resume re-hashes what is really there.
-            file.sync_all().map_err(Error::io(&path))?;
-            Ok(digests)
+            if written < length {
+                file.sync_all().map_err(Error::io(&path))?;
+            }
+            Ok(())
         });
-        Self { chunks, writer, have }
+        Self { to_hasher, to_writer, hasher, writer, have }
     }
 
-    /// Hands `chunk` to the writer. Fails only when the writer stopped (it failed to write);
-    /// [`Sink::finish`] says why.
+    /// Hands `chunk` to the hasher and the writer. Fails only when the writer stopped (it
+    /// failed to write); [`Sink::finish`] says why.
     async fn write(&mut self, chunk: Bytes) -> std::result::Result<(), WriterStopped> {
         let len = chunk.len() as u64;
-        self.chunks.send(chunk).await.map_err(|_| WriterStopped)?;
+        self.to_writer.send(chunk.clone()).await.map_err(|_| WriterStopped)?;
+        // The hasher stops only when its thread panicked; `finish` reports that.
+        self.to_hasher.send(chunk).await.map_err(|_| WriterStopped)?;
         self.have += len;
         Ok(())
     }
 
-    /// Waits until the writer has written and synced everything handed to it.
+    /// Waits until everything handed over is written and hashed; returns the digests.
     async fn finish(self, path: &Path) -> Result<Digests> {
-        let Sink { chunks, writer, .. } = self;
-        drop(chunks); // the writer's end of input
-        writer.await.map_err(|e| Error::io(path)(std::io::Error::other(e)))?
+        let Sink { to_hasher, to_writer, hasher, writer, .. } = self;
+        // The end of input for both threads.
+        drop((to_hasher, to_writer));
+        let joined = |e: tokio::task::JoinError| Error::io(path)(std::io::Error::other(e));
+        writer.await.map_err(joined)??;
+        hasher.await.map_err(joined)
     }
 }
 

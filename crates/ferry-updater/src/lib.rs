@@ -52,7 +52,8 @@
 //! 5. [`Updater::download_target`] streams the target to `DEST/.partial+/NAME.part`, resuming with a
 //!    `Range` request after an interruption, never past the signed length, and renames it to
 //!    `DEST/NAME` only after its length and digests matched ([`download`]). A target already
-//!    there with the right digests is not fetched again.
+//!    there with the right digests is not fetched again. A complete file is not fsynced: a
+//!    caller using it after a restart hashes it again first ([`download::is_verified`]).
 //!
 //! For Uptane's two repositories, [`Director`] runs one updater per repository and returns only
 //! director assignments that agree with the image repository ([`ferry_tuf::uptane`]).
