@@ -24,7 +24,9 @@
 #    fsynced: the agent hashes it again after any restart), install, commit, report; peak RSS with
 #    GNU time when installed), then curl fetches the same TUF target URL into a file on the
 #    same disk with another device's credential: alone, then followed by `sha256sum`, then by
-#    `openssl dgst -sha256` (when installed). Medians over ROUNDS.
+#    `openssl dgst -sha256` (when installed). The CPU time of the agent's check and of the plain
+#    curl fetch (user+sys, bash's `time`) and the server's over each (utime+stime from /proc)
+#    show what each transfer costs and how many cores it kept busy. Medians over ROUNDS.
 #
 # Needs curl, strip, tar and sha256sum. Traffic goes to 127.0.0.1 only.
 set -euo pipefail
@@ -204,13 +206,20 @@ mkdir -p "$work/curl"
 # Warm-up: one fetch, so that every round reads the server's content store from the page cache.
 curl -fsS -o "$work/curl/warm.bin" -H "authorization: Bearer $cred" "$target_url"
 rm -f "$work/curl/warm.bin"
-printf "%-6s %11s %10s %14s %15s %14s %13s %15s\n" round "agent MB/s" "curl MB/s" "+sha256sum MB/s" "+openssl MB/s" "agent dl MB/s" "after dl (s)" "agent peak RSS"
+# CPU time: the client's user+sys (bash's `time`, children included) and the server's (its
+# utime+stime ticks before and after), in seconds.
+TIMEFORMAT='%3U %3S'
+server_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+cpu_of() { awk '{u = $1; s = $2} END {printf "%.3f", u + s}' "$1"; }
+server_cpu() { awk -v a="$1" -v b="$(server_ticks)" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", (b - a) / hz}'; }
+printf "%-6s %11s %10s %14s %15s %14s %13s %15s %21s %21s\n" round "agent MB/s" "curl MB/s" "+sha256sum MB/s" "+openssl MB/s" "agent dl MB/s" "after dl (s)" "agent peak RSS" "CPU agent+server (s)" "CPU curl+server (s)"
 for r in $(seq "$ROUNDS"); do
   cfg=$(device "dl-$r" "$key_dl" "$handler")
   sync
-  s=$(now)
-  code=0; timed "$work/devices/dl-$r/maxrss" "$agent" --config "$cfg" check >"$work/devices/dl-$r/check.out" 2>"$work/devices/dl-$r/check.log" || code=$?
+  t=$(server_ticks) s=$(now)
+  code=0; { time timed "$work/devices/dl-$r/maxrss" "$agent" --config "$cfg" check >"$work/devices/dl-$r/check.out" 2>"$work/devices/dl-$r/check.log"; } 2>"$work/cpu" || code=$?
   e=$(now)
+  agent_cpu=$(cpu_of "$work/cpu") agent_server_cpu=$(server_cpu "$t")
   [ "$code" = 4 ] || { echo "error: ferry-agent check exited $code (4 expected)" >&2; cat "$work/devices/dl-$r/check.log" >&2; exit 1; }
   log="$work/devices/dl-$r/check.log"
   # Download (request to verified .part renamed, hashing as it goes) and what follows it (the
@@ -223,9 +232,10 @@ for r in $(seq "$ROUNDS"); do
   a=$(awk -v b="$bytes" -v s="$s" -v e="$e" 'BEGIN {printf "%.0f", b / (e - s)}')
 
   sync
-  s=$(now)
-  curl -fsS -o "$work/curl/big.bin" -H "authorization: Bearer $cred" "$target_url"
+  t=$(server_ticks) s=$(now)
+  { time curl -fsS -o "$work/curl/big.bin" -H "authorization: Bearer $cred" "$target_url"; } 2>"$work/cpu"
   e=$(now)
+  curl_cpu=$(cpu_of "$work/cpu") curl_server_cpu=$(server_cpu "$t")
   c=$(awk -v b="$bytes" -v s="$s" -v e="$e" 'BEGIN {printf "%.0f", b / (e - s)}')
   rm -f "$work/curl/big.bin"
 
@@ -249,10 +259,11 @@ for r in $(seq "$ROUNDS"); do
     rm -f "$work/curl/big.bin"
   fi
 
-  printf "%-6s %11.1f %10.1f %14.1f %15.1f %14.1f %13.2f %11.1f MiB\n" "$r" "$(awk -v b="$a" 'BEGIN{print b/1e6}')" \
+  printf "%-6s %11.1f %10.1f %14.1f %15.1f %14.1f %13.2f %11.1f MiB %21s %21s\n" "$r" "$(awk -v b="$a" 'BEGIN{print b/1e6}')" \
     "$(awk -v b="$c" 'BEGIN{print b/1e6}')" "$(awk -v b="$ch" 'BEGIN{print b/1e6}')" "$(awk -v b="$oh" 'BEGIN{print b/1e6}')" \
-    "$(awk -v b="$dl" 'BEGIN{print b/1e6}')" "$post" "$(awk -v k="$peak" 'BEGIN{print k/1024}')"
-  echo "$a $c $ch $dl $post $peak $oh" >>"$work/results"
+    "$(awk -v b="$dl" 'BEGIN{print b/1e6}')" "$post" "$(awk -v k="$peak" 'BEGIN{print k/1024}')" \
+    "$agent_cpu + $agent_server_cpu" "$curl_cpu + $curl_server_cpu"
+  echo "$a $c $ch $dl $post $peak $oh $agent_cpu $agent_server_cpu $curl_cpu $curl_server_cpu" >>"$work/results"
 done
 ma=$(awk '{print $1}' "$work/results" | median)
 mc=$(awk '{print $2}' "$work/results" | median)
@@ -261,6 +272,8 @@ mdl=$(awk '{print $4}' "$work/results" | median)
 mpost=$(awk '{print $5}' "$work/results" | median)
 mpeak=$(awk '{print $6}' "$work/results" | median)
 mo=$(awk '{print $7}' "$work/results" | median)
+m_agent_cpu=$(awk '{print $8}' "$work/results" | median) m_agent_srv=$(awk '{print $9}' "$work/results" | median)
+m_curl_cpu=$(awk '{print $10}' "$work/results" | median) m_curl_srv=$(awk '{print $11}' "$work/results" | median)
 
 # --- report --------------------------------------------------------------------------------
 hz=$(getconf CLK_TCK)
@@ -288,5 +301,11 @@ awk -v a="$ma" -v c="$mc" -v h="$mh" -v d="$mdl" -v p="$mpost" -v k="$mpeak" -v 
     printf "| %-48s | %-28s | %-12s |\n", "download: curl -o FILE && openssl sha256, median", sprintf("%.1f MB/s", o/1e6), ""
     printf "| %-48s | %-28s | %-12s |\n", "ratio agent / (curl && openssl sha256)", sprintf("%.3f", a/o), "" }
   printf "| %-48s | %-28s | %-12s |\n", "agent download phase only (from its log)", sprintf("%.1f MB/s", d/1e6), ""
-  printf "| %-48s | %-28s | %-12s |\n", "agent after the download (re-hash, install...)", sprintf("%.2f s", p), ""
+  printf "| %-48s | %-28s | %-12s |\n", "agent after the download (install, commit...)", sprintf("%.2f s", p), ""
   printf "| %-48s | %-28s | %-12s |\n", "agent check peak RSS (GNU time), median", sprintf("%.1f MiB", k/1024), "" }'
+# CPU: what each transfer costs both processes, and how many of the cores it kept busy. At the
+# same core use, the agent/curl ratio cannot pass curl's CPU over the agent's.
+awk -v b="$bytes" -v a="$ma" -v c="$mc" -v ac="$m_agent_cpu" -v as="$m_agent_srv" -v cc="$m_curl_cpu" -v cs="$m_curl_srv" 'BEGIN {
+  printf "| %-48s | %-28s | %-12s |\n", "CPU agent + server per check, median (s)", sprintf("%.2f + %.2f (%.2f cores)", ac, as, (ac + as) / (b / a)), ""
+  printf "| %-48s | %-28s | %-12s |\n", "CPU curl + server per fetch, median (s)", sprintf("%.2f + %.2f (%.2f cores)", cc, cs, (cc + cs) / (b / c)), ""
+  printf "| %-48s | %-28s | %-12s |\n", "CPU ratio (curl + server) / (agent + server)", sprintf("%.3f", (cc + cs) / (ac + as)), "" }'
