@@ -5,10 +5,11 @@
 //! 3. Check in: platform, installed versions, boot id, agent version and the director version
 //!    the device trusts. The answer's offers are kept in `offers.json` for `notify`.
 //! 4. Deliver queued status events, oldest first.
-//! 5. When there is work (offers, a download to resume, or one to hash again before it is
-//!    installed): refresh the director and image repositories from the pinned roots, take the
-//!    director's cross-checked assignment, choose an offer ([`crate::plan`]) and run the job
-//!    ([`crate::engine`]).
+//! 5. When there is work (offers, or a download to resume): refresh the director and image
+//!    repositories from the pinned roots, take the director's cross-checked assignment, choose
+//!    an offer ([`crate::plan`]) and run the job ([`crate::engine`]). A kept download that no
+//!    longer matches its digest when it is hashed again before its install is downloaded anew
+//!    in the same check, with the metadata refreshed then.
 //! 6. Deliver the events the job queued; after a commit, check in again so that the server
 //!    sees the new inventory at once.
 //!
@@ -130,15 +131,8 @@ impl Agent {
         let next_checkin = Some(Duration::from_secs(response.next_checkin_secs));
         let window_open = self.window_open();
         let consent = read_json::<Consent>(&self.dirs.state.join(CONSENT_FILE)).unwrap_or_default();
-        // A download to resume, or a file to hash again before it is installed: one that no
-        // longer matches is downloaded anew in this same check.
-        let needs_download = state.job.as_ref().is_some_and(|j| {
-            use crate::state::Phase;
-            matches!(
-                j.phase,
-                Phase::Downloading { .. } | Phase::Verifying | Phase::Downloaded { .. } | Phase::Installing { .. }
-            )
-        });
+        let needs_download =
+            state.job.as_ref().is_some_and(|j| matches!(j.phase, crate::state::Phase::Downloading { .. }));
         let considers_offers = state.job.is_none() && !response.offers.is_empty();
         let mut director = None;
         let mut made = None;
@@ -192,8 +186,18 @@ impl Agent {
         if let Some((target, _)) = made.as_ref().and_then(|p| p.start.clone()) {
             engine.begin(target)?;
         }
-        let image = director.as_ref().map(Director::image);
-        let driven = engine.drive(image).await;
+        let mut driven = engine.drive(director.as_ref().map(Director::image)).await;
+        if driven == Ok(Rest::NeedsImage) {
+            // A kept download no longer matched its digest (found when it was hashed again before
+            // its install): fetch the metadata now and download it anew in this same check.
+            driven = match self.director(&device, &credential, &response).await {
+                Ok(mut d) => match d.refresh_both().await {
+                    Ok(_) => engine.drive(Some(director.insert(d).image())).await,
+                    Err(e) => Err(updater_failure("refreshing the signed metadata", e)),
+                },
+                Err(f) => Err(f),
+            };
+        }
         self.deliver(&device, &mut events).await;
         let rest = driven?;
         if let Rest::Idle(Some(_)) = rest {
@@ -407,6 +411,7 @@ fn summary(rest: &Rest, plan: Option<&Plan>) -> String {
         Rest::Idle(Some(Outcome::Failed { code, message })) => format!("update failed ({code}): {message}"),
         Rest::Deferred(d) => format!("update downloaded and waiting: {d:?}"),
         Rest::AwaitingReboot => "update installed; reboot the device to complete it".to_owned(),
+        Rest::NeedsImage => "the download could not start: no image repository".to_owned(),
     };
     if waiting > 0 {
         text.push_str(&format!(

@@ -38,6 +38,9 @@ pub enum Rest {
     Deferred(Deferral),
     /// Installed; waits for the device to reboot.
     AwaitingReboot,
+    /// The job must download (again: a kept file no longer matched) and `drive` was given no
+    /// image repository; call it again with one.
+    NeedsImage,
 }
 
 impl Rest {
@@ -53,6 +56,7 @@ impl Rest {
             },
             Self::Deferred(_) => Exit::Deferred,
             Self::AwaitingReboot => Exit::RebootRequired,
+            Self::NeedsImage => Exit::Internal,
         }
     }
 }
@@ -126,15 +130,18 @@ impl Engine<'_> {
         self.announce_and_save(None)
     }
 
-    /// Runs the job until it ends or must wait. `image` downloads; it may be `None` only when
-    /// the job needs no download. An `Err` leaves the job where it was (e.g. a download cut by
-    /// the network resumes next time).
+    /// Runs the job until it ends or must wait. `image` downloads; without it, a job that must
+    /// download stops at [`Rest::NeedsImage`]. An `Err` leaves the job where it was (e.g. a
+    /// download cut by the network resumes next time).
     pub async fn drive(&mut self, image: Option<&Updater>) -> Result<Rest, Failure> {
         let mut ended = None;
         loop {
             let Some(job) = self.state.job.clone() else { return Ok(Rest::Idle(ended)) };
             match &job.phase {
-                Phase::Downloading { .. } => self.download(&job, image).await?,
+                Phase::Downloading { .. } => match image {
+                    Some(image) => self.download(&job, image).await?,
+                    None => return Ok(Rest::NeedsImage),
+                },
                 Phase::Verifying => {
                     self.verify(&job).await?;
                 }
@@ -225,8 +232,7 @@ impl Engine<'_> {
         (!self.window_open && !past_deadline && !consented).then_some(Deferral::Window)
     }
 
-    async fn download(&mut self, job: &Job, image: Option<&Updater>) -> Result<(), Failure> {
-        let image = image.ok_or_else(|| Failure::new(Exit::Internal, "a download needs the image repository"))?;
+    async fn download(&mut self, job: &Job, image: &Updater) -> Result<(), Failure> {
         let t = &job.target;
         let entry = TargetFile::new(t.length, t.sha256.as_str(), None);
         match image.download_target(&t.target_path, &entry, &self.dirs.downloads()).await {

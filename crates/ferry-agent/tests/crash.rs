@@ -105,25 +105,28 @@ fn a_reboot_is_awaited_before_the_commit() {
 }
 
 /// A download is not synced to disk once complete (it is verified as it arrives), so after a
-/// crash in the install its content is not trusted: the restart hashes it again, and one that
-/// no longer matches is downloaded anew rather than handed to the handler.
+/// crash before or during the install its content is not trusted: the restart hashes it again,
+/// and one that no longer matches is downloaded anew in the same check (with fresh metadata)
+/// rather than handed to the handler.
 #[test]
-fn a_download_damaged_while_the_install_was_cut_is_fetched_again() {
+fn a_download_damaged_before_the_install_is_fetched_again() {
     let fleet = Fleet::start();
     let release = fleet.publish("1.0", &[("VERSION", b"1.0\n")], &["--required"]);
-    let device = Device::new(&fleet, "dev-damaged", "");
-    kill_in(&device, "installing");
-    let downloads = device.dir.join("state/downloads");
-    let files: Vec<_> =
-        std::fs::read_dir(&downloads).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
-    assert_eq!(files.len(), 1, "one download in {}: {files:?}", downloads.display());
-    // What a power cut can leave of a file not yet written out: its length, zeros for content.
-    let length = std::fs::metadata(&files[0]).unwrap().len();
-    std::fs::write(&files[0], vec![0u8; length as usize]).unwrap();
+    for phase in ["downloaded", "installing"] {
+        let device = Device::new(&fleet, &format!("dev-damaged-{phase}"), "");
+        kill_in(&device, phase);
+        let downloads = device.dir.join("state/downloads");
+        let files: Vec<_> =
+            std::fs::read_dir(&downloads).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+        assert_eq!(files.len(), 1, "{phase}: one download in {}: {files:?}", downloads.display());
+        // What a power cut can leave of a file not yet written out: its length, zeros for content.
+        let length = std::fs::metadata(&files[0]).unwrap().len();
+        std::fs::write(&files[0], vec![0u8; length as usize]).unwrap();
 
-    let (code, out, err) = output(device.agent().arg("check"));
-    assert_eq!(code, 4, "the update is committed from a fresh download\n{out}\n{err}");
-    assert!(err.contains("downloading it again"), "{err}");
-    assert_eq!(std::fs::read(device.dir.join("opt/app/current/VERSION")).unwrap(), b"1.0\n");
-    assert_eq!(fleet.release_state(&device.id, release).as_deref(), Some("committed"));
+        let (code, out, err) = output(device.agent().arg("check"));
+        assert_eq!(code, 4, "{phase}: the update is committed from a fresh download\n{out}\n{err}");
+        assert!(err.contains("downloading it again"), "{phase}: {err}");
+        assert_eq!(std::fs::read(device.dir.join("opt/app/current/VERSION")).unwrap(), b"1.0\n", "{phase}");
+        assert_eq!(fleet.release_state(&device.id, release).as_deref(), Some("committed"), "{phase}");
+    }
 }
