@@ -138,7 +138,6 @@ impl Agent {
         let mut made = None;
         if needs_download || considers_offers {
             let mut d = self.director(&device, &credential, &response).await?;
-            d.refresh_both().await.map_err(|e| updater_failure("refreshing the signed metadata", e))?;
             if considers_offers {
                 let device_id = response.device_id.as_str();
                 // The release-counter floor is applied per version line (software and
@@ -191,10 +190,7 @@ impl Agent {
             // A kept download no longer matched its digest (found when it was hashed again before
             // its install): fetch the metadata now and download it anew in this same check.
             driven = match self.director(&device, &credential, &response).await {
-                Ok(mut d) => match d.refresh_both().await {
-                    Ok(_) => engine.drive(Some(director.insert(d).image())).await,
-                    Err(e) => Err(updater_failure("refreshing the signed metadata", e)),
-                },
+                Ok(d) => engine.drive(Some(director.insert(d).image())).await,
                 Err(f) => Err(f),
             };
         }
@@ -300,7 +296,7 @@ impl Agent {
         }
     }
 
-    /// The two repositories' verifying clients, from the pinned roots.
+    /// The two repositories' verifying clients, from the pinned roots, refreshed.
     async fn director(
         &self,
         device: &DeviceClient,
@@ -330,7 +326,9 @@ impl Agent {
         };
         let director = updater("director", &pointer.metadata_url, None)?;
         let image = updater("image", &pointer.image_metadata_url, Some(&pointer.image_targets_url))?;
-        Ok(Director::new(director, image))
+        let mut both = Director::new(director, image);
+        both.refresh_both().await.map_err(|e| updater_failure("refreshing the signed metadata", e))?;
+        Ok(both)
     }
 
     fn window_open(&self) -> bool {
