@@ -1,4 +1,4 @@
-//! The on-disk queue of status events (SPEC R5.8) waiting to be sent to the server.
+//! The on-disk queue of status events waiting to be sent to the server.
 //!
 //! # File
 //!

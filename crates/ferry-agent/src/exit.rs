@@ -1,4 +1,4 @@
-//! The exit codes of `ferry-agent`, the one place they are defined (SPEC R5.9). They are
+//! The exit codes of `ferry-agent`, the one place they are defined. They are
 //! stable: scripts may rely on them, and a code keeps its meaning in later versions. Codes 3,
 //! 4 and 5 are successes that say more than 0 does.
 //!

@@ -1,4 +1,4 @@
-//! `ferry-agent`, the device agent: small, boring, impossible to brick (SPEC R5).
+//! `ferry-agent`, the device agent: small, boring, impossible to brick.
 //!
 //! The binary (`src/main.rs`) is the CLI; this library is everything it runs.
 //! - [`cycle`]: one check: enroll, check in, deliver events, refresh the signed metadata,

@@ -1,4 +1,4 @@
-//! The persistent update state machine (SPEC R5.6, R5.7): what is installed, and where the one
+//! The persistent update state machine: what is installed, and where the one
 //! update in progress stands, so that an agent killed at any instant resumes or reverts cleanly.
 //!
 //! # Phases and what a restart does
@@ -123,7 +123,7 @@ pub struct Installed {
     pub version: Version,
     /// The release it came from (`None` when found installed rather than installed by the agent).
     pub release: Option<ReleaseId>,
-    /// Its release counter, the floor below which the agent refuses releases (TRUST.md).
+    /// Its release counter, the floor below which the agent refuses releases (docs/trust.md).
     pub release_counter: Option<i64>,
     /// The version before it, kept for rollback.
     pub kept: Option<Version>,
@@ -206,7 +206,7 @@ pub enum RollbackCause {
         /// The step that kept being interrupted.
         step: String,
     },
-    /// The server marked the release bad (R4.7).
+    /// The server marked the release bad.
     Instructed,
 }
 
@@ -334,7 +334,7 @@ impl Phase {
         }
     }
 
-    /// The status reported to the server on entering this phase (R5.8), if any.
+    /// The status reported to the server on entering this phase, if any.
     pub fn device_state(&self) -> Option<DeviceState> {
         Some(match self {
             Self::Downloading { .. } => DeviceState::Downloading,

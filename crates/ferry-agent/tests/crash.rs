@@ -1,4 +1,4 @@
-//! Crash safety (SPEC R5.7), with real processes: the agent is stopped right after it saved
+//! Crash safety, with real processes: the agent is stopped right after it saved
 //! each phase of an update (`FERRY_AGENT_PAUSE_AFTER`), killed with SIGKILL, and started again
 //! without the pause. Every time it must finish the update, and the server must end with the
 //! right state: committed for a good release, rolled back for an unhealthy one.

@@ -283,7 +283,7 @@ pub struct EnrollResponse {
     pub status: DeviceStatus,
 }
 
-/// What a device reports at check-in (R2.2).
+/// What a device reports at check-in.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckinRequest {
@@ -329,7 +329,7 @@ pub struct CheckinResponse {
     pub director: Option<DirectorPointer>,
 }
 
-/// Where a device finds its director metadata (TRUST.md) and the image repository it is
+/// Where a device finds its director metadata (docs/trust.md) and the image repository it is
 /// checked against. URLs are paths relative to the server; every request needs the device's
 /// credential.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

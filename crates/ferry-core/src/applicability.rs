@@ -1,4 +1,4 @@
-//! Which releases apply to a device now (SPEC R3.7, first cut of R3.2 and R3.6).
+//! Which releases apply to a device now.
 //!
 //! The server gathers the device's facts and the releases approved or declined for its groups,
 //! and this module decides, per release, whether to offer it and, if not, why. Keeping the "why"
@@ -204,7 +204,7 @@ pub fn decide(device: &DeviceFacts<'_>, candidates: &[Candidate<'_>]) -> Vec<Dec
 }
 
 /// The offered releases in install order: a release comes after the offered releases of the
-/// products it depends on (R3.5). Dependency cycles keep their catalogue order.
+/// products it depends on. Dependency cycles keep their catalogue order.
 pub fn offers<'a>(candidates: &[Candidate<'a>], decisions: &[Decision]) -> Vec<&'a Release> {
     let mut pending: Vec<&Release> = candidates
         .iter()

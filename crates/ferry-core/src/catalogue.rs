@@ -1,4 +1,4 @@
-//! The catalogue: releases and their artifacts (SPEC R1.1, R1.2).
+//! The catalogue: releases and their artifacts.
 //!
 //! An artifact is described the way a TUF target is: `length`, `sha256` and a free `custom`
 //! object, so that the Trust work can publish releases as signed targets without reshaping them.
@@ -81,7 +81,7 @@ impl<'de> Deserialize<'de> for Sha256 {
     }
 }
 
-/// What a release is (R1.2).
+/// What a release is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -186,7 +186,7 @@ impl VersionRange {
     }
 }
 
-/// A release another release needs installed first (R3.5).
+/// A release another release needs installed first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Dependency {

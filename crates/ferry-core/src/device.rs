@@ -1,4 +1,4 @@
-//! Device lifecycle and update states (SPEC R2.1, R5.8) and admin roles (R6.4).
+//! Device lifecycle, update states and admin roles.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +37,7 @@ impl DeviceStatus {
     }
 }
 
-/// The state of one release on one device, as the agent reports it (R5.8).
+/// The state of one release on one device, as the agent reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -102,7 +102,7 @@ impl DeviceState {
     }
 }
 
-/// What an admin token may do (R6.4). Each role includes the ones below it.
+/// What an admin token may do. Each role includes the ones below it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -142,7 +142,7 @@ pub struct BootTransition {
     pub conflict: Option<String>,
 }
 
-/// Tracks boot ids across check-ins (R2.1 duplicate detection).
+/// Tracks boot ids across check-ins (duplicate detection).
 ///
 /// A machine's boot id changes only when it reboots and never returns to an earlier value. A
 /// check-in that reports the boot id *before* the latest one therefore means two machines

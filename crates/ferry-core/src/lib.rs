@@ -1,8 +1,8 @@
 //! Ferry's domain core.
 //!
-//! Plain data and pure functions: validated names, the version ordering of SPEC R1.3, the
+//! Plain data and pure functions: validated names, the version ordering, the
 //! catalogue (products, platforms, releases, artifacts described as TUF targets), the
-//! applicability rules of R3.7, device status states of R5.8 and check-in scheduling.
+//! applicability rules, device status states and check-in scheduling.
 //!
 //! Architecture invariant: this crate performs no IO and depends on no async runtime, web
 //! framework, database driver or HTTP client. CI checks this with `cargo tree`.

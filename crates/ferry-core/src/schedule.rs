@@ -1,4 +1,4 @@
-//! When a device should check in next (SPEC R2.3).
+//! When a device should check in next.
 
 /// The delay before the next check-in: `interval` scaled by a factor drawn uniformly from
 /// `[1 - jitter, 1 + jitter]`, so that a fleet spreads its load instead of arriving together.

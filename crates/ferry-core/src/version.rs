@@ -1,4 +1,4 @@
-//! Version strings and their total order (SPEC R1.3).
+//! Version strings and their total order.
 //!
 //! A version is `[v]CORE[-PRERELEASE][+BUILD][ LABEL]`:
 //! - `CORE` is dot-separated components; each component is a run of digits and letters

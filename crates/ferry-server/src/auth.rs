@@ -1,4 +1,4 @@
-//! Credentials: admin tokens with roles (R6.4) and per-device credentials (R2.1).
+//! Credentials: admin tokens with roles and per-device credentials.
 //!
 //! Secrets are 256-bit random values with a kind prefix (`ferry_adm_`, `ferry_dev_`,
 //! `ferry_enr_`). The store keeps only their SHA-256: with that much entropy a fast hash is as

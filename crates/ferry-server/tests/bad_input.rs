@@ -1,5 +1,5 @@
 //! Each class of bad input gets the right status, a stable code and a message, and changes
-//! nothing (R6.6). Raw HTTP here, because the typed client cannot send malformed requests.
+//! nothing. Raw HTTP here, because the typed client cannot send malformed requests.
 
 mod common;
 

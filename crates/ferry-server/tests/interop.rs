@@ -1,4 +1,4 @@
-//! Interoperability with python-tuf, the reference TUF client (TRUST.md: independent TUF
+//! Interoperability with python-tuf, the reference TUF client (docs/trust.md, "Interoperability rules": independent TUF
 //! clients must verify what a Ferry server publishes). A real server on SQLite and on
 //! PostgreSQL gets a root, top-level targets, a root rotation and a delegated per-product role
 //! from publisher keys made here; `interop/tuf_client.py` then runs python-tuf's `ngclient`

@@ -1,4 +1,4 @@
-//! The image repository end to end (TRUST.md): publisher keys made here, offline-style;
+//! The image repository end to end (docs/trust.md): publisher keys made here, offline-style;
 //! root and targets pushed to a real server over HTTP; the server's snapshot and timestamp
 //! checked with the verification code devices use. On SQLite and PostgreSQL.
 

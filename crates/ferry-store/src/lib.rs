@@ -114,7 +114,7 @@ pub trait Store: Send + Sync + 'static {
 
     // --- devices ---------------------------------------------------------------------------
 
-    /// Lists a device id in advance (R2.1). Conflict if the id is known.
+    /// Lists a device id in advance. Conflict if the id is known.
     async fn preauthorize_device(&self, id: &DeviceId, groups: &[GroupName], now: i64) -> Result<Device>;
     /// Enrolls a device atomically; see [`Enrollment`] for the rules.
     async fn enroll_device(&self, enrollment: &Enrollment) -> Result<Device>;

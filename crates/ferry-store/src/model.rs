@@ -47,7 +47,7 @@ pub struct Group {
     pub created_at: i64,
 }
 
-/// What an approval tells the group's devices to do (R3.2).
+/// What an approval tells the group's devices to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -164,7 +164,7 @@ pub struct DeviceFilter {
     pub limit: u32,
 }
 
-/// A device enrolling (R2.1). Applied atomically:
+/// A device enrolling. Applied atomically:
 /// - unknown id: a new device is created with `status` and `groups`;
 /// - pre-authorised id: it takes the credential, becomes `accepted`, and `groups` are added to
 ///   the groups it was pre-authorised into;

@@ -1,4 +1,4 @@
-//! TUF 1.0 metadata as Ferry publishes and verifies it (see `shared/product/TRUST.md`).
+//! TUF 1.0 metadata as Ferry publishes and verifies it (see `docs/trust.md`).
 //!
 //! No IO: this crate turns bytes into verified metadata and metadata into signed bytes. The
 //! server, the publisher's tools and the agent's updater do the fetching and storing.

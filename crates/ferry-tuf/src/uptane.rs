@@ -1,5 +1,5 @@
 //! Uptane's cross-check between the director repository and the image repository (see
-//! `shared/product/TRUST.md`, "Two repositories").
+//! `docs/trust.md`, "The cross-check between the repositories").
 //!
 //! The director, signed with online keys, says what one device should install now; the image
 //! repository, signed offline by publishers, says what exists. A device installs an image only

@@ -1,6 +1,6 @@
 //! The device's verifying TUF client: the specification's client workflow (sections 5.1–5.7)
 //! with the IO that `ferry_tuf` leaves out, as the agent and the `ferry-tuf-conformance` binary
-//! use it. See `shared/product/TRUST.md`.
+//! use it. See `docs/trust.md`.
 //!
 //! # Where trust comes from
 //!

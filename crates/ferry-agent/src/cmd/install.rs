@@ -1,4 +1,4 @@
-//! `ferry-agent install RELEASE [--json]`: consent to an optional release (SPEC R5.5) and
+//! `ferry-agent install RELEASE [--json]`: consent to an optional release and
 //! install it now. The consent is recorded in `STATE_DIR/consent.json` first, so that when the
 //! daemon is in the middle of a check (exit 14) it installs the release at its next one.
 

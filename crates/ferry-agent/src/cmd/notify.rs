@@ -1,4 +1,4 @@
-//! `ferry-agent notify [--json]`: what waits for this device (SPEC R5.5): optional releases
+//! `ferry-agent notify [--json]`: what waits for this device: optional releases
 //! waiting for `ferry-agent install`, with their release notes, and the update in progress.
 //! Reads what the last check saved; safe while the agent runs. Exits 0 when something waits,
 //! 3 when nothing does.

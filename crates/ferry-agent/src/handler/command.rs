@@ -1,4 +1,4 @@
-//! External commands: `command` install handlers and health checks (SPEC R5.3, R5.4).
+//! External commands: `command` install handlers and health checks.
 //!
 //! # Environment
 //!

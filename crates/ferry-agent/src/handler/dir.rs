@@ -1,4 +1,4 @@
-//! The built-in `dir` handler (SPEC R5.3): unpacks a verified artifact into a versioned
+//! The built-in `dir` handler: unpacks a verified artifact into a versioned
 //! directory and switches a `current` link atomically, keeping the previous version.
 //!
 //! # Layout

@@ -1,4 +1,4 @@
-//! Liveness and readiness (R7.5).
+//! Liveness and readiness.
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! Admin routes for admin tokens (R6.4).
+//! Admin routes for admin tokens.
 
 use std::sync::Arc;
 

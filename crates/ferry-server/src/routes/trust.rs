@@ -22,7 +22,7 @@ use crate::trust::{director, keys};
 
 type S = State<Arc<AppState>>;
 
-/// Delegated roles are per product (TRUST.md), so a role name follows the product-name rule,
+/// Delegated roles are per product (docs/trust.md), so a role name follows the product-name rule,
 /// which keeps it safe in a file name and a URL; the top-level role names are taken.
 fn check_role_name(role: &str) -> ApiResult<()> {
     ferry_core::ProductName::new(role).map_err(ApiError::invalid_name)?;

@@ -1,4 +1,4 @@
-//! The director repository (TRUST.md): for each device, on demand, a targets / snapshot /
+//! The director repository (docs/trust.md): for each device, on demand, a targets / snapshot /
 //! timestamp chain signed with the online director key, listing exactly the signed releases
 //! the device should install now.
 //!

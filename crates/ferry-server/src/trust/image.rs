@@ -1,4 +1,4 @@
-//! The image repository (TRUST.md): publishers push root and targets metadata signed offline;
+//! The image repository (docs/trust.md): publishers push root and targets metadata signed offline;
 //! the server verifies it, then signs a new snapshot and timestamp with its online keys and
 //! stores the three files in one transaction. Releases reach devices only once a verified
 //! targets file lists them (see [`signed_index`]).

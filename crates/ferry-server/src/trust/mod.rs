@@ -1,4 +1,4 @@
-//! Signed metadata: the server's online keys and the TUF image repository (TRUST.md).
+//! Signed metadata: the server's online keys and the TUF image repository (docs/trust.md).
 
 pub mod director;
 pub mod image;
