@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Interoperability client: python-tuf, the reference TUF implementation, against Ferry.
 
-Ferry's metadata is meant to be plain TUF 1.0 in the Uptane shape (shared/product/TRUST.md), so
+Ferry's metadata is meant to be plain TUF 1.0 in the Uptane shape (docs/trust.md), so
 an independent client must verify what a Ferry server publishes. This script is that client;
 crates/ferry-server/tests/interop.rs drives it against a real server. It needs only the
 standard library and python-tuf (`pip install -r interop/requirements.txt`).
@@ -325,7 +325,8 @@ def cmd_metadata(args: argparse.Namespace) -> int:
 
 
 class DirectorRuleError(Exception):
-    """The director's instructions break a rule of TRUST.md ("Two repositories"): the message
+    """The director's instructions break a rule of docs/trust.md
+    ("The cross-check between the repositories"): the message
     names the rule."""
 
 
@@ -398,8 +399,8 @@ def check_director_target(device: str, path: str, director, image, floors: dict[
 
 
 def cmd_director(args: argparse.Namespace) -> int:
-    """Verifies a device's director metadata against the image repository (Uptane, TRUST.md
-    "Two repositories"), then downloads every image the director lists.
+    """Verifies a device's director metadata against the image repository (Uptane,
+    docs/trust.md#the-cross-check-between-the-repositories), then downloads every image the director lists.
 
       1. Two ngclient Updaters, both with BearerFetcher(args.token): the director (metadata
          at args.director_url, trusted root args.director_root, trusted metadata in

@@ -168,8 +168,9 @@ jitter = 0.1
 # first start with mode 0700. Empty: data_dir/keys. Replicas sharing a database need the same.
 keys_dir = ""
 # Offer a release to devices (and serve its content) only once targets metadata signed by
-# its publisher lists it (TRUST.md; README "Keys and signing"). `ferry trust status` shows
-# what is unsigned. Set to false only to offer unsigned releases, e.g. while migrating.
+# its publisher lists it (docs/trust.md#the-image-repository; README "Keys and signing").
+# `ferry trust status` shows what is unsigned. Set to false only to offer unsigned
+# releases, e.g. while migrating; ferry-agent still installs only signed ones.
 require_signed_releases = true
 # Lifetime of the image repository's timestamp metadata (re-signed automatically at half-life).
 timestamp_expiry_secs = 86400
