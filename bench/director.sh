@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The cost of the director repository (docs/trust.md): check-in throughput when every answer points
+# The cost of the director repository (docs/trust.md#the-director-repository): check-in throughput when every answer points
 # at freshly verified per-device director metadata, as a ratio against the Foundation build
 # (the last revision before the director, FOUNDATION_REV) measured in the same run on the same
 # kind of data set; plus the cost of building and signing one device's director chain.

@@ -325,7 +325,8 @@ def cmd_metadata(args: argparse.Namespace) -> int:
 
 
 class DirectorRuleError(Exception):
-    """The director's instructions break a rule of docs/trust.md ("The cross-check between the repositories"): the message
+    """The director's instructions break a rule of docs/trust.md
+    ("The cross-check between the repositories"): the message
     names the rule."""
 
 
@@ -398,8 +399,8 @@ def check_director_target(device: str, path: str, director, image, floors: dict[
 
 
 def cmd_director(args: argparse.Namespace) -> int:
-    """Verifies a device's director metadata against the image repository (Uptane, docs/trust.md
-    "Two repositories"), then downloads every image the director lists.
+    """Verifies a device's director metadata against the image repository (Uptane,
+    docs/trust.md#the-cross-check-between-the-repositories), then downloads every image the director lists.
 
       1. Two ngclient Updaters, both with BearerFetcher(args.token): the director (metadata
          at args.director_url, trusted root args.director_root, trusted metadata in

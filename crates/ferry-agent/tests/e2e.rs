@@ -207,3 +207,19 @@ fn the_daemon_installs_at_start_and_stops_on_sigterm() {
         assert_eq!(code, Some(0), "SIGTERM stops the daemon with exit 0");
     }
 }
+
+/// A release whose artifact is not an archive is installed as one file, and the agent's log
+/// says it copied it (not that it unpacked it).
+#[test]
+fn a_single_file_is_copied_and_the_log_says_so() {
+    let fleet = Fleet::start();
+    let device = Device::new(&fleet, "phone-1", "");
+    let artifact = fleet.path("firmware-2.0.bin");
+    std::fs::write(&artifact, b"firmware 2.0").unwrap();
+    fleet.publish_file("2.0", &artifact, "application/octet-stream", &["--required"]);
+    let (code, out, err) = output(device.agent().arg("check"));
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert_eq!(std::fs::read(device.dir.join("opt/app/current/firmware-2.0.bin")).unwrap(), b"firmware 2.0");
+    let line = err.lines().find(|l| l.contains("versions/2.0")).unwrap_or_else(|| panic!("no install line:\n{err}"));
+    assert!(line.contains("copied") && !line.contains("unpacked"), "{line}");
+}

@@ -1,5 +1,5 @@
 //! Server configuration: defaults in code, then a TOML file, then `FERRY_*` environment
-//! variables. `ferry config default` prints [`Config::default_toml`].
+//! variables (SPEC R9.5). `ferry config default` prints [`Config::default_toml`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ pub struct Config {
     pub log: Log,
 }
 
-/// Limits on input.
+/// Limits on input (R6.6).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -46,7 +46,7 @@ pub struct Limits {
     pub artifact_bytes: u64,
 }
 
-/// Check-in scheduling defaults for groups that do not set their own.
+/// Check-in scheduling defaults for groups that do not set their own (R2.3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Checkin {
@@ -56,7 +56,7 @@ pub struct Checkin {
     pub jitter: f64,
 }
 
-/// Signed metadata settings (docs/trust.md).
+/// Signed metadata settings (TRUST.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Trust {
@@ -168,8 +168,9 @@ jitter = 0.1
 # first start with mode 0700. Empty: data_dir/keys. Replicas sharing a database need the same.
 keys_dir = ""
 # Offer a release to devices (and serve its content) only once targets metadata signed by
-# its publisher lists it (docs/trust.md "Key rotation"; README "Keys and signing"). `ferry trust status` shows
-# what is unsigned. Set to false only to offer unsigned releases, e.g. while migrating.
+# its publisher lists it (docs/trust.md#the-image-repository; README "Keys and signing").
+# `ferry trust status` shows what is unsigned. Set to false only to offer unsigned
+# releases, e.g. while migrating; ferry-agent still installs only signed ones.
 require_signed_releases = true
 # Lifetime of the image repository's timestamp metadata (re-signed automatically at half-life).
 timestamp_expiry_secs = 86400

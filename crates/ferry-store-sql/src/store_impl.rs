@@ -1294,8 +1294,10 @@ macro_rules! impl_store {
                         cond.push_str(" AND release_id = $2");
                     }
                     args.push(Arg::Int(i64::from(limit)));
+                    // The latest `limit` events, returned oldest first.
                     let sql = format!(
-                        "SELECT {EVENT_COLUMNS} FROM events WHERE {cond} ORDER BY seq LIMIT ${}",
+                        "SELECT {EVENT_COLUMNS} FROM (SELECT {EVENT_COLUMNS} FROM events WHERE {cond} \
+                         ORDER BY seq DESC LIMIT ${}) AS latest ORDER BY seq",
                         args.len()
                     );
                     let rows = bind_args(sqlx::query(&sql), &args)

@@ -30,7 +30,7 @@ use ferry_core::{
 
 use crate::{
     Approval, ApprovalAction, CheckinRecord, DeviceFilter, DirectorFiles, DirectorStamp, DirectorState, Enrollment,
-    Group, MetadataFile, NewAdminToken, NewEvent, Platform, Product, Repo, Result, Store, StoreError,
+    Event, Group, MetadataFile, NewAdminToken, NewEvent, Platform, Product, Repo, Result, Store, StoreError,
 };
 
 /// Expands to one `#[tokio::test]` per behaviour of the suite.
@@ -879,7 +879,10 @@ pub async fn append_and_list_events(store: &dyn Store) {
     assert!(listed.iter().all(|e| e.received_at == 900));
     let r1_events = store.list_events(&id, Some(r1), 100).await.unwrap();
     assert_eq!(r1_events.iter().map(|e| e.event.seq).collect::<Vec<_>>(), [1, 2]);
-    assert_eq!(store.list_events(&id, None, 2).await.unwrap().iter().map(|e| e.event.seq).collect::<Vec<_>>(), [1, 2]);
+    // A limit keeps the latest events, still oldest first.
+    let seqs = |events: Vec<Event>| events.iter().map(|e| e.event.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(store.list_events(&id, None, 2).await.unwrap()), [2, 3]);
+    assert_eq!(seqs(store.list_events(&id, Some(r1), 1).await.unwrap()), [2]);
     assert_eq!(store.list_events(&id, Some(ReleaseId(r2.0 + 100)), 100).await.unwrap(), vec![]);
     let empty = store.append_events(&id, &[], 901).await.unwrap();
     assert_eq!((empty.stored, empty.duplicates), (0, 0));

@@ -148,7 +148,7 @@ pub trait Store: Send + Sync + 'static {
     /// device's highest stored `seq` and not stored is refused with Conflict, and nothing of
     /// the batch is stored. NotFound if the device or a release is missing.
     async fn append_events(&self, device: &DeviceId, events: &[NewEvent], received_at: i64) -> Result<AppendOutcome>;
-    /// A device's events, oldest first, optionally of one release, at most `limit`.
+    /// A device's latest `limit` events, optionally of one release, oldest first.
     async fn list_events(&self, device: &DeviceId, release: Option<ReleaseId>, limit: u32) -> Result<Vec<Event>>;
     /// The latest state of each release on a device.
     async fn device_release_states(&self, device: &DeviceId) -> Result<Vec<ReleaseState>>;

@@ -33,7 +33,12 @@ struct Harness {
 
 impl Harness {
     async fn new() -> Self {
-        let server = Server::start(None).await;
+        Self::with_token(None).await
+    }
+
+    /// A harness whose repository answers only requests carrying `Authorization: Bearer TOKEN`.
+    async fn with_token(token: Option<&str>) -> Self {
+        let server = Server::start(token).await;
         let mut repo = Repo::new(&server, "repo");
         repo.add_target("targets", "target_file.txt", b"target file contents", None);
         repo.add_target("targets", "path/to/a/target_file.txt", b"nested contents", None);
@@ -101,6 +106,36 @@ async fn init_refresh_and_download_as_the_harness_runs_them() {
     assert_eq!(h.download(&["target_file.txt"]).await.0, 0);
     assert!(h.target_requests().is_empty(), "{:?}", h.target_requests());
     assert_eq!(files(&h.targets), downloaded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorization_header_reaches_a_repository_that_requires_one() {
+    let h = Harness::with_token(Some(TOKEN)).await;
+    assert_eq!(h.init().await.0, 0);
+    let (code, stderr) = h.refresh().await;
+    assert_eq!(code, 1, "without credentials the repository answers 401");
+    assert!(stderr.contains("401"), "{stderr}");
+
+    let url = h.repo.metadata_url().to_string();
+    let bearer = format!("Bearer {TOKEN}");
+    let args = ["--metadata-url", &url, "--metadata-dir", text(&h.metadata), "--authorization", &bearer, "refresh"];
+    let (code, stderr) = run(&args).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(files(&h.metadata).contains_key("timestamp.json"));
+    assert!(h.server.log().iter().filter(|l| l.status == 200).all(|l| l.authorization.as_deref() == Some(&*bearer)));
+
+    // The same from the environment, which keeps the secret off the command line; the base
+    // URL for targets is authenticated too.
+    let base = h.repo.target_base_url().to_string();
+    let output = tokio::process::Command::new(BIN)
+        .env("FERRY_TUF_AUTHORIZATION", &bearer)
+        .args(["--metadata-url", &url, "--metadata-dir", text(&h.metadata), "--target-name", "target_file.txt"])
+        .args(["--target-dir", text(&h.targets), "--target-base-url", &base, "download"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(files(&h.targets)["target_file.txt"], b"target file contents");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

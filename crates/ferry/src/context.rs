@@ -2,27 +2,32 @@
 
 use std::path::PathBuf;
 
-use clap::parser::ValueSource;
-use clap::ArgMatches;
 use ferry_client::{AdminClient, DeviceClient};
 
 use crate::exit::{local_file, usage};
 use crate::output::Output;
 
+/// The server when neither `--server` nor `FERRY_URL` names one.
+const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
 /// Flags accepted by every command.
+///
+/// The environment variables are read here, not by clap: clap counts a value from the
+/// environment as given, and its usage line after a mistake would then show `--token <TOKEN>`
+/// as if the user had to type it.
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// URL of the Ferry server.
-    #[arg(long, global = true, env = "FERRY_URL", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
-    /// Admin token (`ferry_adm_…`). `ferry serve` prints the first one and saves it in
-    /// DATA_DIR/admin-token.
-    #[arg(long, global = true, env = "FERRY_TOKEN", hide_env_values = true)]
+    /// URL of the Ferry server [env: FERRY_URL] [default: http://127.0.0.1:8080].
+    #[arg(long, global = true)]
+    pub server: Option<String>,
+    /// Admin token (`ferry_adm_…`) [env: FERRY_TOKEN]. `ferry serve` prints the first one and
+    /// saves it in DATA_DIR/admin-token.
+    #[arg(long, global = true)]
     pub token: Option<String>,
-    /// Read the admin token from this file. Given on the command line, it beats FERRY_TOKEN;
-    /// --token on the command line beats FERRY_TOKEN_FILE.
-    #[arg(long, global = true, env = "FERRY_TOKEN_FILE", value_name = "FILE")]
+    /// Read the admin token from this file [env: FERRY_TOKEN_FILE]. Given on the command line,
+    /// it beats FERRY_TOKEN; --token on the command line beats FERRY_TOKEN_FILE.
+    #[arg(long, global = true, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// Print machine-readable JSON instead of tables (errors too, on stderr).
     #[arg(long, global = true)]
@@ -49,21 +54,26 @@ pub struct Context {
 }
 
 impl Context {
-    /// Builds the context from the global flags; `matches` tells where each value came from.
-    pub fn new(global: GlobalArgs, matches: &ArgMatches) -> anyhow::Result<Self> {
-        let from_command_line = |id| matches.value_source(id) == Some(ValueSource::CommandLine);
+    /// Builds the context from the global flags, falling back on `FERRY_URL`, `FERRY_TOKEN`
+    /// and `FERRY_TOKEN_FILE` (an empty variable counts as unset).
+    pub fn new(global: GlobalArgs) -> anyhow::Result<Self> {
+        let env = |name| std::env::var_os(name).filter(|v| !v.is_empty());
         let token = match (global.token, global.token_file) {
-            (Some(_), Some(_)) if from_command_line("token") && from_command_line("token_file") => {
-                return Err(usage("pass either --token or --token-file, not both"));
-            }
-            (Some(_), Some(file)) if from_command_line("token_file") => Some(Token::File(file)),
-            (Some(token), _) if from_command_line("token") => Some(Token::Value(token)),
-            // Both from the environment: the file is the more deliberate setting.
-            (_, Some(file)) => Some(Token::File(file)),
+            (Some(_), Some(_)) => return Err(usage("pass either --token or --token-file, not both")),
+            (None, Some(file)) => Some(Token::File(file)),
             (Some(token), None) => Some(Token::Value(token)),
-            (None, None) => None,
+            // Both from the environment: the file is the more deliberate setting.
+            (None, None) => match (env("FERRY_TOKEN_FILE"), env("FERRY_TOKEN")) {
+                (Some(file), _) => Some(Token::File(file.into())),
+                (None, Some(token)) => Some(Token::Value(token.to_string_lossy().into_owned())),
+                (None, None) => None,
+            },
         };
-        Ok(Self { server: global.server, token, out: Output { json: global.json, quiet: global.quiet } })
+        let server = global
+            .server
+            .or_else(|| env("FERRY_URL").map(|url| url.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+        Ok(Self { server, token, out: Output { json: global.json, quiet: global.quiet } })
     }
 
     /// A client of the admin API, authenticated with the token.

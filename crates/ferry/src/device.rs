@@ -70,14 +70,14 @@ enum DeviceCommand {
         #[arg(long, conflicts_with = "groups")]
         clear: bool,
     },
-    /// Shows a device's status events, oldest first.
+    /// Shows a device's latest status events, oldest first.
     Events {
         /// Device id.
         id: DeviceId,
         /// Only events of this release.
         #[arg(long, value_parser = release_id)]
         release: Option<ReleaseId>,
-        /// At most this many (server default 100, maximum 1000).
+        /// The latest this many (server default 100, maximum 1000).
         #[arg(long)]
         limit: Option<u32>,
     },

@@ -13,6 +13,7 @@ mod device;
 mod exit;
 mod group;
 mod key;
+mod media;
 mod metadata;
 mod output;
 mod passphrase;
@@ -93,18 +94,19 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // Clap prints usage errors and exits with 2 (exit::USAGE) itself.
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let cli = match Cli::command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(cli) => cli,
+        Err(e) => return clap_failure(&e),
+    };
     let json = cli.global.json;
-    match run(cli, &matches).await {
+    match run(cli).await {
         Ok(()) => ExitCode::from(exit::SUCCESS),
         Err(err) => report(&err, json),
     }
 }
 
-async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
-    let ctx = Context::new(cli.global, matches)?;
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Context::new(cli.global)?;
     match cli.command {
         Command::Serve(args) => args.run().await,
         Command::Config(args) => {
@@ -133,6 +135,20 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// What clap stopped at: `--help` and `--version` print and exit 0 as clap does; a usage
+/// mistake exits with [`exit::USAGE`], reported as JSON when `--json` is among the arguments
+/// (clap could not parse them, so the flag is looked for in the raw arguments).
+fn clap_failure(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json");
+    if !json || matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        err.exit();
+    }
+    let text = err.render().to_string();
+    let message = text.trim().strip_prefix("error: ").unwrap_or(text.trim());
+    report(&exit::usage(message), true)
 }
 
 /// Prints a failure on stderr, as `error: …` or with `--json` as an error object.

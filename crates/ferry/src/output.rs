@@ -64,10 +64,40 @@ impl Output {
     }
 }
 
-/// Prints `value` as pretty JSON on stdout.
+/// Prints `value` as pretty JSON on stdout, every point in time as RFC 3339 (see
+/// [`times_as_rfc3339`]).
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    say!("{}", serde_json::to_string_pretty(value)?);
+    let mut value = serde_json::to_value(value)?;
+    times_as_rfc3339(&mut value);
+    say!("{}", serde_json::to_string_pretty(&value)?);
     Ok(())
+}
+
+/// Fields that hold a point in time besides those named `*_at`.
+const TIME_FIELDS: &[&str] = &["at", "deadline", "last_contact"];
+
+/// Rewrites points in time from unix seconds, as the API carries them, to RFC 3339 in UTC
+/// with whole seconds (`2025-01-31T12:00:00Z`), the form of TUF's `expires` that the trust
+/// commands print: the CLI's JSON output has one time format. A field holds a time when it is
+/// named `*_at`, `at`, `deadline` or `last_contact` and its value is an integer. `custom`
+/// objects are publishers' data and left as they are.
+pub fn times_as_rfc3339(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(fields) => {
+            for (name, field) in fields.iter_mut() {
+                match field.as_i64() {
+                    Some(secs) if name.ends_with("_at") || TIME_FIELDS.contains(&name.as_str()) => {
+                        *field = Value::String(crate::time::format_unix(secs));
+                    }
+                    _ if name == "custom" => {}
+                    _ => times_as_rfc3339(field),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(times_as_rfc3339),
+        _ => {}
+    }
 }
 
 /// Prints a table with a header row.

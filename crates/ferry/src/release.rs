@@ -94,9 +94,8 @@ struct PublishArgs {
     /// A release needed first, as PRODUCT>=VERSION (repeat for several).
     #[arg(long = "depends-on", value_name = "DEPENDENCY", value_parser = dependency)]
     depends_on: Vec<Dependency>,
-    /// Media type of the artifacts.
-    #[arg(long, default_value = "application/octet-stream")]
-    media_type: String,
+    #[arg(long, value_name = "TYPE", help = crate::media::HELP)]
+    media_type: Option<String>,
 }
 
 impl ReleaseArgs {
@@ -106,6 +105,11 @@ impl ReleaseArgs {
         match self.command {
             ReleaseCommand::Publish(args) => args.run(ctx, &client).await,
             ReleaseCommand::List { product } => {
+                // The server lists no releases for a product it does not have; a typo in the
+                // name should not look like an empty catalogue.
+                if let Some(product) = &product {
+                    client.get_product(product).await?;
+                }
                 let releases = client.list_releases(product.as_ref()).await?;
                 ctx.out.show(&releases, |rs| print_releases(rs))
             }
@@ -154,11 +158,17 @@ impl PublishArgs {
                 let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
                 let name = ArtifactName::new(file_name)
                     .map_err(|e| usage(format!("--artifact {}: {e}; rename the file", path.display())))?;
+                let media_type = match &self.media_type {
+                    Some(given) => given.clone(),
+                    None => {
+                        crate::media::infer(file_name).ok_or_else(|| usage(crate::media::unknown(path)))?.to_owned()
+                    }
+                };
                 Ok(Artifact {
                     name,
                     length: 0,
                     sha256: Sha256::from_bytes([0; 32]),
-                    media_type: self.media_type.clone(),
+                    media_type,
                     custom: serde_json::Map::new(),
                 })
             })

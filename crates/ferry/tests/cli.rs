@@ -45,6 +45,46 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn usage_errors_honour_json() {
+    for args in [&["release", "publish", "--json"][..], &["--json", "nosuch"], &["device", "list", "--json", "--bogus"]]
+    {
+        let (code, out, err) = output(ferry().args(args));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(out.is_empty(), "{out}");
+        let v: serde_json::Value =
+            serde_json::from_str(err.trim()).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}):\n{err}"));
+        assert_eq!(v["error"]["code"], "usage", "{v}");
+        assert_eq!(v["error"]["exit_code"], 2, "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("Usage: ferry"), "{v}");
+    }
+    // Help is not an error, with or without --json.
+    let (code, out, _) = output(ferry().args(["release", "--help", "--json"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("Usage: ferry release"), "{out}");
+}
+
+#[test]
+fn usage_lines_do_not_ask_for_what_the_environment_gives() {
+    let (code, _, err) = output(
+        ferry()
+            .env("FERRY_TOKEN", "ferry_adm_x")
+            .env("FERRY_TOKEN_FILE", "/nonexistent")
+            .env("FERRY_URL", "http://127.0.0.1:1")
+            .args(["trust", "push"]),
+    );
+    assert_eq!(code, 2, "{err}");
+    let usage = err.lines().find(|l| l.starts_with("Usage:")).unwrap_or_else(|| panic!("no usage line:\n{err}"));
+    assert_eq!(usage, "Usage: ferry trust push <FILE>");
+    // The environment still counts, and --help still names the variables.
+    let (code, _, err) = output(ferry().env("FERRY_URL", "http://127.0.0.1:1").args(["whoami", "--token", "t"]));
+    assert_eq!(code, 7, "FERRY_URL is used: {err}");
+    let (_, help, _) = output(ferry().args(["whoami", "--help"]));
+    for var in ["FERRY_URL", "FERRY_TOKEN", "FERRY_TOKEN_FILE"] {
+        assert!(help.contains(var), "{var} missing from:\n{help}");
+    }
+}
+
+#[test]
 fn completions_and_default_config_print() {
     let (code, out, _) = output(ferry().args(["completions", "bash"]));
     assert_eq!(code, 0);
@@ -131,6 +171,53 @@ fn publish_checks_the_release_before_any_network() {
     );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--applies-from"), "{err}");
+
+    // A file name that says nothing about its media type, and no --media-type: refused with
+    // the names that are understood.
+    let notes = dir.path().join("vpn-client-5.0.txt");
+    std::fs::write(&notes, b"x").unwrap();
+    let (code, _, err) =
+        output(ferry().args(base).args(["--token", "t", "--server", &server, "--artifact"]).arg(&notes));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot tell its media type"), "{err}");
+    for ending in [".tar.gz", ".tgz", ".tar.zst", ".tar", ".bin", "--media-type"] {
+        assert!(err.contains(ending), "{ending} missing from: {err}");
+    }
+    let (_, help, _) = output(ferry().args(["release", "publish", "--help"]));
+    assert!(help.contains(".tar.gz and .tgz application/gzip"), "{help}");
+}
+
+#[test]
+fn publish_infers_media_types_from_file_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let run = |args: &[&str]| output(server.cli().args(args));
+    assert_eq!(run(&["product", "create", "fw"]).0, 0);
+    assert_eq!(run(&["platform", "create", "gw"]).0, 0);
+    let cases = [
+        ("fw-1.tar.gz", None, "application/gzip"),
+        ("fw-2.tgz", None, "application/gzip"),
+        ("fw-3.tar.zst", None, "application/zstd"),
+        ("fw-4.tar", None, "application/x-tar"),
+        ("fw-5.bin", None, "application/octet-stream"),
+        ("fw-6.tar.gz", Some("application/x-gtar"), "application/x-gtar"),
+        ("fw-7.hex", Some("application/octet-stream"), "application/octet-stream"),
+    ];
+    for (i, (name, given, expected)) in cases.into_iter().enumerate() {
+        let path = dir.path().join(name);
+        std::fs::write(&path, name).unwrap();
+        let version = (i + 1).to_string();
+        let mut args =
+            vec!["release", "publish", "--product", "fw", "--version", &version, "--platform", "gw", "--json"];
+        args.extend(["--artifact", path.to_str().unwrap()]);
+        if let Some(given) = given {
+            args.extend(["--media-type", given]);
+        }
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 0, "{name}: {err}");
+        let release: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(release["artifacts"][0]["media_type"], expected, "{name}");
+    }
 }
 
 #[test]
@@ -186,12 +273,31 @@ fn publish_approve_and_exit_codes_against_a_real_server() {
     let release: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(release["artifacts"][0]["name"], "setup-5.0.msi");
     assert_eq!(release["artifacts"][0]["sha256"], info["sha256"]);
+    assert_eq!(release["artifacts"][0]["media_type"], "application/x-msi");
     let id = release["id"].to_string();
+    assert_eq!(run(&["release", "list", "--product", "vpn-client"]).0, 0);
+    let (code, _, err) = run(&["release", "list", "--product", "nosuch"]);
+    assert_eq!(code, 3, "an unknown product is not an empty list: {err}");
+    assert!(err.contains("nosuch"), "{err}");
 
-    assert_eq!(run(&["approve", &id, "--group", "lab", "--deadline", "2030-01-01T00:00:00Z"]).0, 0);
+    // Every time in JSON output is RFC 3339, UTC, whole seconds.
+    assert_eq!(run(&["approve", &id, "--group", "lab", "--deadline", "2030-01-01T02:00:00+02:00"]).0, 0);
     let (_, out, _) = run(&["approval", "list", "--group", "lab", "--json"]);
     let approvals: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(approvals[0]["deadline"], 1_893_456_000);
+    assert_eq!(approvals[0]["deadline"], "2030-01-01T00:00:00Z");
+    let approved_at = approvals[0]["approved_at"].as_str().unwrap();
+    assert!(approved_at.len() == 20 && approved_at.ends_with('Z'), "{approved_at}");
+    assert!(release["created_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{release}");
+
+    // `device events --limit N` shows the latest N, oldest first.
+    let key = created["enrollment_key"].as_str().unwrap().to_owned();
+    send_events(&server.url, &key, id.parse().unwrap(), 5);
+    let (code, out, err) = run(&["device", "events", "gw-1", "--limit", "2", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let events: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let seqs: Vec<_> = events.as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, [4, 5]);
+    assert_eq!(events[0]["at"], "2025-01-31T12:00:04Z");
     assert_eq!(run(&["unapprove", &id, "--group", "lab"]).0, 0);
     assert_eq!(run(&["unapprove", &id, "--group", "lab"]).0, 3);
 
@@ -209,4 +315,33 @@ fn publish_approve_and_exit_codes_against_a_real_server() {
     assert_eq!(run(&["device", "accept", "nobody"]).0, 3);
 
     assert_eq!(server.stop(), Some(0), "ferry serve exits 0 on SIGTERM");
+}
+
+/// Enrolls device `gw-1` with `key` and sends `count` status events for `release`, with
+/// sequence numbers 1… and device times 2025-01-31T12:00:01Z….
+fn send_events(url: &str, key: &str, release: i64, count: i64) {
+    use ferry_api::{EnrollRequest, EventBatch};
+    use ferry_store::NewEvent;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut device = ferry_client::DeviceClient::new(url, None).unwrap();
+        let request = EnrollRequest {
+            device_id: ferry_core::DeviceId::new("gw-1").unwrap(),
+            enrollment_key: Some(key.to_owned()),
+        };
+        let enrolled = device.enroll(&request).await.unwrap();
+        device.set_credential(&enrolled.credential).unwrap();
+        let events = (1..=count)
+            .map(|seq| NewEvent {
+                seq,
+                release: ferry_core::ReleaseId(release),
+                state: ferry_core::DeviceState::Downloading,
+                progress: Some(seq * 1000),
+                error_code: None,
+                message: None,
+                at: 1_738_324_800 + seq,
+            })
+            .collect();
+        device.send_events(&EventBatch { events }).await.unwrap();
+    });
 }

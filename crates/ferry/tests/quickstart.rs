@@ -52,11 +52,17 @@ fn the_readme_quick_start_works() {
         "the quick start failed\n--- script\n{script}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
 
-    // The agent installed the artifact byte for byte, through the `dir` handler.
-    let original = std::fs::read(dir.path().join("vpn-client-5.0.tar.gz")).unwrap();
-    let installed = std::fs::read(dir.path().join("opt/vpn-client/current/vpn-client-5.0.tar.gz")).unwrap();
-    assert!(installed == original, "the installed file differs from the artifact");
+    // The archive was published as what it is and unpacked by the `dir` handler: the program
+    // is installed with its mode and runs.
+    let installed = dir.path().join("opt/vpn-client/current/bin/vpn-client");
+    let original = std::fs::read(dir.path().join("vpn-client-5.0/bin/vpn-client")).unwrap();
+    assert_eq!(std::fs::read(&installed).unwrap(), original, "the installed program differs from the archive's");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&installed).unwrap().permissions());
+    assert_eq!(mode & 0o111, 0o111, "the program keeps its executable mode");
+    assert!(!dir.path().join("opt/vpn-client/current/vpn-client-5.0.tar.gz").exists(), "the archive was unpacked");
     assert!(stdout.contains("update installed and committed\nferry-agent exited 4\n"), "{stdout}");
+    assert!(stdout.contains("\nvpn-client 5.0\n"), "the installed program ran: {stdout}");
+    assert!(stderr.contains("unpacked"), "the agent says what it did: {stderr}");
 
     // The last command printed the device as JSON: the release committed, 5.0 installed.
     let json_start = stdout.rfind("{\n  \"device\"").expect("device show --json printed the device");
@@ -65,6 +71,17 @@ fn the_readme_quick_start_works() {
     assert_eq!(device["device"]["platform"], "linux-x86_64");
     assert_eq!(device["device"]["installed"]["vpn-client"], "5.0", "{device:#}");
     assert_eq!(device["releases"][0]["state"], "committed", "{device:#}");
+    let release = &device["releases"][0];
+    assert!(release["updated_at"].as_str().is_some_and(|t| t.ends_with('Z')), "an RFC 3339 time: {release}");
+
+    // Nothing the quick start wrote would be committed by mistake: `.gitignore` covers it all.
+    let gitignore = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.gitignore");
+    std::fs::copy(gitignore, dir.path().join(".gitignore")).unwrap();
+    let git = |args: &[&str]| Command::new("git").args(args).current_dir(dir.path()).output().unwrap();
+    assert!(git(&["init", "--quiet"]).status.success());
+    let status = git(&["status", "--porcelain", "--untracked-files=all"]);
+    let untracked = String::from_utf8_lossy(&status.stdout).replace("?? .gitignore\n", "");
+    assert!(status.status.success() && untracked.is_empty(), "not in .gitignore:\n{untracked}");
 }
 
 /// The quick start runs `ferry-agent` from the same directory as `ferry`. Cargo builds every

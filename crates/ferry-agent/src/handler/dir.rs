@@ -268,7 +268,8 @@ impl DirHandler {
         atomic::write_file(&self.digest_file(version), format!("{}\n", package.sha256).as_bytes())?;
         std::fs::rename(&staging, &target).map_err(IoError::on("rename into place", &target))?;
         atomic::sync_dir(&versions)?;
-        tracing::info!(product = %package.product, %version, dir = %target.display(), "unpacked");
+        let done = if Format::from_media_type(package.media_type) == Format::File { "copied" } else { "unpacked" };
+        tracing::info!(product = %package.product, %version, dir = %target.display(), "{done}");
         Ok(target)
     }
 

@@ -8,6 +8,10 @@
 //!     --target-base-url TURL --target-dir TDIR download
 //! ```
 //!
+//! `--authorization VALUE` (or `FERRY_TUF_AUTHORIZATION`) sends `Authorization: VALUE` with every
+//! request, e.g. `Bearer ferry_adm_…` to read a Ferry server's `/tuf/image/` repository, which
+//! answers only admins and devices; the environment variable keeps the secret out of `ps`.
+//!
 //! Exit code 0 when the command succeeded fully, 1 otherwise (usage errors included). A target
 //! is stored in TDIR under its target path percent-escaped into one file name (python-tuf's
 //! convention, `a/b.txt` → `a%2Fb.txt`); one already there with matching digests is not fetched
@@ -38,6 +42,9 @@ struct Cli {
     /// Directory to store downloaded targets in.
     #[arg(long)]
     target_dir: Option<PathBuf>,
+    /// Value of an `Authorization` header sent with every request, e.g. "Bearer ferry_adm_…".
+    #[arg(long, value_name = "VALUE", env = "FERRY_TUF_AUTHORIZATION", hide_env_values = true)]
+    authorization: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -87,7 +94,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             ferry_updater::init(&cli.metadata_dir, &bytes).await.map(drop)
         }
         Command::Refresh => {
-            let mut updater = updater(cli.metadata_dir, cli.metadata_url, None)?;
+            let mut updater = updater(cli.metadata_dir, cli.metadata_url, None, cli.authorization)?;
             updater.refresh().await.map(drop)
         }
         Command::Download => {
@@ -96,7 +103,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             if cli.target_names.is_empty() {
                 return Err(missing("--target-name"));
             }
-            let mut updater = updater(cli.metadata_dir, cli.metadata_url, Some(base))?;
+            let mut updater = updater(cli.metadata_dir, cli.metadata_url, Some(base), cli.authorization)?;
             updater.refresh().await?;
             for name in &cli.target_names {
                 let (_, target) = updater.get_targetinfo(name).await?.ok_or_else(|| Error::NotFound(name.clone()))?;
@@ -107,9 +114,20 @@ async fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
-fn updater(metadata_dir: PathBuf, metadata_url: Option<Url>, target_base_url: Option<Url>) -> Result<Updater, Error> {
+fn updater(
+    metadata_dir: PathBuf,
+    metadata_url: Option<Url>,
+    target_base_url: Option<Url>,
+    authorization: Option<String>,
+) -> Result<Updater, Error> {
     let mut config = UpdaterConfig::new(metadata_dir, metadata_url.ok_or_else(|| missing("--metadata-url"))?);
     config.target_base_url = target_base_url;
+    if let Some(value) = authorization {
+        let mut value = reqwest::header::HeaderValue::from_str(&value)
+            .map_err(|_| Error::Config("--authorization is not a valid header value".to_owned()))?;
+        value.set_sensitive(true);
+        config.headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     Updater::new(config)
 }
 
