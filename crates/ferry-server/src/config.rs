@@ -1,5 +1,5 @@
 //! Server configuration: defaults in code, then a TOML file, then `FERRY_*` environment
-//! variables (SPEC R9.5). `ferry config default` prints [`Config::default_toml`].
+//! variables. `ferry config default` prints [`Config::default_toml`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ pub struct Config {
     pub log: Log,
 }
 
-/// Limits on input (R6.6).
+/// Limits on input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -46,7 +46,7 @@ pub struct Limits {
     pub artifact_bytes: u64,
 }
 
-/// Check-in scheduling defaults for groups that do not set their own (R2.3).
+/// Check-in scheduling defaults for groups that do not set their own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Checkin {
@@ -56,7 +56,7 @@ pub struct Checkin {
     pub jitter: f64,
 }
 
-/// Signed metadata settings (TRUST.md).
+/// Signed metadata settings (docs/trust.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Trust {
