@@ -9,6 +9,9 @@ use ferry_agent::exit::Exit;
 use ferry_agent::state::{Installed, Job, Phase, State, StateStore, Target, BACKUP_FILE, STATE_FILE};
 use ferry_core::{ArtifactName, DeviceState, ProductName, RebootBehaviour, ReleaseId, ReleaseKind, Sha256, Version};
 
+#[path = "../../ferry/tests/common/doc_commands.rs"]
+mod doc_commands;
+
 fn agent() -> Command {
     let mut cmd = Command::cargo_bin("ferry-agent").unwrap();
     cmd.env_remove("FERRY_AGENT_CONFIG");
@@ -297,4 +300,34 @@ fn the_readme_minimal_configuration_parses() {
     let config = ferry_agent::config::Config::parse(block).unwrap();
     assert_eq!(config.handlers.len(), 1);
     assert!(config.handlers[0].health_check.is_some());
+}
+
+/// The real binary shows the help of every subcommand, as its own help lists them.
+#[test]
+fn every_subcommand_shows_its_help() {
+    let paths = doc_commands::run_every_help(&assert_cmd::cargo::cargo_bin("ferry-agent"));
+    for expected in [&["rollback"][..], &["logs"], &["config", "check"], &["config", "default"]] {
+        assert!(paths.iter().any(|p| p == expected), "{expected:?} missing from {paths:?}");
+    }
+}
+
+/// `ferry-agent --config FILE rollback PRODUCT`, with and without `--config-bundle`, runs: clap
+/// panicked on it while `rollback` had a `--config` flag of its own.
+#[test]
+fn rollback_after_the_global_config_option_runs() {
+    let site = Site::new();
+    let out = agent()
+        .arg("--config")
+        .arg(site.config())
+        .args(["rollback", "vpn-client"])
+        .assert()
+        .code(code(Exit::NothingToDo));
+    assert!(stderr(&out).contains("installed no software of vpn-client"), "{}", stderr(&out));
+    let out = agent()
+        .arg("--config")
+        .arg(site.config())
+        .args(["rollback", "vpn-client", "--config-bundle"])
+        .assert()
+        .code(code(Exit::NothingToDo));
+    assert!(stderr(&out).contains("installed no configuration bundle of vpn-client"), "{}", stderr(&out));
 }

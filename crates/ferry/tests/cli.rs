@@ -2,6 +2,8 @@
 //! end-to-end session against a `ferry serve` it starts on SQLite in a temporary directory.
 
 mod common;
+#[path = "common/doc_commands.rs"]
+mod doc_commands;
 
 use std::net::TcpListener;
 
@@ -32,6 +34,15 @@ fn help_lists_the_commands() {
         "completions",
     ] {
         assert!(out.contains(cmd), "{cmd} missing from:\n{out}");
+    }
+}
+
+/// The real binary shows the help of every subcommand, as its own help lists them.
+#[test]
+fn every_subcommand_shows_its_help() {
+    let paths = doc_commands::run_every_help(&assert_cmd::cargo::cargo_bin("ferry"));
+    for expected in [&["serve"][..], &["release", "publish"], &["trust", "push"], &["device", "why"]] {
+        assert!(paths.iter().any(|p| p == expected), "{expected:?} missing from {paths:?}");
     }
 }
 
