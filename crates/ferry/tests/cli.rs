@@ -46,6 +46,33 @@ fn every_subcommand_shows_its_help() {
     }
 }
 
+/// `ferry serve` logging as text to something that is not a terminal (a pipe here; a file or
+/// the journal in service) writes no colour codes.
+#[test]
+fn server_logs_on_a_pipe_have_no_colour_codes() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = ferry()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("ferry server listening") {
+        if log.read_line(&mut seen).unwrap() == 0 {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.contains("ferry server listening") && seen.contains(" INFO "), "{seen}");
+    assert!(!seen.contains('\x1b'), "colour codes in a log that is not a terminal: {seen:?}");
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let (code, _, err) = output(ferry().args(["approve", "seven", "--group", "lab"]));
