@@ -132,7 +132,7 @@ impl State {
 
     /// Holds a release back, in place of what was held on its version line.
     pub fn hold_back(&mut self, held: HeldBack) {
-        self.end_hold(&held.product.clone(), held.kind);
+        self.end_hold(&held.product, held.kind);
         self.held_back.push(held);
     }
 
