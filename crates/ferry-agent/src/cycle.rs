@@ -416,6 +416,11 @@ fn summary(rest: &Rest, plan: Option<&Plan>) -> String {
             "; {waiting} optional update(s) wait for `ferry-agent install` (see `ferry-agent notify`)"
         ));
     }
+    for release in plan.map(|p| p.held_back.as_slice()).unwrap_or_default() {
+        text.push_str(&format!(
+            "; release {release} is held back: it failed or was rolled back here, and `ferry-agent install {release}` tries it again"
+        ));
+    }
     text
 }
 

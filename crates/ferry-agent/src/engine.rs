@@ -23,7 +23,7 @@ use crate::handler::command::{healthy, install_result, InstallResult, Invocation
 use crate::handler::dir::{DirHandler, Package};
 use crate::net::updater_failure;
 use crate::state::{
-    on_restart, Action, Deferral, Installed, Job, Outcome, Phase, RollbackCause, State, StateStore, Target,
+    on_restart, Action, Deferral, HeldBack, Installed, Job, Outcome, Phase, RollbackCause, State, StateStore, Target,
 };
 
 /// How long a handler's "retry later" (exit 20) waits.
@@ -126,6 +126,7 @@ impl Engine<'_> {
             None => self.dir_handler(&target).map(|d| d.current()).transpose().map_err(state_failure)?.flatten(),
         };
         tracing::info!(release = %target.release, product = %target.product, version = %target.version, "update starts");
+        self.state.end_hold(&target.product, target.kind);
         self.state.job = Some(Job { target, previous, started_at: self.now, phase: Phase::Downloading { bytes: 0 } });
         self.announce_and_save(None)
     }
@@ -356,10 +357,8 @@ impl Engine<'_> {
                 let report = match self.runner.run(spec, &invocation, &self.log_file(&job, Step::Install)).await {
                     Ok(report) => report,
                     Err(e) => {
-                        return self.enter(
-                            Phase::Reporting { outcome: Outcome::failed("handler_failed", e.to_string()) },
-                            None,
-                        )
+                        return self
+                            .enter(Phase::Reporting { outcome: Outcome::failed("handler_error", e.to_string()) }, None)
                     }
                 };
                 match install_result(report.termination) {
@@ -493,7 +492,8 @@ impl Engine<'_> {
         self.enter(Phase::Reporting { outcome }, None)
     }
 
-    /// Queues the outcome's event, removes the job's files and goes idle.
+    /// Queues the outcome's event, removes the job's files and goes idle, holding the release
+    /// back when the outcome says so ([`Outcome::holds_back`]) in the same save.
     fn report(&mut self, job: &Job, outcome: &Outcome) -> Result<(), Failure> {
         self.push_event(job, &job.phase, None)?;
         if let Ok(file) = self.dirs.download(&job.target) {
@@ -508,6 +508,18 @@ impl Engine<'_> {
             Outcome::RolledBack { code, message } => {
                 tracing::warn!(release = %job.target.release, code, "update rolled back: {message}")
             }
+        }
+        if outcome.holds_back() {
+            let t = &job.target;
+            tracing::warn!(release = %t.release, "not installing release {} again unless asked: `ferry-agent install {}` retries it", t.release, t.release);
+            self.state.hold_back(HeldBack {
+                release: t.release,
+                product: t.product.clone(),
+                kind: t.kind,
+                version: t.version.clone(),
+                outcome: outcome.clone(),
+                at: self.now,
+            });
         }
         self.state.job = None;
         self.store.save(self.state).map_err(state_failure)

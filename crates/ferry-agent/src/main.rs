@@ -94,3 +94,43 @@ pub fn init_logging(config: &ferry_agent::config::Config) {
         .with_target(false)
         .try_init();
 }
+
+#[cfg(test)]
+#[path = "../../ferry/tests/common/doc_commands.rs"]
+mod doc_commands;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where `ferry-agent` command lines are documented.
+    const DOCS: [(&str, &str); 3] = [
+        ("README.md", include_str!("../../../README.md")),
+        ("ARCHITECTURE.md", include_str!("../../../ARCHITECTURE.md")),
+        ("crates/ferry-agent/README.md", include_str!("../README.md")),
+    ];
+    /// Values for the placeholders the documentation uses.
+    const SAMPLES: &[(&str, &str)] = &[("RELEASE", "7"), ("PRODUCT", "vpn-client"), ("FILE", "agent.toml")];
+
+    /// clap's own checks, no subcommand flag clashing with the global `--config`, and every
+    /// subcommand's help.
+    #[test]
+    fn the_command_tree_is_consistent() {
+        let paths = doc_commands::check_tree::<Cli>();
+        assert!(paths.len() >= 10, "{paths:?}");
+    }
+
+    /// Every command line the READMEs show parses, among them the rollback of a configuration
+    /// bundle after the global `--config`, which made clap panic when both were named
+    /// `config`.
+    #[test]
+    fn every_documented_invocation_parses() {
+        let checked = doc_commands::check_documented::<Cli>("ferry-agent", &DOCS, SAMPLES);
+        assert!(checked >= 20, "only {checked} documented invocations found");
+        let cli =
+            Cli::try_parse_from(["ferry-agent", "--config", "a.toml", "rollback", "vpn-client", "--config-bundle"])
+                .unwrap();
+        assert_eq!(cli.config, PathBuf::from("a.toml"));
+        assert!(matches!(cli.command, Command::Rollback(_)));
+    }
+}

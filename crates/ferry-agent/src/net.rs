@@ -100,6 +100,16 @@ pub fn save_credential(path: &Path, credential: &str) -> Result<(), IoError> {
 
 /// The exit code and message for a failed request to the server.
 pub fn failure(what: &str, error: ClientError) -> Failure {
+    if let Some((url, cause)) = error.unreachable() {
+        // The client's own advice names the admin CLI's `--server`; the agent has a setting.
+        return Failure::new(
+            Exit::Unreachable,
+            format!(
+                "{what}: cannot reach the ferry server at {url}: {cause}; is the server running, and are `server_url` \
+                 (and `[proxy]`, if the device needs one) right in the agent's configuration?"
+            ),
+        );
+    }
     let exit = match &error {
         ClientError::Unreachable { .. } | ClientError::Transfer { .. } => Exit::Unreachable,
         ClientError::Api { status: 401 | 403, .. } => Exit::Unauthorized,

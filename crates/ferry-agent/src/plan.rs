@@ -9,6 +9,8 @@
 //!
 //! For each offer, in the server's order:
 //! - already installed at that version: skipped;
+//! - held back because its job failed or was rolled back here ([`State::held_back`]), and not
+//!   consented to since: skipped (the server was told how it ended);
 //! - more than one artifact, no signed assignment, a release counter below what is installed
 //!   on its version line, or no handler: refused with a reason (nothing is downloaded);
 //! - optional, without consent (`ferry-agent install`) and before its deadline: waits for
@@ -39,6 +41,8 @@ pub struct Plan {
     pub refused: Vec<Refusal>,
     /// Offers the director does not assign (yet).
     pub unassigned: Vec<ReleaseId>,
+    /// Offers held back after they failed or were rolled back on this device.
+    pub held_back: Vec<ReleaseId>,
 }
 
 /// An offer the agent will not install.
@@ -78,6 +82,11 @@ pub fn plan(
     for offer in offers {
         let installed = state.installed_line(&offer.product, offer.kind);
         if installed.is_some_and(|i| i.version == offer.version) {
+            continue;
+        }
+        let held = state.held_back(&offer.product, offer.kind).is_some_and(|h| h.release == offer.release);
+        if held && !at.consent.contains(&offer.release) {
+            plan.held_back.push(offer.release);
             continue;
         }
         let refuse = |code, message: String| Refusal { release: offer.release, code, message };
@@ -338,6 +347,28 @@ root = "/opt/app"
         let consent = BTreeSet::from([ReleaseId(1)]);
         let c = Circumstances { now: 0, window_open: true, consent: &consent, declined: &declined };
         assert!(plan(&offers, &assigned, &State::default(), &config(), c).start.is_some());
+    }
+
+    #[test]
+    fn a_release_held_back_is_not_started_again_without_consent() {
+        let none = BTreeSet::new();
+        let mut state = State::default();
+        state.hold_back(crate::state::HeldBack {
+            release: ReleaseId(1),
+            product: ProductName::new("app").unwrap(),
+            kind: ReleaseKind::Full,
+            version: Version::new("1.0").unwrap(),
+            outcome: crate::state::Outcome::failed("install_failed", "damaged archive"),
+            at: 0,
+        });
+        let assigned = [verified("app", "1.0", 1, true), verified("app", "1.1", 2, true)];
+        let p = plan(&[offer(1, "app", "1.0", true)], &assigned, &state, &config(), at(0, true, &none));
+        assert_eq!((p.start, p.held_back, p.awaiting_consent), (None, vec![ReleaseId(1)], vec![]));
+        let consent = BTreeSet::from([ReleaseId(1)]);
+        let p = plan(&[offer(1, "app", "1.0", true)], &assigned, &state, &config(), at(0, true, &consent));
+        assert_eq!(p.start.map(|(t, _)| t.release), Some(ReleaseId(1)), "ferry-agent install retries it");
+        let p = plan(&[offer(2, "app", "1.1", true)], &assigned, &state, &config(), at(0, true, &none));
+        assert_eq!(p.start.map(|(t, _)| t.release), Some(ReleaseId(2)), "a newer release is installed");
     }
 
     #[test]

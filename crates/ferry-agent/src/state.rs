@@ -57,6 +57,9 @@
 //!    a fresh state ([`Source::Reset`]): it installs nothing and rolls nothing back without a new
 //!    instruction from the server, and the built-in handler still knows its `current` link.
 //!
+//! Beside the job, the file keeps the installed versions and the releases held back after they
+//! failed or were rolled back ([`State::held_back`]), so that a restart does not forget either.
+//!
 //! A file with a `format` above [`FORMAT`] was written by a newer agent and is an error, never
 //! "corrupt": a downgraded agent must not guess at it.
 
@@ -92,11 +95,18 @@ pub struct State {
     /// The update in progress; `None` is Idle.
     #[serde(default)]
     pub job: Option<Job>,
+    /// Releases whose job failed or was rolled back here, at most one per version line: the
+    /// agent does not start them again by itself, so a release that cannot work on this device
+    /// is not installed, reported and undone over and over. A job starting on the line (a
+    /// newer release the server offers, or this one after `ferry-agent install`) ends the hold.
+    /// Left out of the file while empty, so an older agent reads the file as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_back: Vec<HeldBack>,
 }
 
 impl Default for State {
     fn default() -> Self {
-        Self { format: FORMAT, installed: BTreeMap::new(), configs: BTreeMap::new(), job: None }
+        Self { format: FORMAT, installed: BTreeMap::new(), configs: BTreeMap::new(), job: None, held_back: Vec::new() }
     }
 }
 
@@ -113,6 +123,48 @@ impl State {
     /// The phase's name, `idle` without a job.
     pub fn phase_name(&self) -> &'static str {
         self.job.as_ref().map_or("idle", |j| j.phase.name())
+    }
+
+    /// The release held back on the version line of `kind` of `product`, if any.
+    pub fn held_back(&self, product: &ProductName, kind: ReleaseKind) -> Option<&HeldBack> {
+        self.held_back.iter().find(|h| h.is_on(product, kind))
+    }
+
+    /// Holds a release back, in place of what was held on its version line.
+    pub fn hold_back(&mut self, held: HeldBack) {
+        self.end_hold(&held.product, held.kind);
+        self.held_back.push(held);
+    }
+
+    /// Ends the hold on the version line of `kind` of `product` (a job starts on it).
+    pub fn end_hold(&mut self, product: &ProductName, kind: ReleaseKind) {
+        self.held_back.retain(|h| !h.is_on(product, kind));
+    }
+}
+
+/// A release the agent does not install again by itself (see [`State::held_back`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldBack {
+    /// The release.
+    pub release: ReleaseId,
+    /// Its product.
+    pub product: ProductName,
+    /// Its kind (which version line).
+    pub kind: ReleaseKind,
+    /// Its version.
+    pub version: Version,
+    /// How its job ended.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Unix seconds when it ended.
+    pub at: i64,
+}
+
+impl HeldBack {
+    /// Whether it is on the version line of `kind` of `product` (software and configuration
+    /// bundles are separate lines).
+    fn is_on(&self, product: &ProductName, kind: ReleaseKind) -> bool {
+        self.product == *product && self.kind.is_config() == kind.is_config()
     }
 }
 
@@ -256,6 +308,18 @@ impl Outcome {
     /// A failure with `code` and `message`.
     pub fn failed(code: &str, message: impl Into<String>) -> Self {
         Self::Failed { code: code.to_owned(), message: message.into() }
+    }
+
+    /// Whether the release is held back after this outcome ([`State::held_back`]): after a
+    /// rollback or a failed install, yes; not after a download that failed verification or a
+    /// handler that could not be started, which say nothing about the release on this device
+    /// (the daemon retries those with its backoff).
+    pub fn holds_back(&self) -> bool {
+        match self {
+            Self::Committed => false,
+            Self::RolledBack { .. } => true,
+            Self::Failed { code, .. } => !matches!(code.as_str(), "verification_failed" | "handler_error"),
+        }
     }
 
     /// The status the server is told.
@@ -672,6 +736,35 @@ mod tests {
         ] {
             assert_eq!(on_restart(&kept(Phase::Reporting { outcome: outcome.clone() })), Action::Report(outcome));
         }
+    }
+
+    #[test]
+    fn a_failed_or_rolled_back_release_is_held_back_one_per_line() {
+        let mut state = State::default();
+        let held = |release, kind, outcome| HeldBack {
+            release: ReleaseId(release),
+            product: target().product,
+            kind,
+            version: Version::new("1.4.0").unwrap(),
+            outcome,
+            at: 5,
+        };
+        let rolled = Outcome::RolledBack { code: "health_check_failed".into(), message: "m".into() };
+        assert!(rolled.holds_back() && Outcome::failed("install_failed", "m").holds_back());
+        assert!(!Outcome::failed("verification_failed", "m").holds_back() && !Outcome::Committed.holds_back());
+        state.hold_back(held(7, ReleaseKind::Full, rolled.clone()));
+        state.hold_back(held(8, ReleaseKind::Config, rolled.clone()));
+        state.hold_back(held(9, ReleaseKind::Patch, rolled.clone()));
+        let product = target().product;
+        assert_eq!(state.held_back(&product, ReleaseKind::Full).map(|h| h.release), Some(ReleaseId(9)));
+        assert_eq!(state.held_back(&product, ReleaseKind::Config).map(|h| h.release), Some(ReleaseId(8)));
+        let json = serde_json::to_value(&state).unwrap();
+        assert_eq!(json["held_back"][1]["outcome"], "rolled_back");
+        assert_eq!(serde_json::from_value::<State>(json).unwrap(), state, "it survives a restart");
+        state.end_hold(&product, ReleaseKind::Full);
+        assert_eq!(state.held_back.len(), 1);
+        let empty = serde_json::to_value(State::default()).unwrap();
+        assert!(empty.get("held_back").is_none(), "an older agent sees the file it knows");
     }
 
     #[test]

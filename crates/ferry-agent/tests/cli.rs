@@ -9,6 +9,9 @@ use ferry_agent::exit::Exit;
 use ferry_agent::state::{Installed, Job, Phase, State, StateStore, Target, BACKUP_FILE, STATE_FILE};
 use ferry_core::{ArtifactName, DeviceState, ProductName, RebootBehaviour, ReleaseId, ReleaseKind, Sha256, Version};
 
+#[path = "../../ferry/tests/common/doc_commands.rs"]
+mod doc_commands;
+
 fn agent() -> Command {
     let mut cmd = Command::cargo_bin("ferry-agent").unwrap();
     cmd.env_remove("FERRY_AGENT_CONFIG");
@@ -243,20 +246,68 @@ fn status_without_a_valid_config_exits_with_the_config_code() {
     agent().arg("--config").arg(site.dir.path().join("none.toml")).arg("status").assert().code(code(Exit::Config));
 }
 
-/// A server that cannot be reached: `check` exits 7 and says which address it tried; nothing
-/// is left half-written (no credential).
+/// A server that cannot be reached: `check` exits 7, says which address it tried and names the
+/// agent's setting (`server_url`, not the admin CLI's `--server`); nothing is left
+/// half-written (no credential). Its logs, on a pipe, carry no colour codes.
 #[test]
 fn check_with_the_server_unreachable_exits_7() {
     let site = Site::new();
     // A port nothing listens on: bind one, then free it.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let text = std::fs::read_to_string(site.config()).unwrap();
-    let text = text.replace("https://ferry.example.com", &format!("http://127.0.0.1:{port}"));
+    let text = text
+        .replace("https://ferry.example.com", &format!("http://127.0.0.1:{port}"))
+        .replace("log_level = \"info\"", "log_level = \"debug\"");
     std::fs::write(site.config(), text).unwrap();
     let assert = agent().arg("--config").arg(site.config()).arg("check").assert().code(code(Exit::Unreachable));
     let err = stderr(&assert);
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(err.contains("`server_url`") && !err.contains("--server"), "{err}");
+    assert!(err.contains("DEBUG"), "debug logs are on: {err}");
+    assert!(!err.contains('\x1b'), "colour codes in a log that is not a terminal: {err:?}");
     assert!(!site.state_dir().join("credential").exists());
+}
+
+/// A release id that is not one: a usage error that says what an id looks like and where to
+/// find them.
+#[test]
+fn a_release_id_that_is_not_a_number_is_explained() {
+    for command in ["install", "logs"] {
+        let out = agent().args([command, "abc"]).assert().code(code(Exit::Usage));
+        let err = stderr(&out);
+        assert!(err.contains("\"abc\" is not a release id: release ids are positive whole numbers"), "{err}");
+        assert!(err.contains("ferry-agent notify"), "{err}");
+    }
+}
+
+/// `logs --json` lists the handler logs with their release and step, and prints one release's
+/// logs with their text; a release without logs is exit 3 with a JSON error.
+#[test]
+fn logs_as_json() {
+    let site = Site::new();
+    let logs = |args: &[&str]| agent().arg("--config").arg(site.config()).arg("logs").args(args).assert();
+    let none: serde_json::Value = serde_json::from_str(&stdout(&logs(&["--json"]).code(3))).unwrap();
+    assert_eq!(none["logs"], serde_json::json!([]));
+    let dir = site.state_dir().join("logs");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("7-install.log"), "unpacked\n").unwrap();
+    std::fs::write(dir.join("7-health_check.log"), "1.1 is bad\n").unwrap();
+    std::fs::write(dir.join("gateway-app-rollback.log"), "back\n").unwrap();
+
+    let all: serde_json::Value = serde_json::from_str(&stdout(&logs(&["--json"]).success())).unwrap();
+    let entries = all["logs"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{all:#}");
+    assert_eq!((entries[0]["release"].as_i64(), entries[0]["step"].as_str()), (Some(7), Some("health_check")));
+    assert_eq!(entries[1]["bytes"], 9);
+    assert_eq!((entries[2]["release"].is_null(), entries[2]["step"].as_str()), (true, Some("rollback")));
+
+    let one: serde_json::Value = serde_json::from_str(&stdout(&logs(&["7", "--json"]).success())).unwrap();
+    assert_eq!(one["release"], 7);
+    let texts: Vec<&str> = one["logs"].as_array().unwrap().iter().map(|l| l["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["1.1 is bad\n", "unpacked\n"]);
+
+    let missing: serde_json::Value = serde_json::from_str(&stdout(&logs(&["8", "--json"]).code(3))).unwrap();
+    assert!(missing["error"].as_str().unwrap().contains("no handler logs for release 8"), "{missing}");
 }
 
 /// Another agent holding the state directory: exit 12, at once.
@@ -297,4 +348,34 @@ fn the_readme_minimal_configuration_parses() {
     let config = ferry_agent::config::Config::parse(block).unwrap();
     assert_eq!(config.handlers.len(), 1);
     assert!(config.handlers[0].health_check.is_some());
+}
+
+/// The real binary shows the help of every subcommand, as its own help lists them.
+#[test]
+fn every_subcommand_shows_its_help() {
+    let paths = doc_commands::run_every_help(&assert_cmd::cargo::cargo_bin("ferry-agent"));
+    for expected in [&["rollback"][..], &["logs"], &["config", "check"], &["config", "default"]] {
+        assert!(paths.iter().any(|p| p == expected), "{expected:?} missing from {paths:?}");
+    }
+}
+
+/// `ferry-agent --config FILE rollback PRODUCT`, with and without `--config-bundle`, runs: clap
+/// panicked on it while `rollback` had a `--config` flag of its own.
+#[test]
+fn rollback_after_the_global_config_option_runs() {
+    let site = Site::new();
+    let out = agent()
+        .arg("--config")
+        .arg(site.config())
+        .args(["rollback", "vpn-client"])
+        .assert()
+        .code(code(Exit::NothingToDo));
+    assert!(stderr(&out).contains("installed no software of vpn-client"), "{}", stderr(&out));
+    let out = agent()
+        .arg("--config")
+        .arg(site.config())
+        .args(["rollback", "vpn-client", "--config-bundle"])
+        .assert()
+        .code(code(Exit::NothingToDo));
+    assert!(stderr(&out).contains("installed no configuration bundle of vpn-client"), "{}", stderr(&out));
 }

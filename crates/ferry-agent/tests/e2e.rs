@@ -223,3 +223,121 @@ fn a_single_file_is_copied_and_the_log_says_so() {
     let line = err.lines().find(|l| l.contains("versions/2.0")).unwrap_or_else(|| panic!("no install line:\n{err}"));
     assert!(line.contains("copied") && !line.contains("unpacked"), "{line}");
 }
+
+/// The sequence number of the last status event the server stored from `device`: how many
+/// events the device has sent (they are numbered from 1 without gaps).
+fn events_sent(fleet: &Fleet, device: &str) -> i64 {
+    let shown = fleet.device(device);
+    shown["events"].as_array().unwrap().iter().filter_map(|e| e["seq"].as_i64()).max().unwrap_or(0)
+}
+
+/// Runs `ferry-agent run` until its log shows the check after the one that ended `release`
+/// badly: a check that says the release is held back, or that starts an update again. Stops it
+/// with SIGTERM and returns its log.
+fn run_until_the_next_check(device: &Device, release: i64) -> String {
+    let log_path = device.dir.join("daemon.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let mut daemon = KillOnDrop(
+        device
+            .agent()
+            .args(["run", "--no-initial-jitter"])
+            .stdout(std::process::Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .unwrap(),
+    );
+    let daemon = &mut daemon.0;
+    let held = format!("release {release} is held back");
+    let mut log = String::new();
+    // The first check installs and fails; the next follows after a backoff of at most 5 s.
+    for _ in 0..600 {
+        log = std::fs::read_to_string(&log_path).unwrap();
+        if log.contains(&held) || log.matches("update starts").count() > 1 {
+            break;
+        }
+        assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited by itself:\n{log}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pid = daemon.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    daemon.wait().unwrap();
+    log
+}
+
+/// A release whose health check always fails is installed once and rolled back; the daemon's
+/// next check, and checks after restarts, hold it back instead of installing it again and
+/// send no more events; `status` says so and how to retry. `ferry-agent install` retries it,
+/// and a newer release is installed as usual.
+#[test]
+fn a_release_that_fails_its_health_check_is_not_installed_again_by_itself() {
+    let fleet = Fleet::start();
+    let device = Device::new(&fleet, "gw-2", "");
+    fleet.publish("1.0", &[("VERSION", b"1.0\n")], &["--required"]);
+    assert_eq!(output(device.agent().arg("check")).0, 4);
+    let bad = fleet.publish("1.1", &[("VERSION", b"1.1\n"), ("BAD", b"")], &["--required"]);
+
+    let log = run_until_the_next_check(&device, bad);
+    assert_eq!(log.matches("update starts").count(), 1, "installed only once:\n{log}");
+    assert!(log.contains(&format!("release {bad} is held back")), "{log}");
+    assert_eq!(fleet.release_state("gw-2", bad).as_deref(), Some("rolled_back"));
+    assert_eq!(device.current().as_deref(), Some("1.0"));
+    let sent = events_sent(&fleet, "gw-2");
+
+    // Restarts do not forget it: one-shot checks find nothing to do and report nothing new.
+    for _ in 0..2 {
+        let (code, out, err) = output(device.agent().arg("check"));
+        assert_eq!(code, 3, "{out}\n{err}");
+        assert!(out.contains(&format!("`ferry-agent install {bad}` tries it again")), "{out}");
+    }
+    assert_eq!(events_sent(&fleet, "gw-2"), sent, "no events after the rollback's");
+    let status = device.status();
+    assert_eq!(status["held_back"][0]["release"], bad, "{status:#}");
+    assert_eq!(status["held_back"][0]["outcome"], "rolled_back");
+    assert_eq!(status["held_back"][0]["code"], "health_check_failed");
+    let text = ok(device.agent().arg("status"));
+    assert!(
+        text.contains(&format!("held back: app 1.1 (release {bad}, full): rolled back (health_check_failed)")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("`ferry-agent install {bad}` tries it again")), "{text}");
+
+    // The administrator asks for a retry on the device: it is installed (and rolled back) again.
+    let (code, out, err) = output(device.agent().args(["install", &bad.to_string()]));
+    assert_eq!(code, 11, "{out}\n{err}");
+    assert!(events_sent(&fleet, "gw-2") > sent);
+    assert_eq!(output(device.agent().arg("check")).0, 3, "held back again");
+
+    // A newer release is not held back.
+    fleet.publish("1.2", &[("VERSION", b"1.2\n")], &["--required"]);
+    let (code, out, err) = output(device.agent().arg("check"));
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert_eq!(device.current().as_deref(), Some("1.2"));
+    assert_eq!(device.status()["held_back"], serde_json::json!([]), "installing on the line ends the hold");
+}
+
+/// A signed release whose archive is damaged fails to install once; the daemon's next check
+/// and later checks do not download and try it again.
+#[test]
+fn a_damaged_archive_is_not_tried_again_by_itself() {
+    let fleet = Fleet::start();
+    let device = Device::new(&fleet, "gw-3", "");
+    let damaged = fleet.path("damaged.tar.gz");
+    std::fs::write(&damaged, b"\x1f\x8b\x08\x00 this is not a gzip stream, whatever the signature says").unwrap();
+    let release = fleet.publish_file("2.0", &damaged, "application/gzip", &["--required"]);
+
+    let log = run_until_the_next_check(&device, release);
+    assert_eq!(log.matches("update starts").count(), 1, "tried only once:\n{log}");
+    assert_eq!(fleet.release_state("gw-3", release).as_deref(), Some("failed"));
+    let sent = events_sent(&fleet, "gw-3");
+    let (code, out, err) = output(device.agent().args(["check", "--json"]));
+    assert_eq!(code, 3, "{out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["held_back"][0], release);
+    assert_eq!(events_sent(&fleet, "gw-3"), sent);
+    let status = device.status();
+    assert_eq!(
+        (status["held_back"][0]["outcome"].as_str(), status["held_back"][0]["code"].as_str()),
+        (Some("failed"), Some("install_failed"))
+    );
+    assert_eq!(device.current(), None, "nothing was switched");
+}

@@ -102,6 +102,16 @@ impl ClientError {
         }
     }
 
+    /// For a server that could not be reached: the URL tried and the innermost cause
+    /// ("connection refused"), for a caller that words its own advice (the device agent names
+    /// its `server_url` setting rather than `--server`).
+    pub fn unreachable(&self) -> Option<(&str, String)> {
+        match self {
+            Self::Unreachable { url, source } => Some((url, root_cause(source))),
+            _ => None,
+        }
+    }
+
     /// Builds the error for a non-success answer from its status and body text.
     pub fn from_response_body(status: u16, body: &str) -> Self {
         if let Ok(parsed) = serde_json::from_str::<ErrorBody>(body) {

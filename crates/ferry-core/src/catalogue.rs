@@ -25,6 +25,22 @@ impl fmt::Display for ReleaseId {
     }
 }
 
+/// Text that is not a release id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a release id: release ids are positive whole numbers, such as 42")]
+pub struct ReleaseIdError(pub String);
+
+impl ReleaseId {
+    /// Parses a release id as people type it: a positive whole number (surrounding spaces
+    /// ignored).
+    pub fn parse(s: &str) -> Result<Self, ReleaseIdError> {
+        match s.trim().parse::<i64>() {
+            Ok(id) if id > 0 => Ok(Self(id)),
+            _ => Err(ReleaseIdError(s.chars().take(80).collect())),
+        }
+    }
+}
+
 /// A lower-case hex SHA-256 digest.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]

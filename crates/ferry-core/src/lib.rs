@@ -16,7 +16,8 @@ pub mod time;
 pub mod version;
 
 pub use catalogue::{
-    Artifact, Classification, Dependency, RebootBehaviour, Release, ReleaseId, ReleaseKind, Sha256, VersionRange,
+    Artifact, Classification, Dependency, RebootBehaviour, Release, ReleaseId, ReleaseIdError, ReleaseKind, Sha256,
+    VersionRange,
 };
 pub use device::{DeviceState, DeviceStatus, Role};
 pub use names::{ArtifactName, DeviceId, GroupName, NameError, PlatformName, ProductName};

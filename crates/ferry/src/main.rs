@@ -166,13 +166,35 @@ fn report(err: &anyhow::Error, json: bool) -> ExitCode {
 }
 
 #[cfg(test)]
-mod tests {
-    use clap::CommandFactory as _;
+#[path = "../tests/common/doc_commands.rs"]
+mod doc_commands;
 
-    /// Clap's own consistency checks (unique argument names, valid defaults…), which otherwise
-    /// run only when a command is first parsed.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where `ferry` command lines are documented.
+    const DOCS: [(&str, &str); 3] = [
+        ("README.md", include_str!("../../../README.md")),
+        ("ARCHITECTURE.md", include_str!("../../../ARCHITECTURE.md")),
+        ("crates/ferry-agent/README.md", include_str!("../../ferry-agent/README.md")),
+    ];
+    /// Values for the placeholders and shell variables the documentation uses.
+    const SAMPLES: &[(&str, &str)] = &[("RELEASE", "7"), ("ID", "pc-001"), ("NAME", "reader"), ("FILE", "ferry.toml")];
+
+    /// clap's own consistency checks (unique argument names, valid defaults…, which otherwise
+    /// run only when a command is first parsed), no subcommand flag clashing with a global one
+    /// (`--server`, `--token`, `--json`, …), and every subcommand's help.
     #[test]
-    fn the_command_line_is_consistent() {
-        super::Cli::command().debug_assert();
+    fn the_command_tree_is_consistent() {
+        let paths = doc_commands::check_tree::<Cli>();
+        assert!(paths.len() >= 40, "{paths:?}");
+    }
+
+    /// Every command line the READMEs show parses.
+    #[test]
+    fn every_documented_invocation_parses() {
+        let checked = doc_commands::check_documented::<Cli>("ferry", &DOCS, SAMPLES);
+        assert!(checked >= 50, "only {checked} documented invocations found");
     }
 }

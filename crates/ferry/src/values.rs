@@ -25,10 +25,7 @@ pub fn dependency(s: &str) -> Result<Dependency, String> {
 
 /// Parses a release id (a positive integer).
 pub fn release_id(s: &str) -> Result<ReleaseId, String> {
-    match s.trim().parse::<i64>() {
-        Ok(id) if id > 0 => Ok(ReleaseId(id)),
-        _ => Err(format!("{s:?} is not a release id; `ferry release list` shows them")),
-    }
+    ReleaseId::parse(s).map_err(|e| format!("{e}; `ferry release list` shows them"))
 }
 
 /// The longest validity of signed metadata, in days (ten years; the server's limit too).

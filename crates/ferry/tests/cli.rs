@@ -2,6 +2,8 @@
 //! end-to-end session against a `ferry serve` it starts on SQLite in a temporary directory.
 
 mod common;
+#[path = "common/doc_commands.rs"]
+mod doc_commands;
 
 use std::net::TcpListener;
 
@@ -33,6 +35,42 @@ fn help_lists_the_commands() {
     ] {
         assert!(out.contains(cmd), "{cmd} missing from:\n{out}");
     }
+}
+
+/// The real binary shows the help of every subcommand, as its own help lists them.
+#[test]
+fn every_subcommand_shows_its_help() {
+    let paths = doc_commands::run_every_help(&assert_cmd::cargo::cargo_bin("ferry"));
+    for expected in [&["serve"][..], &["release", "publish"], &["trust", "push"], &["device", "why"]] {
+        assert!(paths.iter().any(|p| p == expected), "{expected:?} missing from {paths:?}");
+    }
+}
+
+/// `ferry serve` logging as text to something that is not a terminal (a pipe here; a file or
+/// the journal in service) writes no colour codes.
+#[test]
+fn server_logs_on_a_pipe_have_no_colour_codes() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = ferry()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("ferry server listening") {
+        if log.read_line(&mut seen).unwrap() == 0 {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.contains("ferry server listening") && seen.contains(" INFO "), "{seen}");
+    assert!(!seen.contains('\x1b'), "colour codes in a log that is not a terminal: {seen:?}");
 }
 
 #[test]

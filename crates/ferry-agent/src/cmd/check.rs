@@ -41,6 +41,7 @@ pub fn print(result: &Result<Report, Failure>, json: bool) {
                 "next_checkin_secs": report.next_checkin.map(|d| d.as_secs()),
                 "awaiting_consent": plan.map(|p| p.awaiting_consent.iter().map(|r| r.0).collect::<Vec<_>>()),
                 "unassigned": plan.map(|p| p.unassigned.iter().map(|r| r.0).collect::<Vec<_>>()),
+                "held_back": plan.map(|p| p.held_back.iter().map(|r| r.0).collect::<Vec<_>>()),
                 "refused": plan.map(|p| p.refused.iter().map(|r| json!({"release": r.release.0, "code": r.code, "message": r.message})).collect::<Vec<_>>()),
             });
             println!("{value:#}");

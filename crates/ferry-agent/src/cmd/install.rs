@@ -14,8 +14,9 @@ use crate::Outcome;
 /// Options of `install`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The release id, as `ferry-agent notify` lists it.
-    release: i64,
+    /// The release id (a number), as `ferry-agent notify` or `ferry-agent status` shows it.
+    #[arg(value_parser = super::release_id)]
+    release: ReleaseId,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -25,7 +26,7 @@ pub struct Args {
 pub fn run(config_path: &Path, args: &Args) -> Outcome {
     let config = Config::load(config_path).map_err(|e| Failure::new(Exit::Config, e))?;
     crate::init_logging(&config);
-    let release = ReleaseId(args.release);
+    let release = args.release;
     let path = config.state_dir.join(CONSENT_FILE);
     std::fs::create_dir_all(&config.state_dir)
         .map_err(|e| Failure::new(Exit::State, format!("{}: {e}", config.state_dir.display())))?;

@@ -1,4 +1,4 @@
-//! `ferry-agent rollback PRODUCT [--json]`: goes back to the version kept before the installed
+//! `ferry-agent rollback PRODUCT [--config-bundle] [--json]`: goes back to the version kept before the installed
 //! one, through the product's handler, reports `rolled_back` to the server, and declines the
 //! release so that it is not installed again without `ferry-agent install`.
 
@@ -22,9 +22,10 @@ use crate::Outcome;
 pub struct Args {
     /// The product to roll back.
     product: ProductName,
-    /// Roll back the product's configuration bundle instead of its software.
+    /// Roll back the product's configuration bundle (its `config` releases) instead of its
+    /// software. Not `--config`: that is the configuration file, before the command.
     #[arg(long)]
-    config: bool,
+    config_bundle: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -48,10 +49,14 @@ pub fn run(config_path: &Path, args: &Args) -> Outcome {
             ),
         ));
     }
-    let kind = if args.config { ReleaseKind::Config } else { ReleaseKind::Full };
-    let line = if args.config { &state.configs } else { &state.installed };
+    let kind = if args.config_bundle { ReleaseKind::Config } else { ReleaseKind::Full };
+    let line = if args.config_bundle { &state.configs } else { &state.installed };
     let installed = line.get(&args.product).cloned().ok_or_else(|| {
-        Failure::new(Exit::NothingToDo, format!("the agent has installed no {} of {}", kind.as_str(), args.product))
+        let what = if args.config_bundle { "configuration bundle" } else { "software" };
+        Failure::new(
+            Exit::NothingToDo,
+            format!("the agent has installed no {what} of {}; `ferry-agent status` shows what it has", args.product),
+        )
     })?;
     let kept = installed.kept.clone().ok_or_else(|| {
         Failure::new(
@@ -99,7 +104,7 @@ pub fn run(config_path: &Path, args: &Args) -> Outcome {
     }
     let record =
         Installed { version: kept.clone(), release: None, release_counter: None, kept: None, committed_at: now() };
-    let line = if args.config { &mut state.configs } else { &mut state.installed };
+    let line = if args.config_bundle { &mut state.configs } else { &mut state.installed };
     line.insert(args.product.clone(), record);
     store.save(&state).map_err(|e| Failure::new(Exit::State, e))?;
     if let Some(release) = installed.release {

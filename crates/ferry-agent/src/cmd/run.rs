@@ -1,6 +1,9 @@
 //! `ferry-agent run`: the daemon. Checks at start (so after every boot, once the service
 //! starts), then when the server says, with the server's jitter; after a failure it backs off
-//! exponentially with full jitter, up to [`MAX_BACKOFF`]. SIGTERM or SIGINT stops it at once:
+//! exponentially with full jitter, up to [`MAX_BACKOFF`] (see [`next_delay`]). A release whose
+//! install failed or was rolled back is held back by the agent's state, so the checks that
+//! follow do not install it again ([`ferry_agent::state::State::held_back`]). SIGTERM or SIGINT
+//! stops it at once:
 //! the state machine makes stopping mid-update as safe as a crash, and the next start resumes.
 //! The state directory's lock is held only during a check, so `ferry-agent install` and
 //! `rollback` can run between checks.
@@ -9,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ferry_agent::config::Config;
-use ferry_agent::cycle::Agent;
+use ferry_agent::cycle::{Agent, Report};
 use ferry_agent::exit::{Exit, Failure};
 use rand::Rng as _;
 use tokio::signal::unix::{signal, SignalKind};
@@ -62,22 +65,40 @@ async fn daemon(agent: Agent, initial: Duration) -> Outcome {
             _ = term.recv() => return stopped("SIGTERM"),
             _ = int.recv() => return stopped("SIGINT"),
         };
-        delay = match result {
-            Ok(report) => {
-                failures = 0;
-                tracing::info!(result = report.exit.word(), "{}", report.summary);
-                match report.exit {
-                    Exit::Updated | Exit::RolledBack | Exit::InstallFailed | Exit::VerificationFailed => AFTER_UPDATE,
-                    _ => report.next_checkin.unwrap_or(DEFAULT_INTERVAL),
-                }
-            }
-            Err(failure) => {
-                failures = failures.saturating_add(1);
-                let wait = backoff(failures);
-                tracing::warn!(result = failure.exit.word(), retry_in_secs = wait.as_secs(), "{failure}");
-                wait
-            }
-        };
+        match &result {
+            Ok(report) => tracing::info!(result = report.exit.word(), "{}", report.summary),
+            Err(failure) => tracing::warn!(result = failure.exit.word(), "{failure}"),
+        }
+        delay = next_delay(&result, &mut failures);
+        if failures > 0 {
+            tracing::warn!(failures, retry_in_secs = delay.as_secs(), "backing off");
+        }
+    }
+}
+
+/// The wait before the next check after `result`, counting consecutive failures in
+/// `failures`. A check that failed, or whose update failed, was rolled back or did not verify,
+/// backs off ([`backoff`]); the release of a failed or rolled-back update is held back by then,
+/// so the next check does not install it again. A commit checks again soon, for the next
+/// update; any other result resets the count and waits for the server's interval.
+pub fn next_delay(result: &Result<Report, Failure>, failures: &mut u32) -> Duration {
+    let exit = match result {
+        Ok(report) => report.exit,
+        Err(failure) => failure.exit,
+    };
+    match (result, exit) {
+        (Err(_), _) | (Ok(_), Exit::RolledBack | Exit::InstallFailed | Exit::VerificationFailed) => {
+            *failures = failures.saturating_add(1);
+            backoff(*failures)
+        }
+        (Ok(_), Exit::Updated) => {
+            *failures = 0;
+            AFTER_UPDATE
+        }
+        (Ok(report), _) => {
+            *failures = 0;
+            report.next_checkin.unwrap_or(DEFAULT_INTERVAL)
+        }
     }
 }
 
@@ -103,6 +124,29 @@ pub fn backoff(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn report(exit: Exit) -> Result<Report, Failure> {
+        Ok(Report { exit, summary: String::new(), next_checkin: Some(Duration::from_secs(3600)), plan: None })
+    }
+
+    /// Updates that keep failing (a download that never verifies, a handler that cannot start)
+    /// back off like an unreachable server, instead of a check every second; a success resets.
+    #[test]
+    fn failed_updates_back_off_and_a_success_resets() {
+        let mut failures = 0;
+        for (n, exit) in [Exit::VerificationFailed, Exit::InstallFailed, Exit::RolledBack].into_iter().enumerate() {
+            let delay = next_delay(&report(exit), &mut failures);
+            assert_eq!(failures, n as u32 + 1, "{exit:?}");
+            assert!(delay <= BASE_BACKOFF.saturating_mul(1 << n), "{exit:?}: {delay:?}");
+        }
+        assert!(next_delay(&Err(Failure::new(Exit::Unreachable, "down")), &mut failures) >= Duration::from_secs(1));
+        assert_eq!(failures, 4);
+        assert_eq!(next_delay(&report(Exit::NothingToDo), &mut failures), Duration::from_secs(3600));
+        assert_eq!(failures, 0);
+        next_delay(&report(Exit::RolledBack), &mut failures);
+        assert_eq!(next_delay(&report(Exit::Updated), &mut failures), AFTER_UPDATE);
+        assert_eq!(failures, 0);
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

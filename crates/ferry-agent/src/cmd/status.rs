@@ -1,6 +1,6 @@
-//! `ferry-agent status [--json]`: what is installed, where the update in progress stands and
-//! how many status events wait to be sent. Reads the state without changing anything, so it is
-//! safe while the agent runs.
+//! `ferry-agent status [--json]`: what is installed, where the update in progress stands,
+//! which releases are held back after they failed here, and how many status events wait to be
+//! sent. Reads the state without changing anything, so it is safe while the agent runs.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,7 +8,7 @@ use std::path::Path;
 use ferry_agent::config::Config;
 use ferry_agent::events::{EventQueue, Summary};
 use ferry_agent::exit::{Exit, Failure};
-use ferry_agent::state::{Installed, Job, Phase, Source, State, StateStore, MAX_ATTEMPTS};
+use ferry_agent::state::{self, HeldBack, Installed, Job, Phase, Source, State, StateStore, MAX_ATTEMPTS};
 use ferry_core::time::format_unix;
 use ferry_core::ProductName;
 use serde_json::json;
@@ -68,6 +68,7 @@ fn to_json(config: &Config, state: &State, source: &Source, events: &Summary) ->
         "job": state.job,
         "installed": state.installed,
         "configs": state.configs,
+        "held_back": state.held_back,
         "events": {
             "pending": events.pending,
             "last_seq": events.last_seq,
@@ -91,6 +92,9 @@ fn print_text(config: &Config, state: &State, source: &Source, events: &Summary)
     }
     print_lines("installed", &state.installed);
     print_lines("configs", &state.configs);
+    for held in &state.held_back {
+        print_held_back(held);
+    }
     let mut queue = format!("{} waiting to be sent", events.pending);
     if let Some(at) = events.oldest_at {
         queue.push_str(&format!(", oldest from {}", format_unix(at)));
@@ -141,6 +145,22 @@ fn deferral(d: &ferry_agent::state::Deferral) -> String {
         Deferral::Consent => "waiting for `ferry-agent install`".to_owned(),
         Deferral::RetryLater { not_before } => format!("the handler asked to retry after {}", format_unix(*not_before)),
     }
+}
+
+fn print_held_back(held: &HeldBack) {
+    let how = match &held.outcome {
+        state::Outcome::RolledBack { code, .. } => format!("rolled back ({code})"),
+        state::Outcome::Failed { code, .. } => format!("failed ({code})"),
+        state::Outcome::Committed => "committed".to_owned(),
+    };
+    let r = held.release;
+    println!(
+        "held back: {} {} (release {r}, {}): {how} {}; not installed again by itself; `ferry-agent logs {r}` shows why, `ferry-agent install {r}` tries it again",
+        held.product,
+        held.version,
+        held.kind.as_str(),
+        format_unix(held.at)
+    );
 }
 
 fn print_lines(label: &str, lines: &BTreeMap<ProductName, Installed>) {
