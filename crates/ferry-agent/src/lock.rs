@@ -3,6 +3,7 @@
 //! so a killed agent never leaves a stale lock behind.
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{flock, FlockOperation};
@@ -20,18 +21,19 @@ pub struct StateLock {
 }
 
 impl StateLock {
-    /// Takes the lock on `state_dir` (created if missing) without waiting: [`Exit::Busy`] when
-    /// another process holds it.
+    /// Takes the lock on `state_dir` without waiting: [`Exit::Busy`] when another process holds
+    /// it. The directory is created with mode 0700 if missing, and refused ([`Exit::State`])
+    /// when another user could write to it ([`crate::atomic::check_private_dir`]).
     pub fn try_acquire(state_dir: &Path) -> Result<Self, Failure> {
-        std::fs::create_dir_all(state_dir).map_err(|e| {
-            Failure::new(Exit::State, format!("cannot create the state directory {}: {e}", state_dir.display()))
-        })?;
+        crate::atomic::ensure_private_dir(state_dir)
+            .map_err(|e| Failure::new(Exit::State, format!("the state directory: {e}")))?;
         let path = state_dir.join(LOCK_FILE);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .custom_flags(crate::atomic::NOFOLLOW)
             .open(&path)
             .map_err(|e| Failure::new(Exit::State, format!("cannot open {}: {e}", path.display())))?;
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
