@@ -320,7 +320,10 @@ impl Agent {
         response: &CheckinResponse,
     ) -> Result<Director, Failure> {
         let pointer = response.director.as_ref().ok_or_else(|| {
-            Failure::new(Exit::VerificationFailed, "the server gave no director repository; is it a Ferry server?")
+            Failure::new(
+                Exit::BadAnswer,
+                "the server's check-in answer names no director repository; check that server_url is a Ferry server",
+            )
         })?;
         let base = device.base_url();
         let join = |path: &str| {

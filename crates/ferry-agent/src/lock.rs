@@ -13,6 +13,10 @@ use crate::exit::{Exit, Failure};
 /// The lock file's name inside the state directory.
 pub const LOCK_FILE: &str = "lock";
 
+/// The directories the agent keeps inside the state directory: none may be a symlink, or the
+/// files written inside it would land wherever the link points.
+pub const SUBDIRECTORIES: [&str; 4] = ["downloads", "logs", "tuf", "work"];
+
 /// A held lock; dropping it releases the lock.
 #[derive(Debug)]
 pub struct StateLock {
@@ -27,6 +31,18 @@ impl StateLock {
     pub fn try_acquire(state_dir: &Path) -> Result<Self, Failure> {
         crate::atomic::ensure_private_dir(state_dir)
             .map_err(|e| Failure::new(Exit::State, format!("the state directory: {e}")))?;
+        for name in SUBDIRECTORIES {
+            let path = state_dir.join(name);
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(Failure::new(
+                    Exit::State,
+                    format!(
+                        "{} is a symlink, and the agent never follows links in its state directory; remove it",
+                        path.display()
+                    ),
+                ));
+            }
+        }
         let path = state_dir.join(LOCK_FILE);
         let file = OpenOptions::new()
             .read(true)
@@ -59,6 +75,20 @@ impl StateLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn linked_subdirectories_and_lock_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("logs")).unwrap();
+        let err = StateLock::try_acquire(dir.path()).unwrap_err();
+        assert_eq!(err.exit, Exit::State);
+        assert!(err.message.contains("logs is a symlink"), "{err}");
+        std::fs::remove_file(dir.path().join("logs")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path().join("x"), dir.path().join(LOCK_FILE)).unwrap();
+        assert_eq!(StateLock::try_acquire(dir.path()).unwrap_err().exit, Exit::State);
+        assert!(!elsewhere.path().join("x").exists(), "the lock was created through the link");
+    }
 
     #[test]
     fn a_second_holder_is_busy_until_the_first_lets_go() {
