@@ -31,18 +31,7 @@ impl StateLock {
     pub fn try_acquire(state_dir: &Path) -> Result<Self, Failure> {
         crate::atomic::ensure_private_dir(state_dir)
             .map_err(|e| Failure::new(Exit::State, format!("the state directory: {e}")))?;
-        for name in SUBDIRECTORIES {
-            let path = state_dir.join(name);
-            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(Failure::new(
-                    Exit::State,
-                    format!(
-                        "{} is a symlink, and the agent never follows links in its state directory; remove it",
-                        path.display()
-                    ),
-                ));
-            }
-        }
+        refuse_linked_subdirectories(state_dir)?;
         let path = state_dir.join(LOCK_FILE);
         let file = OpenOptions::new()
             .read(true)
@@ -70,6 +59,33 @@ impl StateLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// For the commands that only read the state directory (`status`, `notify`): the same checks
+/// as [`StateLock::try_acquire`] for a directory that exists (one that does not is simply empty).
+pub fn check_state_dir(state_dir: &Path) -> Result<(), Failure> {
+    if !state_dir.exists() {
+        return Ok(());
+    }
+    crate::atomic::check_private_dir(state_dir)
+        .map_err(|e| Failure::new(Exit::State, format!("the state directory: {e}")))?;
+    refuse_linked_subdirectories(state_dir)
+}
+
+fn refuse_linked_subdirectories(state_dir: &Path) -> Result<(), Failure> {
+    for name in SUBDIRECTORIES {
+        let path = state_dir.join(name);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Failure::new(
+                Exit::State,
+                format!(
+                    "{} is a symlink, and the agent never follows links in its state directory; remove it",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -77,9 +77,11 @@ fn a_state_directory_others_can_write_is_refused() {
     let site = Site::new();
     for (mode, who) in [(0o777, "every user"), (0o1777, "every user"), (0o770, "its group")] {
         chmod(&site.state(), mode);
-        let (exit, err) = site.run(&["check"]);
-        assert_eq!(exit, code(Exit::State), "{err}");
-        assert!(err.contains(&format!("is writable by {who}")) && err.contains("chmod go-w"), "{err}");
+        for command in ["check", "status", "notify"] {
+            let (exit, err) = site.run(&[command]);
+            assert_eq!(exit, code(Exit::State), "{command}: {err}");
+            assert!(err.contains(&format!("is writable by {who}")) && err.contains("chmod go-w"), "{command}: {err}");
+        }
         assert_eq!(std::fs::read_dir(site.state()).unwrap().count(), 0, "the agent wrote into it");
     }
 }
