@@ -31,6 +31,12 @@ pub const DEFAULT_COMMAND_TIMEOUT_SECS: u64 = 1800;
 pub const DEFAULT_HEALTH_CHECK_TIMEOUT_SECS: u64 = 60;
 /// Longest timeout accepted for a command: a day.
 pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+/// Default time one check may spend exchanging answers and metadata with the server.
+pub const DEFAULT_DEADLINE_SECS: u64 = 300;
+/// The largest configuration file read.
+pub const CONFIG_FILE_MAX: u64 = 1 << 20;
+/// The largest device id file read (only its first line is used).
+pub const DEVICE_ID_FILE_MAX: u64 = 4096;
 /// Slowest bandwidth cap accepted, in bytes per second: below this, requests time out.
 pub const MIN_BANDWIDTH_BYTES_PER_SEC: u64 = 1024;
 
@@ -93,6 +99,14 @@ director_root = "/etc/ferry-agent/director-root.json"
 # seconds before its first check-in, so that a site whose power returns does not reach the
 # server all at once. Later check-ins follow the interval the server sets.
 initial_jitter_secs = 120
+
+# The longest one check may spend exchanging answers with the server: enrollment, check-in,
+# status events and the signed metadata (the exchanges after an install get as long again).
+# A server that stalls, or answers a byte at a time, is given up on after this: the check fails
+# with exit 7 and the daemon tries again later. Downloads of updates are not counted, since a
+# large one may take hours on a slow link: a download is abandoned only when nothing arrives
+# for 60 seconds, and resumes where it stopped at the next check. 1 to 86400.
+deadline_secs = 300
 
 # When required updates may be installed and the device rebooted. Downloads happen at any
 # time; optional updates wait for `ferry-agent install`. Without this table, any time is fine.
@@ -370,6 +384,9 @@ pub struct Config {
     pub trust: Trust,
     /// Upper bound of the random delay before the first check-in.
     pub initial_jitter: Duration,
+    /// How long one check may spend exchanging answers and metadata with the server
+    /// (`checkin.deadline_secs`, see [`crate::net::Deadline`]).
+    pub deadline: Duration,
     /// When required updates may install; `None` is any time.
     pub maintenance: Option<Maintenance>,
     /// Proxy; `None` uses the environment's.
@@ -379,17 +396,33 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads and validates the file at `path`.
+    /// Reads and validates the file at `path` (at most [`CONFIG_FILE_MAX`] bytes).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Self::parse(&text).map_err(|e| e.at(path))
+        Self::parse(&read_config(path)?).map_err(|e| e.at(path))
+    }
+
+    /// Like [`Config::load`], and also checks the files and directories the configuration
+    /// names (see [`Config::parse_checked`]), reporting their problems together with those of
+    /// the values: what `ferry-agent config check` runs.
+    pub fn load_checked(path: &Path) -> Result<Self, ConfigError> {
+        Self::parse_checked(&read_config(path)?).map_err(|e| e.at(path))
     }
 
     /// Parses and validates configuration text.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
+        Self::parse_with(text, Validator::default())
+    }
+
+    /// Like [`Config::parse`], and also checks what the configuration names on this machine:
+    /// the trusted roots, the enrollment key and proxy password files and the device id file
+    /// can be read (and the device id is valid); the state directory and each `dir` handler's
+    /// root, where they exist, cannot be written by other users.
+    pub fn parse_checked(text: &str) -> Result<Self, ParseError> {
+        Self::parse_with(text, Validator { problems: Vec::new(), files: true })
+    }
+
+    fn parse_with(text: &str, mut v: Validator) -> Result<Self, ParseError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ParseError::Syntax(e.to_string().trim().to_owned()))?;
-        let mut v = Validator::default();
         let config = v.config(raw);
         match (config, v.problems.is_empty()) {
             (Some(config), true) => Ok(config),
@@ -414,38 +447,20 @@ impl Config {
 
     /// Reads the device id from its source.
     pub fn read_device_id(&self) -> Result<DeviceId, String> {
-        match &self.device_id {
+        Self::device_id_of(&self.device_id)
+    }
+
+    fn device_id_of(source: &DeviceIdSource) -> Result<DeviceId, String> {
+        match source {
             DeviceIdSource::Fixed(id) => Ok(id.clone()),
             DeviceIdSource::File(path) => {
-                let text = std::fs::read_to_string(path)
+                let bytes = crate::atomic::read_limited(path, DEVICE_ID_FILE_MAX)
                     .map_err(|e| format!("cannot read the device id from {}: {e}; set device_id", path.display()))?;
+                let text = String::from_utf8_lossy(&bytes);
                 let line = text.lines().next().unwrap_or("").trim();
                 DeviceId::new(line).map_err(|e| format!("{}: {e}; set device_id", path.display()))
             }
         }
-    }
-
-    /// Problems with the files the configuration names: trusted roots, the enrollment key
-    /// file, the proxy password file, the device id file. Empty when all can be read.
-    pub fn check_files(&self) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        let mut readable = |key: &str, path: &Path| {
-            if let Err(e) = std::fs::File::open(path) {
-                problems.push(Problem { key: key.to_owned(), message: format!("cannot read {}: {e}", path.display()) });
-            }
-        };
-        readable("trust.image_root", &self.trust.image_root);
-        readable("trust.director_root", &self.trust.director_root);
-        if let Some(SecretSource::File(path)) = &self.enrollment_key {
-            readable("enrollment_key_file", path);
-        }
-        if let Some(path) = self.proxy.as_ref().and_then(|p| p.password_file.as_ref()) {
-            readable("proxy.password_file", path);
-        }
-        if let Err(message) = self.read_device_id() {
-            problems.push(Problem { key: "device_id_file".into(), message });
-        }
-        problems
     }
 }
 
@@ -507,6 +522,7 @@ struct RawTrust {
 #[serde(deny_unknown_fields)]
 struct RawCheckin {
     initial_jitter_secs: Option<u64>,
+    deadline_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -552,6 +568,8 @@ struct RawCommand {
 #[derive(Default)]
 struct Validator {
     problems: Vec<Problem>,
+    /// Also check the files and directories named ([`Config::parse_checked`]).
+    files: bool,
 }
 
 impl Validator {
@@ -573,6 +591,26 @@ impl Validator {
 
     fn absolute(&mut self, key: &str, path: PathBuf) -> Option<PathBuf> {
         self.check(key, absolute_path(path))
+    }
+
+    /// An absolute path to a file the agent reads; with `files`, it must be readable.
+    fn readable_file(&mut self, key: &str, path: PathBuf) -> Option<PathBuf> {
+        let path = self.absolute(key, path)?;
+        if self.files {
+            if let Err(e) = std::fs::File::open(&path) {
+                self.problem(key, format!("cannot read {}: {e}", path.display()));
+            }
+        }
+        Some(path)
+    }
+
+    /// With `files`: a directory that exists must not be writable by other users.
+    fn private_dir_if_present(&mut self, key: &str, dir: &Path) {
+        if self.files && dir.exists() {
+            if let Err(message) = crate::atomic::check_private_dir(dir) {
+                self.problem(key, message);
+            }
+        }
     }
 
     fn config(&mut self, raw: RawConfig) -> Option<Config> {
@@ -597,6 +635,12 @@ impl Validator {
             (None, Some(path)) => self.absolute("device_id_file", path).map(DeviceIdSource::File),
             (None, None) => Some(DeviceIdSource::File(PathBuf::from("/etc/machine-id"))),
         };
+        if let (true, Some(source @ DeviceIdSource::File(_))) = (self.files, &device_id) {
+            let probe = Config::device_id_of(source);
+            if let Err(message) = probe {
+                self.problem("device_id_file", message);
+            }
+        }
         let enrollment_key = match (raw.enrollment_key, raw.enrollment_key_file) {
             (Some(_), Some(_)) => {
                 self.problem("enrollment_key", "set enrollment_key or enrollment_key_file, not both");
@@ -607,10 +651,15 @@ impl Validator {
                 None
             }
             (Some(key), None) => Some(SecretSource::Inline(Secret(key))),
-            (None, Some(path)) => self.absolute("enrollment_key_file", path).map(SecretSource::File),
+            (None, Some(path)) => self.readable_file("enrollment_key_file", path).map(SecretSource::File),
             (None, None) => None,
         };
-        let state_dir = self.absolute("state_dir", raw.state_dir.unwrap_or_else(|| "/var/lib/ferry-agent".into()));
+        let state_dir = self
+            .absolute("state_dir", raw.state_dir.unwrap_or_else(|| "/var/lib/ferry-agent".into()))
+            .and_then(|d| self.check("state_dir", own_directory(&d, "the agent's state")).map(|()| d));
+        if let Some(dir) = &state_dir {
+            self.private_dir_if_present("state_dir", dir);
+        }
         let credential_file = match raw.credential_file {
             Some(path) => self.absolute("credential_file", path),
             None => state_dir.as_ref().map(|d| d.join("credential")),
@@ -624,6 +673,13 @@ impl Validator {
             self.problem(
                 "checkin.initial_jitter_secs",
                 format!("{initial_jitter} is more than a day; use at most 86400"),
+            );
+        }
+        let deadline = raw.checkin.deadline_secs.unwrap_or(DEFAULT_DEADLINE_SECS);
+        if deadline == 0 || deadline > MAX_TIMEOUT_SECS {
+            self.problem(
+                "checkin.deadline_secs",
+                format!("{deadline} is out of range; use 1 to {MAX_TIMEOUT_SECS} seconds"),
             );
         }
         let maintenance = raw.maintenance.map(|m| self.maintenance(m));
@@ -645,6 +701,7 @@ impl Validator {
             bandwidth_limit: bandwidth_limit?,
             trust: trust?,
             initial_jitter: Duration::from_secs(initial_jitter),
+            deadline: Duration::from_secs(deadline),
             maintenance: maintenance.map(|m| m.ok_or(())).transpose().ok()?,
             proxy: proxy.map(|p| p.ok_or(())).transpose().ok()?,
             handlers: handlers?,
@@ -652,9 +709,9 @@ impl Validator {
     }
 
     fn trust(&mut self, raw: RawTrust) -> Option<Trust> {
-        let image = self.absolute("trust.image_root", raw.image_root.unwrap_or_else(|| DEFAULT_IMAGE_ROOT.into()));
-        let director =
-            self.absolute("trust.director_root", raw.director_root.unwrap_or_else(|| DEFAULT_DIRECTOR_ROOT.into()));
+        let image = self.readable_file("trust.image_root", raw.image_root.unwrap_or_else(|| DEFAULT_IMAGE_ROOT.into()));
+        let director = self
+            .readable_file("trust.director_root", raw.director_root.unwrap_or_else(|| DEFAULT_DIRECTOR_ROOT.into()));
         Some(Trust { image_root: image?, director_root: director? })
     }
 
@@ -689,7 +746,7 @@ impl Validator {
                 self.problem("proxy.username", "must be non-empty and contain no ':'");
             }
         }
-        let password_file = raw.password_file.and_then(|p| self.absolute("proxy.password_file", p));
+        let password_file = raw.password_file.and_then(|p| self.readable_file("proxy.password_file", p));
         if password_file.is_some() && raw.username.is_none() {
             self.problem("proxy.password_file", "a password needs proxy.username; set it or remove the password");
         }
@@ -717,7 +774,11 @@ impl Validator {
                 let root =
                     self.required(&key("root"), raw.root, "set the directory that holds versions/ and current")?;
                 let pinned = product.is_some();
-                self.check(&key("root"), dir_root(&root, pinned)).map(|()| HandlerType::Dir { root })
+                let checked = self.check(&key("root"), dir_root(&root, pinned));
+                if checked.is_some() && !root.contains(PRODUCT_PLACEHOLDER) {
+                    self.private_dir_if_present(&key("root"), Path::new(&root));
+                }
+                checked.map(|()| HandlerType::Dir { root })
             }
             Some("command") => {
                 if raw.root.is_some() {
@@ -871,6 +932,7 @@ fn dir_root(root: &str, pinned_to_product: bool) -> Result<(), String> {
     if !Path::new(root).is_absolute() {
         return Err(format!("{root:?} is not an absolute path; give the full path"));
     }
+    own_directory(Path::new(root), "the handler's versions")?;
     let without = root.replace(PRODUCT_PLACEHOLDER, "");
     if without.contains(['{', '}']) {
         return Err(format!("{root:?} has a placeholder other than {PRODUCT_PLACEHOLDER}; remove it"));
@@ -881,6 +943,31 @@ fn dir_root(root: &str, pinned_to_product: bool) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A directory the agent fills and prunes (`what`) must be one of its own: not the file system's
+/// root, where the agent would create, replace and remove entries across the whole system, and
+/// without `..`, which would make the path mean something other than it says.
+fn own_directory(dir: &Path, what: &str) -> Result<(), String> {
+    use std::path::Component;
+    let shown = dir.display().to_string();
+    if dir.components().any(|c| c == Component::ParentDir) {
+        return Err(format!("{shown:?} contains \"..\"; give the directory's plain path"));
+    }
+    if dir.components().all(|c| matches!(c, Component::RootDir | Component::CurDir)) {
+        return Err(format!(
+            "{shown:?} is the root of the file system; give {what} a directory of its own, such as /var/lib/ferry-agent or /opt/APP"
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the configuration file, refusing one larger than [`CONFIG_FILE_MAX`].
+fn read_config(path: &Path) -> Result<String, ConfigError> {
+    let read = |source| ConfigError::Read { path: path.to_owned(), source };
+    let bytes = crate::atomic::read_limited(path, CONFIG_FILE_MAX).map_err(read)?;
+    String::from_utf8(bytes)
+        .map_err(|_| read(std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text")))
 }
 
 fn env_name(name: &str) -> Result<(), String> {
@@ -921,6 +1008,7 @@ mod tests {
         assert_eq!(minimal.credential_file, Path::new("/var/lib/ferry-agent/credential"));
         assert_eq!(minimal.device_id, DeviceIdSource::File("/etc/machine-id".into()));
         assert_eq!(minimal.initial_jitter, Duration::from_secs(120));
+        assert_eq!(minimal.deadline, Duration::from_secs(300));
         assert_eq!((minimal.bandwidth_limit, minimal.log_level), (None, LogLevel::Info));
         assert!(minimal.handlers.is_empty() && minimal.proxy.is_none() && minimal.maintenance.is_none());
     }
@@ -1040,6 +1128,39 @@ device_id_file = "/b"
         assert!(found[0].contains("not an http:// or https:// URL"));
         assert!(found[3].contains("not an absolute path"));
         assert!(found[4].contains("use error, warn, info, debug or trace"));
+    }
+
+    #[test]
+    fn the_file_system_root_is_refused_for_state_and_handler_roots() {
+        let found = problems(&with(
+            r#"state_dir = "/"
+[[handler]]
+product = "a"
+type = "dir"
+root = "/"
+[[handler]]
+product = "b"
+type = "dir"
+root = "/opt/../"
+"#,
+        ));
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found[0].starts_with("state_dir: \"/\" is the root of the file system"), "{found:#?}");
+        assert!(found[1].starts_with("handler #1: root: \"/\" is the root of the file system"), "{found:#?}");
+        assert!(found[2].starts_with("handler #2: root: \"/opt/../\" contains \"..\""), "{found:#?}");
+        let found = problems(&with("state_dir = \"//.\"\n"));
+        assert!(found[0].contains("root of the file system"), "{found:?}");
+    }
+
+    #[test]
+    fn the_check_deadline_is_configurable_within_range() {
+        let config = Config::parse(&with("[checkin]\ndeadline_secs = 5\n")).unwrap();
+        assert_eq!(config.deadline, Duration::from_secs(5));
+        assert_eq!(Config::parse(MINIMAL).unwrap().deadline, Duration::from_secs(DEFAULT_DEADLINE_SECS));
+        for bad in ["0", "86401"] {
+            let found = problems(&with(&format!("[checkin]\ndeadline_secs = {bad}\n")));
+            assert!(found[0].starts_with("checkin.deadline_secs:"), "{found:?}");
+        }
     }
 
     #[test]
@@ -1177,7 +1298,8 @@ root = "/etc/{product}"
             "device_id = \"dev-1\"\n[trust]\nimage_root = {:?}\ndirector_root = \"/nonexistent/director-root.json\"\n",
             root.display().to_string()
         ));
-        let found = Config::parse(&text).unwrap().check_files();
+        Config::parse(&text).unwrap();
+        let Err(ParseError::Invalid(found)) = Config::parse_checked(&text) else { panic!("the missing root passed") };
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].key, "trust.director_root");
     }

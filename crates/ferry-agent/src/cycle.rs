@@ -32,7 +32,7 @@ use crate::events::{EventDraft, EventQueue, DEFAULT_MAX_BYTES};
 use crate::exit::{Exit, Failure};
 use crate::handler::command::Runner;
 use crate::lock::StateLock;
-use crate::net::{self, failure, updater_failure};
+use crate::net::{self, failure, updater_failure, Deadline};
 use crate::plan::{plan, Circumstances, Plan};
 use crate::state::{State, StateStore};
 
@@ -113,10 +113,13 @@ impl Agent {
         }
         let mut events = EventQueue::open(&self.config.events_file(), DEFAULT_MAX_BYTES)
             .map_err(|e| Failure::new(Exit::State, e))?;
-        let (device, credential) = self.device_client().await?;
+        // Every exchange of answers and metadata before the job shares one deadline; the
+        // download inside the job is bounded only between reads (see `net::Deadline`).
+        let deadline = Deadline::start(self.config.deadline);
+        let (device, credential) = deadline.run("enrolling", self.device_client()).await?;
         let boot_id = read_boot_id();
-        let response = self.checkin(&device, &state, boot_id.as_deref()).await?;
-        self.deliver(&device, &mut events).await;
+        let response = deadline.run("checking in", self.checkin(&device, &state, boot_id.as_deref())).await?;
+        self.deliver(&device, &mut events, &deadline).await;
         if response.status != DeviceStatus::Accepted {
             return Err(Failure::new(
                 Exit::Unauthorized,
@@ -137,15 +140,19 @@ impl Agent {
         let mut director = None;
         let mut made = None;
         if needs_download || considers_offers {
-            let mut d = self.director(&device, &credential, &response).await?;
+            let mut d =
+                deadline.run("refreshing the signed metadata", self.director(&device, &credential, &response)).await?;
             if considers_offers {
                 let device_id = response.device_id.as_str();
                 // The release-counter floor is applied per version line (software and
                 // configuration bundles have their own) by `plan`, not per product here.
-                let assigned = d
-                    .assigned(device_id, self.config.platform.as_str(), &BTreeMap::new().into_iter().collect())
-                    .await
-                    .map_err(|e| updater_failure("checking the director's assignment", e))?;
+                let assigned = deadline
+                    .run("checking the director's assignment", async {
+                        d.assigned(device_id, self.config.platform.as_str(), &BTreeMap::new().into_iter().collect())
+                            .await
+                            .map_err(|e| updater_failure("checking the director's assignment", e))
+                    })
+                    .await?;
                 let circumstances =
                     Circumstances { now: now(), window_open, consent: &consent.releases, declined: &consent.declined };
                 let p = plan(&response.offers, &assigned, &state, &self.config, circumstances);
@@ -186,19 +193,23 @@ impl Agent {
             engine.begin(target)?;
         }
         let mut driven = engine.drive(director.as_ref().map(Director::image)).await;
+        // The exchanges after the job get a deadline of their own: the job may have taken long.
+        let deadline = Deadline::start(self.config.deadline);
         if driven == Ok(Rest::NeedsImage) {
             // A kept download no longer matched its digest (found when it was hashed again before
             // its install): fetch the metadata now and download it anew in this same check.
-            driven = match self.director(&device, &credential, &response).await {
+            let refresh = self.director(&device, &credential, &response);
+            driven = match deadline.run("refreshing the signed metadata", refresh).await {
                 Ok(d) => engine.drive(Some(director.insert(d).image())).await,
                 Err(f) => Err(f),
             };
         }
-        self.deliver(&device, &mut events).await;
+        self.deliver(&device, &mut events, &deadline).await;
         let rest = driven?;
         if let Rest::Idle(Some(_)) = rest {
             // The inventory changed (or stayed, after a rollback): tell the server now.
-            if let Err(e) = self.checkin(&device, &state, read_boot_id().as_deref()).await {
+            let boot_id = read_boot_id();
+            if let Err(e) = deadline.run("checking in", self.checkin(&device, &state, boot_id.as_deref())).await {
                 tracing::warn!("{e}");
             }
         }
@@ -270,12 +281,17 @@ impl Agent {
         })
     }
 
-    /// Sends queued events, oldest first; what cannot be sent now stays queued.
-    async fn deliver(&self, device: &DeviceClient, events: &mut EventQueue) {
+    /// Sends queued events, oldest first; what cannot be sent now (or before `deadline`) stays
+    /// queued.
+    async fn deliver(&self, device: &DeviceClient, events: &mut EventQueue, deadline: &Deadline) {
         while !events.is_empty() {
             let batch = events.batch();
             let Some(last) = batch.events.last().map(|e| e.seq) else { break };
-            match device.send_events(&batch).await {
+            let Some(sent) = deadline.within(device.send_events(&batch)).await else {
+                tracing::warn!("status events stay queued: the check's deadline (checkin.deadline_secs) passed");
+                return;
+            };
+            match sent {
                 Ok(_) => {}
                 Err(ClientError::Api { status: 409, message, .. }) => {
                     // The server has later events than these: they can never be stored.
@@ -304,7 +320,10 @@ impl Agent {
         response: &CheckinResponse,
     ) -> Result<Director, Failure> {
         let pointer = response.director.as_ref().ok_or_else(|| {
-            Failure::new(Exit::VerificationFailed, "the server gave no director repository; is it a Ferry server?")
+            Failure::new(
+                Exit::BadAnswer,
+                "the server's check-in answer names no director repository; check that server_url is a Ferry server",
+            )
         })?;
         let base = device.base_url();
         let join = |path: &str| {
@@ -365,7 +384,7 @@ fn report_waiting(
 /// Installs a pinned root into a metadata directory the first time ([`ferry_updater::init`];
 /// a newer root the device rotated to is kept).
 async fn pin_root(metadata_dir: &Path, root: &Path) -> Result<(), Failure> {
-    let bytes = std::fs::read(root)
+    let bytes = crate::atomic::read_limited(root, ferry_tuf::trusted::DEFAULT_ROOT_MAX)
         .map_err(|e| Failure::new(Exit::Config, format!("cannot read the pinned root {}: {e}", root.display())))?;
     ferry_updater::init(metadata_dir, &bytes).await.map_err(|e| match e {
         ferry_updater::Error::Tuf { .. } => {
@@ -378,7 +397,7 @@ async fn pin_root(metadata_dir: &Path, root: &Path) -> Result<(), Failure> {
 
 /// The version of a persisted, verified timestamp, if any.
 fn trusted_version(path: &Path) -> Option<u64> {
-    let bytes = std::fs::read(path).ok()?;
+    let bytes = crate::atomic::read_private(path).ok()?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     value.pointer("/signed/version")?.as_u64()
 }
@@ -424,9 +443,9 @@ fn summary(rest: &Rest, plan: Option<&Plan>) -> String {
     text
 }
 
-/// Reads a JSON file the agent wrote; `None` when missing or unreadable.
+/// Reads a JSON file the agent wrote; `None` when missing, unreadable or a symlink.
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    serde_json::from_slice(&crate::atomic::read_private(path).ok()?).ok()
 }
 
 /// Writes a JSON file atomically.

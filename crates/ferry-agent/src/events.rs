@@ -37,7 +37,7 @@
 //! repeats "queue the event of the phase I am in" never queues it twice.
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -206,7 +206,7 @@ impl EventQueue {
     /// Opens (or creates) the queue at `path`, cutting off a torn last line. `max_bytes` is
     /// raised to [`MIN_MAX_BYTES`] if smaller.
     pub fn open(path: &Path, max_bytes: u64) -> Result<Self, IoError> {
-        let bytes = match std::fs::read(path) {
+        let bytes = match atomic::read_private(path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(IoError::on("read", path)(e)),
@@ -215,7 +215,7 @@ impl EventQueue {
         if parsed.summary.corrupt_lines > 0 {
             tracing::warn!(path = %path.display(), lines = parsed.summary.corrupt_lines, "skipped unreadable event lines");
         }
-        let file = OpenOptions::new().create(true).append(true).open(path).map_err(IoError::on("open", path))?;
+        let file = atomic::open_append(path)?;
         if parsed.summary.torn_tail {
             file.set_len(parsed.complete_len)
                 .and_then(|()| file.sync_all())
@@ -236,7 +236,7 @@ impl EventQueue {
 
     /// Reads the queue file without changing it (for `ferry-agent status`).
     pub fn inspect(path: &Path) -> Result<Summary, IoError> {
-        match std::fs::read(path) {
+        match atomic::read_private(path) {
             Ok(bytes) => Ok(parse(&bytes).summary),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Summary::default()),
             Err(e) => Err(IoError::on("read", path)(e)),
@@ -345,7 +345,7 @@ impl EventQueue {
             bytes.extend(to_line(&Line::Event(q.clone())));
         }
         atomic::write_file(&self.path, &bytes)?;
-        self.file = OpenOptions::new().append(true).open(&self.path).map_err(IoError::on("open", &self.path))?;
+        self.file = atomic::open_append(&self.path)?;
         self.len = bytes.len() as u64;
         Ok(())
     }
@@ -439,7 +439,7 @@ mod tests {
         let mut q = EventQueue::open(&path, DEFAULT_MAX_BYTES).unwrap();
         let a = queued(q.push(draft(DeviceState::Downloading, 1), None).unwrap());
         drop(q);
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"{\"event\":{\"key\":null,\"seq\":99,\"rel").unwrap();
         drop(file);
         assert!(EventQueue::inspect(&path).unwrap().torn_tail);

@@ -19,6 +19,7 @@
 //! | 12 | `Busy` | another `ferry-agent` is working on this state directory |
 //! | 13 | `State` | the state directory cannot be read or written, or was written by a newer agent |
 //! | 14 | `Deferred` | the update waits: outside the maintenance window, for consent, or the handler asked to retry later |
+//! | 15 | `BadAnswer` | the server answered, but not as a Ferry server does: a web page, JSON of another shape, an answer over its size limit, a malformed credential |
 //!
 //! The agent's README has the same table; a test keeps the two in step.
 
@@ -58,11 +59,14 @@ pub enum Exit {
     State = 13,
     /// The update waits.
     Deferred = 14,
+    /// The server's answer is not a Ferry answer (a captive portal, a wrong URL, a hostile or
+    /// broken server): retrying will not help until the URL or the server is fixed.
+    BadAnswer = 15,
 }
 
 impl Exit {
     /// Every code, in numeric order.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::Success,
         Self::Internal,
         Self::Usage,
@@ -78,6 +82,7 @@ impl Exit {
         Self::Busy,
         Self::State,
         Self::Deferred,
+        Self::BadAnswer,
     ];
 
     /// The numeric code.
@@ -103,6 +108,7 @@ impl Exit {
             Self::Busy => "busy",
             Self::State => "state",
             Self::Deferred => "deferred",
+            Self::BadAnswer => "bad_answer",
         }
     }
 }

@@ -17,7 +17,14 @@ use crate::exit::{Exit, Failure};
 /// How long to wait for a TCP (and TLS) connection to the server or proxy.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long an answer may send nothing before the request is abandoned (a download resumes).
+/// This is the only limit on a download's time: a large update on a slow link legitimately
+/// takes hours. The exchanges of answers and metadata around it are bounded as a whole by the
+/// check's [`Deadline`].
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest secret file read (enrollment key, proxy password).
+pub const SECRET_FILE_MAX: u64 = 4096;
+/// The largest credential file read.
+pub const CREDENTIAL_FILE_MAX: u64 = 4096;
 
 /// The user agent sent with every request.
 pub const USER_AGENT: &str = concat!("ferry-agent/", env!("CARGO_PKG_VERSION"));
@@ -48,9 +55,12 @@ pub fn http_client(config: &Config) -> Result<reqwest::Client, Failure> {
     builder.build().map_err(|e| Failure::new(Exit::Config, format!("cannot set up the HTTP client: {e}")))
 }
 
-/// Reads a one-line secret file (a trailing newline is not part of the secret).
+/// Reads a one-line secret file (a trailing newline is not part of the secret) of at most
+/// [`SECRET_FILE_MAX`] bytes.
 pub fn read_secret(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes =
+        atomic::read_limited(path, SECRET_FILE_MAX).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
     let secret = text.trim_end_matches(['\n', '\r']).to_owned();
     if secret.is_empty() {
         return Err(format!("{} is empty", path.display()));
@@ -58,17 +68,31 @@ pub fn read_secret(path: &Path) -> Result<String, String> {
     Ok(secret)
 }
 
-/// The stored device credential, if the device enrolled before.
+/// The stored device credential, if the device enrolled before. The file is not reached
+/// through a symlink, is at most [`CREDENTIAL_FILE_MAX`] bytes, and must hold a credential of
+/// the shape the server issues.
 pub fn load_credential(path: &Path) -> Result<Option<String>, Failure> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
+    let bad = |why: String| {
+        Failure::new(Exit::State, format!("the credential {} {why}; remove it to enroll again", path.display()))
+    };
+    let read = atomic::read_private(path).and_then(|bytes| {
+        if bytes.len() as u64 > CREDENTIAL_FILE_MAX {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("is larger than {CREDENTIAL_FILE_MAX} bytes"),
+            ))
+        } else {
+            Ok(bytes)
+        }
+    });
+    match read {
+        Ok(bytes) => {
+            let text = String::from_utf8(bytes).map_err(|_| bad("is not text".into()))?;
             let credential = text.trim().to_owned();
             if credential.is_empty() {
-                return Err(Failure::new(
-                    Exit::State,
-                    format!("{} is empty; remove it to enroll again", path.display()),
-                ));
+                return Err(bad("is empty".into()));
             }
+            ferry_client::check_device_credential(&credential).map_err(bad)?;
             Ok(Some(credential))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -117,9 +141,60 @@ pub fn failure(what: &str, error: ClientError) -> Failure {
             code: ErrorCode::Unauthorized | ErrorCode::Forbidden | ErrorCode::DeviceRejected, ..
         } => Exit::Unauthorized,
         ClientError::Api { status, .. } if *status >= 500 => Exit::Unreachable,
+        // Not a Ferry error body: a web server, proxy or portal that is not Ferry answered.
+        ClientError::Api { code: ErrorCode::Internal, .. } | ClientError::Decode { .. } => Exit::BadAnswer,
         _ => Exit::Internal,
     };
+    if exit == Exit::BadAnswer {
+        return Failure::new(
+            exit,
+            format!(
+                "{what}: {error}; check that server_url is the Ferry server itself, not a web page, proxy or login portal"
+            ),
+        );
+    }
     Failure::new(exit, format!("{what}: {error}"))
+}
+
+/// The time one check may spend exchanging answers and metadata with the server
+/// (`checkin.deadline_secs`), counted from its start. Downloads are not inside it (they are
+/// bounded by [`READ_TIMEOUT`] between reads), so that a server that stalls or trickles an
+/// answer a byte at a time cannot hold a check forever, while a long download is never cut.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: tokio::time::Instant,
+    limit: Duration,
+}
+
+impl Deadline {
+    /// A deadline `limit` from now.
+    pub fn start(limit: Duration) -> Self {
+        Self { at: tokio::time::Instant::now() + limit, limit }
+    }
+
+    /// Runs `exchange`, failing with [`Exit::Unreachable`] when the deadline passes first.
+    pub async fn run<T>(
+        &self,
+        what: &str,
+        exchange: impl std::future::Future<Output = Result<T, Failure>>,
+    ) -> Result<T, Failure> {
+        self.within(exchange).await.unwrap_or_else(|| Err(self.expired(what)))
+    }
+
+    /// Runs `exchange`; `None` when the deadline passes first.
+    pub async fn within<T>(&self, exchange: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::time::timeout_at(self.at, exchange).await.ok()
+    }
+
+    fn expired(&self, what: &str) -> Failure {
+        Failure::new(
+            Exit::Unreachable,
+            format!(
+                "{what}: the server did not finish answering within checkin.deadline_secs ({} s); it is stalled or far too slow; the check stops here and is tried again later",
+                self.limit.as_secs()
+            ),
+        )
+    }
 }
 
 /// The exit code and message for a failure of the verifying TUF client.
@@ -147,14 +222,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub").join("credential");
         assert_eq!(load_credential(&path).unwrap(), None);
-        save_credential(&path, "ferry_dev_abc").unwrap();
-        assert_eq!(load_credential(&path).unwrap().as_deref(), Some("ferry_dev_abc"));
+        let (abc, new) = (format!("ferry_dev_{}", "abc0".repeat(16)), format!("ferry_dev_{}", "1234".repeat(16)));
+        save_credential(&path, &abc).unwrap();
+        assert_eq!(load_credential(&path).unwrap().as_deref(), Some(abc.as_str()));
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        save_credential(&path, "ferry_dev_new").unwrap();
-        assert_eq!(load_credential(&path).unwrap().as_deref(), Some("ferry_dev_new"));
+        save_credential(&path, &new).unwrap();
+        assert_eq!(load_credential(&path).unwrap().as_deref(), Some(new.as_str()));
         std::fs::write(&path, "\n").unwrap();
         assert_eq!(load_credential(&path).unwrap_err().exit, Exit::State);
+    }
+
+    #[test]
+    fn a_malformed_or_linked_credential_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credential");
+        std::fs::write(&path, "<html>login</html>\n").unwrap();
+        let err = load_credential(&path).unwrap_err();
+        assert!(err.message.contains("does not start with ferry_dev_") && err.message.contains("remove it"), "{err}");
+        std::fs::write(&path, vec![b'a'; 10_000]).unwrap();
+        assert!(load_credential(&path).unwrap_err().message.contains("larger than 4096 bytes"));
+        std::fs::remove_file(&path).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, format!("ferry_dev_{}\n", "0".repeat(64))).unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        assert!(load_credential(&path).unwrap_err().message.contains("symlink"));
     }
 
     #[test]

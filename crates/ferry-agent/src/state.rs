@@ -601,7 +601,7 @@ fn choose(dir: &Path) -> Result<(Option<Found>, Source), StateError> {
 }
 
 fn read_state(path: &Path) -> Result<Read, StateError> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match atomic::read_private(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Read::Missing),
         Err(e) => return Err(IoError::on("read", path)(e).into()),

@@ -95,7 +95,8 @@ fn config_check_lists_every_problem_and_exits_with_the_config_code() {
         .unwrap();
     let out = agent().args(["config", "check"]).arg(&bad).assert().code(code(Exit::Config));
     let err = stderr(&out);
-    assert!(err.starts_with(&format!("error: {}: 3 problems:", bad.display())), "{err}");
+    // The pinned roots it defaults to are missing too: files are checked with the values.
+    assert!(err.starts_with(&format!("error: {}: 5 problems:", bad.display())), "{err}");
     assert!(
         err.contains("\n  server_url: ") && err.contains("\n  platform: ") && err.contains("\n  handler #1: root: "),
         "{err}"

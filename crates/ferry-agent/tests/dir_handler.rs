@@ -418,3 +418,19 @@ fn a_republished_version_replaces_its_inactive_copy_but_never_the_active_one() {
     assert!(matches!(err, DirError::ActiveDiffers { .. }), "{err}");
     assert_eq!(f.read("v"), "second");
 }
+
+/// A root other users can write to is refused before anything is unpacked or switched: they
+/// could swap a version or the `current` link between the handler's steps.
+#[test]
+fn a_root_others_can_write_is_refused() {
+    let f = Fixture::new();
+    f.install("1.0", TAR, &tar(&[E::File("a.txt", b"one", 0o644)])).unwrap();
+    std::fs::set_permissions(f.root(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = f.install("2.0", TAR, &tar(&[E::File("a.txt", b"two", 0o644)])).unwrap_err();
+    assert!(matches!(err, DirError::SharedRoot { .. }), "{err:?}");
+    assert!(err.to_string().contains("is writable by every user"), "{err}");
+    let err = f.handler.rollback_to(&v("1.0")).unwrap_err();
+    assert!(matches!(err, DirError::SharedRoot { .. }), "{err:?}");
+    assert_eq!(f.current().as_deref(), Some("1.0"));
+    assert_eq!(f.versions(), [".1.0.sha256", "1.0"], "2.0 was not unpacked");
+}

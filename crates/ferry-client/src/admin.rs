@@ -16,7 +16,7 @@ use reqwest::{Method, Url};
 use tokio_util::io::ReaderStream;
 
 use crate::content::CHUNK;
-use crate::http::{decode, with_query, Http};
+use crate::http::{with_query, Http};
 use crate::ClientError;
 
 /// Which devices [`AdminClient::list_devices`] returns. The default lists the first page of
@@ -172,7 +172,7 @@ impl AdminClient {
         if let Some(sha) = expected {
             req = req.header(SHA256_HEADER, sha.as_str());
         }
-        decode(self.http.send(req.body(body)).await?).await
+        self.http.decode(self.http.send(req.body(body)).await?).await
     }
 
     /// `HEAD /content/{sha256}`: the stored length, or `None` when the server does not have
@@ -363,7 +363,7 @@ impl AdminClient {
         };
         let req =
             self.http.request(Method::PUT, url).header(reqwest::header::CONTENT_TYPE, "application/json").body(bytes);
-        decode(self.http.send(req).await?).await
+        self.http.decode(self.http.send(req).await?).await
     }
 
     /// `GET /trust/image/draft`: the next version of `role`'s targets, unsigned, with the given

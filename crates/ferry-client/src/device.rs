@@ -4,7 +4,10 @@ use std::io::SeekFrom;
 use std::path::Path;
 
 use bytes::Bytes;
-use ferry_api::{CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, EventBatch, Health, DEVICE_PREFIX};
+use ferry_api::{
+    CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, EventBatch, Health, DEVICE_PREFIX,
+    DEVICE_TOKEN_PREFIX,
+};
 use ferry_core::Sha256;
 use ferry_store::AppendOutcome;
 use futures::Stream;
@@ -14,7 +17,7 @@ use sha2::Digest;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::content::{finish, hash_reader};
-use crate::http::{header_u64, Http};
+use crate::http::{header_u64, read_limited, Http, DEVICE_ANSWER_LIMIT, METADATA_LIMIT};
 use crate::ClientError;
 
 /// A client of the device API.
@@ -28,7 +31,8 @@ impl DeviceClient {
     /// the health checks) work; enroll, then [`Self::set_credential`] with the answer's
     /// credential.
     pub fn new(base_url: &str, credential: Option<String>) -> Result<Self, ClientError> {
-        Ok(Self { http: Http::new(base_url, credential.as_deref())? })
+        let http = Http::new(base_url, credential.as_deref())?.with_answer_limit(DEVICE_ANSWER_LIMIT);
+        Ok(Self { http })
     }
 
     /// Like [`Self::new`], sending through `client`: the device agent's, with its proxy,
@@ -38,7 +42,8 @@ impl DeviceClient {
         credential: Option<String>,
         client: reqwest::Client,
     ) -> Result<Self, ClientError> {
-        Ok(Self { http: Http::with_client(base_url, credential.as_deref(), client)? })
+        let http = Http::with_client(base_url, credential.as_deref(), client)?.with_answer_limit(DEVICE_ANSWER_LIMIT);
+        Ok(Self { http })
     }
 
     /// Uses `credential` (`ferry_dev_…`) from now on.
@@ -66,8 +71,16 @@ impl DeviceClient {
     }
 
     /// `POST /enroll`: claims an identity and receives a credential (shown only this once).
+    /// A credential that does not have the shape the server issues ([`check_device_credential`])
+    /// is refused as [`ClientError::Decode`], so that nothing else is ever stored as one.
     pub async fn enroll(&self, request: &EnrollRequest) -> Result<EnrollResponse, ClientError> {
-        self.http.send_json(Method::POST, self.url(&["enroll"]), request).await
+        let url = self.url(&["enroll"]);
+        let answer: EnrollResponse = self.http.send_json(Method::POST, url.clone(), request).await?;
+        check_device_credential(&answer.credential).map_err(|detail| ClientError::Decode {
+            url: url.to_string(),
+            detail: format!("the credential {detail}"),
+        })?;
+        Ok(answer)
     }
 
     /// `POST /checkin`: reports the device's state and receives its offers.
@@ -101,7 +114,7 @@ impl DeviceClient {
         if !resp.status().is_success() {
             return Err(crate::http::error_from(resp).await);
         }
-        resp.bytes().await.map(Some).map_err(|e| ClientError::transport(&url, e))
+        read_limited(resp, METADATA_LIMIT).await.map(|body| Some(Bytes::from(body)))
     }
 
     /// `HEAD /content/{sha256}`: the length of content this device may download, or `None`
@@ -220,6 +233,25 @@ async fn truncate(file: &mut tokio::fs::File, path: &Path) -> Result<(), ClientE
     Ok(())
 }
 
+/// Checks that `credential` has the shape of a device credential the server issues:
+/// `ferry_dev_` followed by 256 random bits as 64 hex digits (or 43 unpadded base64url
+/// characters). The error says what is wrong without repeating the value.
+pub fn check_device_credential(credential: &str) -> Result<(), String> {
+    let Some(secret) = credential.strip_prefix(DEVICE_TOKEN_PREFIX) else {
+        return Err(format!("does not start with {DEVICE_TOKEN_PREFIX}"));
+    };
+    let hex = secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit());
+    let base64 = secret.len() == 43 && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if hex || base64 {
+        Ok(())
+    } else {
+        Err(format!(
+            "is not {DEVICE_TOKEN_PREFIX} followed by 64 hex digits ({} characters follow the prefix)",
+            secret.chars().count()
+        ))
+    }
+}
+
 /// The strong entity tag the server gives content: its quoted digest.
 pub fn entity_tag(sha256: &Sha256) -> String {
     format!("\"{sha256}\"")
@@ -315,6 +347,23 @@ mod tests {
         assert_eq!(ContentRange::parse("bytes 5-5/*"), Some(ContentRange { start: 5, end: 5, total: None }));
         for bad in ["bytes */1000", "bytes 9-1/10", "bytes 0-10/10", "items 0-1/2", "bytes 0-1", ""] {
             assert_eq!(ContentRange::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn device_credentials_must_have_the_issued_shape() {
+        check_device_credential(&format!("ferry_dev_{}", "a1".repeat(32))).unwrap();
+        check_device_credential(&format!("ferry_dev_{}", "A-_b".repeat(10) + "xyz")).unwrap();
+        for bad in [
+            String::new(),
+            "ferry_adm_".to_owned() + &"a".repeat(64),
+            "ferry_dev_".to_owned() + &"a".repeat(63),
+            "ferry_dev_".to_owned() + &"a".repeat(1 << 20),
+            "ferry_dev_".to_owned() + &"g".repeat(64),
+            "ferry_dev_".to_owned() + &"a".repeat(42) + "\n",
+        ] {
+            let err = check_device_credential(&bad).unwrap_err();
+            assert!(err.len() < 100, "{err}");
         }
     }
 

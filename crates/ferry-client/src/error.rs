@@ -6,6 +6,9 @@ use ferry_api::{ErrorBody, ErrorCode};
 
 /// How much of a body that is not an [`ErrorBody`] is kept in the message.
 const RAW_BODY_LIMIT: usize = 200;
+/// How much of a server's error message, or of a decoder's complaint, is kept: a real one is
+/// a sentence or two; more would only flood a terminal or a log.
+pub(crate) const MESSAGE_LIMIT: usize = 500;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -115,14 +118,15 @@ impl ClientError {
     /// Builds the error for a non-success answer from its status and body text.
     pub fn from_response_body(status: u16, body: &str) -> Self {
         if let Ok(parsed) = serde_json::from_str::<ErrorBody>(body) {
-            return Self::Api { status, code: parsed.error.code, message: parsed.error.message };
+            let message = printable(&parsed.error.message, MESSAGE_LIMIT);
+            return Self::Api { status, code: parsed.error.code, message };
         }
         let message = if body.trim().is_empty() {
             format!("the server answered http {status} without an explanation")
         } else {
             format!(
                 "the server answered http {status} with a body that is not a ferry error: {}",
-                truncate(body.trim(), RAW_BODY_LIMIT)
+                printable(body.trim(), RAW_BODY_LIMIT)
             )
         };
         Self::Api { status, code: ErrorCode::Internal, message }
@@ -180,6 +184,14 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
+/// `s` fit for a terminal or a log line: control characters (escape sequences, newlines,
+/// carriage returns that would overwrite what was printed) become spaces, and text beyond
+/// `max_chars` characters is cut off with `…`.
+pub(crate) fn printable(s: &str, max_chars: usize) -> String {
+    let cut = truncate(s, max_chars);
+    cut.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
 fn truncate(s: &str, max_chars: usize) -> String {
     match s.char_indices().nth(max_chars) {
         Some((i, _)) => format!("{}…", &s[..i]),
@@ -222,6 +234,18 @@ mod tests {
     fn empty_bodies_are_explained() {
         let e = ClientError::from_response_body(401, "");
         assert!(e.to_string().contains("answered http 401 without an explanation"), "{e}");
+    }
+
+    #[test]
+    fn messages_are_cut_and_lose_control_characters() {
+        let long = format!(r#"{{"error":{{"code":"conflict","message":"bad\u001b[2J\r{}"}}}}"#, "y".repeat(100_000));
+        let e = ClientError::from_response_body(409, &long);
+        let text = e.to_string();
+        assert!(text.starts_with("bad [2J yyy"), "{text}");
+        assert!(text.chars().count() < MESSAGE_LIMIT + 40, "{} characters", text.len());
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        let raw = ClientError::from_response_body(404, "<html>\u{1b}]0;owned\u{7}\n</html>");
+        assert!(!raw.to_string().chars().any(char::is_control), "{raw}");
     }
 
     #[test]

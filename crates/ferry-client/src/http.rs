@@ -9,11 +9,25 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::error::{printable, MESSAGE_LIMIT};
 use crate::ClientError;
 
 /// How long to wait for a TCP (and TLS) connection. There is no overall timeout: uploads and
 /// downloads of large artifacts legitimately take long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest JSON answer of the admin API read into memory. Generous, since a list of a large
+/// fleet's devices or releases is one answer, but bounded, so that a hostile or broken server
+/// cannot make the CLI allocate without end.
+pub(crate) const ADMIN_ANSWER_LIMIT: usize = 256 << 20;
+/// The largest JSON answer of the device API read into memory: enrollment, check-in and event
+/// answers are a few kilobytes; the cap leaves room for many offers.
+pub(crate) const DEVICE_ANSWER_LIMIT: usize = 4 << 20;
+/// The largest TUF metadata file read through [`crate::DeviceClient`]'s metadata calls.
+pub(crate) const METADATA_LIMIT: usize = 64 << 20;
+/// How much of an error answer is read: enough for any Ferry error body; the rest is not
+/// read at all.
+const ERROR_BODY_LIMIT: usize = 64 << 10;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Http {
@@ -21,6 +35,8 @@ pub(crate) struct Http {
     client: reqwest::Client,
     /// `Bearer …`, marked sensitive so that it never shows in `Debug` output.
     authorization: Option<HeaderValue>,
+    /// The largest JSON answer read; a larger one is a [`ClientError::Decode`].
+    answer_limit: usize,
 }
 
 impl Http {
@@ -36,7 +52,7 @@ impl Http {
                 url: base_url.to_owned(),
                 reason: format!("cannot set up an http client for it: {e}"),
             })?;
-        Ok(Self { base, client, authorization })
+        Ok(Self { base, client, authorization, answer_limit: ADMIN_ANSWER_LIMIT })
     }
 
     /// Like [`Http::new`] with a client the caller built (its proxy, timeouts, user agent).
@@ -47,7 +63,13 @@ impl Http {
     ) -> Result<Self, ClientError> {
         let base = parse_base_url(base_url)?;
         let authorization = credential.map(bearer).transpose()?;
-        Ok(Self { base, client, authorization })
+        Ok(Self { base, client, authorization, answer_limit: ADMIN_ANSWER_LIMIT })
+    }
+
+    /// Reads JSON answers of at most `limit` bytes.
+    pub(crate) fn with_answer_limit(mut self, limit: usize) -> Self {
+        self.answer_limit = limit;
+        self
     }
 
     pub(crate) fn base(&self) -> &Url {
@@ -95,7 +117,7 @@ impl Http {
 
     pub(crate) async fn get<T: DeserializeOwned>(&self, url: Url) -> Result<T, ClientError> {
         let resp = self.send(self.request(Method::GET, url)).await?;
-        decode(resp).await
+        self.decode(resp).await
     }
 
     pub(crate) async fn send_json<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -105,7 +127,7 @@ impl Http {
         body: &B,
     ) -> Result<T, ClientError> {
         let resp = self.send(self.request(method, url).json(body)).await?;
-        decode(resp).await
+        self.decode(resp).await
     }
 
     /// A request without a body whose answer has no body either (204).
@@ -116,7 +138,7 @@ impl Http {
     /// A `POST` without a body that answers JSON.
     pub(crate) async fn post_empty<T: DeserializeOwned>(&self, url: Url) -> Result<T, ClientError> {
         let resp = self.send(self.request(Method::POST, url)).await?;
-        decode(resp).await
+        self.decode(resp).await
     }
 
     /// `HEAD` on content: `Some(length)` when stored, `None` on 404.
@@ -146,15 +168,20 @@ impl Http {
         let resp = self.send_raw(self.request(Method::GET, self.url("", &["readyz"]))).await?;
         let status = resp.status();
         if status.is_success() {
-            return decode(resp).await;
+            return self.decode(resp).await;
         }
-        let text = resp.text().await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&read_prefix(resp, ERROR_BODY_LIMIT).await).into_owned();
         match serde_json::from_str::<Health>(&text) {
             Ok(health) => {
                 Err(ClientError::Api { status: status.as_u16(), code: ErrorCode::Unavailable, message: health.status })
             }
             Err(_) => Err(ClientError::from_response_body(status.as_u16(), &text)),
         }
+    }
+
+    /// Reads a JSON answer of at most this client's answer limit.
+    pub(crate) async fn decode<T: DeserializeOwned>(&self, resp: Response) -> Result<T, ClientError> {
+        decode_limited(resp, self.answer_limit).await
     }
 }
 
@@ -166,18 +193,55 @@ fn bearer(credential: &str) -> Result<HeaderValue, ClientError> {
     Ok(value)
 }
 
-/// Reads an error answer into a [`ClientError::Api`].
+/// Reads an error answer into a [`ClientError::Api`]. Only its first [`ERROR_BODY_LIMIT`]
+/// bytes are read: an error body larger than that is no Ferry error body.
 pub(crate) async fn error_from(resp: Response) -> ClientError {
     let status = resp.status().as_u16();
     // A body that cannot be read is reported like an empty one: the status still says enough.
-    let text = resp.text().await.unwrap_or_default();
-    ClientError::from_response_body(status, &text)
+    let bytes = read_prefix(resp, ERROR_BODY_LIMIT).await;
+    ClientError::from_response_body(status, &String::from_utf8_lossy(&bytes))
 }
 
-pub(crate) async fn decode<T: DeserializeOwned>(resp: Response) -> Result<T, ClientError> {
+/// Reads a JSON answer of at most `limit` bytes: a larger one is refused as soon as its
+/// `Content-Length` or the bytes received pass the limit, without reading the rest.
+pub(crate) async fn decode_limited<T: DeserializeOwned>(resp: Response, limit: usize) -> Result<T, ClientError> {
     let url = resp.url().clone();
-    let bytes = resp.bytes().await.map_err(|e| ClientError::transport(&url, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode { url: url.to_string(), detail: e.to_string() })
+    let bytes = read_limited(resp, limit).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ClientError::Decode { url: url.to_string(), detail: printable(&e.to_string(), MESSAGE_LIMIT) })
+}
+
+/// The whole body of `resp`, or [`ClientError::Decode`] when it is longer than `limit` bytes.
+pub(crate) async fn read_limited(mut resp: Response, limit: usize) -> Result<Vec<u8>, ClientError> {
+    let url = resp.url().clone();
+    let too_large = || ClientError::Decode {
+        url: url.to_string(),
+        detail: format!("the answer is longer than {limit} bytes, far more than a Ferry server sends"),
+    };
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| ClientError::transport(&url, e))? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The first `limit` bytes of the body (fewer if it is shorter or breaks off); the rest is
+/// not read.
+async fn read_prefix(mut resp: Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())]),
+            _ => break,
+        }
+    }
+    body
 }
 
 pub(crate) fn header_u64(resp: &Response, name: reqwest::header::HeaderName) -> Option<u64> {

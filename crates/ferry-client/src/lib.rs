@@ -18,5 +18,5 @@ mod http;
 
 pub use admin::{AdminClient, DeviceQuery};
 pub use content::hash_file;
-pub use device::{entity_tag, ContentRange, DeviceClient, Download, DownloadOutcome};
+pub use device::{check_device_credential, entity_tag, ContentRange, DeviceClient, Download, DownloadOutcome};
 pub use error::ClientError;

@@ -130,8 +130,14 @@ pub async fn is_verified(file: &Path, path: &str, target: &TargetFile) -> Result
 /// already complete but does not verify is deleted too.
 async fn resume_point(part: &Path, path: &str, target: &TargetFile) -> Result<(Digests, u64)> {
     let fresh = || Digests::new(path, target).map(|d| (d, 0));
-    let len = match tokio::fs::metadata(part).await {
-        Ok(meta) => meta.len(),
+    let len = match tokio::fs::symlink_metadata(part).await {
+        Ok(meta) if meta.is_file() => meta.len(),
+        // A link (or anything but a plain file) where the partial file goes is removed, never
+        // followed: the download directory may be where a root-run client writes.
+        Ok(_) => {
+            remove_optional(part).await?;
+            return fresh();
+        }
         Err(_) => return fresh(),
     };
     if len == 0 || len > target.length {
@@ -152,7 +158,12 @@ fn open_part(part: &Path, append: bool) -> Result<std::fs::File> {
     if append {
         options.append(true);
     } else {
-        options.write(true).create(true).truncate(true);
+        // Created exclusively (which never goes through a symlink) after removing what is there.
+        match std::fs::remove_file(part) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(part)(e)),
+            _ => {}
+        }
+        options.write(true).create_new(true);
     }
     options.open(part).map_err(Error::io(part))
 }

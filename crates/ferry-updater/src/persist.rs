@@ -69,12 +69,18 @@ pub(crate) async fn remove_optional(path: &Path) -> Result<()> {
 }
 
 /// Replaces `dir/name` with `bytes` so that a crash leaves either the old or the new content.
+/// A symlink at the temporary name or at `name` is replaced, never written through: the
+/// temporary file is removed and created exclusively, and the rename replaces a link itself.
 pub(crate) async fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let (dir, name, bytes) = (dir.to_path_buf(), name.to_owned(), bytes.to_vec());
     let target = dir.join(&name);
     tokio::task::spawn_blocking(move || {
         let tmp = dir.join(format!(".{name}.tmp"));
-        let mut file = std::fs::File::create(&tmp).map_err(Error::io(&tmp))?;
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&tmp)(e)),
+            _ => {}
+        }
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(Error::io(&tmp))?;
         file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(Error::io(&tmp))?;
         std::fs::rename(&tmp, dir.join(&name)).map_err(Error::io(&tmp))?;
         sync_dir(&dir)
@@ -134,6 +140,19 @@ mod tests {
         let dir = Path::new("/downloads");
         assert_eq!(partial_file(dir, "a"), Path::new("/downloads/.partial+/a.part"));
         assert_eq!(partial_file(dir, "a.part"), Path::new("/downloads/.partial+/a.part.part"));
+    }
+
+    #[tokio::test]
+    #[cfg(unix)]
+    async fn atomic_writes_replace_planted_links_instead_of_following_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(".root.json.tmp")).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("root.json")).unwrap();
+        write_atomically(dir.path(), "root.json", b"one").await.unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(std::fs::read(dir.path().join("root.json")).unwrap(), b"one");
     }
 
     #[tokio::test]

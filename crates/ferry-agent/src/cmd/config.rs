@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use ferry_agent::config::{Config, ConfigError, DEFAULT_CONFIG};
+use ferry_agent::config::{Config, DEFAULT_CONFIG};
 use ferry_agent::exit::{Exit, Failure};
 
 use crate::Outcome;
@@ -13,8 +13,9 @@ use crate::Outcome;
 pub enum Command {
     /// Print the documented default configuration (every key, with its default or an example).
     Default,
-    /// Check a configuration file: syntax, every value, and that the files it names can be
-    /// read. Exits 0 when the agent can use it, 6 otherwise.
+    /// Check a configuration file: syntax, every value, that the files it names can be read,
+    /// and that no other user can write to the state directory or a handler's root. Lists
+    /// every problem at once. Exits 0 when the agent can use it, 6 otherwise.
     Check {
         /// The file; default: the `--config` file.
         file: Option<PathBuf>,
@@ -32,12 +33,10 @@ pub fn run(config_path: &Path, command: Command) -> Outcome {
     }
 }
 
+/// Every problem at once: the values, the files named, and the directories the agent would
+/// write to (a syntax error stops before the values can be read).
 fn check(path: &Path) -> Outcome {
-    let config = Config::load(path).map_err(|e| Failure::new(Exit::Config, e))?;
-    let problems = config.check_files();
-    if !problems.is_empty() {
-        return Err(Failure::new(Exit::Config, ConfigError::Invalid { path: path.to_owned(), problems }));
-    }
+    let config = Config::load_checked(path).map_err(|e| Failure::new(Exit::Config, e))?;
     let handlers = config.handlers.len();
     println!(
         "{}: valid ({} handler{}, state in {})",

@@ -25,6 +25,7 @@ pub struct Args {
 /// Runs the subcommand.
 pub fn run(config_path: &Path, args: &Args) -> Outcome {
     let config = Config::load(config_path).map_err(|e| Failure::new(Exit::Config, e))?;
+    ferry_agent::lock::check_state_dir(&config.state_dir)?;
     let (state, _) = StateStore::peek(&config.state_dir).map_err(|e| Failure::new(Exit::State, e))?;
     let saved = read_json::<SavedOffers>(&config.state_dir.join(OFFERS_FILE)).unwrap_or_default();
     let waiting: Vec<_> = saved.offers.iter().filter(|o| saved.awaiting_consent.contains(&o.release)).collect();

@@ -26,6 +26,7 @@ pub struct Args {
 /// Runs the subcommand.
 pub fn run(config_path: &Path, args: &Args) -> Outcome {
     let config = Config::load(config_path).map_err(|e| Failure::new(Exit::Config, e))?;
+    ferry_agent::lock::check_state_dir(&config.state_dir)?;
     let (state, source) = StateStore::peek(&config.state_dir).map_err(|e| Failure::new(Exit::State, e))?;
     let events = EventQueue::inspect(&config.events_file()).map_err(|e| Failure::new(Exit::State, e))?;
     if args.json {

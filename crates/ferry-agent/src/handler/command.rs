@@ -406,6 +406,7 @@ impl CappedLog {
             .create(true)
             .truncate(true)
             .mode(0o600)
+            .custom_flags(crate::atomic::NOFOLLOW)
             .open(path)
             .map_err(IoError::on("create", path))?;
         Ok(Self {

@@ -177,6 +177,12 @@ pub enum DirError {
         /// The handler's root.
         root: PathBuf,
     },
+    /// Another user could write to the root, and so swap what the agent installs or links.
+    #[error("the handler root: {reason}")]
+    SharedRoot {
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// The active version would be replaced by different content under the same version.
     #[error("version {version} of {product} is active with other content; publish the change as a new version")]
     ActiveDiffers {
@@ -237,8 +243,19 @@ impl DirHandler {
         Ok(kept)
     }
 
+    /// Refuses a root that another user can write to ([`atomic::check_private_dir`]): they
+    /// could replace a version or the `current` link between the agent's steps. A root that
+    /// does not exist yet is created by the install.
+    fn check_root(&self) -> Result<(), DirError> {
+        if self.root.exists() {
+            atomic::check_private_dir(&self.root).map_err(|reason| DirError::SharedRoot { reason })?;
+        }
+        Ok(())
+    }
+
     /// Steps 1–5: unpacks the package into `versions/VERSION` unless it is there already.
     pub fn prepare(&self, package: &Package<'_>) -> Result<PathBuf, DirError> {
+        self.check_root()?;
         let version = package.version;
         let versions = self.versions();
         std::fs::create_dir_all(&versions).map_err(IoError::on("create", &versions))?;
@@ -335,6 +352,7 @@ impl DirHandler {
     /// Points `current` at `version`, which must be unpacked (the agent passes the version its
     /// state recorded as kept, so that a re-run after a crash finishes the same rollback).
     pub fn rollback_to(&self, version: &Version) -> Result<(), DirError> {
+        self.check_root()?;
         if !is_real_dir(&self.version_dir(version))? {
             return Err(DirError::NotInstalled { version: version.clone(), root: self.root.clone() });
         }
