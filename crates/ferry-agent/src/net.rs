@@ -19,6 +19,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long an answer may send nothing before the request is abandoned (a download resumes).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Largest `ca_file` read: a bundle of certificate authorities is a few hundred KiB at most.
+pub const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
+
 /// The user agent sent with every request.
 pub const USER_AGENT: &str = concat!("ferry-agent/", env!("CARGO_PKG_VERSION"));
 
@@ -31,6 +34,11 @@ pub fn http_client(config: &Config) -> Result<reqwest::Client, Failure> {
         .tcp_nodelay(true)
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT);
+    if let Some(path) = &config.ca_file {
+        for certificate in read_ca_file(path).map_err(|e| Failure::new(Exit::Config, format!("ca_file: {e}")))? {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
     if let Some(proxy) = &config.proxy {
         let mut p = reqwest::Proxy::all(&proxy.url)
             .map_err(|e| Failure::new(Exit::Config, format!("proxy.url {}: {e}", proxy.url)))?;
@@ -46,6 +54,29 @@ pub fn http_client(config: &Config) -> Result<reqwest::Client, Failure> {
         builder = builder.proxy(p);
     }
     builder.build().map_err(|e| Failure::new(Exit::Config, format!("cannot set up the HTTP client: {e}")))
+}
+
+/// Reads the certificate authorities of `ca_file`: PEM, at most [`MAX_CA_FILE_BYTES`], at least
+/// one certificate.
+fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut pem = Vec::new();
+    file.take(MAX_CA_FILE_BYTES + 1)
+        .read_to_end(&mut pem)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if pem.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(format!(
+            "{} is larger than {MAX_CA_FILE_BYTES} bytes; give only the CA certificates",
+            path.display()
+        ));
+    }
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{} is not a PEM file of certificates: {e}", path.display()))?;
+    if certificates.is_empty() {
+        return Err(format!("{} holds no certificate (\"-----BEGIN CERTIFICATE-----\")", path.display()));
+    }
+    Ok(certificates)
 }
 
 /// Reads a one-line secret file (a trailing newline is not part of the secret).
@@ -145,6 +176,20 @@ mod tests {
         assert_eq!(load_credential(&path).unwrap().as_deref(), Some("ferry_dev_new"));
         std::fs::write(&path, "\n").unwrap();
         assert_eq!(load_credential(&path).unwrap_err().exit, Exit::State);
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_certificates_and_stay_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.test".to_owned()]).unwrap();
+        std::fs::write(&path, format!("{}{}", ca.cert.pem(), ca.cert.pem())).unwrap();
+        assert_eq!(read_ca_file(&path).unwrap().len(), 2);
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        assert!(read_ca_file(&path).unwrap_err().contains("no certificate"));
+        std::fs::write(&path, vec![b'#'; MAX_CA_FILE_BYTES as usize + 1]).unwrap();
+        assert!(read_ca_file(&path).unwrap_err().contains("larger than"));
+        assert!(read_ca_file(&dir.path().join("missing.pem")).unwrap_err().contains("cannot read"));
     }
 
     #[test]
