@@ -238,9 +238,9 @@ max = 512
 # /readyz as usual, so health checks keep working, and 503 "unavailable" for anything else.
 # Connections beyond max + reserve are closed as soon as they are accepted.
 reserve = 32
-# Seconds a connection may take to send a request's headers, counted from when it opens (or
-# its TLS handshake starts) or from the previous answer; so this is also how long an idle
-# keep-alive connection is kept. A silent connection is closed after this.
+# Seconds a connection may take to send a request's headers, counted from when it opens or
+# from the previous answer; so this is also how long an idle keep-alive connection is kept.
+# A silent connection is closed after this. A TLS handshake gets the same time before that.
 header_timeout_secs = 30
 # Seconds a request body (an upload, a JSON body) may send nothing before the request is cut
 # with 408 "request_timeout".
