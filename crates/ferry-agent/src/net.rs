@@ -149,6 +149,9 @@ pub fn updater_failure(what: &str, error: ferry_updater::Error) -> Failure {
     let exit = match &error {
         E::Transport { .. } | E::Truncated { .. } => Exit::Unreachable,
         E::Http { status: 401 | 403, .. } => Exit::Unauthorized,
+        // Not a verification failure: the repository is not where the URL points, as when
+        // server_url's path or a reverse proxy's prefix is wrong.
+        E::Http { status: 404, .. } => Exit::Unreachable,
         E::Http { status, .. } if *status >= 500 => Exit::Unreachable,
         E::Io { .. } | E::NoTrustedRoot { .. } => Exit::State,
         E::Config(_) => Exit::Config,
@@ -176,6 +179,16 @@ mod tests {
         assert_eq!(load_credential(&path).unwrap().as_deref(), Some("ferry_dev_new"));
         std::fs::write(&path, "\n").unwrap();
         assert_eq!(load_credential(&path).unwrap_err().exit, Exit::State);
+    }
+
+    #[test]
+    fn a_repository_that_is_not_there_is_unreachable_not_unverified() {
+        let http =
+            |status| ferry_updater::Error::Http { url: "http://h/ferry/tuf/director/timestamp.json".into(), status };
+        assert_eq!(updater_failure("refreshing", http(404)).exit, Exit::Unreachable);
+        assert_eq!(updater_failure("refreshing", http(502)).exit, Exit::Unreachable);
+        assert_eq!(updater_failure("refreshing", http(403)).exit, Exit::Unauthorized);
+        assert_eq!(updater_failure("refreshing", http(400)).exit, Exit::VerificationFailed);
     }
 
     #[test]
