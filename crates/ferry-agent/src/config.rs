@@ -57,6 +57,10 @@ pub const DEFAULT_CONFIG: &str = r##"# ferry-agent configuration.
 # verified by their signatures either way, but the device credential goes with every request).
 server_url = "https://ferry.example.com"
 
+# Certificate authorities (a PEM file, up to 1 MiB) trusted for the server's HTTPS certificate,
+# in addition to the built-in public ones: for a server whose certificate comes from a private CA.
+#ca_file = "/etc/ferry-agent/ca.pem"
+
 # This device's platform as the server's catalogue names it: an OS and architecture such as
 # "linux-x86_64", or a device model such as "gateway-gw200".
 platform = "linux-x86_64"
@@ -366,6 +370,8 @@ impl Handler {
 pub struct Config {
     /// The server's base URL, without a trailing `/`.
     pub server_url: String,
+    /// Extra certificate authorities for the server's HTTPS certificate.
+    pub ca_file: Option<PathBuf>,
     /// The platform the device reports.
     pub platform: PlatformName,
     /// Where the device id comes from.
@@ -492,6 +498,7 @@ impl ParseError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     server_url: Option<String>,
+    ca_file: Option<PathBuf>,
     platform: Option<String>,
     device_id: Option<String>,
     device_id_file: Option<PathBuf>,
@@ -621,6 +628,7 @@ impl Validator {
                 "set it to the Ferry server's URL, e.g. \"https://ferry.example.com\"",
             )
             .and_then(|u| self.check("server_url", http_url(&u, "the server")));
+        let ca_file = raw.ca_file.and_then(|p| self.absolute("ca_file", p));
         let platform = self
             .required("platform", raw.platform, "set it to this device's platform as the server's catalogue names it")
             .and_then(|p| self.check("platform", PlatformName::new(p).map_err(|e| e.to_string())));
@@ -692,6 +700,7 @@ impl Validator {
         }
         Some(Config {
             server_url: server_url?,
+            ca_file,
             platform: platform?,
             device_id: device_id?,
             enrollment_key,

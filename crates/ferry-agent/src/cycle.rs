@@ -325,10 +325,8 @@ impl Agent {
                 "the server's check-in answer names no director repository; check that server_url is a Ferry server",
             )
         })?;
-        let base = device.base_url();
-        let join = |path: &str| {
-            base.join(path).map_err(|e| Failure::new(Exit::Internal, format!("the server's URL {path}: {e}")))
-        };
+        // Under server_url's path, so an agent behind a reverse proxy's prefix finds them.
+        let join = |path: &str| device.resolve(path).map_err(|e| failure("the check-in answer", e));
         let mut authorization = HeaderValue::from_str(&format!("Bearer {credential}"))
             .map_err(|e| Failure::new(Exit::State, format!("the stored credential: {e}")))?;
         authorization.set_sensitive(true);

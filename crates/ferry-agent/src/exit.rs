@@ -11,7 +11,7 @@
 //! | 4 | `Updated` | an update was installed, confirmed and committed |
 //! | 5 | `RebootRequired` | an update was installed and waits for a reboot before it is committed |
 //! | 6 | `Config` | the configuration is missing or invalid, or names a file that cannot be read |
-//! | 7 | `Unreachable` | the server cannot be reached (network, DNS, TLS, proxy) |
+//! | 7 | `Unreachable` | the server cannot be reached (network, DNS, TLS, proxy), or its repositories are not at `server_url` (HTTP 404) |
 //! | 8 | `Unauthorized` | the server does not accept this device: enrollment pending or rejected, credential invalid |
 //! | 9 | `VerificationFailed` | signed metadata or a download failed verification; nothing was installed |
 //! | 10 | `InstallFailed` | the install handler failed; nothing was switched |

@@ -26,6 +26,9 @@ pub const SECRET_FILE_MAX: u64 = 4096;
 /// The largest credential file read.
 pub const CREDENTIAL_FILE_MAX: u64 = 4096;
 
+/// Largest `ca_file` read: a bundle of certificate authorities is a few hundred KiB at most.
+pub const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
+
 /// The user agent sent with every request.
 pub const USER_AGENT: &str = concat!("ferry-agent/", env!("CARGO_PKG_VERSION"));
 
@@ -38,6 +41,11 @@ pub fn http_client(config: &Config) -> Result<reqwest::Client, Failure> {
         .tcp_nodelay(true)
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT);
+    if let Some(path) = &config.ca_file {
+        for certificate in read_ca_file(path).map_err(|e| Failure::new(Exit::Config, format!("ca_file: {e}")))? {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
     if let Some(proxy) = &config.proxy {
         let mut p = reqwest::Proxy::all(&proxy.url)
             .map_err(|e| Failure::new(Exit::Config, format!("proxy.url {}: {e}", proxy.url)))?;
@@ -53,6 +61,29 @@ pub fn http_client(config: &Config) -> Result<reqwest::Client, Failure> {
         builder = builder.proxy(p);
     }
     builder.build().map_err(|e| Failure::new(Exit::Config, format!("cannot set up the HTTP client: {e}")))
+}
+
+/// Reads the certificate authorities of `ca_file`: PEM, at most [`MAX_CA_FILE_BYTES`], at least
+/// one certificate.
+fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut pem = Vec::new();
+    file.take(MAX_CA_FILE_BYTES + 1)
+        .read_to_end(&mut pem)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if pem.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(format!(
+            "{} is larger than {MAX_CA_FILE_BYTES} bytes; give only the CA certificates",
+            path.display()
+        ));
+    }
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{} is not a PEM file of certificates: {e}", path.display()))?;
+    if certificates.is_empty() {
+        return Err(format!("{} holds no certificate (\"-----BEGIN CERTIFICATE-----\")", path.display()));
+    }
+    Ok(certificates)
 }
 
 /// Reads a one-line secret file (a trailing newline is not part of the secret) of at most
@@ -203,6 +234,9 @@ pub fn updater_failure(what: &str, error: ferry_updater::Error) -> Failure {
     let exit = match &error {
         E::Transport { .. } | E::Truncated { .. } => Exit::Unreachable,
         E::Http { status: 401 | 403, .. } => Exit::Unauthorized,
+        // Not a verification failure: the repository is not where the URL points, as when
+        // server_url's path or a reverse proxy's prefix is wrong.
+        E::Http { status: 404, .. } => Exit::Unreachable,
         E::Http { status, .. } if *status >= 500 => Exit::Unreachable,
         E::Io { .. } | E::NoTrustedRoot { .. } => Exit::State,
         E::Config(_) => Exit::Config,
@@ -247,6 +281,30 @@ mod tests {
         std::fs::write(&victim, format!("ferry_dev_{}\n", "0".repeat(64))).unwrap();
         std::os::unix::fs::symlink(&victim, &path).unwrap();
         assert!(load_credential(&path).unwrap_err().message.contains("symlink"));
+    }
+
+    #[test]
+    fn a_repository_that_is_not_there_is_unreachable_not_unverified() {
+        let http =
+            |status| ferry_updater::Error::Http { url: "http://h/ferry/tuf/director/timestamp.json".into(), status };
+        assert_eq!(updater_failure("refreshing", http(404)).exit, Exit::Unreachable);
+        assert_eq!(updater_failure("refreshing", http(502)).exit, Exit::Unreachable);
+        assert_eq!(updater_failure("refreshing", http(403)).exit, Exit::Unauthorized);
+        assert_eq!(updater_failure("refreshing", http(400)).exit, Exit::VerificationFailed);
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_certificates_and_stay_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.test".to_owned()]).unwrap();
+        std::fs::write(&path, format!("{}{}", ca.cert.pem(), ca.cert.pem())).unwrap();
+        assert_eq!(read_ca_file(&path).unwrap().len(), 2);
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        assert!(read_ca_file(&path).unwrap_err().contains("no certificate"));
+        std::fs::write(&path, vec![b'#'; MAX_CA_FILE_BYTES as usize + 1]).unwrap();
+        assert!(read_ca_file(&path).unwrap_err().contains("larger than"));
+        assert!(read_ca_file(&dir.path().join("missing.pem")).unwrap_err().contains("cannot read"));
     }
 
     #[test]

@@ -41,8 +41,10 @@ pub enum ErrorCode {
     DeviceRejected,
     /// Signed metadata failed verification or breaks the repository's rules.
     InvalidMetadata,
-    /// The server's storage is unavailable.
+    /// The server's storage is unavailable, or it has too many connections open.
     Unavailable,
+    /// The request body stopped arriving before it was complete.
+    RequestTimeout,
     /// A bug or unexpected failure on the server.
     Internal,
 }
@@ -69,6 +71,7 @@ impl ErrorCode {
             Self::DeviceRejected => "device_rejected",
             Self::InvalidMetadata => "invalid_metadata",
             Self::Unavailable => "unavailable",
+            Self::RequestTimeout => "request_timeout",
             Self::Internal => "internal",
         }
     }

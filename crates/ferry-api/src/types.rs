@@ -330,8 +330,9 @@ pub struct CheckinResponse {
 }
 
 /// Where a device finds its director metadata (docs/trust.md) and the image repository it is
-/// checked against. URLs are paths relative to the server; every request needs the device's
-/// credential.
+/// checked against. URLs are paths relative to the server's base URL (a device's `server_url`):
+/// a leading `/` is the base URL's path, so a server behind a reverse proxy under a prefix
+/// works. Every request needs the device's credential.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DirectorPointer {
     /// The director repository's metadata base (`root.json`, `timestamp.json`, …).

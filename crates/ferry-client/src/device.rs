@@ -56,6 +56,14 @@ impl DeviceClient {
         self.http.base()
     }
 
+    /// A URL the server's answers give as a path (the check-in's repository and download
+    /// URLs), resolved under the base URL. A leading `/` means the server's root, which is the
+    /// base URL's path: behind a reverse proxy at `https://host/ferry/`, `/tuf/director/` is
+    /// `https://host/ferry/tuf/director/`, not `https://host/tuf/director/`.
+    pub fn resolve(&self, path: &str) -> Result<Url, ClientError> {
+        crate::http::resolve(self.http.base(), path)
+    }
+
     fn url(&self, segments: &[&str]) -> Url {
         self.http.url(DEVICE_PREFIX, segments)
     }

@@ -278,6 +278,20 @@ fn join(base: &Url, prefix: &str, segments: &[&str]) -> Url {
     url
 }
 
+/// Resolves a path from a server answer under `base`, keeping `base`'s path (see
+/// `DeviceClient::resolve`). A full URL is taken as it is.
+pub(crate) fn resolve(base: &Url, path: &str) -> Result<Url, ClientError> {
+    let mut root = base.clone();
+    if !root.path().ends_with('/') {
+        let with_slash = format!("{}/", root.path());
+        root.set_path(&with_slash);
+    }
+    root.join(path.trim_start_matches('/')).map_err(|e| ClientError::InvalidUrl {
+        url: path.to_owned(),
+        reason: format!("the server gave a bad URL: {e}"),
+    })
+}
+
 /// Appends query parameters, skipping absent ones.
 pub(crate) fn with_query(mut url: Url, pairs: &[(&str, Option<String>)]) -> Url {
     if pairs.iter().any(|(_, v)| v.is_some()) {
@@ -308,6 +322,16 @@ mod tests {
         assert_eq!(url("http://h/", "/device/v1", &["checkin"]), "http://h/device/v1/checkin");
         assert_eq!(url("https://h/ferry/", "/api/v1", &["whoami"]), "https://h/ferry/api/v1/whoami");
         assert_eq!(url("https://h/ferry", "", &["livez"]), "https://h/ferry/livez");
+    }
+
+    #[test]
+    fn server_paths_resolve_under_the_base_path() {
+        let resolved = |base: &str, path: &str| resolve(&parse_base_url(base).unwrap(), path).unwrap().to_string();
+        assert_eq!(resolved("http://h:8080", "/tuf/director/"), "http://h:8080/tuf/director/");
+        assert_eq!(resolved("https://h/ferry", "/tuf/director/"), "https://h/ferry/tuf/director/");
+        assert_eq!(resolved("https://h/ferry/", "/tuf/image/targets/"), "https://h/ferry/tuf/image/targets/");
+        assert_eq!(resolved("https://h/a/b", "tuf/image/"), "https://h/a/b/tuf/image/");
+        assert_eq!(resolved("https://h/ferry", "https://cdn/x/"), "https://cdn/x/");
     }
 
     #[test]

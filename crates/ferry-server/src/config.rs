@@ -34,6 +34,10 @@ pub struct Config {
     pub trust: Trust,
     /// Logging.
     pub log: Log,
+    /// Limits and timeouts on client connections.
+    pub connections: Connections,
+    /// HTTPS: certificate and key; without them the server speaks plain HTTP.
+    pub tls: Tls,
 }
 
 /// Limits on input.
@@ -82,6 +86,46 @@ pub struct Log {
     pub format: String,
 }
 
+/// Limits and timeouts on client connections: a client that is silent, slow or holds many
+/// sockets open cannot use up the server's memory or file descriptors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Connections {
+    /// Connections served at once; more are answered from the reserve or closed.
+    pub max: usize,
+    /// Connections beyond `max` that still get one answer each: `/livez` and `/readyz` as
+    /// usual, 503 for anything else, then closed.
+    pub reserve: usize,
+    /// Seconds a connection may take to send a request's headers, counted from when it opens or
+    /// from the previous answer (so this is also how long an idle keep-alive connection stays).
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may send nothing before the request is cut with 408.
+    pub body_timeout_secs: u64,
+}
+
+/// HTTPS settings: both files or neither.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// PEM file with the server certificate, followed by any intermediate certificates.
+    pub cert_file: PathBuf,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self { max: 512, reserve: 32, header_timeout_secs: 30, body_timeout_secs: 60 }
+    }
+}
+
+impl Tls {
+    /// Whether HTTPS is configured.
+    pub fn enabled(&self) -> bool {
+        !self.cert_file.as_os_str().is_empty() || !self.key_file.as_os_str().is_empty()
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -92,6 +136,8 @@ impl Default for Config {
             checkin: Checkin::default(),
             trust: Trust::default(),
             log: Log::default(),
+            connections: Connections::default(),
+            tls: Tls::default(),
         }
     }
 }
@@ -184,6 +230,29 @@ director_expiry_secs = 86400
 level = "info"
 # "text" for people, "json" for log collectors.
 format = "text"
+
+[connections]
+# Connections served at once. Keep max + reserve well below the process's open-file limit
+# (`ulimit -n`), which the database and content files share.
+max = 512
+# Connections beyond max that still get one answer each before they are closed: /livez and
+# /readyz as usual, so health checks keep working, and 503 "unavailable" for anything else.
+# Connections beyond max + reserve are closed as soon as they are accepted.
+reserve = 32
+# Seconds a connection may take to send a request's headers, counted from when it opens or
+# from the previous answer; so this is also how long an idle keep-alive connection is kept.
+# A silent connection is closed after this. A TLS handshake gets the same time before that.
+header_timeout_secs = 30
+# Seconds a request body (an upload, a JSON body) may send nothing before the request is cut
+# with 408 "request_timeout".
+body_timeout_secs = 60
+
+[tls]
+# HTTPS: a PEM file with the certificate (then any intermediates) and one with its private
+# key. Both empty: plain HTTP, e.g. behind a reverse proxy that terminates TLS. The files are
+# read at start; restart the server to use a renewed certificate.
+cert_file = ""
+key_file = ""
 "#;
 
 /// Whether a `FERRY_*` variable (prefix stripped) configures the server. Others, such as the
@@ -192,7 +261,10 @@ format = "text"
 fn is_server_key(key: &figment::value::UncasedStr) -> bool {
     let key = key.as_str().to_ascii_lowercase();
     let top = key.split("__").next().unwrap_or_default();
-    matches!(top, "listen" | "data_dir" | "database_url" | "limits" | "checkin" | "trust" | "log")
+    matches!(
+        top,
+        "listen" | "data_dir" | "database_url" | "limits" | "checkin" | "trust" | "log" | "connections" | "tls"
+    )
 }
 
 impl Config {
@@ -249,6 +321,23 @@ impl Config {
                     "{key} is {secs}; it must be between 120 seconds and 366 days"
                 )));
             }
+        }
+        if self.connections.max == 0 {
+            return Err(ConfigError::Invalid("connections.max must be at least 1".into()));
+        }
+        for (key, secs) in [
+            ("connections.header_timeout_secs", self.connections.header_timeout_secs),
+            ("connections.body_timeout_secs", self.connections.body_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&secs) {
+                return Err(ConfigError::Invalid(format!("{key} is {secs}; it must be between 1 and 3600 seconds")));
+            }
+        }
+        if self.tls.enabled() && (self.tls.cert_file.as_os_str().is_empty() || self.tls.key_file.as_os_str().is_empty())
+        {
+            return Err(ConfigError::Invalid(
+                "tls.cert_file and tls.key_file go together: set both for HTTPS, or neither for plain HTTP".into(),
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!("log.format is {:?}; use \"text\" or \"json\"", self.log.format)));

@@ -48,6 +48,28 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, message)
     }
 
+    /// 408 with code `request_timeout`: the request body sent nothing for `secs` seconds.
+    pub fn body_timeout(secs: u64) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::RequestTimeout,
+            format!(
+                "the request body sent nothing for {secs} seconds (connections.body_timeout_secs); \
+                 the request was cut, send it again"
+            ),
+        )
+    }
+
+    /// 503 with code `unavailable`: the connection is one of the reserve, beyond
+    /// `connections.max`.
+    pub fn too_many_connections() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "the server has too many connections open (connections.max); retry later",
+        )
+    }
+
     /// 500 with code `internal`; the detail is logged, not shown.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(%detail, "internal error");

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod cache;
 pub mod config;
+mod conn;
 pub mod error;
 pub mod extract;
 pub mod lookups;
@@ -40,6 +41,9 @@ pub enum ServerError {
     /// The database could not be opened or migrated.
     #[error("cannot open the database: {0}")]
     Store(#[from] ferry_store::StoreError),
+    /// The TLS certificate or key cannot be used.
+    #[error("{0}")]
+    Tls(String),
     /// The content store could not be opened.
     #[error("cannot open the content store: {0}")]
     Content(#[from] ferry_content::ContentError),
@@ -160,19 +164,20 @@ fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then finishes in-flight requests.
-/// Sockets get `TCP_NODELAY`, so small API answers are not delayed by Nagle's algorithm.
+/// Connections are bounded as `[connections]` says and use TLS when `[tls]` is set (see the
+/// `conn` module); the certificate and key are read before the first connection is accepted.
 pub async fn serve(
     listener: TcpListener,
     app: &App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let service = app.router().into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let config = &app.state.config;
+    let tls = conn::tls_acceptor(&config.tls).map_err(ServerError::Tls)?;
+    let local = listener.local_addr().map_err(io_err("reading the listening address"))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(address = %local, scheme, data_dir = %config.data_dir.display(), "ferry server listening");
+    let body_timeout = std::time::Duration::from_secs(config.connections.body_timeout_secs);
+    let router = app.router().layer(axum::middleware::from_fn_with_state(body_timeout, conn::body_deadline));
     let state = app.state.clone();
     let flusher = tokio::spawn(async move {
         let mut tick = tokio::time::interval(cache::ContactBuffer::FLUSH_EVERY);
@@ -196,12 +201,12 @@ pub async fn serve(
             }
         }
     });
-    let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await.map_err(io_err("serving HTTP"));
+    conn::accept_loop(listener, router, tls, &config.connections, shutdown).await;
     flusher.abort();
     resigner.abort();
     // Stamps recorded by the last requests are written before returning.
     app.state.contacts.flush(app.state.store.as_ref()).await;
-    served
+    Ok(())
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
@@ -247,7 +252,5 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         );
     }
     let listener = TcpListener::bind(listen).await.map_err(io_err(format!("cannot listen on {listen}")))?;
-    let local = listener.local_addr().map_err(io_err("reading the listening address"))?;
-    tracing::info!(address = %local, data_dir = %data_dir.display(), "ferry server listening");
     serve(listener, &app, shutdown_signal()).await
 }

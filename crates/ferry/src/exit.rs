@@ -178,6 +178,8 @@ pub fn for_status(status: u16, code: ErrorCode) -> u8 {
         403 => FORBIDDEN,
         404 => NOT_FOUND,
         409 => CONFLICT,
+        // The upload stalled long enough for the server to cut it: a network problem.
+        408 => UNREACHABLE,
         400 | 411 | 413 | 415 | 416 | 422 => REJECTED,
         500..=599 => SERVER_ERROR,
         _ => INTERNAL,
@@ -230,6 +232,7 @@ mod tests {
             (413, ErrorCode::PayloadTooLarge, REJECTED),
             (416, ErrorCode::RangeNotSatisfiable, REJECTED),
             (422, ErrorCode::InvalidJson, REJECTED),
+            (408, ErrorCode::RequestTimeout, UNREACHABLE),
             (500, ErrorCode::Internal, SERVER_ERROR),
             (503, ErrorCode::Unavailable, SERVER_ERROR),
             (502, ErrorCode::Internal, SERVER_ERROR),

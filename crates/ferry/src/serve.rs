@@ -19,6 +19,12 @@ pub struct ServeArgs {
     /// Directory for the database, the content store and the initial admin token.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate (then any intermediates); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -30,6 +36,10 @@ impl ServeArgs {
         }
         if let Some(data_dir) = self.data_dir {
             config.data_dir = data_dir;
+        }
+        if let (Some(cert), Some(key)) = (self.tls_cert, self.tls_key) {
+            config.tls.cert_file = cert;
+            config.tls.key_file = key;
         }
         ferry_server::run(config).await.context("the server stopped")
     }

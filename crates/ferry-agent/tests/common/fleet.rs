@@ -253,6 +253,11 @@ impl Device {
     /// with a health check that fails when the installed version has a file named `BAD`.
     /// `extra` is appended to the top level of the configuration (before any table).
     pub fn new(fleet: &Fleet, id: &str, extra: &str) -> Self {
+        Self::with_server(fleet, id, &fleet.url, extra)
+    }
+
+    /// Like [`Device::new`], reaching the fleet's server at `server_url` (through a proxy).
+    pub fn with_server(fleet: &Fleet, id: &str, server_url: &str, extra: &str) -> Self {
         let dir = fleet.path(id);
         std::fs::create_dir_all(&dir).unwrap();
         let health = dir.join("health.sh");
@@ -282,7 +287,7 @@ root = "{root}"
 argv = ["{health}"]
 timeout_secs = 30
 "#,
-            url = fleet.url,
+            url = server_url,
             key = fleet.enrollment_key,
             state = dir.join("state").display(),
             image_root = fleet.path("image-root.json").display(),
