@@ -113,6 +113,7 @@ impl ReleaseSpec {
             applies_to: self.applies_to,
             counter: 0,
             created_at: 0,
+            archived: false,
         }
     }
 }

@@ -101,6 +101,8 @@ pub enum Verdict {
     NotApproved,
     /// Declined for one of the device's groups.
     Declined,
+    /// Archived by an administrator: offered to no device.
+    Archived,
     /// Another offered release replaces it.
     Superseded {
         /// The release that replaces it.
@@ -122,6 +124,9 @@ pub struct Decision {
 fn verdict_alone(device: &DeviceFacts<'_>, c: &Candidate<'_>) -> Verdict {
     use std::cmp::Ordering::*;
     let r = c.release;
+    if r.archived {
+        return Verdict::Archived;
+    }
     if !device.platform.is_some_and(|p| r.platforms.contains(p)) {
         return Verdict::WrongPlatform;
     }
@@ -296,6 +301,7 @@ mod tests {
             applies_to: None,
             counter: id,
             created_at: 0,
+            archived: false,
         }
     }
 
@@ -327,6 +333,8 @@ mod tests {
         patch.applies_to = Some(VersionRange { min: Some("1.1".parse().unwrap()), max: None });
         let declined = release(6, "tool", "1.0", ReleaseKind::Full);
         let unapproved = release(7, "tool2", "1.0", ReleaseKind::Full);
+        let mut archived = release(8, "tool3", "1.0", ReleaseKind::Full);
+        archived.archived = true;
 
         let got = verdicts(
             &dev,
@@ -338,6 +346,7 @@ mod tests {
                 (&patch, APPROVED),
                 (&declined, Approval::Decline),
                 (&unapproved, Approval::NotApproved),
+                (&archived, APPROVED),
             ],
         );
         assert_eq!(
@@ -350,6 +359,7 @@ mod tests {
                 Verdict::OutsidePatchRange,
                 Verdict::Declined,
                 Verdict::NotApproved,
+                Verdict::Archived,
             ]
         );
     }

@@ -5,13 +5,28 @@
 mod common;
 
 use ferry_api::*;
-use ferry_client::{AdminClient, DeviceClient};
+use ferry_client::{AdminClient, ClientError, DeviceClient};
+use ferry_core::applicability::Verdict;
 use ferry_core::{DeviceStatus, Release, Sha256};
-use ferry_store::ApprovalAction;
+use ferry_store::{ApprovalAction, ReleaseChange};
 use sha2::Digest;
 
 fn sha(data: &[u8]) -> Sha256 {
     Sha256::from_bytes(sha2::Sha256::digest(data).into())
+}
+
+fn code(e: &ClientError) -> (u16, ErrorCode) {
+    match e {
+        ClientError::Api { status, code, .. } => (*status, *code),
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+fn message(e: &ClientError) -> String {
+    match e {
+        ClientError::Api { message, .. } => message.clone(),
+        other => panic!("expected an API error, got {other}"),
+    }
 }
 
 /// A catalogue with product `vpn`, platform `linux-x86_64` and group `office`.
@@ -99,3 +114,92 @@ on_both_backends!(a_required_release_is_offered_beside_a_newer_optional_one, |sr
     f.approve(&newest, Some(1_800_000_000)).await;
     assert_eq!(offers(&device, &[]).await, vec![("6.2".to_owned(), true, Some(1_800_000_000))]);
 });
+
+on_both_backends!(versions_that_compare_equal_conflict, |srv: common::TestServer| async move {
+    let f = fleet(&srv).await;
+    let first = f.publish("5.0", |_| {}).await;
+    for same in ["5", "5.00", "5.0 (Rel)"] {
+        let e = f.admin.create_release(&f.spec(same).await).await.unwrap_err();
+        assert_eq!(code(&e), (409, ErrorCode::Conflict), "{e}");
+        let text = message(&e);
+        assert!(text.contains("5.0") && text.contains(&first.id.to_string()) && text.contains("ranks equal"), "{text}");
+    }
+    assert_eq!(f.admin.list_releases(None).await.unwrap().len(), 1);
+});
+
+on_both_backends!(delete_only_what_no_device_was_offered, |srv: common::TestServer| async move {
+    let f = fleet(&srv).await;
+    let draft = f.publish("1.0", |_| {}).await;
+    f.admin.delete_release(draft.id).await.unwrap();
+    assert_eq!(code(&f.admin.get_release(draft.id).await.unwrap_err()).0, 404);
+    assert_eq!(code(&f.admin.delete_release(draft.id).await.unwrap_err()).0, 404);
+    // Its version is free again.
+    let approved = f.publish("1.0", |_| {}).await;
+    f.approve(&approved, None).await;
+    f.admin.delete_approval(approved.id, &"office".parse().unwrap()).await.unwrap();
+    let e = f.admin.delete_release(approved.id).await.unwrap_err();
+    assert_eq!(code(&e), (409, ErrorCode::Conflict));
+    assert!(message(&e).contains("ferry release archive"), "{e}");
+    assert_eq!(f.admin.get_release(approved.id).await.unwrap(), approved);
+});
+
+on_both_backends!(archive_unarchive_and_edit_notes, |srv: common::TestServer| async move {
+    let f = fleet(&srv).await;
+    let release = f.publish("6.0", |_| {}).await;
+    f.approve(&release, None).await;
+    let device = f.enroll("pc-002").await;
+    assert_eq!(offers(&device, &[]).await, vec![("6.0".to_owned(), false, None)]);
+
+    let archive = ReleaseChange { notes: None, archived: Some(true) };
+    let archived = f.admin.update_release(release.id, &archive).await.unwrap();
+    assert!(archived.archived);
+    // No longer offered, nor served to the device, but still listed and explained.
+    assert_eq!(offers(&device, &[]).await, vec![]);
+    let sha = &release.artifacts[0].sha256;
+    let e = device.download_content(sha, None, None).await.unwrap_err();
+    assert_eq!(code(&e).0, 403, "{e}");
+    assert_eq!(f.admin.list_releases(None).await.unwrap(), vec![archived.clone()]);
+    let why = f.admin.device_applicability(&"pc-002".parse().unwrap()).await.unwrap();
+    assert_eq!(why.decisions.iter().find(|d| d.release == release.id).unwrap().verdict, Verdict::Archived);
+
+    let unarchive = ReleaseChange { notes: None, archived: Some(false) };
+    assert!(!f.admin.update_release(release.id, &unarchive).await.unwrap().archived);
+    assert_eq!(offers(&device, &[]).await, vec![("6.0".to_owned(), false, None)]);
+
+    let notes = ReleaseChange { notes: Some("fixes the tunnel MTU".to_owned()), archived: None };
+    assert_eq!(f.admin.update_release(release.id, &notes).await.unwrap().notes, "fixes the tunnel MTU");
+    let answer = device.checkin(&report(&[])).await.unwrap();
+    assert_eq!(answer.offers[0].notes, "fixes the tunnel MTU");
+
+    // Bad changes: nothing to change, notes too long, an unknown release.
+    let e = f.admin.update_release(release.id, &ReleaseChange::default()).await.unwrap_err();
+    assert_eq!(code(&e), (400, ErrorCode::BadRequest), "{e}");
+    let long = ReleaseChange { notes: Some("x".repeat(70_000)), archived: None };
+    let e = f.admin.update_release(release.id, &long).await.unwrap_err();
+    assert_eq!(code(&e).0, 400, "{e}");
+    assert!(message(&e).contains("65536"), "{e}");
+    assert_eq!(code(&f.admin.update_release(ferry_core::ReleaseId(9_999), &notes).await.unwrap_err()).0, 404);
+    assert_eq!(f.admin.get_release(release.id).await.unwrap().notes, "fixes the tunnel MTU");
+});
+
+/// A release listed in the signed targets metadata stays: devices trusting that metadata may
+/// fetch it.
+async fn a_signed_release_cannot_be_deleted(srv: common::TestServer) {
+    use common::trust::{Fleet, Publisher};
+    let fleet = Fleet::new(&srv).await;
+    let publisher = Publisher::new(&fleet.admin).await;
+    let release = fleet.publish("1.0", b"firmware 1.0").await;
+    fleet.admin.delete_approval(release.id, &"field".parse().unwrap()).await.unwrap();
+    fleet.admin.push_image_metadata("root", publisher.signed_root(1)).await.unwrap();
+    let targets = fleet.draft("targets", &[&release]).await;
+    fleet.push_targets(&publisher, &targets).await;
+    let e = fleet.admin.delete_release(release.id).await.unwrap_err();
+    assert_eq!(code(&e), (409, ErrorCode::Conflict), "{e}");
+    let text = message(&e);
+    assert!(
+        text.contains("signed targets") && text.contains("gw/1.0/firmware.bin") && text.contains("archive"),
+        "{text}"
+    );
+    assert!(fleet.admin.get_release(release.id).await.is_ok());
+}
+on_both_backends_signed!(a_signed_release_cannot_be_deleted);
