@@ -56,6 +56,14 @@ impl Fleet {
         self.admin.create_release(&spec).await.unwrap()
     }
 
+    /// Release `version` of another `product`, for linux-x86_64.
+    async fn publish_other(&self, product: &str, version: &str) -> Release {
+        let data = format!("{product} {version}").into_bytes();
+        let info = self.admin.upload_content(data.clone(), Some(&sha(&data))).await.unwrap();
+        let artifact = common::artifact("file.bin", &info, "application/octet-stream");
+        self.admin.create_release(&common::release_spec(product, version, "linux-x86_64", artifact)).await.unwrap()
+    }
+
     async fn approve(&self, release: &Release, deadline: Option<i64>) {
         let spec = ApprovalSpec { action: ApprovalAction::Install, deadline };
         self.admin.set_approval(release.id, &"office".parse().unwrap(), &spec).await.unwrap();
@@ -203,3 +211,50 @@ async fn a_signed_release_cannot_be_deleted(srv: common::TestServer) {
     assert!(fleet.admin.get_release(release.id).await.is_ok());
 }
 on_both_backends_signed!(a_signed_release_cannot_be_deleted);
+
+on_both_backends!(why_explains_every_release_of_the_devices_products, |srv: common::TestServer| async move {
+    let f = fleet(&srv).await;
+    f.admin
+        .create_platform(&PlatformSpec { name: "windows-x86_64".parse().unwrap(), description: String::new() })
+        .await
+        .unwrap();
+    f.admin.create_product(&ProductSpec { name: "tool".parse().unwrap(), description: String::new() }).await.unwrap();
+    f.admin.create_product(&ProductSpec { name: "other".parse().unwrap(), description: String::new() }).await.unwrap();
+    let offered = f.publish("6.0", |_| {}).await;
+    let unapproved = f.publish("6.1", |_| {}).await;
+    let declined = f.publish("6.2", |_| {}).await;
+    let archived = f.publish("6.3", |_| {}).await;
+    let windows = f.publish("6.4", |s| s.platforms = vec!["windows-x86_64".parse().unwrap()]).await;
+    let older = f.publish("5.0", |_| {}).await;
+    f.approve(&offered, None).await;
+    f.approve(&archived, None).await;
+    f.admin
+        .set_approval(
+            declined.id,
+            &"office".parse().unwrap(),
+            &ApprovalSpec { action: ApprovalAction::Decline, deadline: None },
+        )
+        .await
+        .unwrap();
+    f.admin.update_release(archived.id, &ReleaseChange { notes: None, archived: Some(true) }).await.unwrap();
+    // A product the device runs, with no approval at all, and one it neither runs nor is approved.
+    let tool = f.publish_other("tool", "2.0").await;
+    let other = f.publish_other("other", "1.0").await;
+
+    let device = f.enroll("pc-003").await;
+    let answer = device.checkin(&report(&[("vpn", "5.5"), ("tool", "1.0")])).await.unwrap();
+    assert_eq!(answer.offers.iter().map(|o| o.release).collect::<Vec<_>>(), vec![offered.id]);
+
+    let why = f.admin.device_applicability(&"pc-003".parse().unwrap()).await.unwrap();
+    assert_eq!(why.groups, vec!["office".parse().unwrap()]);
+    let verdict = |id| why.decisions.iter().find(|d| d.release == id).map(|d| d.verdict.clone());
+    assert_eq!(verdict(offered.id), Some(Verdict::Offer { deadline: None }));
+    assert_eq!(verdict(unapproved.id), Some(Verdict::NotApproved));
+    assert_eq!(verdict(declined.id), Some(Verdict::Declined));
+    assert_eq!(verdict(archived.id), Some(Verdict::Archived));
+    assert_eq!(verdict(windows.id), Some(Verdict::WrongPlatform));
+    assert_eq!(verdict(older.id), Some(Verdict::NewerInstalled));
+    assert_eq!(verdict(tool.id), Some(Verdict::NotApproved));
+    assert_eq!(verdict(other.id), None, "not one of the device's products");
+    assert_eq!(why.decisions.len(), 7);
+});

@@ -81,3 +81,63 @@ fn release_lifecycle_commands() {
 
     assert_eq!(server.stop(), Some(0));
 }
+
+#[test]
+fn device_why_explains_releases_not_approved_for_its_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let run = |args: &[&str]| output(server.cli().args(args));
+    assert_eq!(run(&["product", "create", "vpn"]).0, 0);
+    assert_eq!(run(&["platform", "create", "linux-x86_64"]).0, 0);
+    let (_, out, _) = run(&["group", "create", "lab", "--json"]);
+    let key = json(&out)["enrollment_key"].as_str().unwrap().to_owned();
+    let artifact = dir.path().join("vpn.tar.gz");
+    std::fs::write(&artifact, b"vpn bytes").unwrap();
+    let artifact = artifact.to_str().unwrap();
+    let mut ids = Vec::new();
+    for version in ["1.0", "2.0"] {
+        let (code, out, err) = run(&[
+            "release",
+            "publish",
+            "--product",
+            "vpn",
+            "--version",
+            version,
+            "--platform",
+            "linux-x86_64",
+            "--artifact",
+            artifact,
+            "--quiet",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        ids.push(out.trim().to_owned());
+    }
+    assert_eq!(run(&["approve", &ids[0], "--group", "lab"]).0, 0);
+
+    // The device enrolls and checks in as linux-x86_64 with nothing installed.
+    let url = server.url.clone();
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async move {
+        let mut device = ferry_client::DeviceClient::new(&url, None).unwrap();
+        let request = ferry_api::EnrollRequest { device_id: "pc-1".parse().unwrap(), enrollment_key: Some(key) };
+        let enrolled = device.enroll(&request).await.unwrap();
+        device.set_credential(&enrolled.credential).unwrap();
+        let checkin =
+            ferry_api::CheckinRequest { platform: Some("linux-x86_64".parse().unwrap()), ..Default::default() };
+        device.checkin(&checkin).await.unwrap();
+    });
+
+    let (code, out, err) = run(&["device", "why", "pc-1"]);
+    assert_eq!(code, 0, "{err}");
+    let row = |id: &str| out.lines().find(|l| l.split_whitespace().next() == Some(id)).unwrap_or_default().to_owned();
+    // The server requires signed releases: the approved one waits for its signature.
+    assert!(row(&ids[0]).contains("awaiting_signature"), "{out}");
+    assert!(row(&ids[1]).contains("not_approved") && row(&ids[1]).contains("not approved for group lab"), "{out}");
+    let (code, out, _) = run(&["device", "why", "pc-1", "--json"]);
+    assert_eq!(code, 0);
+    let report = json(&out);
+    assert_eq!(report["groups"], serde_json::json!(["lab"]));
+    assert_eq!(report["decisions"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(report["decisions"][0]["verdict"], "not_approved", "{out}");
+    assert_eq!(report["awaiting_signature"], serde_json::json!([ids[0].parse::<i64>().unwrap()]));
+    assert_eq!(server.stop(), Some(0));
+}
