@@ -300,6 +300,20 @@ root = "/opt/app"
     }
 
     #[test]
+    fn a_required_release_offered_beside_a_newer_optional_one_installs_unless_the_newer_is_consented() {
+        // The server offers a line's preferred release first and a required older one after it.
+        let offers = [offer(2, "app", "6.1", false), offer(1, "app", "6.0", true)];
+        let assigned = [verified("app", "6.1", 2, false), verified("app", "6.0", 1, true)];
+        let none = BTreeSet::new();
+        let p = plan(&offers, &assigned, &State::default(), &config(), at(0, true, &none));
+        assert_eq!(p.start.map(|(t, _)| t.release), Some(ReleaseId(1)));
+        assert_eq!(p.awaiting_consent, vec![ReleaseId(2)]);
+        let consent = BTreeSet::from([ReleaseId(2)]);
+        let p = plan(&offers, &assigned, &State::default(), &config(), at(0, true, &consent));
+        assert_eq!(p.start.map(|(t, _)| t.release), Some(ReleaseId(2)), "straight to the consented newer one");
+    }
+
+    #[test]
     fn a_required_release_outside_the_window_downloads_and_waits() {
         let none = BTreeSet::new();
         let p = plan(

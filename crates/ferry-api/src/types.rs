@@ -113,6 +113,7 @@ impl ReleaseSpec {
             applies_to: self.applies_to,
             counter: 0,
             created_at: 0,
+            archived: false,
         }
     }
 }
@@ -225,7 +226,11 @@ pub struct DeviceDetail {
 pub struct ApplicabilityReport {
     /// The device.
     pub device: DeviceId,
-    /// One decision per release approved or declined for its groups.
+    /// The device's groups: a release is `not_approved` when none of them approves it.
+    #[serde(default)]
+    pub groups: Vec<GroupName>,
+    /// One decision per release of the device's products: those it reports installed and
+    /// those with a release approved or declined for its groups.
     pub decisions: Vec<Decision>,
     /// Releases approved for install in its groups that no signed targets metadata lists yet
     /// (with `trust.require_signed_releases` on): they are offered once a publisher signs them.

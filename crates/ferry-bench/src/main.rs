@@ -137,6 +137,7 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
             applies_to: None,
             counter: 0,
             created_at: 0,
+            archived: false,
         };
         let r = store.create_release(&release, now).await?;
         releases.push(r.clone());
@@ -296,6 +297,7 @@ fn director_cost(args: &CostArgs) -> anyhow::Result<()> {
         applies_to: None,
         counter: 42,
         created_at: 0,
+        archived: false,
     };
     let now = unix_now();
     let (mut chain, mut single) = (Vec::new(), Vec::new());

@@ -9,7 +9,7 @@ use ferry_api::{
     Whoami, ADMIN_PREFIX, SHA256_HEADER,
 };
 use ferry_core::{DeviceId, DeviceStatus, GroupName, PlatformName, ProductName, Release, ReleaseId, Sha256};
-use ferry_store::{AdminToken, Approval, Device, Event, Platform, Product};
+use ferry_store::{AdminToken, Approval, Device, Event, Platform, Product, ReleaseChange};
 use futures::TryStreamExt;
 use reqwest::header::CONTENT_LENGTH;
 use reqwest::{Method, Url};
@@ -197,6 +197,16 @@ impl AdminClient {
     /// `GET /releases/{id}`.
     pub async fn get_release(&self, id: ReleaseId) -> Result<Release, ClientError> {
         self.get(&["releases", &id.to_string()]).await
+    }
+
+    /// `PATCH /releases/{id}`: changes the notes and/or archives or unarchives the release.
+    pub async fn update_release(&self, id: ReleaseId, change: &ReleaseChange) -> Result<Release, ClientError> {
+        self.http.send_json(Method::PATCH, self.url(&["releases", &id.to_string()]), change).await
+    }
+
+    /// `DELETE /releases/{id}`: deletes a release no device can have been offered.
+    pub async fn delete_release(&self, id: ReleaseId) -> Result<(), ClientError> {
+        self.http.send_empty(Method::DELETE, self.url(&["releases", &id.to_string()])).await
     }
 
     /// `GET /releases/{id}/approvals`.

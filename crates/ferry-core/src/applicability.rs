@@ -101,6 +101,8 @@ pub enum Verdict {
     NotApproved,
     /// Declined for one of the device's groups.
     Declined,
+    /// Archived by an administrator: offered to no device.
+    Archived,
     /// Another offered release replaces it.
     Superseded {
         /// The release that replaces it.
@@ -122,6 +124,9 @@ pub struct Decision {
 fn verdict_alone(device: &DeviceFacts<'_>, c: &Candidate<'_>) -> Verdict {
     use std::cmp::Ordering::*;
     let r = c.release;
+    if r.archived {
+        return Verdict::Archived;
+    }
     if !device.platform.is_some_and(|p| r.platforms.contains(p)) {
         return Verdict::WrongPlatform;
     }
@@ -172,46 +177,95 @@ fn preferred(a: &Release, b: &Release) -> bool {
     }
 }
 
-/// Decides every candidate. At most one release per product and version line is offered: the
-/// one that supersedes or outranks the others; the rest are marked superseded by it.
-pub fn decide(device: &DeviceFacts<'_>, candidates: &[Candidate<'_>]) -> Vec<Decision> {
-    let mut decisions: Vec<Decision> =
-        candidates.iter().map(|c| Decision { release: c.release.id, verdict: verdict_alone(device, c) }).collect();
-    // Best offered release per (product, is_config).
-    let mut best: BTreeMap<(&ProductName, bool), usize> = BTreeMap::new();
+/// Whether an offered release `a` makes offering `b` as well unnecessary: `a` installs
+/// without consent at least as soon as `b` would. A required release installs at the next
+/// maintenance window, any release at its deadline; an optional one without a deadline never
+/// installs without consent, so anything covers it.
+fn covers(a: (&Release, Option<i64>), b: (&Release, Option<i64>)) -> bool {
+    let (a, a_deadline) = a;
+    let (b, b_deadline) = b;
+    (a.required || !b.required) && b_deadline.is_none_or(|b| a_deadline.is_some_and(|a| a <= b))
+}
+
+/// The most preferred of `indexes` (see [`preferred`]), by a linear scan so that an explicit
+/// `supersedes` that contradicts the version order cannot upset a sort.
+fn most_preferred(candidates: &[Candidate<'_>], indexes: &[usize]) -> Option<usize> {
+    indexes
+        .iter()
+        .copied()
+        .reduce(|best, i| if preferred(candidates[i].release, candidates[best].release) { i } else { best })
+}
+
+/// The offered indexes of each product line (product, is_config), in candidate order.
+fn lines<'c>(candidates: &[Candidate<'c>], decisions: &[Decision]) -> Vec<Vec<usize>> {
+    let mut lines: Vec<((&'c ProductName, bool), Vec<usize>)> = Vec::new();
     for (i, c) in candidates.iter().enumerate() {
         if !matches!(decisions[i].verdict, Verdict::Offer { .. }) {
             continue;
         }
         let key = (&c.release.product, c.release.kind.is_config());
-        match best.get(&key) {
-            Some(&j) if !preferred(c.release, candidates[j].release) => {}
-            _ => {
-                best.insert(key, i);
-            }
+        match lines.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, line)) => line.push(i),
+            None => lines.push((key, vec![i])),
         }
     }
-    for (i, c) in candidates.iter().enumerate() {
-        if !matches!(decisions[i].verdict, Verdict::Offer { .. }) {
-            continue;
+    lines.into_iter().map(|(_, line)| line).collect()
+}
+
+/// Decides every candidate. Per product line (software and configuration separately) the
+/// release that supersedes or outranks the others is offered. A release the device must
+/// install without consent (required, or approved with a deadline) is offered as well unless
+/// an offered release already installs without consent as soon: an optional newer release
+/// never hides a required older one, so the device reaches at least the required version by
+/// its deadline and may go further with consent. The rest are marked superseded by the
+/// line's preferred release.
+pub fn decide(device: &DeviceFacts<'_>, candidates: &[Candidate<'_>]) -> Vec<Decision> {
+    let mut decisions: Vec<Decision> =
+        candidates.iter().map(|c| Decision { release: c.release.id, verdict: verdict_alone(device, c) }).collect();
+    let deadline = |decisions: &[Decision], i: usize| match decisions[i].verdict {
+        Verdict::Offer { deadline } => deadline,
+        _ => None,
+    };
+    for line in lines(candidates, &decisions) {
+        let Some(best) = most_preferred(candidates, &line) else { continue };
+        let mut offered = vec![best];
+        let mut rest: Vec<usize> = line.into_iter().filter(|&i| i != best).collect();
+        loop {
+            let uncovered: Vec<usize> = rest
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    !offered.iter().any(|&o| {
+                        covers(
+                            (candidates[o].release, deadline(&decisions, o)),
+                            (candidates[i].release, deadline(&decisions, i)),
+                        )
+                    })
+                })
+                .collect();
+            let Some(next) = most_preferred(candidates, &uncovered) else { break };
+            offered.push(next);
+            rest.retain(|&i| i != next);
         }
-        let j = best[&(&c.release.product, c.release.kind.is_config())];
-        if j != i {
-            decisions[i].verdict = Verdict::Superseded { by: candidates[j].release.id };
+        for i in rest {
+            decisions[i].verdict = Verdict::Superseded { by: candidates[best].release.id };
         }
     }
     decisions
 }
 
-/// The offered releases in install order: a release comes after the offered releases of the
+/// The offered releases in install order: the releases of one product line together, the
+/// preferred one first (so that a device that consented to it installs it rather than an
+/// older required release offered beside it), and a release after the offered releases of the
 /// products it depends on. Dependency cycles keep their catalogue order.
 pub fn offers<'a>(candidates: &[Candidate<'a>], decisions: &[Decision]) -> Vec<&'a Release> {
-    let mut pending: Vec<&Release> = candidates
-        .iter()
-        .zip(decisions)
-        .filter(|(_, d)| matches!(d.verdict, Verdict::Offer { .. }))
-        .map(|(c, _)| c.release)
-        .collect();
+    let mut pending: Vec<&Release> = Vec::new();
+    for mut line in lines(candidates, decisions) {
+        while let Some(i) = most_preferred(candidates, &line) {
+            pending.push(candidates[i].release);
+            line.retain(|&j| j != i);
+        }
+    }
     let mut ordered = Vec::with_capacity(pending.len());
     while !pending.is_empty() {
         let ready = pending.iter().position(|r| {
@@ -224,6 +278,8 @@ pub fn offers<'a>(candidates: &[Candidate<'a>], decisions: &[Decision]) -> Vec<&
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
     use crate::catalogue::*;
 
@@ -245,6 +301,7 @@ mod tests {
             applies_to: None,
             counter: id,
             created_at: 0,
+            archived: false,
         }
     }
 
@@ -276,6 +333,8 @@ mod tests {
         patch.applies_to = Some(VersionRange { min: Some("1.1".parse().unwrap()), max: None });
         let declined = release(6, "tool", "1.0", ReleaseKind::Full);
         let unapproved = release(7, "tool2", "1.0", ReleaseKind::Full);
+        let mut archived = release(8, "tool3", "1.0", ReleaseKind::Full);
+        archived.archived = true;
 
         let got = verdicts(
             &dev,
@@ -287,6 +346,7 @@ mod tests {
                 (&patch, APPROVED),
                 (&declined, Approval::Decline),
                 (&unapproved, Approval::NotApproved),
+                (&archived, APPROVED),
             ],
         );
         assert_eq!(
@@ -299,6 +359,7 @@ mod tests {
                 Verdict::OutsidePatchRange,
                 Verdict::Declined,
                 Verdict::NotApproved,
+                Verdict::Archived,
             ]
         );
     }
@@ -368,6 +429,107 @@ mod tests {
         assert_eq!(Approval::NotApproved.combine(install), install);
         assert_eq!(install.combine(Approval::Install { deadline: Some(10) }), Approval::Install { deadline: Some(10) });
         assert_eq!(Approval::Install { deadline: None }.combine(install), Approval::Install { deadline: Some(50) });
+    }
+
+    fn linux() -> PlatformName {
+        "linux-x86_64".parse().unwrap()
+    }
+
+    #[test]
+    fn an_optional_newer_release_does_not_hide_a_required_older_one() {
+        let linux = linux();
+        let none = BTreeMap::new();
+        let dev = DeviceFacts { platform: Some(&linux), installed: &none, configs: &none };
+        let mut required = release(1, "vpn", "6.0", ReleaseKind::Full);
+        required.required = true;
+        let optional = release(2, "vpn", "6.1", ReleaseKind::Full);
+        let by_deadline = Approval::Install { deadline: Some(1_000) };
+        assert_eq!(
+            verdicts(&dev, &[(&required, by_deadline), (&optional, APPROVED)]),
+            vec![Verdict::Offer { deadline: Some(1_000) }, Verdict::Offer { deadline: None }]
+        );
+        // The newer one comes first, so a device that consented to it goes straight there.
+        let cs = [
+            Candidate { release: &required, approval: by_deadline },
+            Candidate { release: &optional, approval: APPROVED },
+        ];
+        let order: Vec<_> = offers(&cs, &decide(&dev, &cs)).iter().map(|r| r.id).collect();
+        assert_eq!(order, vec![ReleaseId(2), ReleaseId(1)]);
+
+        // An optional release approved with a deadline must be reached by then, too.
+        let older = release(3, "vpn", "5.0", ReleaseKind::Full);
+        assert_eq!(
+            verdicts(&dev, &[(&older, by_deadline), (&optional, APPROVED)]),
+            vec![Verdict::Offer { deadline: Some(1_000) }, Verdict::Offer { deadline: None }]
+        );
+        // Once the newer release installs without consent as soon, it alone is offered.
+        let mut newer_required = release(4, "vpn", "6.2", ReleaseKind::Full);
+        newer_required.required = true;
+        assert_eq!(
+            verdicts(&dev, &[(&required, APPROVED), (&newer_required, APPROVED)]),
+            vec![Verdict::Superseded { by: ReleaseId(4) }, Verdict::Offer { deadline: None }]
+        );
+        assert_eq!(
+            verdicts(&dev, &[(&older, by_deadline), (&optional, Approval::Install { deadline: Some(999) })]),
+            vec![Verdict::Superseded { by: ReleaseId(2) }, Verdict::Offer { deadline: Some(999) }]
+        );
+        // A later deadline on the newer one does not bring the device to the older one in time.
+        assert_eq!(
+            verdicts(&dev, &[(&older, by_deadline), (&optional, Approval::Install { deadline: Some(2_000) })]),
+            vec![Verdict::Offer { deadline: Some(1_000) }, Verdict::Offer { deadline: Some(2_000) }]
+        );
+        // Optional releases below the preferred one stay superseded.
+        let plain = release(5, "vpn", "5.5", ReleaseKind::Full);
+        assert_eq!(
+            verdicts(&dev, &[(&plain, APPROVED), (&required, APPROVED), (&optional, APPROVED)]),
+            vec![
+                Verdict::Superseded { by: ReleaseId(2) },
+                Verdict::Offer { deadline: None },
+                Verdict::Offer { deadline: None }
+            ]
+        );
+    }
+
+    fn arb_line() -> impl Strategy<Value = Vec<(u8, bool, Option<i64>)>> {
+        prop::collection::vec((0u8..6, any::<bool>(), prop::option::of(0i64..4)), 1..7)
+    }
+
+    proptest! {
+        /// Whatever the mix, the preferred release is offered and every release that must
+        /// install without consent is offered or covered by an offered one that installs no
+        /// later; at most one offer waits for consent.
+        #[test]
+        fn the_device_always_reaches_every_required_release(line in arb_line()) {
+            let linux = linux();
+            let none = BTreeMap::new();
+            let dev = DeviceFacts { platform: Some(&linux), installed: &none, configs: &none };
+            let releases: Vec<Release> = line
+                .iter()
+                .enumerate()
+                .map(|(i, (minor, required, _))| {
+                    let mut r = release(i as i64 + 1, "vpn", &format!("6.{minor}.{i}"), ReleaseKind::Full);
+                    r.required = *required;
+                    r
+                })
+                .collect();
+            let cs: Vec<Candidate<'_>> = releases
+                .iter()
+                .zip(&line)
+                .map(|(r, (_, _, deadline))| Candidate { release: r, approval: Approval::Install { deadline: *deadline } })
+                .collect();
+            let ds = decide(&dev, &cs);
+            let offered: Vec<(&Release, Option<i64>)> = cs
+                .iter()
+                .zip(&ds)
+                .filter_map(|(c, d)| match d.verdict { Verdict::Offer { deadline } => Some((c.release, deadline)), _ => None })
+                .collect();
+            let highest = releases.iter().max_by(|a, b| a.version.cmp(&b.version)).unwrap();
+            prop_assert!(offered.iter().any(|(r, _)| r.id == highest.id));
+            for (c, (_, _, deadline)) in cs.iter().zip(&line) {
+                prop_assert!(offered.iter().any(|o| covers(*o, (c.release, *deadline))));
+            }
+            prop_assert!(offered.iter().filter(|(r, d)| !r.required && d.is_none()).count() <= 1);
+        }
     }
 
     #[test]

@@ -249,6 +249,9 @@ pub struct Release {
     pub counter: i64,
     /// Unix seconds.
     pub created_at: i64,
+    /// Archived: kept with its content and shown in lists, but offered to no device.
+    #[serde(default)]
+    pub archived: bool,
 }
 
 /// Why a release definition was refused.

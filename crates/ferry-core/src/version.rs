@@ -94,6 +94,60 @@ impl Version {
             (Some(x), Some(y)) => cmp_pre(x, y),
         })
     }
+
+    /// A canonical spelling of the version's rank: two versions have the same key exactly
+    /// when [`Version::cmp_rank`] finds them equal (`5`, `5.0`, `v5.00` and `5.0 (Rel)` all
+    /// give `5`). Stores keep it under a unique index so that versions that compare equal
+    /// cannot be published twice, even by concurrent requests.
+    ///
+    /// Numbers lose their leading zeros, letters are lower-cased, trailing zero components
+    /// are dropped (missing components count as zero), labels and build metadata are left
+    /// out; the pre-release keeps its identifiers (numeric ones without leading zeros), as
+    /// they compare exactly.
+    pub fn rank_key(&self) -> String {
+        let parts = self.parts();
+        let mut components: Vec<String> = parts
+            .core
+            .split('.')
+            .map(|c| {
+                tokens(c)
+                    .map(|t| match t {
+                        Token::Num(n) => canonical_number(n).to_owned(),
+                        Token::Alpha(a) => a.to_ascii_lowercase(),
+                    })
+                    .collect()
+            })
+            .collect();
+        while components.len() > 1 && components.last().is_some_and(|c| c == "0") {
+            components.pop();
+        }
+        let mut key = components.join(".");
+        if let Some(pre) = parts.pre {
+            key.push('-');
+            let ids: Vec<&str> =
+                pre.split('.')
+                    .map(|id| {
+                        if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+                            canonical_number(id)
+                        } else {
+                            id
+                        }
+                    })
+                    .collect();
+            key.push_str(&ids.join("."));
+        }
+        key
+    }
+}
+
+/// A digit string without its leading zeros (`"0"` for zero).
+fn canonical_number(n: &str) -> &str {
+    let trimmed = n.trim_start_matches('0');
+    if trimmed.is_empty() {
+        "0"
+    } else {
+        trimmed
+    }
 }
 
 fn validate(s: &str) -> Result<(), VersionError> {
@@ -327,6 +381,18 @@ mod tests {
     }
 
     #[test]
+    fn versions_that_compare_equal_share_a_rank_key() {
+        for same in ["5", "5.0", "5.00", "5.0 (Rel)", "v5.0.0", "5+build.7", "05"] {
+            assert_eq!(v(same).rank_key(), "5", "{same}");
+        }
+        assert_eq!(v("1.0-RC.01").rank_key(), "1-RC.1");
+        assert_eq!(v("2A.0").rank_key(), "2a");
+        assert_ne!(v("1.0-rc").rank_key(), v("1.0-RC").rank_key(), "pre-release identifiers compare exactly");
+        assert_ne!(v("1.0-").rank_key(), v("1.0").rank_key());
+        assert_ne!(v("5.0.1").rank_key(), v("5").rank_key());
+    }
+
+    #[test]
     fn refuses_bad_versions() {
         for bad in ["", "abc", "1..2", "1.2.", "1/2", "../1", "1.0\n", "1.0 (a/b)", "-1"] {
             assert!(Version::new(bad).is_err(), "{bad:?} was accepted");
@@ -366,6 +432,19 @@ mod tests {
             prop_assert_eq!(ab, b.cmp(&a).reverse());
             prop_assert_eq!(ab == Ordering::Equal, a == b);
             prop_assert_eq!(a == b, a.as_str() == b.as_str());
+        }
+
+        #[test]
+        fn rank_key_is_equal_exactly_when_the_rank_is(a in arb_version(), b in arb_version()) {
+            prop_assert_eq!(a.rank_key() == b.rank_key(), a.cmp_rank(&b) == Ordering::Equal, "{:?} {:?}", a, b);
+        }
+
+        #[test]
+        fn rank_key_ignores_spelling(nums in prop::collection::vec(0u32..1_000, 1..4), zeros in 0usize..3, extra in 0usize..3) {
+            let plain = nums.iter().map(u32::to_string).collect::<Vec<_>>().join(".");
+            let padded = nums.iter().map(|n| format!("{}{n}", "0".repeat(zeros))).collect::<Vec<_>>().join(".");
+            let spelled = format!("v{padded}{} (Rel)", ".0".repeat(extra));
+            prop_assert_eq!(v(&plain).rank_key(), v(&spelled).rank_key());
         }
 
         #[test]

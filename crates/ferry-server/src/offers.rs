@@ -1,12 +1,13 @@
 //! What a device is offered now: the store's approved releases for the device's groups,
 //! decided by `ferry_core::applicability`. Shared by check-in, download entitlement and the
-//! admin "why" report, so the three can never disagree.
+//! admin "why" report (which adds the device's other releases, never offered), so the three
+//! can never disagree.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use ferry_core::applicability::{self, Approval, Candidate, Decision, DeviceFacts, Verdict};
-use ferry_core::{Release, ReleaseId};
+use ferry_core::{ProductName, Release, ReleaseId};
 use ferry_store::{Approval as StoredApproval, ApprovalAction, Device};
 
 use crate::error::ApiResult;
@@ -22,11 +23,61 @@ pub struct Evaluation {
 
 /// Decides what `device` is offered.
 pub async fn evaluate(st: &AppState, device: &Device) -> ApiResult<Evaluation> {
-    let approved = if device.groups.is_empty() {
+    Ok(decide(device, approved_for(st, device).await?))
+}
+
+/// As [`evaluate`], for the "why" report: also decides every other release of the device's
+/// products (those it reports installed and those with a release approved or declined for its
+/// groups), so that an administrator sees why each is not offered (not approved, declined,
+/// archived, wrong platform, ...). Those releases carry no install approval, so they are never
+/// offered and change no other decision: the offers are exactly [`evaluate`]'s. Releases
+/// approved for install but held back because no signed targets metadata lists them yet are
+/// returned apart, in id order.
+pub async fn explain(st: &AppState, device: &Device) -> ApiResult<(Evaluation, Vec<ReleaseId>)> {
+    let approved = approved_for(st, device).await?;
+    // The approvals as stored, before the signed-release gate of the cache.
+    let stored: HashMap<ReleaseId, Vec<StoredApproval>> = if device.groups.is_empty() {
+        HashMap::new()
+    } else {
+        st.store.approved_releases(&device.groups).await?.into_iter().map(|(r, a)| (r.id, a)).collect()
+    };
+    let mut products: BTreeSet<ProductName> = device
+        .installed
+        .keys()
+        .chain(device.configs.keys())
+        .chain(approved.iter().map(|(r, _)| &r.product))
+        .cloned()
+        .collect();
+    let known: HashSet<ReleaseId> = approved.iter().map(|(r, _)| r.id).collect();
+    let releases = st.store.list_releases(None).await?;
+    products.extend(releases.iter().filter(|r| stored.contains_key(&r.id)).map(|r| r.product.clone()));
+    let mut all = approved.as_ref().clone();
+    let mut awaiting_signature = Vec::new();
+    for release in releases {
+        if !products.contains(&release.product) || known.contains(&release.id) {
+            continue;
+        }
+        let approvals = stored.get(&release.id).cloned().unwrap_or_default();
+        if approvals.iter().any(|a| a.action == ApprovalAction::Install && device.groups.contains(&a.group)) {
+            awaiting_signature.push(release.id);
+        } else {
+            all.push((release, approvals));
+        }
+    }
+    awaiting_signature.sort();
+    Ok((decide(device, Arc::new(all)), awaiting_signature))
+}
+
+/// The releases approved or declined for the device's groups (cached).
+async fn approved_for(st: &AppState, device: &Device) -> ApiResult<Arc<Vec<(Release, Vec<StoredApproval>)>>> {
+    Ok(if device.groups.is_empty() {
         Arc::new(Vec::new())
     } else {
         st.catalogue.approved(st.store.as_ref(), &device.groups).await?
-    };
+    })
+}
+
+fn decide(device: &Device, approved: Arc<Vec<(Release, Vec<StoredApproval>)>>) -> Evaluation {
     let combined = approved
         .iter()
         .map(|(_, approvals)| {
@@ -44,7 +95,7 @@ pub async fn evaluate(st: &AppState, device: &Device) -> ApiResult<Evaluation> {
     let facts =
         DeviceFacts { platform: device.platform.as_ref(), installed: &device.installed, configs: &device.configs };
     eval.decisions = applicability::decide(&facts, &eval.candidates());
-    Ok(eval)
+    eval
 }
 
 impl Evaluation {

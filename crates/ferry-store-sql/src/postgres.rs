@@ -32,7 +32,9 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("cannot migrate the postgresql database: {e}")))?;
-        Ok(Self { pool })
+        let store = Self { pool };
+        store.backfill_version_keys().await?;
+        Ok(store)
     }
 
     /// Closes every connection of the pool, waiting for those in use to be returned.

@@ -46,7 +46,9 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| ferry_store::StoreError::Backend(format!("cannot migrate {}: {e}", path.display())))?;
-        Ok(Self { pool })
+        let store = Self { pool };
+        store.backfill_version_keys().await?;
+        Ok(store)
     }
 
     /// Closes every connection of the pool, waiting for those in use to be returned.

@@ -23,7 +23,7 @@ macro_rules! impl_store {
             use ferry_store::{
                 AdminToken, AppendOutcome, Approval, CheckinRecord, Device, DeviceFilter,
                 DirectorFiles, DirectorStamp, DirectorState, Enrollment, Event, Group, MetadataFile, NewAdminToken, NewEvent,
-                Platform, Product, ReleaseState, Repo, Result, Store, StoreError,
+                Platform, Product, ReleaseChange, ReleaseState, Repo, Result, Store, StoreError,
             };
             use sqlx::Row as _;
 
@@ -129,7 +129,7 @@ macro_rules! impl_store {
 
             const RELEASE_COLUMNS: &str =
                 "id, product, version, kind, required, reboot, classification, notes, \
-                 dependencies, supersedes, no_update_versions, applies_to, counter, created_at";
+                 dependencies, supersedes, no_update_versions, applies_to, counter, created_at, archived";
 
             fn release_from_row(row: &Row) -> Result<Release> {
                 const T: &str = "releases";
@@ -165,6 +165,7 @@ macro_rules! impl_store {
                         .transpose()?,
                     counter: get(row, T, "counter")?,
                     created_at: get(row, T, "created_at")?,
+                    archived: get(row, T, "archived")?,
                 })
             }
 
@@ -411,6 +412,33 @@ macro_rules! impl_store {
             }
 
             impl $store {
+                /// Fills in the version key of releases stored before it existed. Idempotent, so
+                /// replicas opening the same database at once do no harm. A row whose version
+                /// ranks equal to another's on the same line (possible only in a database from
+                /// before the key) keeps no key: the other row's key still refuses a third.
+                pub(crate) async fn backfill_version_keys(&self) -> Result<()> {
+                    let rows = sqlx::query("SELECT id, version FROM releases WHERE version_key IS NULL ORDER BY id")
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(err)?;
+                    for row in &rows {
+                        let id: i64 = get(row, "releases", "id")?;
+                        let version = parse_version("releases", "version", get(row, "releases", "version")?)?;
+                        let result = sqlx::query("UPDATE releases SET version_key = $2 WHERE id = $1 AND version_key IS NULL")
+                            .bind(id)
+                            .bind(version.rank_key())
+                            .execute(&self.pool)
+                            .await;
+                        match result {
+                            Err(e) if $dialect::violation(&e) == Some(Violation::Unique) => {}
+                            other => {
+                                other.map_err(err)?;
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+
                 async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Db>> {
                     self.pool
                         .begin_with($dialect::BEGIN_WRITE)
@@ -610,21 +638,30 @@ macro_rules! impl_store {
                             ));
                         }
                     }
+                    // Versions are compared by rank (5 = 5.0 = 5.0 (Rel)); the unique index on
+                    // the key backs this check up against anything that bypasses the lock.
+                    let key = release.version.rank_key();
                     let existing = sqlx::query(
-                        "SELECT id FROM releases WHERE product = $1 AND line = $2 AND version = $3",
+                        "SELECT id, version FROM releases WHERE product = $1 AND line = $2 AND version_key = $3",
                     )
                     .bind(release.product.as_str())
                     .bind(line)
-                    .bind(release.version.as_str())
+                    .bind(&key)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(err)?;
                     if let Some(row) = existing {
                         let id: i64 = get(&row, "releases", "id")?;
-                        return Err(StoreError::Conflict(format!(
-                            "{} already has {line} version {} (release {id})",
-                            release.product, release.version
-                        )));
+                        let version: String = get(&row, "releases", "version")?;
+                        return Err(StoreError::Conflict(if version == release.version.as_str() {
+                            format!("{} already has {line} version {version} (release {id})", release.product)
+                        } else {
+                            format!(
+                                "{} already has {line} version {version} (release {id}), which ranks equal to {}; \
+                                 use a version that orders differently",
+                                release.product, release.version
+                            )
+                        }));
                     }
                     let row = sqlx::query(
                         "SELECT COALESCE(MAX(counter), 0) AS top FROM releases WHERE product = $1",
@@ -637,8 +674,9 @@ macro_rules! impl_store {
 
                     let row = sqlx::query(
                         "INSERT INTO releases (product, version, line, kind, required, reboot, classification, \
-                         notes, dependencies, supersedes, no_update_versions, applies_to, counter, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+                         notes, dependencies, supersedes, no_update_versions, applies_to, counter, created_at, \
+                         version_key) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
                     )
                     .bind(release.product.as_str())
                     .bind(release.version.as_str())
@@ -654,6 +692,7 @@ macro_rules! impl_store {
                     .bind(release.applies_to.as_ref().map(to_json).transpose()?)
                     .bind(counter)
                     .bind(now)
+                    .bind(&key)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(|e| {
@@ -691,8 +730,74 @@ macro_rules! impl_store {
                         id: ReleaseId(id),
                         counter,
                         created_at: now,
+                        archived: false,
                         ..release.clone()
                     })
+                }
+
+                async fn delete_release(&self, id: ReleaseId) -> Result<()> {
+                    let mut tx = self.begin_write().await?;
+                    // The row lock orders this against set_approval, which marks the row in
+                    // its own transaction: either the approval sees no release or this sees
+                    // the mark.
+                    let sql = format!(
+                        "SELECT ever_approved FROM releases WHERE id = $1{}",
+                        $dialect::FOR_UPDATE
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(id.0)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                    let Some(row) = row else {
+                        return Err(StoreError::not_found("release", id));
+                    };
+                    if get::<bool>(&row, "releases", "ever_approved")? {
+                        return Err(StoreError::Conflict(format!(
+                            "release {id} has been approved for install, so devices may have been offered it; \
+                             archive it instead (ferry release archive {id})"
+                        )));
+                    }
+                    let reported = sqlx::query(
+                        "SELECT device_id FROM events WHERE release_id = $1 \
+                         UNION ALL SELECT device_id FROM device_releases WHERE release_id = $1 LIMIT 1",
+                    )
+                    .bind(id.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                    if let Some(row) = reported {
+                        let device: String = get(&row, "events", "device_id")?;
+                        return Err(StoreError::Conflict(format!(
+                            "device {device} has reported on release {id}; archive it instead (ferry release archive {id})"
+                        )));
+                    }
+                    sqlx::query("DELETE FROM releases WHERE id = $1")
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
+                    tx.commit().await.map_err(backend)
+                }
+
+                async fn update_release(&self, id: ReleaseId, change: &ReleaseChange) -> Result<Release> {
+                    let mut tx = self.begin_write().await?;
+                    let done = sqlx::query(
+                        "UPDATE releases SET notes = COALESCE($2, notes), archived = COALESCE($3, archived) \
+                         WHERE id = $1",
+                    )
+                    .bind(id.0)
+                    .bind(change.notes.as_deref())
+                    .bind(change.archived)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::not_found("release", id));
+                    }
+                    let release = load_releases(&mut tx, "id = $1", &[Arg::Int(id.0)]).await?.into_iter().next();
+                    tx.commit().await.map_err(backend)?;
+                    release.ok_or_else(|| StoreError::not_found("release", id))
                 }
 
                 async fn get_release(&self, id: ReleaseId) -> Result<Option<Release>> {
@@ -809,6 +914,13 @@ macro_rules! impl_store {
                         return Err(StoreError::not_found("release", approval.release));
                     }
                     ensure_groups(&mut tx, std::slice::from_ref(&approval.group)).await?;
+                    if approval.action == ferry_store::ApprovalAction::Install {
+                        sqlx::query("UPDATE releases SET ever_approved = TRUE WHERE id = $1")
+                            .bind(approval.release.0)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(err)?;
+                    }
                     sqlx::query(&format!(
                         "INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
                          ON CONFLICT (release_id, group_name) DO UPDATE SET action = excluded.action, \

@@ -55,6 +55,68 @@ async fn content_recorded_with_another_length_conflicts() {
     assert_eq!(store.content_length(&sha).await.unwrap(), Some(10));
 }
 
+/// Releases stored before the version key existed get it when the store opens, so a version
+/// that ranks equal to one of them is refused.
+#[tokio::test]
+async fn version_keys_are_backfilled_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ferry.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let release = old_release(&store).await;
+    store.close().await;
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    sqlx::query("UPDATE releases SET version_key = NULL").execute(&raw).await.unwrap();
+    raw.close().await;
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let again = ferry_core::Release { version: "5.00 (Rel)".parse().unwrap(), ..release };
+    let err = store.create_release(&again, 2).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Conflict(m) if m.contains("ranks equal")), "{err:?}");
+    store.close().await;
+}
+
+/// A product, a platform, content and release `vpn` 5.0 of it.
+async fn old_release(store: &dyn Store) -> ferry_core::Release {
+    let vpn: ferry_core::ProductName = "vpn".parse().unwrap();
+    let linux: ferry_core::PlatformName = "linux-x86_64".parse().unwrap();
+    store
+        .create_product(&ferry_store::Product { name: vpn.clone(), description: String::new(), created_at: 1 })
+        .await
+        .unwrap();
+    store
+        .create_platform(&ferry_store::Platform { name: linux.clone(), description: String::new(), created_at: 1 })
+        .await
+        .unwrap();
+    let sha = ferry_core::Sha256::from_bytes([7; 32]);
+    store.record_content(&sha, 10, 1).await.unwrap();
+    let release = ferry_core::Release {
+        id: ferry_core::ReleaseId(0),
+        product: vpn,
+        version: "5.0".parse().unwrap(),
+        kind: ferry_core::ReleaseKind::Full,
+        platforms: vec![linux],
+        artifacts: vec![ferry_core::Artifact {
+            name: "vpn.bin".parse().unwrap(),
+            length: 10,
+            sha256: sha,
+            media_type: "application/octet-stream".to_owned(),
+            custom: Default::default(),
+        }],
+        required: false,
+        reboot: Default::default(),
+        classification: Default::default(),
+        notes: String::new(),
+        dependencies: vec![],
+        supersedes: vec![],
+        no_update_versions: vec![],
+        applies_to: None,
+        counter: 0,
+        created_at: 0,
+        archived: false,
+    };
+    store.create_release(&release, 1).await.unwrap()
+}
+
 fn token() -> ferry_store::NewAdminToken {
     ferry_store::NewAdminToken { name: "ci".to_owned(), role: ferry_core::Role::Admin, hash: "aa".repeat(32) }
 }

@@ -30,7 +30,8 @@ use ferry_core::{
 
 use crate::{
     Approval, ApprovalAction, CheckinRecord, DeviceFilter, DirectorFiles, DirectorStamp, DirectorState, Enrollment,
-    Event, Group, MetadataFile, NewAdminToken, NewEvent, Platform, Product, Repo, Result, Store, StoreError,
+    Event, Group, MetadataFile, NewAdminToken, NewEvent, Platform, Product, ReleaseChange, Repo, Result, Store,
+    StoreError,
 };
 
 /// Expands to one `#[tokio::test]` per behaviour of the suite.
@@ -50,6 +51,11 @@ macro_rules! conformance_tests {
             release_round_trip,
             release_counters,
             release_version_lines,
+            release_versions_compare_by_rank,
+            concurrent_equal_versions,
+            delete_release,
+            delete_release_after_approval_or_report,
+            update_release,
             release_missing_references,
             concurrent_release_counters,
             list_releases_order_and_filter,
@@ -177,6 +183,7 @@ fn release(product: &str, v: &str, kind: ReleaseKind) -> Release {
         applies_to: (kind == ReleaseKind::Patch).then(VersionRange::default),
         counter: 0,
         created_at: 0,
+        archived: false,
     }
 }
 
@@ -336,6 +343,7 @@ pub async fn release_round_trip(store: &dyn Store) {
         applies_to: None,
         counter: 42,
         created_at: 7,
+        archived: false,
     };
     let created = store.create_release(&full, 1234).await.unwrap();
     assert_eq!(created, Release { id: created.id, counter: 1, created_at: 1234, ..full.clone() });
@@ -384,9 +392,103 @@ pub async fn release_version_lines(store: &dyn Store) {
     );
     assert!(message.contains("config") && message.contains(&config.id.to_string()), "{message}");
     create(store, PHONE, "5.0", ReleaseKind::Full).await;
-    // Versions are distinct by their exact text.
-    create(store, VPN, "5.00", ReleaseKind::Full).await;
+    create(store, VPN, "5.0.1", ReleaseKind::Full).await;
     assert_eq!(store.list_releases(None).await.unwrap().len(), 4);
+}
+
+/// Versions conflict by rank, not by text: `5`, `5.00`, `v5.0` and `5.0 (Rel)` are all the
+/// existing `5.0`, and the conflict names it.
+pub async fn release_versions_compare_by_rank(store: &dyn Store) {
+    catalogue(store).await;
+    let first = create(store, VPN, "5.0", ReleaseKind::Full).await;
+    for same in ["5", "5.00", "v5.0", "5.0 (Rel)", "5.0.0+build.3"] {
+        let message = expect_conflict(store.create_release(&release(VPN, same, ReleaseKind::Full), 1).await, same);
+        for part in ["5.0", same, &first.id.to_string(), "ranks equal"] {
+            assert!(message.contains(part), "{message:?} should mention {part:?}");
+        }
+    }
+    // Other lines and products keep their own versions.
+    create(store, VPN, "5", ReleaseKind::Config).await;
+    create(store, PHONE, "5.00", ReleaseKind::Full).await;
+    assert_eq!(store.list_releases(None).await.unwrap().len(), 3);
+}
+
+/// Concurrent releases of versions that compare equal: exactly one is stored.
+pub async fn concurrent_equal_versions(store: &dyn Store) {
+    catalogue(store).await;
+    let (a, b, c) = (
+        release(VPN, "6", ReleaseKind::Full),
+        release(VPN, "6.0", ReleaseKind::Full),
+        release(VPN, "6.0.0 (Rel)", ReleaseKind::Full),
+    );
+    let results = tokio::join!(store.create_release(&a, 1), store.create_release(&b, 1), store.create_release(&c, 1));
+    let results = [results.0, results.1, results.2];
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    for r in results.iter().filter(|r| r.is_err()) {
+        assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    }
+    assert_eq!(store.list_releases(None).await.unwrap().len(), 1);
+}
+
+/// A release no device can have been offered is deleted with its approvals (a decline);
+/// its version can then be published again. Deleting it twice, or an unknown one, is NotFound.
+pub async fn delete_release(store: &dyn Store) {
+    catalogue(store).await;
+    create_groups(store, &["pilot"]).await;
+    let keep = create(store, VPN, "1.0", ReleaseKind::Full).await;
+    let gone = create(store, VPN, "2.0", ReleaseKind::Full).await;
+    store.set_approval(&approval(gone.id, "pilot", ApprovalAction::Decline, 1)).await.unwrap();
+    store.delete_release(gone.id).await.unwrap();
+    assert_eq!(store.get_release(gone.id).await.unwrap(), None);
+    assert_eq!(store.list_releases(None).await.unwrap(), vec![keep]);
+    assert_eq!(store.list_approvals(None, None).await.unwrap(), vec![]);
+    expect_not_found(store.delete_release(gone.id).await, "release", "deleted twice");
+    // The content stays; the version is free again.
+    assert_eq!(store.content_length(&sha(1)).await.unwrap(), Some(100));
+    create(store, VPN, "2.0", ReleaseKind::Full).await;
+}
+
+/// A release ever approved for install (even if unapproved since), or one a device reported
+/// on, may have reached devices: deleting it conflicts, names archiving, and changes nothing.
+pub async fn delete_release_after_approval_or_report(store: &dyn Store) {
+    catalogue(store).await;
+    create_groups(store, &["pilot"]).await;
+    let approved = create(store, VPN, "1.0", ReleaseKind::Full).await;
+    store.set_approval(&approval(approved.id, "pilot", ApprovalAction::Install, 1)).await.unwrap();
+    assert!(store.delete_approval(approved.id, &group_name("pilot")).await.unwrap());
+    let message = expect_conflict(store.delete_release(approved.id).await, "once approved");
+    assert!(message.contains("archive"), "{message}");
+    assert_eq!(store.get_release(approved.id).await.unwrap(), Some(approved));
+
+    let reported = create(store, VPN, "2.0", ReleaseKind::Full).await;
+    let device = enrolled(store, "pc-1", &["pilot"]).await;
+    store.append_events(&device, &[event(1, reported.id, DeviceState::Installed)], 6000).await.unwrap();
+    let message = expect_conflict(store.delete_release(reported.id).await, "reported");
+    assert!(message.contains("pc-1") && message.contains("archive"), "{message}");
+    assert_eq!(store.list_events(&device, Some(reported.id), 10).await.unwrap().len(), 1);
+}
+
+/// Notes and the archive flag change; nothing else does. Archived releases stay listed and
+/// still come with their approvals. Unknown releases are NotFound.
+pub async fn update_release(store: &dyn Store) {
+    catalogue(store).await;
+    create_groups(store, &["pilot"]).await;
+    let r = create(store, VPN, "1.0", ReleaseKind::Full).await;
+    assert!(!r.archived);
+    let notes = ReleaseChange { notes: Some("now with notes".to_owned()), archived: None };
+    let changed = store.update_release(r.id, &notes).await.unwrap();
+    assert_eq!(changed, Release { notes: "now with notes".to_owned(), ..r.clone() });
+    let archived = store.update_release(r.id, &ReleaseChange { notes: None, archived: Some(true) }).await.unwrap();
+    assert_eq!(archived, Release { archived: true, ..changed.clone() });
+    assert_eq!(store.get_release(r.id).await.unwrap(), Some(archived.clone()));
+    assert_eq!(store.list_releases(None).await.unwrap(), vec![archived.clone()]);
+    store.set_approval(&approval(r.id, "pilot", ApprovalAction::Install, 1)).await.unwrap();
+    let approved = store.approved_releases(&[group_name("pilot")]).await.unwrap();
+    assert_eq!(approved.len(), 1);
+    assert!(approved[0].0.archived);
+    let back = store.update_release(r.id, &ReleaseChange { notes: None, archived: Some(false) }).await.unwrap();
+    assert_eq!(back, changed);
+    expect_not_found(store.update_release(ReleaseId(r.id.0 + 100), &notes).await, "release", "unknown release");
 }
 
 /// A release naming a missing product, platform or content is NotFound and stores nothing.

@@ -81,8 +81,18 @@ pub trait Store: Send + Sync + 'static {
     /// `counter` (one more than the product's highest) and `created_at = now`, ignoring the
     /// values passed. NotFound if the product, a platform or an artifact's content is missing
     /// (or content is recorded with another length); Conflict if the product already has this
-    /// version on the same line (software or config).
+    /// version on the same line (software or config), comparing versions by rank: `5.0`
+    /// conflicts with `5` (see `Version::rank_key`), also between concurrent requests. A new
+    /// release is not archived.
     async fn create_release(&self, release: &Release, now: i64) -> Result<Release>;
+    /// Deletes a release with its platforms, artifacts and approvals (not its content) in one
+    /// transaction. Only a release no device can have been offered may go: Conflict if it was
+    /// ever approved for install (even if that approval was removed since) or any device
+    /// reported an event about it. NotFound if it does not exist.
+    async fn delete_release(&self, id: ReleaseId) -> Result<()>;
+    /// Changes a release's notes and/or archive flag and returns it. NotFound if it does not
+    /// exist.
+    async fn update_release(&self, id: ReleaseId, change: &ReleaseChange) -> Result<Release>;
     /// One release.
     async fn get_release(&self, id: ReleaseId) -> Result<Option<Release>>;
     /// Releases, optionally of one product, newest id first.
@@ -101,8 +111,9 @@ pub trait Store: Send + Sync + 'static {
     /// The group whose enrollment key has this hash.
     async fn group_by_enrollment_key(&self, key_hash: &str) -> Result<Option<Group>>;
 
-    /// Sets the approval of a release for a group, replacing any earlier one. NotFound if the
-    /// release or group is missing.
+    /// Sets the approval of a release for a group, replacing any earlier one; an install
+    /// approval also marks the release as possibly offered, for good (see `delete_release`).
+    /// NotFound if the release or group is missing.
     async fn set_approval(&self, approval: &Approval) -> Result<()>;
     /// Removes an approval; returns whether one existed.
     async fn delete_approval(&self, release: ReleaseId, group: &GroupName) -> Result<bool>;

@@ -77,6 +77,21 @@ impl ApprovalAction {
     }
 }
 
+/// A change to a release: its notes and whether it is archived. Everything else about a
+/// release is immutable once published (devices and signed metadata rely on it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReleaseChange {
+    /// New release notes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// Archive (true) or unarchive (false): an archived release is kept, with its content, and
+    /// listed, but offered to no device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived: Option<bool>,
+}
+
 /// The approval of one release for one group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

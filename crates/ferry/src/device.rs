@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use ferry_api::{ApplicabilityReport, DeviceDetail, DeviceGroups, PreauthorizeSpec};
 use ferry_client::DeviceQuery;
 use ferry_core::applicability::Verdict;
-use ferry_core::{DeviceId, DeviceStatus, GroupName, ReleaseId};
+use ferry_core::{DeviceId, DeviceStatus, GroupName, Release, ReleaseId, Version};
 use ferry_store::{Device, Event, ReleaseState};
 
 use crate::context::Context;
@@ -81,7 +81,8 @@ enum DeviceCommand {
         #[arg(long)]
         limit: Option<u32>,
     },
-    /// Explains, per release, why it is or is not offered to a device.
+    /// Explains why each release of the device's products (those it runs and those approved
+    /// or declined for its groups) is or is not offered to it.
     Why {
         /// Device id.
         id: DeviceId,
@@ -137,13 +138,9 @@ impl DeviceArgs {
                     return crate::output::print_json(&report);
                 }
                 // Name each release by product and version, which people recognise.
-                let names: BTreeMap<ReleaseId, String> = client
-                    .list_releases(None)
-                    .await?
-                    .into_iter()
-                    .map(|r| (r.id, format!("{} {}", r.product, r.version)))
-                    .collect();
-                print_why(&report, &names);
+                let releases: BTreeMap<ReleaseId, Release> =
+                    client.list_releases(None).await?.into_iter().map(|r| (r.id, r)).collect();
+                print_why(&report, &releases);
                 Ok(())
             }
         }
@@ -235,8 +232,9 @@ fn print_events(events: &[Event]) {
     );
 }
 
-fn print_why(report: &ApplicabilityReport, names: &BTreeMap<ReleaseId, String>) {
-    let name = |id: &ReleaseId| names.get(id).cloned().unwrap_or_else(|| "?".to_owned());
+fn print_why(report: &ApplicabilityReport, releases: &BTreeMap<ReleaseId, Release>) {
+    let name =
+        |id: &ReleaseId| releases.get(id).map_or_else(|| "?".to_owned(), |r| format!("{} {}", r.product, r.version));
     let awaiting = report.awaiting_signature.iter().map(|id| {
         vec![
             id.to_string(),
@@ -245,17 +243,36 @@ fn print_why(report: &ApplicabilityReport, names: &BTreeMap<ReleaseId, String>) 
             format!("approved, not in signed targets yet: ferry release sign {id}"),
         ]
     });
+    let groups = match report.groups.as_slice() {
+        [] => "the device is in no group".to_owned(),
+        [one] => format!("not approved for group {one}"),
+        many => format!("not approved for groups {}", list(many)),
+    };
     print_table(
         &["release", "name", "verdict", "detail"],
         report
             .decisions
             .iter()
             .map(|d| {
+                let release = releases.get(&d.release);
                 let detail = match &d.verdict {
                     Verdict::Offer { deadline: Some(at) } => format!("install by {}", format_unix(*at)),
-                    Verdict::Superseded { by } => {
-                        format!("replaced by release {by} ({})", names.get(by).map_or("?", String::as_str))
+                    Verdict::Superseded { by } => format!("replaced by release {by} ({})", name(by)),
+                    Verdict::NotApproved => groups.clone(),
+                    Verdict::Declined => format!("declined for one of groups {}", list(&report.groups)),
+                    Verdict::Archived => format!("archived: ferry release unarchive {}", d.release),
+                    Verdict::WrongPlatform => {
+                        release.map_or_else(String::new, |r| format!("only for {}", list(&r.platforms)))
                     }
+                    Verdict::OutsidePatchRange => {
+                        release.and_then(|r| r.applies_to.as_ref()).map_or_else(String::new, |range| {
+                            let end =
+                                |v: &Option<Version>| v.as_ref().map_or_else(|| "*".to_owned(), Version::to_string);
+                            format!("patches {} to {}", end(&range.min), end(&range.max))
+                        })
+                    }
+                    Verdict::NewerInstalled => "the device runs a newer version".to_owned(),
+                    Verdict::NoUpdateNeeded => "the installed version needs no update".to_owned(),
                     _ => String::new(),
                 };
                 vec![d.release.to_string(), name(&d.release), verdict_name(&d.verdict), detail]

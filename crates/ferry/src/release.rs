@@ -5,11 +5,12 @@ use std::path::PathBuf;
 
 use ferry_api::ReleaseSpec;
 use ferry_client::AdminClient;
-use ferry_core::catalogue::ReleaseError;
+use ferry_core::catalogue::{ReleaseError, MAX_NOTES};
 use ferry_core::{
     Artifact, ArtifactName, Classification, Dependency, PlatformName, ProductName, RebootBehaviour, Release, ReleaseId,
     ReleaseKind, Sha256, Version, VersionRange,
 };
+use ferry_store::ReleaseChange;
 
 use crate::context::Context;
 use crate::exit::{local_file, usage};
@@ -44,6 +45,37 @@ enum ReleaseCommand {
     /// Signs releases into targets metadata and pushes it, with keys on this machine: `ferry
     /// trust draft`, `ferry metadata sign` and `ferry trust push` in one go.
     Sign(Box<crate::trust::ReleaseSignArgs>),
+    /// Deletes a release that no device can have been offered: one never approved for install,
+    /// never reported on by a device and not in the signed targets metadata. Archive the others.
+    Delete {
+        /// Release id.
+        #[arg(value_parser = release_id)]
+        id: ReleaseId,
+    },
+    /// Stops offering a release. It stays listed, with its content, and can be unarchived.
+    Archive {
+        /// Release id.
+        #[arg(value_parser = release_id)]
+        id: ReleaseId,
+    },
+    /// Offers an archived release again (to the groups that approve it).
+    Unarchive {
+        /// Release id.
+        #[arg(value_parser = release_id)]
+        id: ReleaseId,
+    },
+    /// Changes a release's notes (the only part of a published release that can change).
+    Edit {
+        /// Release id.
+        #[arg(value_parser = release_id)]
+        id: ReleaseId,
+        /// New release notes.
+        #[arg(long, required_unless_present = "notes_file", conflicts_with = "notes_file")]
+        notes: Option<String>,
+        /// Read the new release notes from a file.
+        #[arg(long, value_name = "FILE")]
+        notes_file: Option<PathBuf>,
+    },
 }
 
 /// `ferry release publish`.
@@ -115,6 +147,32 @@ impl ReleaseArgs {
             }
             ReleaseCommand::Show { id } => ctx.out.show(&client.get_release(id).await?, print_release),
             ReleaseCommand::Sign(args) => args.run(ctx, &client).await,
+            ReleaseCommand::Delete { id } => {
+                client.delete_release(id).await?;
+                let deleted = serde_json::json!({ "release": id, "deleted": true });
+                ctx.out.show(&deleted, |_| say!("deleted release {id}"))
+            }
+            ReleaseCommand::Archive { id } => {
+                let release = client.update_release(id, &ReleaseChange { notes: None, archived: Some(true) }).await?;
+                ctx.out
+                    .show(&release, |r| say!("archived release {id} ({} {}): no longer offered", r.product, r.version))
+            }
+            ReleaseCommand::Unarchive { id } => {
+                let release = client.update_release(id, &ReleaseChange { notes: None, archived: Some(false) }).await?;
+                ctx.out.show(&release, |r| say!("unarchived release {id} ({} {})", r.product, r.version))
+            }
+            ReleaseCommand::Edit { id, notes, notes_file } => {
+                let notes = match (notes, notes_file) {
+                    (Some(notes), _) => notes,
+                    (None, Some(path)) => std::fs::read_to_string(&path).map_err(local_file("read", &path))?,
+                    (None, None) => unreachable!("clap requires --notes or --notes-file"),
+                };
+                if notes.len() > MAX_NOTES {
+                    return Err(usage(ReleaseError::NotesTooLong(notes.len()).to_string()));
+                }
+                let release = client.update_release(id, &ReleaseChange { notes: Some(notes), archived: None }).await?;
+                ctx.out.show(&release, |r| say!("changed the notes of release {id} ({} {})", r.product, r.version))
+            }
         }
     }
 }
@@ -204,7 +262,7 @@ fn explain(err: ReleaseError) -> anyhow::Error {
 
 fn print_releases(releases: &[Release]) {
     print_table(
-        &["id", "product", "version", "kind", "platforms", "artifacts", "required", "class", "created"],
+        &["id", "product", "version", "kind", "platforms", "artifacts", "required", "class", "created", "archived"],
         releases.iter().map(|r| {
             vec![
                 r.id.to_string(),
@@ -216,6 +274,7 @@ fn print_releases(releases: &[Release]) {
                 yes_no(r.required),
                 wire_name(&r.classification),
                 format_unix(r.created_at),
+                yes_no(r.archived),
             ]
         }),
     );
@@ -241,6 +300,7 @@ fn print_release(r: &Release) {
         ("depends on", list(r.dependencies.iter().map(|d| format!("{}>={}", d.product, d.min_version)))),
         ("counter", r.counter.to_string()),
         ("created", format_unix(r.created_at)),
+        ("archived", yes_no(r.archived)),
     ]);
     if !r.notes.is_empty() {
         say!("\n{}\n", r.notes.trim_end());

@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ferry_api::{ApprovalSpec, ContentInfo, ErrorCode, PlatformSpec, ProductSpec, ReleaseSpec, SHA256_HEADER};
 use ferry_core::{GroupName, PlatformName, ProductName, Release, ReleaseId, Role, Sha256};
-use ferry_store::{Approval, ApprovalAction, Platform, Product};
+use ferry_store::{Approval, ApprovalAction, Platform, Product, ReleaseChange};
 use futures::TryStreamExt;
 use serde::Deserialize;
 
@@ -192,6 +192,57 @@ pub async fn create_release(
 pub async fn get_release(State(st): S, admin: Admin, Path(id): Path<i64>) -> ApiResult<Json<Release>> {
     admin.require(Role::Viewer)?;
     Ok(Json(load_release(&st, ReleaseId(id)).await?))
+}
+
+/// Deletes a release that no device can have been offered: never approved for install and
+/// never reported on by a device. A release listed in the image repository's signed targets
+/// metadata is refused as well, because devices that trust that metadata may still fetch its
+/// content; archive those instead. The content stays in the content store.
+#[utoipa::path(delete, path = "/api/v1/releases/{id}", tag = "catalogue", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody)))]
+pub async fn delete_release(State(st): S, admin: Admin, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+    admin.require(Role::Admin)?;
+    let release = load_release(&st, ReleaseId(id)).await?;
+    let signed = crate::trust::image::signed_index(st.store.as_ref()).await?;
+    if let Some(path) = release.artifacts.iter().map(|a| release.target_path(&a.name)).find(|p| signed.contains_key(p))
+    {
+        return Err(ApiError::conflict(format!(
+            "release {id} is published in the signed targets metadata ({path}), so devices may fetch it; \
+             archive it instead (ferry release archive {id})"
+        )));
+    }
+    st.store.delete_release(release.id).await?;
+    tracing::info!(release = id, product = %release.product, version = %release.version, by = %admin.name, "release deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes a release's notes and/or archives or unarchives it. An archived release stays in
+/// the catalogue with its content but is offered to no device and its content is no longer
+/// served to devices.
+#[utoipa::path(patch, path = "/api/v1/releases/{id}", tag = "catalogue", params(("id" = i64, Path)),
+    request_body = ReleaseChange,
+    responses((status = 200, body = Release), (status = 400, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn update_release(
+    State(st): S,
+    admin: Admin,
+    Path(id): Path<i64>,
+    Json(change): Json<ReleaseChange>,
+) -> ApiResult<Json<Release>> {
+    admin.require(Role::Admin)?;
+    if change.notes.is_none() && change.archived.is_none() {
+        return Err(ApiError::bad_request("nothing to change: give notes and/or archived"));
+    }
+    if let Some(notes) = &change.notes {
+        if notes.len() > ferry_core::catalogue::MAX_NOTES {
+            return Err(ApiError::bad_request(
+                ferry_core::catalogue::ReleaseError::NotesTooLong(notes.len()).to_string(),
+            ));
+        }
+    }
+    let release = st.store.update_release(ReleaseId(id), &change).await?;
+    tracing::info!(release = id, archived = release.archived, notes = change.notes.is_some(), by = %admin.name, "release changed");
+    Ok(Json(release))
 }
 
 /// The release, or 404.

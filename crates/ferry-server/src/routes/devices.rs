@@ -150,18 +150,6 @@ pub async fn applicability(
 ) -> ApiResult<Json<ApplicabilityReport>> {
     admin.require(Role::Viewer)?;
     let device = load(&st, &id).await?;
-    let eval = offers::evaluate(&st, &device).await?;
-    let mut awaiting_signature = Vec::new();
-    if st.config.trust.require_signed_releases && !device.groups.is_empty() {
-        let index = st.catalogue.signed(st.store.as_ref()).await?;
-        for (release, approvals) in st.store.approved_releases(&device.groups).await? {
-            let install = approvals
-                .iter()
-                .any(|a| a.action == ferry_store::ApprovalAction::Install && device.groups.contains(&a.group));
-            if install && !crate::trust::image::is_signed(&release, &index) {
-                awaiting_signature.push(release.id);
-            }
-        }
-    }
-    Ok(Json(ApplicabilityReport { device: id, decisions: eval.decisions, awaiting_signature }))
+    let (eval, awaiting_signature) = offers::explain(&st, &device).await?;
+    Ok(Json(ApplicabilityReport { device: id, groups: device.groups, decisions: eval.decisions, awaiting_signature }))
 }

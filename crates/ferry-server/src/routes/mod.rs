@@ -48,7 +48,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/content", post(catalogue::upload_content).layer(DefaultBodyLimit::disable()))
         .route("/content/{sha256}", head(catalogue::head_content))
         .route("/releases", get(catalogue::list_releases).post(catalogue::create_release))
-        .route("/releases/{id}", get(catalogue::get_release))
+        .route(
+            "/releases/{id}",
+            get(catalogue::get_release).patch(catalogue::update_release).delete(catalogue::delete_release),
+        )
         .route("/releases/{id}/approvals", get(catalogue::release_approvals))
         .route("/releases/{id}/approvals/{group}", put(catalogue::set_approval).delete(catalogue::delete_approval))
         .route("/approvals", get(catalogue::list_approvals))
