@@ -15,6 +15,10 @@ pub enum ErrorCode {
     InvalidName,
     /// The body exceeds the configured limit.
     PayloadTooLarge,
+    /// The request's header fields are too many or too large.
+    HeadersTooLarge,
+    /// The route exists but does not accept this method (the `Allow` header lists those it does).
+    MethodNotAllowed,
     /// An upload needs a `Content-Length` header.
     LengthRequired,
     /// The uploaded body's size differs from the declared size.
@@ -57,6 +61,8 @@ impl ErrorCode {
             Self::InvalidJson => "invalid_json",
             Self::InvalidName => "invalid_name",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::HeadersTooLarge => "headers_too_large",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::LengthRequired => "length_required",
             Self::SizeMismatch => "size_mismatch",
             Self::HashMismatch => "hash_mismatch",

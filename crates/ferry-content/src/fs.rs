@@ -32,9 +32,9 @@ impl FsContentStore {
         let root = root.into();
         let store = Self { root };
         let tmp = store.tmp_dir();
-        tokio::fs::create_dir_all(store.root.join("sha256")).await.map_err(io("creating its directories"))?;
+        create_private_dir(&store.root.join("sha256")).map_err(io("creating its directories"))?;
         let _ = tokio::fs::remove_dir_all(&tmp).await;
-        tokio::fs::create_dir_all(&tmp).await.map_err(io("creating its temporary directory"))?;
+        create_private_dir(&tmp).map_err(io("creating its temporary directory"))?;
         Ok(store)
     }
 
@@ -50,9 +50,25 @@ impl FsContentStore {
     }
 }
 
-/// The blocking half of an upload: writes and hashes chunks, then syncs.
+/// Creates `dir` and its missing parents, accessible only by the owner (0700). Content, like
+/// everything else in the server's data directory, is read by the server alone (it serves it
+/// over HTTP), so files are 0600 and directories 0700.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// The blocking half of an upload: writes and hashes chunks into a new file readable only by
+/// the owner (0600; the rename keeps the mode), then syncs.
 fn write_and_hash(path: &Path, mut chunks: mpsc::Receiver<Bytes>) -> std::io::Result<(u64, [u8; 32])> {
-    let mut file = std::fs::File::create(path)?;
+    let mut create = std::fs::OpenOptions::new();
+    create.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut create, 0o600);
+    let mut file = create.open(path)?;
     let mut hasher = sha2::Sha256::new();
     let mut written = 0u64;
     while let Some(chunk) = chunks.blocking_recv() {
@@ -127,7 +143,7 @@ impl ContentStore for FsContentStore {
             let (tmp, dest) = (tmp.clone(), dest.clone());
             tokio::task::spawn_blocking(move || -> std::io::Result<()> {
                 let dir = dest.parent().expect("content paths have a parent");
-                std::fs::create_dir_all(dir)?;
+                create_private_dir(dir)?;
                 std::fs::rename(&tmp, &dest)?;
                 sync_dir(dir)
             })

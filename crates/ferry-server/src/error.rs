@@ -56,6 +56,27 @@ impl ApiError {
             format!(
                 "the request body sent nothing for {secs} seconds (connections.body_timeout_secs); \
                  the request was cut, send it again"
+    /// 415 with code `invalid_json`: the body is not declared as JSON the way the API reads it.
+    pub fn not_json(content_type: Option<&str>) -> Self {
+        let got = match content_type {
+            Some(t) => format!("got Content-Type: {t}"),
+            None => "got no Content-Type".to_owned(),
+        };
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::InvalidJson,
+            format!("send the body as JSON with Content-Type: application/json (optionally with charset=utf-8); {got}"),
+        )
+    }
+
+    /// 431 with code `headers_too_large`.
+    pub fn headers_too_large(fields: usize, bytes: usize, max_fields: usize, max_bytes: usize) -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ErrorCode::HeadersTooLarge,
+            format!(
+                "the request has {fields} header fields in {bytes} bytes; the server accepts at most \
+                 {max_fields} fields and {max_bytes} bytes: send fewer or shorter headers"
             ),
         )
     }
@@ -68,6 +89,28 @@ impl ApiError {
             ErrorCode::Unavailable,
             "the server has too many connections open (connections.max); retry later",
         )
+    /// The error body for an answer that some layer below the handlers (the router, an
+    /// extractor, a limit) gave with a status and no body, so that it too says what went wrong.
+    pub fn for_bare_status(status: StatusCode, method: &axum::http::Method) -> Self {
+        let (code, message) = match status {
+            StatusCode::METHOD_NOT_ALLOWED => (
+                ErrorCode::MethodNotAllowed,
+                format!("this route does not accept {method}; the Allow header lists the methods it does"),
+            ),
+            StatusCode::NOT_FOUND => (ErrorCode::NotFound, "no such route or resource".to_owned()),
+            StatusCode::PAYLOAD_TOO_LARGE => (ErrorCode::PayloadTooLarge, "the request body is too large".to_owned()),
+            StatusCode::LENGTH_REQUIRED => {
+                (ErrorCode::LengthRequired, "send the request body with a Content-Length header".to_owned())
+            }
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+                (ErrorCode::HeadersTooLarge, "the request's header fields are too large".to_owned())
+            }
+            s if s.is_server_error() => {
+                (ErrorCode::Internal, "internal server error; the server log has the details".to_owned())
+            }
+            s => (ErrorCode::BadRequest, format!("the request was refused ({s})")),
+        };
+        Self::new(status, code, message)
     }
 
     /// 500 with code `internal`; the detail is logged, not shown.
@@ -130,11 +173,7 @@ impl From<JsonRejection> for ApiError {
                 ErrorCode::PayloadTooLarge,
                 "the request body exceeds limits.json_body_bytes",
             ),
-            JsonRejection::MissingJsonContentType(_) => Self::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                ErrorCode::InvalidJson,
-                "send the body as JSON with Content-Type: application/json",
-            ),
+            JsonRejection::MissingJsonContentType(_) => Self::not_json(None),
             other => Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidJson, lower_first(&other.body_text())),
         }
     }

@@ -47,6 +47,9 @@ pub enum ServerError {
     /// The content store could not be opened.
     #[error("cannot open the content store: {0}")]
     Content(#[from] ferry_content::ContentError),
+    /// The data directory can be read by other users, or the database to recover is missing.
+    #[error("{0}")]
+    DataDir(String),
     /// Binding, serving or writing the data directory failed.
     #[error("{context}: {source}")]
     Io {
@@ -73,13 +76,8 @@ impl App {
     /// the initial admin token if no token exists yet.
     pub async fn open(config: Config) -> Result<Self, ServerError> {
         config.validate()?;
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(io_err(format!("cannot create data directory {}", config.data_dir.display())))?;
-        let store: Arc<dyn Store> = if config.database_url.is_empty() {
-            Arc::new(SqliteStore::open(&config.data_dir.join("ferry.db")).await?)
-        } else {
-            Arc::new(PostgresStore::connect(&config.database_url).await?)
-        };
+        ensure_private_dir(&config.data_dir)?;
+        let store = open_store(&config).await?;
         let content = Arc::new(FsContentStore::open(config.data_dir.join("content")).await?);
         Self::with_parts(config, store, content).await
     }
@@ -132,17 +130,79 @@ impl App {
     }
 }
 
+/// Creates the data directory readable only by the server's user (0700), or checks that an
+/// existing one is: it holds the database, the content, the online signing keys and the admin
+/// token. A directory open to others is refused, not tightened, because the path may be one
+/// that others rely on (`--data-dir /tmp` must not make /tmp private).
+fn ensure_private_dir(dir: &Path) -> Result<(), ServerError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(io_err(format!("cannot create data directory {}", dir.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let meta = std::fs::metadata(dir).map_err(io_err(format!("cannot read data directory {}", dir.display())))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(ServerError::DataDir(format!(
+                "the data directory {dir} is open to other users (mode {mode:04o}); it holds the database, \
+                 the signing keys and the admin token: run `chmod 700 {dir}` or choose another directory",
+                dir = dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Opens the database the configuration names: PostgreSQL at `database_url`, else SQLite in
+/// the data directory.
+async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> {
+    Ok(if config.database_url.is_empty() {
+        Arc::new(SqliteStore::open(&config.data_dir.join("ferry.db")).await?)
+    } else {
+        Arc::new(PostgresStore::connect(&config.database_url).await?)
+    })
+}
+
 async fn bootstrap_admin_token(state: &Arc<AppState>) -> Result<Option<String>, ServerError> {
     if !state.store.list_admin_tokens().await?.is_empty() {
         return Ok(None);
     }
-    let created = routes::tokens::issue(state, "initial-admin", Role::Admin).await.map_err(|e| ServerError::Io {
-        context: "creating the initial admin token".into(),
+    issue_saved_admin_token(state.store.as_ref(), &state.config.data_dir, "initial-admin").await.map(Some)
+}
+
+/// Name of the token [`recover_admin_token`] creates.
+pub const RECOVERED_TOKEN_NAME: &str = "recovered-admin";
+
+/// Creates a new admin token directly in the server's database, for when no admin token's
+/// secret is left; returns its secret, also saved to `DATA_DIR/admin-token` (0600). It needs
+/// what the server itself needs (the data directory, and the database URL for PostgreSQL), not
+/// a token, so only someone with the server's access can use it. The server may be running.
+pub async fn recover_admin_token(config: &Config) -> Result<String, ServerError> {
+    config.validate()?;
+    let db = config.data_dir.join("ferry.db");
+    if config.database_url.is_empty() && !db.exists() {
+        return Err(ServerError::DataDir(format!(
+            "no database at {}: give the data directory (--data-dir) or configuration (--config) the server runs with",
+            db.display()
+        )));
+    }
+    ensure_private_dir(&config.data_dir)?;
+    let store = open_store(config).await?;
+    issue_saved_admin_token(store.as_ref(), &config.data_dir, RECOVERED_TOKEN_NAME).await
+}
+
+/// Creates an admin token named `name` and saves its secret to `DATA_DIR/admin-token`.
+async fn issue_saved_admin_token(store: &dyn Store, data_dir: &Path, name: &str) -> Result<String, ServerError> {
+    let created = routes::tokens::issue(store, name, Role::Admin).await.map_err(|e| ServerError::Io {
+        context: "creating an admin token".into(),
         source: std::io::Error::other(e.message),
     })?;
-    let path = state.config.data_dir.join("admin-token");
+    let path = data_dir.join("admin-token");
     write_secret_file(&path, &created.secret).map_err(io_err(format!("cannot write {}", path.display())))?;
-    Ok(Some(created.secret))
+    Ok(created.secret)
 }
 
 /// Writes a secret atomically (temp file, fsync, rename, fsync directory), readable only by

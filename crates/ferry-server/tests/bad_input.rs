@@ -240,3 +240,123 @@ on_both_backends!(conditional_and_head_downloads, |srv: common::TestServer| asyn
     assert_eq!(multi.status(), StatusCode::OK, "several ranges are answered with the whole content");
     assert_eq!(multi.bytes().await.unwrap(), data);
 });
+
+/// Sends `request` byte for byte on a new connection (the requests say `connection: close`),
+/// optionally closing the sending side after it, and reads the answer to its end: status,
+/// headers (names lower-case) and body.
+async fn raw(srv: &common::TestServer, request: &[u8], close_sending: bool) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tcp = tokio::net::TcpStream::connect(srv.url.trim_start_matches("http://")).await.unwrap();
+    tcp.write_all(request).await.unwrap();
+    if close_sending {
+        tcp.shutdown().await.unwrap();
+    }
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await.unwrap();
+    let end = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete answer head") + 4;
+    let head = String::from_utf8(answer[..end].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers =
+        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_owned())).collect();
+    (status, headers, answer[end..].to_vec())
+}
+
+/// The error of a raw answer: it must be declared JSON and be the API's error body.
+fn raw_error((status, headers, body): &(u16, Vec<(String, String)>, Vec<u8>)) -> (u16, ErrorCode, String) {
+    let content_type = headers.iter().find(|(n, _)| n == "content-type").map(|(_, v)| v.as_str());
+    assert_eq!(content_type, Some("application/json"), "status {status}: {}", String::from_utf8_lossy(body));
+    let parsed: ErrorBody = serde_json::from_slice(body).expect("the JSON error body");
+    assert!(!parsed.error.message.is_empty());
+    (*status, parsed.error.code, parsed.error.message)
+}
+
+fn post_products(srv: &common::TestServer, extra_headers: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST /api/v1/products HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer {}\r\n{extra_headers}\r\n{body}",
+        srv.admin_token
+    )
+    .into_bytes()
+}
+
+on_both_backends!(every_error_answer_has_the_json_body, |srv: common::TestServer| async move {
+    // A route that exists, asked with a method it does not take: 405, with Allow.
+    let resp =
+        client().delete(format!("{}/api/v1/products", srv.url)).bearer_auth(&srv.admin_token).send().await.unwrap();
+    let allow = resp.headers()["allow"].to_str().unwrap().to_owned();
+    let (s, c, m) = error_of(resp).await;
+    assert_eq!((s, c), (StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed), "{m}");
+    assert!(allow.contains("GET") && allow.contains("POST") && m.contains("DELETE"), "{allow}: {m}");
+    let resp = client().get(format!("{}/device/v1/checkin", srv.url)).send().await.unwrap();
+    assert_eq!(error_of(resp).await.1, ErrorCode::MethodNotAllowed);
+    let resp = client().get(format!("{}/nowhere", srv.url)).send().await.unwrap();
+    assert_eq!(error_of(resp).await.1, ErrorCode::NotFound);
+
+    // Too many header fields, and too many header bytes.
+    let many: String = (0..80).map(|i| format!("x-filler-{i}: {i}\r\n")).collect();
+    let (s, c, m) = raw_error(&raw(&srv, &post_products(&srv, &many, ""), false).await);
+    assert_eq!((s, c), (431, ErrorCode::HeadersTooLarge), "{m}");
+    assert!(m.contains("64 fields"), "{m}");
+    let long = format!("x-long: {}\r\n", "a".repeat(40 * 1024));
+    let (s, c, _) = raw_error(&raw(&srv, &post_products(&srv, &long, ""), false).await);
+    assert_eq!((s, c), (431, ErrorCode::HeadersTooLarge));
+
+    // A body shorter than its Content-Length: the sender gave up part-way.
+    let short = "content-type: application/json\r\ncontent-length: 100\r\n";
+    let (s, c, m) = raw_error(&raw(&srv, &post_products(&srv, short, "{\"name\":\"cut\"}"), true).await);
+    assert_eq!((s, c), (400, ErrorCode::InvalidJson), "{m}");
+    // And one longer than its Content-Length: what the length covers is read, and is cut JSON.
+    let long = "content-type: application/json\r\ncontent-length: 5\r\n";
+    let (s, c, m) = raw_error(&raw(&srv, &post_products(&srv, long, "{\"name\":\"cut\"}"), false).await);
+    assert_eq!((s, c), (400, ErrorCode::InvalidJson), "{m}");
+
+    let listed: Vec<serde_json::Value> = client()
+        .get(format!("{}/api/v1/products", srv.url))
+        .bearer_auth(&srv.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(listed.is_empty(), "nothing was created: {listed:?}");
+});
+
+on_both_backends!(only_application_json_is_read_as_json, |srv: common::TestServer| async move {
+    let send = |content_type: &'static str, name: &str| {
+        client()
+            .post(format!("{}/api/v1/products", srv.url))
+            .bearer_auth(&srv.admin_token)
+            .header("content-type", content_type)
+            .body(format!("{{\"name\":\"{name}\"}}"))
+            .send()
+    };
+    for refused in [
+        "application/json-patch+json",
+        "text/json",
+        "application/vnd.foo+json",
+        "application/json; charset=latin1",
+        "application/json; charset=utf-8; profile=x",
+        "text/plain",
+    ] {
+        let (s, c, m) = error_of(send(refused, "refused").await.unwrap()).await;
+        assert_eq!((s, c), (StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::InvalidJson), "{refused}: {m}");
+        assert!(m.contains("application/json") && m.contains(refused), "{m}");
+    }
+    for (i, accepted) in
+        ["application/json", "application/json; charset=utf-8", "Application/JSON;Charset=\"UTF-8\""].iter().enumerate()
+    {
+        let resp = send(accepted, &format!("p{i}")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "{accepted}");
+    }
+    let listed: Vec<serde_json::Value> = client()
+        .get(format!("{}/api/v1/products", srv.url))
+        .bearer_auth(&srv.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 3, "only the accepted ones were created");
+});

@@ -18,7 +18,7 @@ macro_rules! impl_store {
 
             use ferry_core::{
                 Artifact, ArtifactName, DeviceId, DeviceStatus, GroupName, PlatformName,
-                ProductName, Release, ReleaseId, Sha256,
+                ProductName, Release, ReleaseId, Role, Sha256,
             };
             use ferry_store::{
                 AdminToken, AppendOutcome, Approval, CheckinRecord, Device, DeviceFilter,
@@ -1482,17 +1482,36 @@ macro_rules! impl_store {
                 }
 
                 async fn revoke_admin_token(&self, id: i64, now: i64) -> Result<()> {
+                    let mut tx = self.begin_write().await?;
+                    // Lock the unrevoked admin tokens first, so that two revocations cannot each
+                    // see the other's token as the admin that remains (PostgreSQL); SQLite's
+                    // write transaction already excludes other writers.
+                    let admins: Vec<i64> = sqlx::query_scalar(&format!(
+                        "SELECT id FROM admin_tokens WHERE role = $1 AND revoked_at IS NULL{}",
+                        $dialect::FOR_UPDATE
+                    ))
+                    .bind(Role::Admin.as_str())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                    if admins == [id] {
+                        return Err(StoreError::Conflict(
+                            "this is the last admin token: revoking it would leave nobody able to manage \
+                             tokens; create another admin token first (ferry token create NAME --role admin)"
+                                .to_owned(),
+                        ));
+                    }
                     // Revoking twice keeps the first revocation time.
                     let done = sqlx::query("UPDATE admin_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
                         .bind(id)
                         .bind(now)
-                        .execute(&self.pool)
+                        .execute(&mut *tx)
                         .await
                         .map_err(err)?;
                     if done.rows_affected() == 0 {
                         return Err(StoreError::not_found("admin token", id));
                     }
-                    Ok(())
+                    tx.commit().await.map_err(err)
                 }
 
                 // --- trust -------------------------------------------------------------------

@@ -115,6 +115,47 @@ async fn old_release(store: &dyn Store) -> ferry_core::Release {
         archived: false,
     };
     store.create_release(&release, 1).await.unwrap()
+/// Acknowledged commits survive a power cut: every connection of the pool, not only the first,
+/// syncs the WAL on commit (`PRAGMA synchronous` 2 is FULL; NORMAL, 1, can lose the last
+/// commits), and the database and its WAL companions are readable by the owner only.
+#[tokio::test]
+async fn every_pooled_connection_syncs_each_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ferry.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let mut conn = store.pool().acquire().await.unwrap();
+        let level: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await.unwrap();
+        assert_eq!(level, 2, "connection {} runs with synchronous = FULL", held.len());
+        held.push(conn);
+    }
+    assert_eq!(store.pool().size(), 8, "eight distinct connections were checked");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn database_files_are_private_also_when_they_existed_before() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ferry.db");
+    let mode = |suffix: &str| {
+        let file = dir.path().join(format!("ferry.db{suffix}"));
+        std::fs::metadata(file).unwrap().permissions().mode() & 0o777
+    };
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.create_admin_token(&token(), 1).await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        assert_eq!(mode(suffix), 0o600, "ferry.db{suffix}");
+    }
+    store.close().await;
+    // A database made by an older version, with the usual 0644.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.create_admin_token(&ferry_store::NewAdminToken { hash: "bb".repeat(32), ..token() }, 2).await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        assert_eq!(mode(suffix), 0o600, "ferry.db{suffix} after reopening");
+    }
 }
 
 fn token() -> ferry_store::NewAdminToken {

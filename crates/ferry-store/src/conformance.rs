@@ -83,6 +83,8 @@ macro_rules! conformance_tests {
             append_events_not_found,
             device_release_states,
             admin_tokens,
+            last_admin_token_stays,
+            concurrent_revocations_keep_an_admin,
             metadata_files,
             director_versions,
         );
@@ -1139,6 +1141,38 @@ pub async fn admin_tokens(store: &dyn Store) {
     let listed = store.list_admin_tokens().await.unwrap();
     assert_eq!(listed, vec![crate::AdminToken { revoked_at: Some(400), ..ci.clone() }, alice]);
     expect_not_found(store.revoke_admin_token(ci.id + 1000, 500).await, "admin token", "unknown token");
+}
+
+/// The last unrevoked admin token cannot be revoked (Conflict, nothing changed); other roles
+/// do not count as admins, and once a second admin exists either may go.
+pub async fn last_admin_token_stays(store: &dyn Store) {
+    let new = |name: &str, role, hash: &str| NewAdminToken { name: name.to_owned(), role, hash: hash.to_owned() };
+    let root = store.create_admin_token(&new("root", Role::Admin, &"11".repeat(32)), 100).await.unwrap();
+    store.create_admin_token(&new("ops", Role::Operator, &"22".repeat(32)), 100).await.unwrap();
+    let message = expect_conflict(store.revoke_admin_token(root.id, 200).await, "the last admin token");
+    assert!(message.contains("last admin token"), "{message}");
+    assert_eq!(store.admin_token_by_hash(&"11".repeat(32)).await.unwrap(), Some(root.clone()), "still valid");
+    let second = store.create_admin_token(&new("second", Role::Admin, &"33".repeat(32)), 300).await.unwrap();
+    store.revoke_admin_token(root.id, 400).await.unwrap();
+    store.revoke_admin_token(root.id, 500).await.unwrap();
+    expect_conflict(store.revoke_admin_token(second.id, 600).await, "the new last admin token");
+}
+
+/// Revoking both of the only two admin tokens at once revokes exactly one of them, whichever
+/// order the database runs the two transactions in.
+pub async fn concurrent_revocations_keep_an_admin(store: &dyn Store) {
+    let new = |n: u32| NewAdminToken { name: format!("admin-{n}"), role: Role::Admin, hash: format!("{n:064x}") };
+    let mut survivor = store.create_admin_token(&new(0), 100).await.unwrap();
+    for round in 1..=10 {
+        let other = store.create_admin_token(&new(round), 100).await.unwrap();
+        let (a, b) = tokio::join!(store.revoke_admin_token(survivor.id, 200), store.revoke_admin_token(other.id, 200));
+        assert!(a.is_ok() != b.is_ok(), "round {round}: exactly one revocation succeeds: {a:?} {b:?}");
+        expect_conflict(if a.is_err() { a } else { b }, "the revocation that came second");
+        let active: Vec<_> =
+            store.list_admin_tokens().await.unwrap().into_iter().filter(|t| t.revoked_at.is_none()).collect();
+        assert_eq!(active.len(), 1, "round {round}: {active:?}");
+        survivor = active.into_iter().next().unwrap();
+    }
 }
 
 fn metadata(repo: Repo, role: &str, version: u64, bytes: &[u8]) -> MetadataFile {

@@ -172,7 +172,8 @@ pub trait Store: Send + Sync + 'static {
     async fn admin_token_by_hash(&self, hash: &str) -> Result<Option<AdminToken>>;
     /// All tokens, revoked ones included.
     async fn list_admin_tokens(&self) -> Result<Vec<AdminToken>>;
-    /// Revokes a token; NotFound if unknown.
+    /// Revokes a token; NotFound if unknown. Conflict if it is the last unrevoked admin token,
+    /// decided in one transaction, so concurrent revocations can never leave no admin.
     async fn revoke_admin_token(&self, id: i64, now: i64) -> Result<()>;
 
     // --- trust (TUF metadata) -------------------------------------------------------------

@@ -29,16 +29,22 @@ enum TokenCommand {
     },
     /// Lists tokens, revoked ones included.
     List,
-    /// Revokes a token; it stops working at once.
+    /// Revokes a token; it stops working at once. The last admin token cannot be revoked.
     Revoke {
         /// Token id (`ferry token list` shows them).
         id: i64,
     },
+    /// Creates a new admin token directly in the server's database, when no admin token is
+    /// left to use; run it on the server, as the server's user. Needs no token.
+    Recover(crate::serve::RecoverArgs),
 }
 
 impl TokenArgs {
     /// Runs the subcommand.
     pub async fn run(self, ctx: &Context) -> anyhow::Result<()> {
+        if let TokenCommand::Recover(args) = self.command {
+            return args.run(ctx).await;
+        }
         let client = ctx.admin()?;
         match self.command {
             TokenCommand::Create { name, role } => {
@@ -54,6 +60,7 @@ impl TokenArgs {
                 let revoked = serde_json::json!({ "id": id, "revoked": true });
                 ctx.out.show(&revoked, |_| say!("revoked token {id}"))
             }
+            TokenCommand::Recover(_) => unreachable!("handled above, without a client"),
         }
     }
 }

@@ -382,4 +382,40 @@ fn send_events(url: &str, key: &str, release: i64, count: i64) {
             .collect();
         device.send_events(&EventBatch { events }).await.unwrap();
     });
+#[test]
+#[cfg(unix)]
+fn the_last_admin_token_stays_and_access_is_recovered_on_the_server() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    let run = |args: &[&str]| output(server.cli().args(args));
+    let (code, out, err) = run(&["token", "list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let tokens: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let initial = tokens[0]["id"].as_i64().unwrap().to_string();
+    let (code, _, err) = run(&["token", "revoke", &initial]);
+    assert_eq!(code, 4, "revoking the last admin token is a conflict: {err}");
+    assert!(err.contains("last admin token") && err.contains("ferry token create"), "{err}");
+    assert_eq!(run(&["whoami"]).0, 0, "the token still works");
+
+    // The secret is lost; whoever runs the server makes a new admin token, with no token.
+    std::fs::remove_file(data.join("admin-token")).unwrap();
+    let (code, _, err) = output(ferry().args(["token", "recover", "--data-dir"]).arg(dir.path().join("elsewhere")));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no database at") && err.contains("--data-dir"), "{err}");
+    let (code, out, err) = output(ferry().args(["token", "recover", "--quiet", "--data-dir"]).arg(&data));
+    assert_eq!(code, 0, "{err}");
+    let secret = out.trim();
+    assert!(secret.starts_with("ferry_adm_"), "{out}");
+    let saved = data.join("admin-token");
+    assert_eq!(std::fs::read_to_string(&saved).unwrap().trim(), secret);
+    assert_eq!(std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // The running server accepts it at once, as an admin who may now revoke the old token.
+    let (code, out, err) = run(&["whoami", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let whoami: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((whoami["name"].as_str(), whoami["role"].as_str()), (Some("recovered-admin"), Some("admin")));
+    assert_eq!(run(&["token", "revoke", &initial]).0, 0);
 }

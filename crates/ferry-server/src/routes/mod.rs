@@ -34,6 +34,40 @@ async fn invalidate_after_writes(
     response
 }
 
+/// Most header fields a request may carry. hyper refuses more than 100 itself, with a bare 431
+/// before any route runs; below that, this limit answers with the JSON error body.
+pub const MAX_HEADER_FIELDS: usize = 64;
+/// Most bytes a request's header fields may take (names, values, `": "` and line ends), as in
+/// common proxies (nginx: 4 × 8 KiB). hyper's own limit, a far larger read buffer, answers a
+/// bare 431 only beyond it.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Keeps every error answer in the API's shape: refuses oversized request heads with 431 and
+/// the JSON error body, and gives that body to any 4xx/5xx answer a layer below the handlers
+/// produced without one (axum's 405 with its `Allow` header, a body limit's 413), keeping the
+/// answer's status and headers.
+async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    use axum::response::IntoResponse as _;
+
+    let headers = request.headers();
+    let bytes: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    if headers.len() > MAX_HEADER_FIELDS || bytes > MAX_HEADER_BYTES {
+        return ApiError::headers_too_large(headers.len(), bytes, MAX_HEADER_FIELDS, MAX_HEADER_BYTES).into_response();
+    }
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || response.headers().contains_key(CONTENT_TYPE) {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let (json, body) = ApiError::for_bare_status(status, &method).into_response().into_parts();
+    parts.headers.remove(CONTENT_LENGTH);
+    parts.headers.extend(json.headers);
+    axum::response::Response::from_parts(parts, body)
+}
+
 /// Builds the whole router.
 pub fn router(state: Arc<AppState>) -> Router {
     let json_limit = state.config.limits.json_body_bytes;
@@ -93,6 +127,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             ApiError::not_found("no such route; the admin API is under /api/v1 (see /api/v1/openapi.json)")
         })
         .layer(DefaultBodyLimit::max(json_limit))
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use ferry_api::{TokenCreated, TokenSpec, Whoami, ADMIN_TOKEN_PREFIX};
 use ferry_core::Role;
-use ferry_store::{AdminToken, NewAdminToken};
+use ferry_store::{AdminToken, NewAdminToken, Store};
 
 use crate::auth::{hash_secret, new_secret, Admin};
 use crate::error::{ApiError, ApiResult};
@@ -27,14 +27,13 @@ pub async fn list_tokens(State(st): S, admin: Admin) -> ApiResult<Json<Vec<Admin
 }
 
 /// Creates a token and returns its secret, which is shown only this once.
-pub async fn issue(st: &AppState, name: &str, role: Role) -> ApiResult<TokenCreated> {
+pub async fn issue(store: &dyn Store, name: &str, role: Role) -> ApiResult<TokenCreated> {
     let name = name.trim();
     if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request("a token name must be 1 to 64 printable characters"));
     }
     let secret = new_secret(ADMIN_TOKEN_PREFIX);
-    let token = st
-        .store
+    let token = store
         .create_admin_token(&NewAdminToken { name: name.to_owned(), role, hash: hash_secret(&secret) }, now())
         .await?;
     Ok(TokenCreated { token, secret })
@@ -48,13 +47,14 @@ pub async fn create_token(
     Json(spec): Json<TokenSpec>,
 ) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
     admin.require(Role::Admin)?;
-    let created = issue(&st, &spec.name, spec.role).await?;
+    let created = issue(st.store.as_ref(), &spec.name, spec.role).await?;
     tracing::info!(token = %created.token.name, role = spec.role.as_str(), by = %admin.name, "admin token created");
     Ok((StatusCode::CREATED, Json(created)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = i64, Path)),
-    responses((status = 204), (status = 404, body = ferry_api::ErrorBody)))]
+    responses((status = 204), (status = 404, body = ferry_api::ErrorBody),
+        (status = 409, description = "the last admin token cannot be revoked", body = ferry_api::ErrorBody)))]
 pub async fn revoke_token(State(st): S, admin: Admin, Path(id): Path<i64>) -> ApiResult<StatusCode> {
     admin.require(Role::Admin)?;
     st.store.revoke_admin_token(id, now()).await?;

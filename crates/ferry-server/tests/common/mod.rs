@@ -12,7 +12,6 @@ use ferry_core::{Artifact, ReleaseKind};
 use ferry_server::{App, Config};
 use ferry_store::Store;
 use ferry_store_sql::testing::TempPostgres;
-use ferry_store_sql::{PostgresStore, SqliteStore};
 use tokio::sync::oneshot;
 
 /// Which database a test runs on.
@@ -47,17 +46,19 @@ impl TestServer {
         let tmp = tempfile::tempdir().unwrap();
         let mut config = Config { data_dir: tmp.path().join("data"), ..Config::default() };
         tweak(&mut config);
-        std::fs::create_dir_all(&config.data_dir).unwrap();
-        let (store, pg): (Arc<dyn Store>, _) = match backend {
-            Backend::Sqlite => (Arc::new(SqliteStore::open(&config.data_dir.join("ferry.db")).await.unwrap()), None),
+        // The server opens its storage itself, as `ferry serve` does: the data directory, the
+        // SQLite file and the content store are created with the modes a real start gives them.
+        let pg = match backend {
+            Backend::Sqlite => None,
             Backend::Postgres => {
                 let pg = TempPostgres::create().await.expect("PostgreSQL must be reachable (FERRY_TEST_POSTGRES_URL)");
-                (Arc::new(PostgresStore::connect(pg.url()).await.unwrap()), Some(pg))
+                config.database_url = pg.url().to_owned();
+                Some(pg)
             }
         };
-        let content = Arc::new(ferry_content::FsContentStore::open(config.data_dir.join("content")).await.unwrap());
         let data_dir = config.data_dir.clone();
-        let app = App::with_parts(config, store.clone(), content).await.unwrap();
+        let app = App::open(config).await.unwrap();
+        let store = app.state().store.clone();
         let admin_token = app.initial_admin_token().expect("a fresh server creates an admin token").to_owned();
         let state = app.state().clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
