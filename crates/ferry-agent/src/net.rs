@@ -106,7 +106,8 @@ pub fn failure(what: &str, error: ClientError) -> Failure {
         ClientError::Api {
             code: ErrorCode::Unauthorized | ErrorCode::Forbidden | ErrorCode::DeviceRejected, ..
         } => Exit::Unauthorized,
-        ClientError::Api { status, .. } if *status >= 500 => Exit::Unreachable,
+        // Busy (rate-limited, e.g. many devices enrolling at once) is as transient as down.
+        ClientError::Api { status, .. } if *status >= 500 || *status == 429 => Exit::Unreachable,
         _ => Exit::Internal,
     };
     Failure::new(exit, format!("{what}: {error}"))

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod lookups;
 pub mod offers;
 pub mod openapi;
@@ -94,6 +95,7 @@ impl App {
             store,
             content,
             catalogue: cache::CatalogueCache::new(config.trust.require_signed_releases),
+            enrollments: limits::EnrollmentLimits::new(&config.enrollment),
             config,
             contacts: Default::default(),
             credentials,

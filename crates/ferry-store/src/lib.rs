@@ -38,6 +38,9 @@ pub enum StoreError {
     /// Stored data could not be decoded (a bug or a hand-edited database).
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// An enrollment's claim on an id is not proven (see [`Enrollment`]); nothing was changed.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl StoreError {
@@ -114,8 +117,16 @@ pub trait Store: Send + Sync + 'static {
 
     // --- devices ---------------------------------------------------------------------------
 
-    /// Lists a device id in advance (R2.1). Conflict if the id is known.
-    async fn preauthorize_device(&self, id: &DeviceId, groups: &[GroupName], now: i64) -> Result<Device>;
+    /// Lists a device id in advance, bound to the SHA-256 (hex) of a secret only the device
+    /// will hold. Pre-authorising an id that is still waiting for its device replaces its
+    /// secret and groups (a lost secret is re-issued this way); Conflict once it has enrolled.
+    async fn preauthorize_device(
+        &self,
+        id: &DeviceId,
+        groups: &[GroupName],
+        secret_hash: &str,
+        now: i64,
+    ) -> Result<Device>;
     /// Enrolls a device atomically; see [`Enrollment`] for the rules.
     async fn enroll_device(&self, enrollment: &Enrollment) -> Result<Device>;
     /// One device.

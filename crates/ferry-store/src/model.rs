@@ -164,12 +164,19 @@ pub struct DeviceFilter {
     pub limit: u32,
 }
 
-/// A device enrolling (R2.1). Applied atomically:
-/// - unknown id: a new device is created with `status` and `groups`;
-/// - pre-authorised id: it takes the credential, becomes `accepted`, and `groups` are added to
-///   the groups it was pre-authorised into;
-/// - any other known id: refused with Conflict, and the attempt is recorded on the existing
-///   device as an identity conflict (another machine claims its identity).
+/// A device enrolling. Applied atomically:
+/// - unknown id: a new device is created with `status` and `groups`; a `secret_hash` is
+///   Refused (no pre-authorisation issued it);
+/// - pre-authorised id: with the `secret_hash` it was pre-authorised with, it takes the
+///   credential, becomes `accepted`, and `groups` are added to the groups it was
+///   pre-authorised into; without it, Refused;
+/// - any other known id: a claim proven by its pre-authorisation secret, or by a group's
+///   enrollment key (`status` `Accepted` and no `secret_hash`), is refused with Conflict and
+///   recorded on the existing device as an identity conflict (another machine holding the
+///   device's proof claims its identity); an unproven claim is Refused.
+///
+/// Refused changes nothing, so that a stranger who guesses an id can neither take it nor
+/// tell it from an unknown one, nor raise its conflict count.
 #[derive(Debug, Clone)]
 pub struct Enrollment {
     /// Claimed identity.
@@ -182,6 +189,8 @@ pub struct Enrollment {
     pub groups: Vec<GroupName>,
     /// Description of the attempt, recorded if it is a conflict (e.g. remote address).
     pub origin: String,
+    /// SHA-256 (hex) of the pre-authorisation secret the device presented, if any.
+    pub secret_hash: Option<String>,
     /// Unix seconds.
     pub now: i64,
 }

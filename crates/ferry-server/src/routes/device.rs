@@ -6,7 +6,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use ferry_api::{
     CheckinRequest, CheckinResponse, DirectorPointer, EnrollRequest, EnrollResponse, ErrorCode, EventBatch, Offer,
-    OfferedArtifact, DEVICE_PREFIX, DEVICE_TOKEN_PREFIX,
+    OfferedArtifact, DEVICE_ENROLLMENT_KEY_PREFIX, DEVICE_PREFIX, DEVICE_TOKEN_PREFIX,
 };
 use ferry_core::device::boot_transition;
 use ferry_core::schedule::next_checkin_delay;
@@ -30,26 +30,47 @@ const MAX_ATTRIBUTE_VALUE: usize = 1024;
 const MAX_SHORT_TEXT: usize = ferry_api::MAX_SHORT_TEXT_BYTES;
 const MAX_MESSAGE: usize = ferry_api::MAX_EVENT_MESSAGE_BYTES;
 
+/// The one answer to every enrollment whose key does not prove the claim: a wrong group key, a
+/// wrong or missing device key for a pre-authorised id, no key for an enrolled id. It does not
+/// say which, so a stranger cannot learn whether an id exists.
+fn not_proven() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthorized,
+        "the enrollment key is not valid for this device id; use a group's current enrollment key, or the \
+         key issued when this id was pre-authorised (ask an administrator)",
+    )
+}
+
 #[utoipa::path(post, path = "/device/v1/enroll", tag = "device", request_body = EnrollRequest,
     responses((status = 201, body = EnrollResponse), (status = 401, body = ferry_api::ErrorBody),
-        (status = 409, body = ferry_api::ErrorBody, description = "the id is already enrolled by another machine")))]
+        (status = 409, body = ferry_api::ErrorBody, description = "the id is already enrolled by another machine"),
+        (status = 429, body = ferry_api::ErrorBody, description = "too many enrollments; see Retry-After")))]
 pub async fn enroll(
     State(st): S,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Json(req): Json<EnrollRequest>,
 ) -> ApiResult<(StatusCode, Json<EnrollResponse>)> {
-    let (status, groups) = match &req.enrollment_key {
-        Some(key) => {
-            let group = st.store.group_by_enrollment_key(&hash_secret(key)).await?.ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    ErrorCode::Unauthorized,
-                    "the enrollment key is not valid for any group; ask an administrator for the group's current key",
-                )
-            })?;
-            (DeviceStatus::Accepted, vec![group.name])
+    st.enrollments.check(peer.ip())?;
+    let (status, groups, secret_hash) = match &req.enrollment_key {
+        // A pre-authorised device's own key: the store checks it against the id's.
+        Some(key) if key.starts_with(DEVICE_ENROLLMENT_KEY_PREFIX) => {
+            (DeviceStatus::Accepted, Vec::new(), Some(hash_secret(key)))
         }
-        None => (DeviceStatus::Pending, Vec::new()),
+        Some(key) => {
+            let group = st.store.group_by_enrollment_key(&hash_secret(key)).await?.ok_or_else(not_proven)?;
+            (DeviceStatus::Accepted, vec![group.name], None)
+        }
+        None if !st.config.enrollment.allow_keyless => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                "this server enrolls devices only with an enrollment key; set enrollment_key (or \
+                 enrollment_key_file) in agent.toml to a group's key or to the key issued when this id was \
+                 pre-authorised",
+            ));
+        }
+        None => (DeviceStatus::Pending, Vec::new(), None),
     };
     let credential = new_secret(DEVICE_TOKEN_PREFIX);
     let enrollment = Enrollment {
@@ -59,8 +80,10 @@ pub async fn enroll(
         groups,
         origin: format!("enrollment from {peer}"),
         now: now(),
+        secret_hash,
     };
     let device = st.store.enroll_device(&enrollment).await.map_err(|e| match e {
+        StoreError::Refused(_) => not_proven(),
         StoreError::Conflict(_) => ApiError::conflict(format!(
             "device id {} is already enrolled by another machine; if this machine was re-imaged or cloned, \
              give it a unique id, or ask an administrator to remove the old device",
