@@ -5,6 +5,7 @@
 
 mod error;
 mod types;
+pub mod unique;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use types::*;

@@ -301,14 +301,15 @@ pub struct CheckinRequest {
     /// Its platform.
     #[serde(default)]
     pub platform: Option<PlatformName>,
-    /// Installed software version per product.
-    #[serde(default)]
+    /// Installed software version per product (each product once).
+    #[serde(default, deserialize_with = "crate::unique::unique_keys")]
     pub installed: BTreeMap<ProductName, Version>,
-    /// Installed configuration-bundle version per product.
-    #[serde(default)]
+    /// Installed configuration-bundle version per product (each product once).
+    #[serde(default, deserialize_with = "crate::unique::unique_keys")]
     pub configs: BTreeMap<ProductName, Version>,
-    /// Inventory attributes (at most 64, keys up to 64 and values up to 1024 characters).
-    #[serde(default)]
+    /// Inventory attributes (at most 64, keys up to 64 and values up to 1024 characters, each
+    /// key once).
+    #[serde(default, deserialize_with = "crate::unique::unique_keys")]
     pub attributes: BTreeMap<String, String>,
     /// Agent version.
     #[serde(default)]

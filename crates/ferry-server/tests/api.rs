@@ -529,10 +529,145 @@ mod enrollment_limits {
     }
 }
 
+/// Posts `body` as JSON to a device route with `credential`; returns status and body.
+async fn device_post(url: &str, path: &str, credential: &str, body: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{url}{DEVICE_PREFIX}/{path}"))
+        .bearer_auth(credential)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or_default())
+}
+
+on_both_backends!(events_only_for_releases_the_device_has_a_part_in, |srv: common::TestServer| async move {
+    let f = fleet(&srv).await;
+    let offered = f.publish("2.0", b"two").await;
+    f.approve(&offered).await;
+    let never = f.publish("3.0", b"three").await;
+    let installed = f.publish("1.5", b"one-five").await;
+    let device = f.enroll("gw-1").await;
+    device.checkin(&report(&[("agent", "1.0")])).await.unwrap();
+    let ev =
+        |seq, release, state| NewEvent { seq, release, state, progress: None, error_code: None, message: None, at: 1 };
+    let id: ferry_core::DeviceId = "gw-1".parse().unwrap();
+
+    // A release never offered, not installed, never reported on: refused, nothing stored.
+    let batch = EventBatch {
+        events: vec![ev(1, offered.id, DeviceState::Downloading), ev(2, never.id, DeviceState::Installed)],
+    };
+    let e = device.send_events(&batch).await.unwrap_err();
+    assert_eq!(code(&e), (403, ErrorCode::NotEntitled), "{e}");
+    assert!(e.to_string().contains(&format!("release {}", never.id)), "{e}");
+    assert!(f.admin.device_events(&id, None, None).await.unwrap().is_empty(), "nothing of the batch was stored");
+
+    // The offered release: accepted. After the offer is withdrawn, the device still reports
+    // how its update ends, since it reported on the release before.
+    device.send_events(&EventBatch { events: vec![ev(1, offered.id, DeviceState::Downloading)] }).await.unwrap();
+    f.admin.delete_approval(offered.id, &"office".parse().unwrap()).await.unwrap();
+    device.send_events(&EventBatch { events: vec![ev(2, offered.id, DeviceState::RolledBack)] }).await.unwrap();
+    // A release it reports installed: accepted.
+    device.checkin(&report(&[("agent", "1.5")])).await.unwrap();
+    device.send_events(&EventBatch { events: vec![ev(3, installed.id, DeviceState::Committed)] }).await.unwrap();
+
+    // A retry of seq 1 with other content is a conflict, not a silently dropped duplicate.
+    let e = device.send_events(&EventBatch { events: vec![ev(1, offered.id, DeviceState::Failed)] }).await.unwrap_err();
+    assert_eq!(code(&e).0, 409, "{e}");
+    assert!(e.to_string().contains("different content"), "{e}");
+    let stored = f.admin.device_events(&id, None, None).await.unwrap();
+    assert_eq!(
+        stored.iter().map(|e| e.event.state).collect::<Vec<_>>(),
+        [DeviceState::Downloading, DeviceState::RolledBack, DeviceState::Committed]
+    );
+});
+
+on_both_backends!(pending_devices_read_no_metadata_and_post_no_events, |srv: common::TestServer| async move {
+    let f = fleet(&srv).await;
+    let release = f.publish("2.0", b"two").await;
+    f.approve(&release).await;
+    let mut pending = DeviceClient::new(&f.url, None).unwrap();
+    let enrolled =
+        pending.enroll(&EnrollRequest { device_id: "kiosk-2".parse().unwrap(), enrollment_key: None }).await.unwrap();
+    assert_eq!(enrolled.status, DeviceStatus::Pending);
+    pending.set_credential(&enrolled.credential).unwrap();
+    for file in ["timestamp.json", "1.root.json"] {
+        let e = pending.image_metadata(file).await.unwrap_err();
+        assert_eq!(code(&e), (403, ErrorCode::Forbidden), "{file}: {e}");
+        assert!(e.to_string().contains("ferry device accept kiosk-2"), "{e}");
+    }
+    let e = pending.director_metadata("timestamp.json").await.unwrap_err();
+    assert_eq!(code(&e), (403, ErrorCode::Forbidden), "{e}");
+    let event = NewEvent {
+        seq: 1,
+        release: release.id,
+        state: DeviceState::Downloading,
+        progress: None,
+        error_code: None,
+        message: None,
+        at: 1,
+    };
+    let e = pending.send_events(&EventBatch { events: vec![event] }).await.unwrap_err();
+    assert_eq!(code(&e), (403, ErrorCode::Forbidden), "{e}");
+    assert!(f.admin.device_events(&"kiosk-2".parse().unwrap(), None, None).await.unwrap().is_empty());
+});
+
+on_both_backends!(device_reports_refuse_unknown_fields_and_repeated_keys, |srv: common::TestServer| async move {
+    let f = fleet(&srv).await;
+    let release = f.publish("2.0", b"two").await;
+    f.approve(&release).await;
+    let mut device = DeviceClient::new(&f.url, None).unwrap();
+    let enrolled = device
+        .enroll(&EnrollRequest { device_id: "gw-2".parse().unwrap(), enrollment_key: Some(f.enrollment_key.clone()) })
+        .await
+        .unwrap();
+    device.set_credential(&enrolled.credential).unwrap();
+    let credential = enrolled.credential;
+
+    // A misspelt event field is refused, like everywhere else.
+    let typo =
+        format!(r#"{{"events":[{{"seq":1,"release":{},"state":"downloading","at":1,"mesage":"x"}}]}}"#, release.id);
+    let (status, body) = device_post(&f.url, "events", &credential, &typo).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_json")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("mesage"), "{body}");
+
+    // A key repeated in attributes would lose one of the values: refused, nothing recorded.
+    let repeated = r#"{"platform":"linux-x86_64","attributes":{"site":"north","site":"south"}}"#;
+    let (status, body) = device_post(&f.url, "checkin", &credential, repeated).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_json")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("\"site\" appears more than once"), "{body}");
+    let repeated = r#"{"installed":{"agent":"1.0","agent":"2.0"}}"#;
+    assert_eq!(device_post(&f.url, "checkin", &credential, repeated).await.0, 400);
+    let detail = f.admin.get_device(&"gw-2".parse().unwrap()).await.unwrap().device;
+    assert!(detail.attributes.is_empty() && detail.installed.is_empty(), "{detail:?}");
+});
+
+on_both_backends!(approval_deadlines_outside_a_sane_range_are_refused, |srv: common::TestServer| async move {
+    let f = fleet(&srv).await;
+    let release = f.publish("2.0", b"two").await;
+    let office = "office".parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    // Milliseconds for seconds, the epoch, long past, and decades ahead.
+    for deadline in [now * 1000, 0, now - 3 * 86_400, now + 20 * 366 * 86_400] {
+        let spec = ApprovalSpec { action: ApprovalAction::Install, deadline: Some(deadline) };
+        let e = f.admin.set_approval(release.id, &office, &spec).await.unwrap_err();
+        assert_eq!(code(&e), (400, ErrorCode::BadRequest), "{deadline}: {e}");
+        assert!(e.to_string().contains("not a plausible time"), "{e}");
+    }
+    assert!(f.admin.list_approvals(Some(&office)).await.unwrap().is_empty(), "nothing was approved");
+    for deadline in [now, now + 30 * 86_400, now + 4 * 366 * 86_400] {
+        let spec = ApprovalSpec { action: ApprovalAction::Install, deadline: Some(deadline) };
+        f.admin.set_approval(release.id, &office, &spec).await.unwrap();
+    }
+});
+
 on_both_backends!(events_are_idempotent_and_ordered, |srv: common::TestServer| async move {
     let f = fleet(&srv).await;
     let release = f.publish("2.0", b"two").await;
+    f.approve(&release).await;
     let device = f.enroll("gw-1").await;
+    device.checkin(&report(&[("agent", "1.0")])).await.unwrap();
     let ev = |seq, state| NewEvent {
         seq,
         release: release.id,

@@ -1240,20 +1240,30 @@ macro_rules! impl_store {
                     let mut duplicates = 0u32;
                     for event in events {
                         if highest.is_some_and(|h| event.seq <= h) {
-                            let stored = sqlx::query(
-                                "SELECT seq FROM events WHERE device_id = $1 AND seq = $2",
-                            )
+                            let stored = sqlx::query(&format!(
+                                "SELECT {EVENT_COLUMNS} FROM events WHERE device_id = $1 AND seq = $2"
+                            ))
                             .bind(device.as_str())
                             .bind(event.seq)
                             .fetch_optional(&mut *tx)
                             .await
                             .map_err(err)?;
-                            if stored.is_none() {
+                            let Some(stored) = stored else {
                                 return Err(StoreError::Conflict(format!(
                                     "event {} of device {device} is older than its latest stored event {} and \
                                      was not stored before; nothing of the batch was stored",
                                     event.seq,
                                     highest.unwrap_or_default()
+                                )));
+                            };
+                            // A retry repeats the event exactly; anything else reusing the seq
+                            // would be lost silently if it were skipped.
+                            if event_from_row(&stored)?.event != *event {
+                                return Err(StoreError::Conflict(format!(
+                                    "event {} of device {device} was stored before with different content; a \
+                                     retry must repeat an event exactly, and a new event needs a new seq; nothing \
+                                     of the batch was stored",
+                                    event.seq
                                 )));
                             }
                             duplicates += 1;

@@ -74,6 +74,7 @@ macro_rules! conformance_tests {
             append_and_list_events,
             append_events_idempotent,
             append_events_out_of_order,
+            append_events_changed_retry_conflicts,
             append_events_unsorted_batch,
             append_events_not_found,
             device_release_states,
@@ -958,7 +959,9 @@ pub async fn append_events_idempotent(store: &dyn Store) {
     store.append_events(&id, &batch, 100).await.unwrap();
     let again = store.append_events(&id, &batch, 200).await.unwrap();
     assert_eq!((again.stored, again.duplicates), (0, 3));
-    let overlap: Vec<_> = (2..=5).map(|s| event(s, r1, DeviceState::Installing)).collect();
+    let overlap: Vec<_> = (2..=5)
+        .map(|s| event(s, r1, if s <= 3 { DeviceState::Downloading } else { DeviceState::Installing }))
+        .collect();
     let outcome = store.append_events(&id, &overlap, 300).await.unwrap();
     assert_eq!((outcome.stored, outcome.duplicates), (2, 2));
     let listed = store.list_events(&id, None, 100).await.unwrap();
@@ -970,6 +973,31 @@ pub async fn append_events_idempotent(store: &dyn Store) {
     // Sequence numbers are per device.
     let other = enrolled(store, "dev-2", &[]).await;
     assert_eq!(store.append_events(&other, &batch, 400).await.unwrap().stored, 3);
+}
+
+/// A known seq with other content is not a retry: the batch is refused whole, and what was
+/// stored under that seq stays.
+pub async fn append_events_changed_retry_conflicts(store: &dyn Store) {
+    catalogue(store).await;
+    let r1 = create(store, VPN, "1.0", ReleaseKind::Full).await.id;
+    let id = enrolled(store, "dev-1", &[]).await;
+    store.append_events(&id, &[event(1, r1, DeviceState::Downloading)], 100).await.unwrap();
+    let before = store.list_events(&id, None, 100).await.unwrap();
+    let changes: [fn(&mut NewEvent); 5] = [
+        |e| e.state = DeviceState::Failed,
+        |e| e.progress = Some(7),
+        |e| e.message = Some("other".into()),
+        |e| e.error_code = Some("E1".into()),
+        |e| e.at += 1,
+    ];
+    for change in changes {
+        let mut changed = event(1, r1, DeviceState::Downloading);
+        change(&mut changed);
+        let refused = store.append_events(&id, &[changed.clone(), event(2, r1, DeviceState::Downloaded)], 200).await;
+        let message = expect_conflict(refused, &format!("{changed:?}"));
+        assert!(message.contains("different content"), "{message}");
+        assert_eq!(store.list_events(&id, None, 100).await.unwrap(), before, "nothing stored or changed");
+    }
 }
 
 /// A batch holding an unstored event older than the latest stored one is refused whole.

@@ -155,7 +155,8 @@ pub trait Store: Send + Sync + 'static {
     // --- status events ---------------------------------------------------------------------
 
     /// Appends status events of one device in one transaction, in `seq` order. An event whose
-    /// `seq` is already stored is skipped (a retry). An event whose `seq` is below the
+    /// `seq` is already stored with the same content is skipped (a retry); with other content
+    /// it is refused with Conflict, and nothing of the batch is stored. An event whose `seq` is below the
     /// device's highest stored `seq` and not stored is refused with Conflict, and nothing of
     /// the batch is stored. NotFound if the device or a release is missing.
     async fn append_events(&self, device: &DeviceId, events: &[NewEvent], received_at: i64) -> Result<AppendOutcome>;

@@ -218,9 +218,11 @@ pub struct CheckinRecord {
     pub conflict: Option<String>,
 }
 
-/// A status event as the agent sends it.
+/// A status event as the agent sends it. Unknown fields are refused, as in every request body:
+/// a misspelt field must not be dropped silently.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct NewEvent {
     /// Per-device sequence number chosen by the agent, strictly increasing; the idempotency key.
     pub seq: i64,
@@ -371,5 +373,22 @@ impl std::fmt::Debug for DirectorFiles {
             .field("snapshot", &self.snapshot.len())
             .field("timestamp", &self.timestamp.len())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_refuse_unknown_fields_and_stored_events_still_parse() {
+        let sent =
+            r#"{"seq":1,"release":2,"state":"downloading","progress":null,"error_code":null,"message":null,"at":3}"#;
+        let event: NewEvent = serde_json::from_str(sent).unwrap();
+        let stored = serde_json::to_string(&Event { event, received_at: 4 }).unwrap();
+        assert_eq!(serde_json::from_str::<Event>(&stored).unwrap().received_at, 4);
+        let typo = sent.replace("\"at\":3", "\"at\":3,\"mesage\":\"x\"");
+        let e = serde_json::from_str::<NewEvent>(&typo).unwrap_err();
+        assert!(e.to_string().contains("mesage"), "{e}");
     }
 }

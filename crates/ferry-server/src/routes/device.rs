@@ -11,9 +11,10 @@ use ferry_api::{
 use ferry_core::device::boot_transition;
 use ferry_core::schedule::next_checkin_delay;
 use ferry_core::DeviceStatus;
-use ferry_store::{AppendOutcome, CheckinRecord, Device, Enrollment, StoreError};
+use ferry_core::ReleaseId;
+use ferry_store::{AppendOutcome, CheckinRecord, Device, Enrollment, NewEvent, StoreError};
 
-use crate::auth::{hash_secret, new_secret, DeviceAuth};
+use crate::auth::{hash_secret, new_secret, require_accepted, DeviceAuth};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use crate::offers;
@@ -238,13 +239,59 @@ fn offer(r: &ferry_core::Release, deadline: Option<i64>) -> Offer {
     }
 }
 
+/// A device reports only on releases it has a part in: one it is offered now, one it reports
+/// installed (on the release's line, software or configuration), or one it has reported on
+/// before (a device rolling back after the offer was withdrawn still reports how it ends).
+/// Anything else would let a device write history about releases it was never given.
+async fn check_reportable(st: &AppState, device: &Device, events: &[NewEvent]) -> ApiResult<()> {
+    let mut releases: Vec<ReleaseId> = events.iter().map(|e| e.release).collect();
+    releases.sort();
+    releases.dedup();
+    if releases.is_empty() {
+        return Ok(());
+    }
+    let eval = offers::evaluate(st, device).await?;
+    let offered: Vec<ReleaseId> = eval.offered().iter().map(|(r, _)| r.id).collect();
+    for id in releases {
+        if offered.contains(&id) {
+            continue;
+        }
+        let release = st.store.get_release(id).await?.ok_or_else(|| {
+            ApiError::not_found(format!(
+                "release {id} does not exist; events must name a release the device was offered"
+            ))
+        })?;
+        let line = if release.kind.is_config() { &device.configs } else { &device.installed };
+        if line.get(&release.product) == Some(&release.version) {
+            continue;
+        }
+        if !st.store.list_events(&device.id, Some(id), 1).await?.is_empty() {
+            continue;
+        }
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::NotEntitled,
+            format!(
+                "release {id} ({} {}) is not offered to this device, not installed on it, and it has reported \
+                 nothing on it before; events are accepted only for such releases, and nothing of the batch \
+                 was stored",
+                release.product, release.version
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[utoipa::path(post, path = "/device/v1/events", tag = "device", request_body = EventBatch,
-    responses((status = 200, body = AppendOutcome), (status = 409, body = ferry_api::ErrorBody, description = "out of order")))]
+    responses((status = 200, body = AppendOutcome),
+        (status = 403, body = ferry_api::ErrorBody, description = "a pending device, or a release it has no part in"),
+        (status = 409, body = ferry_api::ErrorBody, description = "out of order, or a known seq with other content")))]
 pub async fn events(
     State(st): S,
     DeviceAuth(device): DeviceAuth,
     Json(batch): Json<EventBatch>,
 ) -> ApiResult<Json<AppendOutcome>> {
+    require_accepted(&device, "report events")?;
     if batch.events.len() > MAX_EVENTS {
         return Err(ApiError::bad_request(format!(
             "{} events sent; send at most {MAX_EVENTS} per request",
@@ -273,6 +320,7 @@ pub async fn events(
             "events in a batch must have strictly increasing seq",
         ));
     }
+    check_reportable(&st, &device, &batch.events).await?;
     let outcome = st.store.append_events(&device.id, &batch.events, now()).await.map_err(|e| match e {
         StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, ErrorCode::OutOfOrder, m),
         other => other.into(),
