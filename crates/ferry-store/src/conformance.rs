@@ -1071,7 +1071,7 @@ pub async fn device_release_states(store: &dyn Store) {
     failed.message = Some("no space left".to_owned());
     let mut deferred = event(2, r1, DeviceState::Deferred);
     deferred.message = Some("outside the window".to_owned());
-    store.append_events(&id, &[downloading, deferred, failed], 100).await.unwrap();
+    store.append_events(&id, &[downloading, deferred.clone(), failed], 100).await.unwrap();
 
     let states = store.device_release_states(&id).await.unwrap();
     assert_eq!(states.len(), 2);
@@ -1090,7 +1090,7 @@ pub async fn device_release_states(store: &dyn Store) {
     committed.progress = Some(100);
     store.append_events(&id, &[committed], 200).await.unwrap();
     // A retried older event does not move the state back.
-    store.append_events(&id, &[event(2, r1, DeviceState::Deferred)], 300).await.unwrap();
+    store.append_events(&id, &[deferred], 300).await.unwrap();
     let states = store.device_release_states(&id).await.unwrap();
     let r1_state = states.iter().find(|s| s.release == r1).unwrap();
     assert_eq!(
