@@ -72,9 +72,10 @@ platform = "linux-x86_64"
 
 #device_id_file = "/sys/class/dmi/id/product_serial"
 
-# A group's enrollment key, so that the device is accepted into that group at once. Without
-# one it enrols as pending until an administrator accepts it. Read only until the device is
-# enrolled. Give the key itself in `enrollment_key`, or better a file holding it, not both.
+# A group's enrollment key, so that the device is accepted into that group at once, or the
+# key `ferry device preauthorize` printed for this device's id (it works for that id only).
+# Without one it enrols as pending until an administrator accepts it (if the server allows
+# that: enrollment.allow_keyless). Read only until the device is enrolled. Give the key itself in `enrollment_key`, or better a file holding it, not both.
 #enrollment_key_file = "/etc/ferry-agent/enrollment-key"
 
 # Where the device credential received at enrollment is kept (mode 0600). Default: the file

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ferry_api::{CheckinRequest, CheckinResponse, EnrollRequest, Offer};
+use ferry_api::{CheckinRequest, CheckinResponse, EnrollRequest, ErrorCode, Offer};
 use ferry_client::{ClientError, DeviceClient};
 use ferry_core::{DeviceState, DeviceStatus, ReleaseId, Version};
 use ferry_updater::{Director, Updater, UpdaterConfig};
@@ -293,8 +293,10 @@ impl Agent {
             };
             match sent {
                 Ok(_) => {}
-                Err(ClientError::Api { status: 409, message, .. }) => {
-                    // The server has later events than these: they can never be stored.
+                Err(ClientError::Api { status: 409, message, .. })
+                | Err(ClientError::Api { code: ErrorCode::NotEntitled, message, .. }) => {
+                    // The server has later events than these, or they concern a release this
+                    // device has no part in (any more): they can never be stored.
                     tracing::warn!(
                         count = batch.events.len(),
                         "the server refused stale events, dropping them: {message}"

@@ -171,7 +171,8 @@ pub fn failure(what: &str, error: ClientError) -> Failure {
         ClientError::Api {
             code: ErrorCode::Unauthorized | ErrorCode::Forbidden | ErrorCode::DeviceRejected, ..
         } => Exit::Unauthorized,
-        ClientError::Api { status, .. } if *status >= 500 => Exit::Unreachable,
+        // Busy (rate-limited, e.g. many devices enrolling at once) is as transient as down.
+        ClientError::Api { status, .. } if *status >= 500 || *status == 429 => Exit::Unreachable,
         // Not a Ferry error body: a web server, proxy or portal that is not Ferry answered.
         ClientError::Api { code: ErrorCode::Internal, .. } | ClientError::Decode { .. } => Exit::BadAnswer,
         _ => Exit::Internal,

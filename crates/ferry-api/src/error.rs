@@ -43,6 +43,8 @@ pub enum ErrorCode {
     RangeNotSatisfiable,
     /// The device was rejected by an administrator.
     DeviceRejected,
+    /// Too many requests of this kind; retry after the `Retry-After` header's seconds.
+    RateLimited,
     /// Signed metadata failed verification or breaks the repository's rules.
     InvalidMetadata,
     /// The server's storage is unavailable, or it has too many connections open.
@@ -75,6 +77,7 @@ impl ErrorCode {
             Self::OutOfOrder => "out_of_order",
             Self::RangeNotSatisfiable => "range_not_satisfiable",
             Self::DeviceRejected => "device_rejected",
+            Self::RateLimited => "rate_limited",
             Self::InvalidMetadata => "invalid_metadata",
             Self::Unavailable => "unavailable",
             Self::RequestTimeout => "request_timeout",

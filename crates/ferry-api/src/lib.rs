@@ -5,6 +5,7 @@
 
 mod error;
 mod types;
+pub mod unique;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use types::*;
@@ -21,6 +22,9 @@ pub const ADMIN_TOKEN_PREFIX: &str = "ferry_adm_";
 pub const DEVICE_TOKEN_PREFIX: &str = "ferry_dev_";
 /// Prefix of group enrollment keys.
 pub const ENROLLMENT_KEY_PREFIX: &str = "ferry_enr_";
+/// Prefix of the per-device enrollment key issued when an id is pre-authorised; the server
+/// tells it from a group's key by this prefix.
+pub const DEVICE_ENROLLMENT_KEY_PREFIX: &str = "ferry_pre_";
 
 /// Most status events accepted in one `POST /device/v1/events` batch.
 pub const MAX_EVENTS_PER_BATCH: usize = 256;

@@ -191,6 +191,16 @@ pub struct EnrollmentKey {
     pub enrollment_key: String,
 }
 
+/// A pre-authorised device and the enrollment key only it may hold, shown once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PreauthorizedDevice {
+    /// The device, waiting for its first enrollment.
+    pub device: Device,
+    /// The key the device enrolls with (its `enrollment_key`), bound to this id alone. The
+    /// server keeps only its hash; pre-authorising the id again issues a new one.
+    pub enrollment_key: String,
+}
+
 /// Lists a device id in advance.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -272,7 +282,8 @@ pub struct Whoami {
 pub struct EnrollRequest {
     /// The identity it claims.
     pub device_id: DeviceId,
-    /// A group's enrollment key; without one the device waits for an administrator.
+    /// A group's enrollment key, or the key issued when this id was pre-authorised; without
+    /// one the device waits for an administrator (if the server allows keyless enrollment).
     #[serde(default)]
     pub enrollment_key: Option<String>,
 }
@@ -295,14 +306,15 @@ pub struct CheckinRequest {
     /// Its platform.
     #[serde(default)]
     pub platform: Option<PlatformName>,
-    /// Installed software version per product.
-    #[serde(default)]
+    /// Installed software version per product (each product once).
+    #[serde(default, deserialize_with = "crate::unique::unique_keys")]
     pub installed: BTreeMap<ProductName, Version>,
-    /// Installed configuration-bundle version per product.
-    #[serde(default)]
+    /// Installed configuration-bundle version per product (each product once).
+    #[serde(default, deserialize_with = "crate::unique::unique_keys")]
     pub configs: BTreeMap<ProductName, Version>,
-    /// Inventory attributes (at most 64, keys up to 64 and values up to 1024 characters).
-    #[serde(default)]
+    /// Inventory attributes (at most 64, keys up to 64 and values up to 1024 characters, each
+    /// key once).
+    #[serde(default, deserialize_with = "crate::unique::unique_keys")]
     pub attributes: BTreeMap<String, String>,
     /// Agent version.
     #[serde(default)]

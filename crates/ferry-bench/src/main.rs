@@ -176,6 +176,7 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
                         status: DeviceStatus::Accepted,
                         groups: vec![group],
                         origin: "ferry-bench".into(),
+                        secret_hash: None,
                         now,
                     })
                     .await?;

@@ -5,8 +5,8 @@ use std::path::Path;
 use bytes::Bytes;
 use ferry_api::{
     ApplicabilityReport, ApprovalSpec, ContentInfo, DeviceDetail, DeviceGroups, EnrollmentKey, GroupCreated, GroupSpec,
-    GroupUpdate, GroupView, Health, PlatformSpec, PreauthorizeSpec, ProductSpec, ReleaseSpec, TokenCreated, TokenSpec,
-    Whoami, ADMIN_PREFIX, SHA256_HEADER,
+    GroupUpdate, GroupView, Health, PlatformSpec, PreauthorizeSpec, PreauthorizedDevice, ProductSpec, ReleaseSpec,
+    TokenCreated, TokenSpec, Whoami, ADMIN_PREFIX, SHA256_HEADER,
 };
 use ferry_core::{DeviceId, DeviceStatus, GroupName, PlatformName, ProductName, Release, ReleaseId, Sha256};
 use ferry_store::{AdminToken, Approval, Device, Event, Platform, Product, ReleaseChange};
@@ -283,8 +283,9 @@ impl AdminClient {
         self.http.get(url).await
     }
 
-    /// `POST /devices`: lists a device id in advance; its first enrollment is accepted.
-    pub async fn preauthorize_device(&self, spec: &PreauthorizeSpec) -> Result<Device, ClientError> {
+    /// `POST /devices`: lists a device id in advance and issues the key its device enrolls
+    /// with (accepted at once); asked again before the device enrolls, issues a new key.
+    pub async fn preauthorize_device(&self, spec: &PreauthorizeSpec) -> Result<PreauthorizedDevice, ClientError> {
         self.post(&["devices"], spec).await
     }
 

@@ -120,6 +120,25 @@ impl FromRequestParts<Arc<AppState>> for DeviceAuth {
     }
 }
 
+/// Refuses a device an administrator has not accepted: a pending device may check in (to
+/// learn that it is accepted) but reads no update metadata and reports no events, so that a
+/// device enrolled without a key costs the server nothing more until someone vouches for it.
+pub fn require_accepted(device: &Device, what: &str) -> ApiResult<()> {
+    if device.status == DeviceStatus::Accepted {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::Forbidden,
+        format!(
+            "device {} is {} and cannot {what} until an administrator accepts it (`ferry device accept {}`)",
+            device.id,
+            device.status.as_str(),
+            device.id
+        ),
+    ))
+}
+
 /// The caller of a route open to both kinds of credential (the TUF repositories' metadata).
 #[derive(Debug, Clone)]
 pub enum Caller {

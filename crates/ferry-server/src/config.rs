@@ -32,6 +32,8 @@ pub struct Config {
     pub checkin: Checkin,
     /// Signed metadata (TUF image and director repositories).
     pub trust: Trust,
+    /// Device enrollment: whether a device may enroll without a key, and its rate limits.
+    pub enrollment: EnrollmentConfig,
     /// Logging.
     pub log: Log,
     /// Limits and timeouts on client connections.
@@ -74,6 +76,27 @@ pub struct Trust {
     pub snapshot_expiry_secs: u64,
     /// Lifetime of a device's director metadata, in seconds.
     pub director_expiry_secs: u64,
+}
+
+/// Device enrollment, the one device request that needs no credential.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnrollmentConfig {
+    /// Let a device without an enrollment key enroll as `pending`, waiting for an administrator.
+    pub allow_keyless: bool,
+    /// Enrollment requests one source address may make per minute (also its burst).
+    pub per_address_per_minute: u32,
+    /// Enrollment requests the whole server accepts per minute (also its burst).
+    pub total_per_minute: u32,
+    /// Most source addresses whose rate is tracked at once; past it, enrollments from new
+    /// addresses are answered 429 until older entries have recovered and been dropped.
+    pub tracked_addresses: usize,
+}
+
+impl Default for EnrollmentConfig {
+    fn default() -> Self {
+        Self { allow_keyless: true, per_address_per_minute: 30, total_per_minute: 1200, tracked_addresses: 100_000 }
+    }
 }
 
 /// Logging settings.
@@ -135,6 +158,7 @@ impl Default for Config {
             limits: Limits::default(),
             checkin: Checkin::default(),
             trust: Trust::default(),
+            enrollment: EnrollmentConfig::default(),
             log: Log::default(),
             connections: Connections::default(),
             tls: Tls::default(),
@@ -225,6 +249,19 @@ snapshot_expiry_secs = 604800
 # Lifetime of a device's director metadata (re-issued at half-life on the device's check-in).
 director_expiry_secs = 86400
 
+[enrollment]
+# Let a device without an enrollment key enroll as "pending", to wait until an administrator
+# accepts it. false: only a group's enrollment key or a pre-authorised device's own key enrolls.
+allow_keyless = true
+# Rate limits of POST /device/v1/enroll (the only device request without a credential); past
+# them the server answers 429 with Retry-After. Each is a per-minute rate and also the burst
+# allowed at once. Behind a reverse proxy every request comes from the proxy's address, so
+# per_address_per_minute then limits all devices together: raise it there.
+per_address_per_minute = 30
+total_per_minute = 1200
+# Most source addresses tracked at once (memory bound); past it new addresses get 429.
+tracked_addresses = 100000
+
 [log]
 # tracing filter directive: error, warn, info, debug, trace, or per-module directives.
 level = "info"
@@ -263,7 +300,16 @@ fn is_server_key(key: &figment::value::UncasedStr) -> bool {
     let top = key.split("__").next().unwrap_or_default();
     matches!(
         top,
-        "listen" | "data_dir" | "database_url" | "limits" | "checkin" | "trust" | "log" | "connections" | "tls"
+        "listen"
+            | "data_dir"
+            | "database_url"
+            | "limits"
+            | "checkin"
+            | "trust"
+            | "enrollment"
+            | "log"
+            | "connections"
+            | "tls"
     )
 }
 
@@ -338,6 +384,20 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "tls.cert_file and tls.key_file go together: set both for HTTPS, or neither for plain HTTP".into(),
             ));
+        }
+        for (key, rate) in [
+            ("enrollment.per_address_per_minute", self.enrollment.per_address_per_minute),
+            ("enrollment.total_per_minute", self.enrollment.total_per_minute),
+        ] {
+            if rate == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} is 0; it must be at least 1 (set enrollment.allow_keyless = false to refuse \
+                     devices without a key)"
+                )));
+            }
+        }
+        if self.enrollment.tracked_addresses == 0 {
+            return Err(ConfigError::Invalid("enrollment.tracked_addresses must be at least 1".into()));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!("log.format is {:?}; use \"text\" or \"json\"", self.log.format)));

@@ -17,6 +17,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// Human message.
     pub message: String,
+    /// Seconds to wait before retrying, sent as `Retry-After` (with 429).
+    pub retry_after: Option<u64>,
 }
 
 /// Result of an API handler.
@@ -25,7 +27,13 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// An error with an explicit status and code.
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), retry_after: None }
+    }
+
+    /// 429 with code `rate_limited` and `Retry-After: secs` (at least 1).
+    pub fn rate_limited(secs: u64, message: impl Into<String>) -> Self {
+        let secs = secs.max(1);
+        Self { retry_after: Some(secs), ..Self::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, message) }
     }
 
     /// 400 with code `bad_request`.
@@ -127,7 +135,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -145,6 +157,7 @@ impl From<StoreError> for ApiError {
                 )
             }
             StoreError::Corrupt(m) => Self::internal(format!("corrupt stored data: {m}")),
+            StoreError::Refused(m) => Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, m),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 mod conn;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod lookups;
 pub mod offers;
 pub mod openapi;
@@ -96,6 +97,7 @@ impl App {
             store,
             content,
             catalogue: cache::CatalogueCache::new(config.trust.require_signed_releases),
+            enrollments: limits::EnrollmentLimits::new(&config.enrollment),
             config,
             contacts: Default::default(),
             credentials,

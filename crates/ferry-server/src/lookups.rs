@@ -100,6 +100,7 @@ mod tests {
                 status: DeviceStatus::Accepted,
                 groups: vec![],
                 origin: "test".to_owned(),
+                secret_hash: None,
                 now: 1,
             };
             store.enroll_device(&enrollment).await.unwrap();

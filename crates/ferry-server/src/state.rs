@@ -34,6 +34,8 @@ pub struct AppState {
     /// The read side is held while signing with the keys in force where signings may run
     /// side by side: devices' director chains at check-in, and the director root's re-signing.
     pub rotation: tokio::sync::RwLock<()>,
+    /// Rate limits of enrollment (per source address and overall).
+    pub enrollments: crate::limits::EnrollmentLimits,
 }
 
 impl AppState {

@@ -336,8 +336,9 @@ on_both_backends!(enrollment_pending_preauthorised_and_clones, |srv: common::Tes
     f.admin.set_device_groups(&id, &DeviceGroups { groups: vec!["office".parse().unwrap()] }).await.unwrap();
     assert_eq!(pending.checkin(&report(&[])).await.unwrap().offers.len(), 1);
 
-    // Pre-authorised: accepted on enrollment without a key, in the listed group.
-    f.admin
+    // Pre-authorised: accepted on enrollment with its own key, in the listed group.
+    let issued = f
+        .admin
         .preauthorize_device(&PreauthorizeSpec {
             id: "phone-7".parse().unwrap(),
             groups: vec!["office".parse().unwrap()],
@@ -345,8 +346,13 @@ on_both_backends!(enrollment_pending_preauthorised_and_clones, |srv: common::Tes
         .await
         .unwrap();
     let mut pre = DeviceClient::new(&f.url, None).unwrap();
-    let enrolled =
-        pre.enroll(&EnrollRequest { device_id: "phone-7".parse().unwrap(), enrollment_key: None }).await.unwrap();
+    let enrolled = pre
+        .enroll(&EnrollRequest {
+            device_id: "phone-7".parse().unwrap(),
+            enrollment_key: Some(issued.enrollment_key.clone()),
+        })
+        .await
+        .unwrap();
     assert_eq!(enrolled.status, DeviceStatus::Accepted);
     pre.set_credential(&enrolled.credential).unwrap();
     assert_eq!(pre.checkin(&report(&[])).await.unwrap().offers.len(), 1);
@@ -379,10 +385,289 @@ on_both_backends!(enrollment_pending_preauthorised_and_clones, |srv: common::Tes
     assert_eq!(code(&e), (403, ErrorCode::DeviceRejected));
 });
 
+/// An enrollment's full error: status, code and message.
+async fn enroll_refusal(url: &str, id: &str, key: Option<&str>) -> (u16, ErrorCode, String) {
+    let device = DeviceClient::new(url, None).unwrap();
+    let request = EnrollRequest { device_id: id.parse().unwrap(), enrollment_key: key.map(str::to_owned) };
+    match device.enroll(&request).await.unwrap_err() {
+        ClientError::Api { status, code, message, .. } => (status, code, message),
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+on_both_backends!(preauthorised_ids_are_bound_to_their_own_key, |srv: common::TestServer| async move {
+    let f = fleet(&srv).await;
+    let spec = PreauthorizeSpec { id: "phone-8".parse().unwrap(), groups: vec!["office".parse().unwrap()] };
+    let issued = f.admin.preauthorize_device(&spec).await.unwrap();
+    assert!(issued.enrollment_key.starts_with(DEVICE_ENROLLMENT_KEY_PREFIX), "{}", issued.enrollment_key);
+    let id: ferry_core::DeviceId = "phone-8".parse().unwrap();
+    let before = f.admin.get_device(&id).await.unwrap().device;
+
+    // What a stranger gets for a wrong key on an id nobody has heard of...
+    let unknown = enroll_refusal(&f.url, "never-seen", Some("ferry_enr_wrong")).await;
+    assert_eq!((unknown.0, unknown.1), (401, ErrorCode::Unauthorized));
+    // ...is exactly what it gets for the pre-authorised id without its key, with a group's
+    // key, or with another id's key: the answer does not tell that the id exists.
+    let other = PreauthorizeSpec { id: "phone-9".parse().unwrap(), groups: vec![] };
+    let other_key = f.admin.preauthorize_device(&other).await.unwrap().enrollment_key;
+    let wrong_device_key = format!("{DEVICE_ENROLLMENT_KEY_PREFIX}{}", "0".repeat(64));
+    for key in [None, Some(f.enrollment_key.as_str()), Some(other_key.as_str()), Some(wrong_device_key.as_str())] {
+        assert_eq!(enroll_refusal(&f.url, "phone-8", key).await, unknown, "claim with {key:?}");
+    }
+    // A device key is bound to its id: on an unknown id it is as wrong as any other key.
+    assert_eq!(enroll_refusal(&f.url, "never-seen-2", Some(&issued.enrollment_key)).await, unknown);
+    assert!(f.admin.get_device(&"never-seen-2".parse().unwrap()).await.is_err(), "nothing was created");
+    // None of it touched the device.
+    assert_eq!(f.admin.get_device(&id).await.unwrap().device, before);
+
+    // Re-issuing the key replaces the old one.
+    let reissued = f.admin.preauthorize_device(&spec).await.unwrap();
+    assert_eq!(enroll_refusal(&f.url, "phone-8", Some(&issued.enrollment_key)).await, unknown);
+
+    // The device itself, with its key: accepted into its groups.
+    let mut device = DeviceClient::new(&f.url, None).unwrap();
+    let enrolled = device
+        .enroll(&EnrollRequest { device_id: id.clone(), enrollment_key: Some(reissued.enrollment_key.clone()) })
+        .await
+        .unwrap();
+    assert_eq!(enrolled.status, DeviceStatus::Accepted);
+    device.set_credential(&enrolled.credential).unwrap();
+    device.checkin(&report(&[])).await.unwrap();
+
+    // Enrolled now. An unproven claim still gets the stranger's answer and counts for nothing;
+    // a claim with the device's own key is another machine holding it: a clone, recorded.
+    assert_eq!(enroll_refusal(&f.url, "phone-8", None).await, unknown);
+    assert_eq!(f.admin.get_device(&id).await.unwrap().device.identity_conflicts, 0);
+    let clone = enroll_refusal(&f.url, "phone-8", Some(&reissued.enrollment_key)).await;
+    assert_eq!((clone.0, clone.1), (409, ErrorCode::Conflict), "{clone:?}");
+    assert_eq!(f.admin.get_device(&id).await.unwrap().device.identity_conflicts, 1);
+    // Once enrolled, the id cannot be pre-authorised again.
+    let e = f.admin.preauthorize_device(&spec).await.unwrap_err();
+    assert_eq!(code(&e), (409, ErrorCode::Conflict));
+});
+
+/// Posts a keyless enrollment and returns the raw answer (status, `Retry-After`, body).
+async fn raw_enroll(url: &str, id: &str) -> (u16, Option<String>, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{url}{DEVICE_PREFIX}/enroll"))
+        .json(&serde_json::json!({ "device_id": id }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    (status, retry, response.json().await.unwrap())
+}
+
+/// Enrollment needs no credential, so it is rate-limited per address and overall: past a
+/// limit the answer is 429 with `Retry-After`, and nothing is created.
+async fn enrollment_is_rate_limited(backend: common::Backend) {
+    let srv = common::TestServer::start_with(backend, |c| {
+        c.trust.require_signed_releases = false;
+        c.enrollment.per_address_per_minute = 3;
+    })
+    .await;
+    let admin = AdminClient::new(&srv.url, &srv.admin_token).unwrap();
+    for i in 0..3 {
+        assert_eq!(raw_enroll(&srv.url, &format!("flood-{i}")).await.0, 201);
+    }
+    let (status, retry, body) = raw_enroll(&srv.url, "flood-3").await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!(body["error"]["message"].as_str().unwrap().contains("127.0.0.1"), "{body}");
+    let secs: u64 = retry.expect("a Retry-After header").parse().unwrap();
+    assert!((1..=20).contains(&secs), "one enrollment every 20 s: retry within that, not {secs}");
+    assert!(admin.get_device(&"flood-3".parse().unwrap()).await.is_err(), "nothing was created");
+
+    // The server-wide limit holds whatever the addresses.
+    let srv = common::TestServer::start_with(common::Backend::Sqlite, |c| {
+        c.enrollment.per_address_per_minute = 100;
+        c.enrollment.total_per_minute = 2;
+    })
+    .await;
+    for i in 0..2 {
+        assert_eq!(raw_enroll(&srv.url, &format!("wave-{i}")).await.0, 201);
+    }
+    let (status, retry, body) = raw_enroll(&srv.url, "wave-2").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("rate_limited")), "{body}");
+    assert!(retry.is_some());
+}
+
+/// With `enrollment.allow_keyless = false`, a device without a key is refused with a message
+/// saying what to set; a group's key still enrolls.
+async fn keyless_enrollment_can_be_switched_off(backend: common::Backend) {
+    let srv = common::TestServer::start_with(backend, |c| {
+        c.trust.require_signed_releases = false;
+        c.enrollment.allow_keyless = false;
+    })
+    .await;
+    let f = fleet(&srv).await;
+    let (status, _, body) = raw_enroll(&srv.url, "kiosk-9").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("only with an enrollment key"), "{body}");
+    assert!(f.admin.get_device(&"kiosk-9".parse().unwrap()).await.is_err(), "nothing was created");
+    f.enroll("kiosk-9").await;
+}
+
+mod enrollment_limits {
+    use super::*;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rate_limited_sqlite() {
+        enrollment_is_rate_limited(common::Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rate_limited_postgres() {
+        enrollment_is_rate_limited(common::Backend::Postgres).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keyless_off_sqlite() {
+        keyless_enrollment_can_be_switched_off(common::Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keyless_off_postgres() {
+        keyless_enrollment_can_be_switched_off(common::Backend::Postgres).await;
+    }
+}
+
+/// Posts `body` as JSON to a device route with `credential`; returns status and body.
+async fn device_post(url: &str, path: &str, credential: &str, body: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{url}{DEVICE_PREFIX}/{path}"))
+        .bearer_auth(credential)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or_default())
+}
+
+on_both_backends!(events_only_for_releases_the_device_has_a_part_in, |srv: common::TestServer| async move {
+    let f = fleet(&srv).await;
+    let offered = f.publish("2.0", b"two").await;
+    f.approve(&offered).await;
+    let never = f.publish("3.0", b"three").await;
+    let installed = f.publish("1.5", b"one-five").await;
+    let device = f.enroll("gw-1").await;
+    device.checkin(&report(&[("agent", "1.0")])).await.unwrap();
+    let ev =
+        |seq, release, state| NewEvent { seq, release, state, progress: None, error_code: None, message: None, at: 1 };
+    let id: ferry_core::DeviceId = "gw-1".parse().unwrap();
+
+    // A release never offered, not installed, never reported on: refused, nothing stored.
+    let batch = EventBatch {
+        events: vec![ev(1, offered.id, DeviceState::Downloading), ev(2, never.id, DeviceState::Installed)],
+    };
+    let e = device.send_events(&batch).await.unwrap_err();
+    assert_eq!(code(&e), (403, ErrorCode::NotEntitled), "{e}");
+    assert!(e.to_string().contains(&format!("release {}", never.id)), "{e}");
+    assert!(f.admin.device_events(&id, None, None).await.unwrap().is_empty(), "nothing of the batch was stored");
+
+    // The offered release: accepted. After the offer is withdrawn, the device still reports
+    // how its update ends, since it reported on the release before.
+    device.send_events(&EventBatch { events: vec![ev(1, offered.id, DeviceState::Downloading)] }).await.unwrap();
+    f.admin.delete_approval(offered.id, &"office".parse().unwrap()).await.unwrap();
+    device.send_events(&EventBatch { events: vec![ev(2, offered.id, DeviceState::RolledBack)] }).await.unwrap();
+    // A release it reports installed: accepted.
+    device.checkin(&report(&[("agent", "1.5")])).await.unwrap();
+    device.send_events(&EventBatch { events: vec![ev(3, installed.id, DeviceState::Committed)] }).await.unwrap();
+
+    // A retry of seq 1 with other content is a conflict, not a silently dropped duplicate.
+    let e = device.send_events(&EventBatch { events: vec![ev(1, offered.id, DeviceState::Failed)] }).await.unwrap_err();
+    assert_eq!(code(&e).0, 409, "{e}");
+    assert!(e.to_string().contains("different content"), "{e}");
+    let stored = f.admin.device_events(&id, None, None).await.unwrap();
+    assert_eq!(
+        stored.iter().map(|e| e.event.state).collect::<Vec<_>>(),
+        [DeviceState::Downloading, DeviceState::RolledBack, DeviceState::Committed]
+    );
+});
+
+on_both_backends!(pending_devices_read_no_metadata_and_post_no_events, |srv: common::TestServer| async move {
+    let f = fleet(&srv).await;
+    let release = f.publish("2.0", b"two").await;
+    f.approve(&release).await;
+    let mut pending = DeviceClient::new(&f.url, None).unwrap();
+    let enrolled =
+        pending.enroll(&EnrollRequest { device_id: "kiosk-2".parse().unwrap(), enrollment_key: None }).await.unwrap();
+    assert_eq!(enrolled.status, DeviceStatus::Pending);
+    pending.set_credential(&enrolled.credential).unwrap();
+    for file in ["timestamp.json", "1.root.json"] {
+        let e = pending.image_metadata(file).await.unwrap_err();
+        assert_eq!(code(&e), (403, ErrorCode::Forbidden), "{file}: {e}");
+        assert!(e.to_string().contains("ferry device accept kiosk-2"), "{e}");
+    }
+    let e = pending.director_metadata("timestamp.json").await.unwrap_err();
+    assert_eq!(code(&e), (403, ErrorCode::Forbidden), "{e}");
+    let event = NewEvent {
+        seq: 1,
+        release: release.id,
+        state: DeviceState::Downloading,
+        progress: None,
+        error_code: None,
+        message: None,
+        at: 1,
+    };
+    let e = pending.send_events(&EventBatch { events: vec![event] }).await.unwrap_err();
+    assert_eq!(code(&e), (403, ErrorCode::Forbidden), "{e}");
+    assert!(f.admin.device_events(&"kiosk-2".parse().unwrap(), None, None).await.unwrap().is_empty());
+});
+
+on_both_backends!(device_reports_refuse_unknown_fields_and_repeated_keys, |srv: common::TestServer| async move {
+    let f = fleet(&srv).await;
+    let release = f.publish("2.0", b"two").await;
+    f.approve(&release).await;
+    let mut device = DeviceClient::new(&f.url, None).unwrap();
+    let enrolled = device
+        .enroll(&EnrollRequest { device_id: "gw-2".parse().unwrap(), enrollment_key: Some(f.enrollment_key.clone()) })
+        .await
+        .unwrap();
+    device.set_credential(&enrolled.credential).unwrap();
+    let credential = enrolled.credential;
+
+    // A misspelt event field is refused, like everywhere else.
+    let typo =
+        format!(r#"{{"events":[{{"seq":1,"release":{},"state":"downloading","at":1,"mesage":"x"}}]}}"#, release.id);
+    let (status, body) = device_post(&f.url, "events", &credential, &typo).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_json")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("mesage"), "{body}");
+
+    // A key repeated in attributes would lose one of the values: refused, nothing recorded.
+    let repeated = r#"{"platform":"linux-x86_64","attributes":{"site":"north","site":"south"}}"#;
+    let (status, body) = device_post(&f.url, "checkin", &credential, repeated).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_json")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("\"site\" appears more than once"), "{body}");
+    let repeated = r#"{"installed":{"agent":"1.0","agent":"2.0"}}"#;
+    assert_eq!(device_post(&f.url, "checkin", &credential, repeated).await.0, 400);
+    let detail = f.admin.get_device(&"gw-2".parse().unwrap()).await.unwrap().device;
+    assert!(detail.attributes.is_empty() && detail.installed.is_empty(), "{detail:?}");
+});
+
+on_both_backends!(approval_deadlines_outside_a_sane_range_are_refused, |srv: common::TestServer| async move {
+    let f = fleet(&srv).await;
+    let release = f.publish("2.0", b"two").await;
+    let office = "office".parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    // Milliseconds for seconds, the epoch, long past, and decades ahead.
+    for deadline in [now * 1000, 0, now - 3 * 86_400, now + 20 * 366 * 86_400] {
+        let spec = ApprovalSpec { action: ApprovalAction::Install, deadline: Some(deadline) };
+        let e = f.admin.set_approval(release.id, &office, &spec).await.unwrap_err();
+        assert_eq!(code(&e), (400, ErrorCode::BadRequest), "{deadline}: {e}");
+        assert!(e.to_string().contains("not a plausible time"), "{e}");
+    }
+    assert!(f.admin.list_approvals(Some(&office)).await.unwrap().is_empty(), "nothing was approved");
+    for deadline in [now, now + 30 * 86_400, now + 4 * 366 * 86_400] {
+        let spec = ApprovalSpec { action: ApprovalAction::Install, deadline: Some(deadline) };
+        f.admin.set_approval(release.id, &office, &spec).await.unwrap();
+    }
+});
+
 on_both_backends!(events_are_idempotent_and_ordered, |srv: common::TestServer| async move {
     let f = fleet(&srv).await;
     let release = f.publish("2.0", b"two").await;
+    f.approve(&release).await;
     let device = f.enroll("gw-1").await;
+    device.checkin(&report(&[("agent", "1.0")])).await.unwrap();
     let ev = |seq, state| NewEvent {
         seq,
         release: release.id,

@@ -57,6 +57,16 @@ async fn signed_targets_gate_offers(srv: common::TestServer) {
         api_error(&fleet.admin.push_image_metadata("targets", by_stranger).await.unwrap_err()).1,
         ErrorCode::InvalidMetadata
     );
+    // The targets key's signature listed twice: refused as the specification requires, even
+    // though the one signature alone meets the threshold.
+    let signed = add_signatures::<Targets>(&unsigned, &[&publisher.targets_key]).unwrap();
+    let mut doubled: serde_json::Value = serde_json::from_slice(&signed).unwrap();
+    let first = doubled["signatures"][0].clone();
+    doubled["signatures"].as_array_mut().unwrap().push(first);
+    let e = fleet.admin.push_image_metadata("targets", serde_json::to_vec(&doubled).unwrap()).await.unwrap_err();
+    let (status, code, message) = api_error(&e);
+    assert_eq!((status, code), (400, ErrorCode::InvalidMetadata), "{message}");
+    assert!(message.contains("more than once"), "{message}");
     assert_eq!(fleet.offered().await, Vec::<String>::new());
     assert!(fleet.device.image_metadata("timestamp.json").await.unwrap().is_none(), "nothing published yet");
 

@@ -396,6 +396,24 @@ macro_rules! impl_store {
                     .is_some())
             }
 
+            /// The enrollment status of a device and the hash of its pre-authorisation secret,
+            /// locking its row for the transaction.
+            async fn lock_enrollment(conn: &mut Conn, id: &DeviceId) -> Result<(Option<String>, Option<String>)> {
+                let sql = format!(
+                    "SELECT status, preauth_secret_hash FROM devices WHERE id = $1{}",
+                    $dialect::FOR_UPDATE
+                );
+                let row = sqlx::query(&sql)
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(err)?;
+                match row {
+                    None => Ok((None, None)),
+                    Some(r) => Ok((Some(get(&r, "devices", "status")?), get(&r, "devices", "preauth_secret_hash")?)),
+                }
+            }
+
             /// The enrollment status of a device, locking its row for the transaction.
             async fn lock_device_status(conn: &mut Conn, id: &DeviceId) -> Result<Option<String>> {
                 let sql = format!(
@@ -1025,20 +1043,33 @@ macro_rules! impl_store {
                     &self,
                     id: &DeviceId,
                     groups: &[GroupName],
+                    secret_hash: &str,
                     now: i64,
                 ) -> Result<Device> {
                     let mut tx = self.begin_write().await?;
                     ensure_groups(&mut tx, groups).await?;
-                    sqlx::query(
-                        "INSERT INTO devices (id, status, installed, configs, attributes, enrolled_at) \
-                         VALUES ($1, $2, '{}', '{}', '{}', $3)",
+                    // Still waiting for its device: the new secret and groups replace the old.
+                    let done = sqlx::query(
+                        "INSERT INTO devices (id, status, preauth_secret_hash, installed, configs, attributes, \
+                         enrolled_at) VALUES ($1, $2, $3, '{}', '{}', '{}', $4) \
+                         ON CONFLICT (id) DO UPDATE SET preauth_secret_hash = excluded.preauth_secret_hash, \
+                         enrolled_at = excluded.enrolled_at WHERE devices.status = $2",
                     )
                     .bind(id.as_str())
                     .bind(DeviceStatus::Preauthorized.as_str())
+                    .bind(secret_hash)
                     .bind(now)
                     .execute(&mut *tx)
                     .await
-                    .map_err(|e| conflict(e, || format!("device {id} is already known")))?;
+                    .map_err(err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::Conflict(format!("device {id} has already enrolled")));
+                    }
+                    sqlx::query("DELETE FROM device_groups WHERE device_id = $1")
+                        .bind(id.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(err)?;
                     add_device_groups(&mut tx, id, groups).await?;
                     let device = load_device(&mut tx, id).await?;
                     tx.commit().await.map_err(backend)?;
@@ -1048,8 +1079,13 @@ macro_rules! impl_store {
                 async fn enroll_device(&self, enrollment: &Enrollment) -> Result<Device> {
                     let id = &enrollment.id;
                     let taken = || "this credential is already in use by another device".to_owned();
+                    // One answer for every unproven claim, whatever the id's state (see Enrollment).
+                    let refused = || StoreError::Refused(format!("the claim on device id {id} is not proven"));
                     let mut tx = self.begin_write().await?;
-                    let mut status = lock_device_status(&mut tx, id).await?;
+                    let (mut status, mut secret) = lock_enrollment(&mut tx, id).await?;
+                    if status.is_none() && enrollment.secret_hash.is_some() {
+                        return Err(refused());
+                    }
                     if status.is_none() {
                         ensure_groups(&mut tx, &enrollment.groups).await?;
                         let done = sqlx::query(
@@ -1070,9 +1106,13 @@ macro_rules! impl_store {
                             return device.ok_or_else(|| StoreError::not_found("device", id));
                         }
                         // Another enrollment with this id committed meanwhile: it is known now.
-                        status = lock_device_status(&mut tx, id).await?;
+                        (status, secret) = lock_enrollment(&mut tx, id).await?;
                     }
+                    let by_secret = secret.is_some() && enrollment.secret_hash == secret;
                     if status.as_deref() == Some(DeviceStatus::Preauthorized.as_str()) {
+                        if !by_secret {
+                            return Err(refused());
+                        }
                         ensure_groups(&mut tx, &enrollment.groups).await?;
                         sqlx::query("UPDATE devices SET status = $2, credential_hash = $3, enrolled_at = $4 WHERE id = $1")
                             .bind(id.as_str())
@@ -1087,9 +1127,14 @@ macro_rules! impl_store {
                         tx.commit().await.map_err(backend)?;
                         return device.ok_or_else(|| StoreError::not_found("device", id));
                     }
-                    // Known and not pre-authorised: another machine claims this identity. The
-                    // refusal is recorded in a write of its own, after this transaction ends.
+                    // Known and enrolled. Only a claim proven like an enrollment would be (the
+                    // device's secret, or a group key) is another machine holding this identity.
+                    let by_key = enrollment.secret_hash.is_none() && enrollment.status == DeviceStatus::Accepted;
                     tx.rollback().await.map_err(backend)?;
+                    if !(by_secret || by_key) {
+                        return Err(refused());
+                    }
+                    // The refusal is recorded in a write of its own, after the transaction ended.
                     sqlx::query(
                         "UPDATE devices SET identity_conflicts = identity_conflicts + 1, last_conflict = $2, \
                          last_conflict_at = $3 WHERE id = $1",
@@ -1307,20 +1352,30 @@ macro_rules! impl_store {
                     let mut duplicates = 0u32;
                     for event in events {
                         if highest.is_some_and(|h| event.seq <= h) {
-                            let stored = sqlx::query(
-                                "SELECT seq FROM events WHERE device_id = $1 AND seq = $2",
-                            )
+                            let stored = sqlx::query(&format!(
+                                "SELECT {EVENT_COLUMNS} FROM events WHERE device_id = $1 AND seq = $2"
+                            ))
                             .bind(device.as_str())
                             .bind(event.seq)
                             .fetch_optional(&mut *tx)
                             .await
                             .map_err(err)?;
-                            if stored.is_none() {
+                            let Some(stored) = stored else {
                                 return Err(StoreError::Conflict(format!(
                                     "event {} of device {device} is older than its latest stored event {} and \
                                      was not stored before; nothing of the batch was stored",
                                     event.seq,
                                     highest.unwrap_or_default()
+                                )));
+                            };
+                            // A retry repeats the event exactly; anything else reusing the seq
+                            // would be lost silently if it were skipped.
+                            if event_from_row(&stored)?.event != *event {
+                                return Err(StoreError::Conflict(format!(
+                                    "event {} of device {device} was stored before with different content; a \
+                                     retry must repeat an event exactly, and a new event needs a new seq; nothing \
+                                     of the batch was stored",
+                                    event.seq
                                 )));
                             }
                             duplicates += 1;

@@ -33,7 +33,7 @@ async fn undecodable_rows_are_corrupt() {
     let (store, db) = make_store().await;
     store.create_admin_token(&token(), 1).await.unwrap();
     let id = ferry_core::DeviceId::new("dev-1").unwrap();
-    store.preauthorize_device(&id, &[], 1).await.unwrap();
+    store.preauthorize_device(&id, &[], "secret", 1).await.unwrap();
 
     let raw = sqlx::PgPool::connect(db.url()).await.unwrap();
     sqlx::query("UPDATE admin_tokens SET role = 'root'").execute(&raw).await.unwrap();

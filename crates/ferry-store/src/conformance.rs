@@ -69,6 +69,7 @@ macro_rules! conformance_tests {
             credential_batch_lookup,
             enroll_preauthorized_device,
             enroll_known_device_conflicts,
+            unproven_claims_change_nothing,
             enroll_missing_group,
             concurrent_enrollments,
             device_status_and_groups,
@@ -79,6 +80,7 @@ macro_rules! conformance_tests {
             append_and_list_events,
             append_events_idempotent,
             append_events_out_of_order,
+            append_events_changed_retry_conflicts,
             append_events_unsorted_batch,
             append_events_not_found,
             device_release_states,
@@ -222,6 +224,23 @@ fn enrollment(id: &str, credential: &str, status: DeviceStatus, groups: &[&str],
         groups: group_names(groups),
         origin: format!("enrollment of {id} from 192.0.2.1"),
         now,
+        secret_hash: None,
+    }
+}
+
+/// An enrollment presenting a pre-authorisation secret (its hash), as the server makes one.
+fn with_secret(id: &str, credential: &str, secret_hash: &str, now: i64) -> Enrollment {
+    Enrollment {
+        secret_hash: Some(secret_hash.to_owned()),
+        ..enrollment(id, credential, DeviceStatus::Accepted, &[], now)
+    }
+}
+
+#[track_caller]
+fn expect_refused<T: Debug>(result: Result<T>, context: &str) {
+    match result {
+        Err(StoreError::Refused(_)) => {}
+        other => panic!("{context}: expected a refusal, got {other:?}"),
     }
 }
 
@@ -686,12 +705,13 @@ pub async fn approved_releases(store: &dyn Store) {
     assert_eq!(store.approved_releases(&group_names(&["nobody"])).await.unwrap(), vec![]);
 }
 
-/// A pre-authorised device is listed with its groups; a known id conflicts; a missing group
-/// is NotFound and creates nothing.
+/// A pre-authorised device is listed with its groups; pre-authorising it again replaces its
+/// secret and groups, until it enrolls (then Conflict); a missing group is NotFound and
+/// creates nothing.
 pub async fn preauthorize_device(store: &dyn Store) {
     create_groups(store, &["pilot", "lab"]).await;
     let id = device_id("SN:0001@site1");
-    let device = store.preauthorize_device(&id, &group_names(&["pilot", "lab"]), 50).await.unwrap();
+    let device = store.preauthorize_device(&id, &group_names(&["pilot", "lab"]), "secret-1", 50).await.unwrap();
     assert_eq!(device.id, id);
     assert_eq!(device.status, DeviceStatus::Preauthorized);
     assert_eq!(device.groups, group_names(&["lab", "pilot"]));
@@ -699,10 +719,23 @@ pub async fn preauthorize_device(store: &dyn Store) {
     assert_eq!((device.identity_conflicts, device.last_contact, device.platform.clone()), (0, None, None));
     assert!(device.installed.is_empty() && device.configs.is_empty() && device.attributes.is_empty());
     assert_eq!(store.get_device(&id).await.unwrap(), Some(device));
-    expect_conflict(store.preauthorize_device(&id, &[], 60).await, "preauthorising a known id");
+    let again = store.preauthorize_device(&id, &group_names(&["lab"]), "secret-2", 60).await.unwrap();
+    assert_eq!(
+        (again.status, again.groups, again.enrolled_at),
+        (DeviceStatus::Preauthorized, group_names(&["lab"]), 60)
+    );
+    expect_refused(store.enroll_device(&with_secret("SN:0001@site1", "c", "secret-1", 61)).await, "the old secret");
+    store.enroll_device(&with_secret("SN:0001@site1", "c", "secret-2", 62)).await.unwrap();
+    expect_conflict(store.preauthorize_device(&id, &[], "secret-3", 63).await, "preauthorising an enrolled id");
+    let desk = enrolled(store, "desk-9", &[]).await;
+    expect_conflict(store.preauthorize_device(&desk, &[], "secret-4", 64).await, "preauthorising a known id");
 
     let other = device_id("SN:0002");
-    expect_not_found(store.preauthorize_device(&other, &group_names(&["ghost"]), 60).await, "group", "missing group");
+    expect_not_found(
+        store.preauthorize_device(&other, &group_names(&["ghost"]), "secret-5", 60).await,
+        "group",
+        "missing group",
+    );
     assert_eq!(store.get_device(&other).await.unwrap(), None);
 }
 
@@ -753,23 +786,30 @@ pub async fn credential_batch_lookup(store: &dyn Store) {
     assert_eq!(store.devices_by_credentials(&repeated).await.unwrap().len(), 70, "repeats across a long list");
 }
 
-/// A pre-authorised id takes the credential, becomes accepted and adds the groups.
+/// A pre-authorised id, claimed with its secret, takes the credential, becomes accepted and
+/// adds the groups.
 pub async fn enroll_preauthorized_device(store: &dyn Store) {
     create_groups(store, &["a", "b"]).await;
     let id = device_id("phone-77");
-    store.preauthorize_device(&id, &group_names(&["a"]), 10).await.unwrap();
-    let device =
-        store.enroll_device(&enrollment("phone-77", "cred-77", DeviceStatus::Pending, &["b", "a"], 20)).await.unwrap();
+    store.preauthorize_device(&id, &group_names(&["a"]), "secret-77", 10).await.unwrap();
+    let claim = Enrollment { groups: group_names(&["b", "a"]), ..with_secret("phone-77", "cred-77", "secret-77", 20) };
+    let device = store.enroll_device(&claim).await.unwrap();
     assert_eq!(device.status, DeviceStatus::Accepted);
     assert_eq!(device.groups, group_names(&["a", "b"]));
     assert_eq!(device.enrolled_at, 20);
     assert_eq!(device.identity_conflicts, 0);
     assert_eq!(store.device_by_credential("cred-77").await.unwrap(), Some(device.clone()));
-    // Now it is enrolled: a second enrollment is an identity conflict.
+    // Now it is enrolled: a second enrollment proven by its secret or a group key is an
+    // identity conflict (another machine holds the device's proof).
+    expect_conflict(
+        store.enroll_device(&with_secret("phone-77", "cred-78", "secret-77", 30)).await,
+        "its secret again",
+    );
     expect_conflict(
         store.enroll_device(&enrollment("phone-77", "cred-78", DeviceStatus::Accepted, &[], 30)).await,
         "second enrollment",
     );
+    assert_eq!(store.get_device(&id).await.unwrap().unwrap().identity_conflicts, 2);
     assert_eq!(store.device_by_credential("cred-77").await.unwrap().map(|d| d.status), Some(DeviceStatus::Accepted));
 }
 
@@ -797,6 +837,31 @@ pub async fn enroll_known_device_conflicts(store: &dyn Store) {
     expect_conflict(store.enroll_device(&attempt).await, "enrolling a known id again");
     let after = store.get_device(&id).await.unwrap().unwrap();
     assert_eq!((after.identity_conflicts, after.last_conflict_at), (2, Some(600)));
+}
+
+/// A claim that proves nothing (no key, a wrong secret, a secret for an id never
+/// pre-authorised) is Refused whether the id is pre-authorised, enrolled or unknown, and
+/// changes nothing: no device, no credential, no conflict count.
+pub async fn unproven_claims_change_nothing(store: &dyn Store) {
+    create_groups(store, &["a"]).await;
+    let pre = device_id("pre-1");
+    store.preauthorize_device(&pre, &group_names(&["a"]), "secret-pre", 10).await.unwrap();
+    let desk = enrolled(store, "desk-1", &["a"]).await;
+    let before = (store.get_device(&pre).await.unwrap(), store.get_device(&desk).await.unwrap());
+
+    for claim in [
+        enrollment("pre-1", "cred-x1", DeviceStatus::Pending, &[], 20),
+        enrollment("pre-1", "cred-x2", DeviceStatus::Accepted, &["a"], 20),
+        with_secret("pre-1", "cred-x3", "secret-wrong", 20),
+        enrollment("desk-1", "cred-x4", DeviceStatus::Pending, &[], 20),
+        with_secret("desk-1", "cred-x5", "secret-pre", 20),
+        with_secret("new-1", "cred-x6", "secret-pre", 20),
+    ] {
+        expect_refused(store.enroll_device(&claim).await, &format!("{} with {:?}", claim.id, claim.secret_hash));
+        assert_eq!(store.device_by_credential(&claim.credential_hash).await.unwrap(), None);
+    }
+    assert_eq!((store.get_device(&pre).await.unwrap(), store.get_device(&desk).await.unwrap()), before);
+    assert_eq!(store.get_device(&device_id("new-1")).await.unwrap(), None);
 }
 
 /// Enrolling into a missing group is NotFound and creates nothing.
@@ -894,7 +959,7 @@ pub async fn list_devices_filters_and_pagination(store: &dyn Store) {
 /// `limit` is capped at 1000, and 0 means 1000.
 pub async fn list_devices_limit_cap(store: &dyn Store) {
     for i in 0..1005 {
-        store.preauthorize_device(&device_id(&format!("d{i:05}")), &[], 1).await.unwrap();
+        store.preauthorize_device(&device_id(&format!("d{i:05}")), &[], "secret", 1).await.unwrap();
     }
     for limit in [0, 1000, 5000] {
         let listed = store.list_devices(&DeviceFilter { limit, ..DeviceFilter::default() }).await.unwrap();
@@ -1001,7 +1066,9 @@ pub async fn append_events_idempotent(store: &dyn Store) {
     store.append_events(&id, &batch, 100).await.unwrap();
     let again = store.append_events(&id, &batch, 200).await.unwrap();
     assert_eq!((again.stored, again.duplicates), (0, 3));
-    let overlap: Vec<_> = (2..=5).map(|s| event(s, r1, DeviceState::Installing)).collect();
+    let overlap: Vec<_> = (2..=5)
+        .map(|s| event(s, r1, if s <= 3 { DeviceState::Downloading } else { DeviceState::Installing }))
+        .collect();
     let outcome = store.append_events(&id, &overlap, 300).await.unwrap();
     assert_eq!((outcome.stored, outcome.duplicates), (2, 2));
     let listed = store.list_events(&id, None, 100).await.unwrap();
@@ -1013,6 +1080,31 @@ pub async fn append_events_idempotent(store: &dyn Store) {
     // Sequence numbers are per device.
     let other = enrolled(store, "dev-2", &[]).await;
     assert_eq!(store.append_events(&other, &batch, 400).await.unwrap().stored, 3);
+}
+
+/// A known seq with other content is not a retry: the batch is refused whole, and what was
+/// stored under that seq stays.
+pub async fn append_events_changed_retry_conflicts(store: &dyn Store) {
+    catalogue(store).await;
+    let r1 = create(store, VPN, "1.0", ReleaseKind::Full).await.id;
+    let id = enrolled(store, "dev-1", &[]).await;
+    store.append_events(&id, &[event(1, r1, DeviceState::Downloading)], 100).await.unwrap();
+    let before = store.list_events(&id, None, 100).await.unwrap();
+    let changes: [fn(&mut NewEvent); 5] = [
+        |e| e.state = DeviceState::Failed,
+        |e| e.progress = Some(7),
+        |e| e.message = Some("other".into()),
+        |e| e.error_code = Some("E1".into()),
+        |e| e.at += 1,
+    ];
+    for change in changes {
+        let mut changed = event(1, r1, DeviceState::Downloading);
+        change(&mut changed);
+        let refused = store.append_events(&id, &[changed.clone(), event(2, r1, DeviceState::Downloaded)], 200).await;
+        let message = expect_conflict(refused, &format!("{changed:?}"));
+        assert!(message.contains("different content"), "{message}");
+        assert_eq!(store.list_events(&id, None, 100).await.unwrap(), before, "nothing stored or changed");
+    }
 }
 
 /// A batch holding an unstored event older than the latest stored one is refused whole.
@@ -1086,7 +1178,7 @@ pub async fn device_release_states(store: &dyn Store) {
     failed.message = Some("no space left".to_owned());
     let mut deferred = event(2, r1, DeviceState::Deferred);
     deferred.message = Some("outside the window".to_owned());
-    store.append_events(&id, &[downloading, deferred, failed], 100).await.unwrap();
+    store.append_events(&id, &[downloading, deferred.clone(), failed], 100).await.unwrap();
 
     let states = store.device_release_states(&id).await.unwrap();
     assert_eq!(states.len(), 2);
@@ -1105,7 +1197,7 @@ pub async fn device_release_states(store: &dyn Store) {
     committed.progress = Some(100);
     store.append_events(&id, &[committed], 200).await.unwrap();
     // A retried older event does not move the state back.
-    store.append_events(&id, &[event(2, r1, DeviceState::Deferred)], 300).await.unwrap();
+    store.append_events(&id, &[deferred], 300).await.unwrap();
     let states = store.device_release_states(&id).await.unwrap();
     let r1_state = states.iter().find(|s| s.release == r1).unwrap();
     assert_eq!(

@@ -38,6 +38,9 @@ pub enum StoreError {
     /// Stored data could not be decoded (a bug or a hand-edited database).
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// An enrollment's claim on an id is not proven (see [`Enrollment`]); nothing was changed.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl StoreError {
@@ -125,8 +128,16 @@ pub trait Store: Send + Sync + 'static {
 
     // --- devices ---------------------------------------------------------------------------
 
-    /// Lists a device id in advance. Conflict if the id is known.
-    async fn preauthorize_device(&self, id: &DeviceId, groups: &[GroupName], now: i64) -> Result<Device>;
+    /// Lists a device id in advance, bound to the SHA-256 (hex) of a secret only the device
+    /// will hold. Pre-authorising an id that is still waiting for its device replaces its
+    /// secret and groups (a lost secret is re-issued this way); Conflict once it has enrolled.
+    async fn preauthorize_device(
+        &self,
+        id: &DeviceId,
+        groups: &[GroupName],
+        secret_hash: &str,
+        now: i64,
+    ) -> Result<Device>;
     /// Enrolls a device atomically; see [`Enrollment`] for the rules.
     async fn enroll_device(&self, enrollment: &Enrollment) -> Result<Device>;
     /// One device.
@@ -155,7 +166,8 @@ pub trait Store: Send + Sync + 'static {
     // --- status events ---------------------------------------------------------------------
 
     /// Appends status events of one device in one transaction, in `seq` order. An event whose
-    /// `seq` is already stored is skipped (a retry). An event whose `seq` is below the
+    /// `seq` is already stored with the same content is skipped (a retry); with other content
+    /// it is refused with Conflict, and nothing of the batch is stored. An event whose `seq` is below the
     /// device's highest stored `seq` and not stored is refused with Conflict, and nothing of
     /// the batch is stored. NotFound if the device or a release is missing.
     async fn append_events(&self, device: &DeviceId, events: &[NewEvent], received_at: i64) -> Result<AppendOutcome>;

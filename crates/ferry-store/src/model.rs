@@ -180,11 +180,18 @@ pub struct DeviceFilter {
 }
 
 /// A device enrolling. Applied atomically:
-/// - unknown id: a new device is created with `status` and `groups`;
-/// - pre-authorised id: it takes the credential, becomes `accepted`, and `groups` are added to
-///   the groups it was pre-authorised into;
-/// - any other known id: refused with Conflict, and the attempt is recorded on the existing
-///   device as an identity conflict (another machine claims its identity).
+/// - unknown id: a new device is created with `status` and `groups`; a `secret_hash` is
+///   Refused (no pre-authorisation issued it);
+/// - pre-authorised id: with the `secret_hash` it was pre-authorised with, it takes the
+///   credential, becomes `accepted`, and `groups` are added to the groups it was
+///   pre-authorised into; without it, Refused;
+/// - any other known id: a claim proven by its pre-authorisation secret, or by a group's
+///   enrollment key (`status` `Accepted` and no `secret_hash`), is refused with Conflict and
+///   recorded on the existing device as an identity conflict (another machine holding the
+///   device's proof claims its identity); an unproven claim is Refused.
+///
+/// Refused changes nothing, so that a stranger who guesses an id can neither take it nor
+/// tell it from an unknown one, nor raise its conflict count.
 #[derive(Debug, Clone)]
 pub struct Enrollment {
     /// Claimed identity.
@@ -197,6 +204,8 @@ pub struct Enrollment {
     pub groups: Vec<GroupName>,
     /// Description of the attempt, recorded if it is a conflict (e.g. remote address).
     pub origin: String,
+    /// SHA-256 (hex) of the pre-authorisation secret the device presented, if any.
+    pub secret_hash: Option<String>,
     /// Unix seconds.
     pub now: i64,
 }
@@ -224,9 +233,11 @@ pub struct CheckinRecord {
     pub conflict: Option<String>,
 }
 
-/// A status event as the agent sends it.
+/// A status event as the agent sends it. Unknown fields are refused, as in every request body:
+/// a misspelt field must not be dropped silently.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct NewEvent {
     /// Per-device sequence number chosen by the agent, strictly increasing; the idempotency key.
     pub seq: i64,
@@ -377,5 +388,22 @@ impl std::fmt::Debug for DirectorFiles {
             .field("snapshot", &self.snapshot.len())
             .field("timestamp", &self.timestamp.len())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_refuse_unknown_fields_and_stored_events_still_parse() {
+        let sent =
+            r#"{"seq":1,"release":2,"state":"downloading","progress":null,"error_code":null,"message":null,"at":3}"#;
+        let event: NewEvent = serde_json::from_str(sent).unwrap();
+        let stored = serde_json::to_string(&Event { event, received_at: 4 }).unwrap();
+        assert_eq!(serde_json::from_str::<Event>(&stored).unwrap().received_at, 4);
+        let typo = sent.replace("\"at\":3", "\"at\":3,\"mesage\":\"x\"");
+        let e = serde_json::from_str::<NewEvent>(&typo).unwrap_err();
+        assert!(e.to_string().contains("mesage"), "{e}");
     }
 }

@@ -290,6 +290,26 @@ pub fn check_hashes(what: &str, hashes: &BTreeMap<String, String>, bytes: &[u8])
     Ok(())
 }
 
+/// The specification refuses a file whose `signatures` name one key id twice: a key signs a
+/// file once, and a repeat is either a mistake or an attempt to make one key count twice
+/// against a threshold, so it is refused outright (as python-tuf does), not quietly counted once.
+fn refuse_repeated_key_ids(what: &str, signatures: &[Signature]) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for sig in signatures {
+        if !seen.insert(sig.keyid.as_str()) {
+            return Err(TufError::malformed(
+                what,
+                format!(
+                    "its signatures list key id {} more than once; a key signs a file once, so \
+                     remove the repeated signature",
+                    sig.keyid
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A metadata file as parsed: the typed `signed` part, its canonical bytes (what signatures
 /// cover, computed from the JSON as received, so unknown fields stay signed) and signatures.
 #[derive(Debug, Clone)]
@@ -325,6 +345,7 @@ impl<T: Role> Verifiable<T> {
         if !spec.starts_with("1.") {
             return Err(TufError::malformed(what, format!("spec_version {spec:?} is not 1.x")));
         }
+        refuse_repeated_key_ids(what, &envelope.signatures)?;
         Ok(Self { signed, canonical, signatures: envelope.signatures })
     }
 
@@ -561,6 +582,18 @@ mod tests {
         assert_eq!(parsed.signatures.len(), 2);
         let keys = [a.public(), b.public()].iter().map(|k| (k.key_id(), (*k).clone())).collect();
         parsed.verify("targets", "root", &keys, &[a.key_id().into(), b.key_id().into()], 2).unwrap();
+    }
+
+    #[test]
+    fn a_key_id_signing_twice_is_refused() {
+        let k = key();
+        let targets = Targets::new(3, "2030-01-01T00:00:00Z".into());
+        let mut file: Value = serde_json::from_slice(&sign(&targets, &[&k]).unwrap()).unwrap();
+        let first = file["signatures"][0].clone();
+        file["signatures"].as_array_mut().unwrap().push(first);
+        let err = Verifiable::<Targets>::parse("targets", &serde_json::to_vec(&file).unwrap()).unwrap_err();
+        assert!(matches!(err, TufError::Malformed { .. }), "{err}");
+        assert!(err.to_string().contains(&format!("key id {} more than once", k.key_id())), "{err}");
     }
 
     #[test]

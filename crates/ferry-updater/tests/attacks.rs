@@ -602,6 +602,22 @@ async fn fewer_signatures_than_the_threshold_are_refused() {
 }
 
 #[tokio::test]
+async fn a_key_id_signing_twice_is_refused() {
+    let mut t = Refreshed::new().await;
+    // A validly signed timestamp whose one signature is listed twice: with a threshold of 1 it
+    // would verify, but the specification refuses repeated key ids outright.
+    let signed = t.repo.republish_timestamp(&later(), None);
+    let mut file: serde_json::Value = serde_json::from_slice(&signed).unwrap();
+    let first = file["signatures"][0].clone();
+    file["signatures"].as_array_mut().unwrap().push(first);
+    t.repo.serve_timestamp(&serde_json::to_vec(&file).unwrap());
+
+    let reason = t.refresh_refused("timestamp.json").await;
+    assert!(matches!(reason, TufError::Malformed { ref reason, .. } if reason.contains("more than once")), "{reason}");
+    t.assert_metadata_unchanged();
+}
+
+#[tokio::test]
 async fn an_expired_timestamp_is_refused_freeze_attack() {
     let mut t = Refreshed::new().await;
     // The repository (or an attacker replaying it) serves a timestamp that has expired.

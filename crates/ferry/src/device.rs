@@ -41,7 +41,9 @@ enum DeviceCommand {
         /// Device id.
         id: DeviceId,
     },
-    /// Lists a device id in advance: its first enrollment is accepted without a key.
+    /// Lists a device id in advance and prints the enrollment key only that device may use:
+    /// enrolling with it, the device is accepted at once. Again before the device enrolls:
+    /// issues a new key (the old one stops working) and replaces the groups.
     Preauthorize {
         /// The id the device will claim.
         id: DeviceId,
@@ -111,9 +113,14 @@ impl DeviceArgs {
             }
             DeviceCommand::Show { id } => ctx.out.show(&client.get_device(&id).await?, print_detail),
             DeviceCommand::Preauthorize { id, groups } => {
-                let device = client.preauthorize_device(&PreauthorizeSpec { id, groups }).await?;
-                ctx.out.show(&device, |d| {
-                    say!("pre-authorised device {} (groups: {})", d.id, list(&d.groups));
+                let created = client.preauthorize_device(&PreauthorizeSpec { id, groups }).await?;
+                ctx.out.created(&created, &created.enrollment_key, |c| {
+                    say!("pre-authorised device {} (groups: {})", c.device.id, list(&c.device.groups));
+                    say!(
+                        "enrollment key (shown only now; put it in the device's agent.toml as enrollment_key \
+                         or in its enrollment_key_file; it works for this id only):\n\n    {}\n",
+                        c.enrollment_key
+                    );
                 })
             }
             DeviceCommand::Accept { id } => {

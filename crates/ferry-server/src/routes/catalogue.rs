@@ -279,6 +279,24 @@ pub async fn list_approvals(
     Ok(Json(st.store.list_approvals(None, q.group.as_ref()).await?))
 }
 
+/// Earliest and latest deadline accepted, relative to now: a day back (a deadline set "now"
+/// from a slightly slow clock is fine), five years ahead. Outside that it is a unit mistake
+/// (milliseconds for seconds) or a typo, which would force installs at once or never.
+const DEADLINE_PAST_SECS: i64 = 86_400;
+const DEADLINE_FUTURE_SECS: i64 = 5 * 366 * 86_400;
+
+fn check_deadline(deadline: i64, now: i64) -> ApiResult<()> {
+    if (now - DEADLINE_PAST_SECS..=now + DEADLINE_FUTURE_SECS).contains(&deadline) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "deadline {deadline} is not a plausible time: give unix seconds between one day ago ({}) and five years \
+         from now ({})",
+        now - DEADLINE_PAST_SECS,
+        now + DEADLINE_FUTURE_SECS
+    )))
+}
+
 #[utoipa::path(put, path = "/api/v1/releases/{id}/approvals/{group}", tag = "approvals",
     params(("id" = i64, Path), ("group" = String, Path)), request_body = ApprovalSpec,
     responses((status = 200, body = Approval), (status = 404, body = ferry_api::ErrorBody)))]
@@ -291,6 +309,9 @@ pub async fn set_approval(
     admin.require(Role::Operator)?;
     if spec.action == ApprovalAction::Decline && spec.deadline.is_some() {
         return Err(ApiError::bad_request("a deadline only applies to install approvals"));
+    }
+    if let Some(deadline) = spec.deadline {
+        check_deadline(deadline, now())?;
     }
     load_release(&st, ReleaseId(id)).await?;
     if st.store.get_group(&group).await?.is_none() {

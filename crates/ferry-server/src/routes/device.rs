@@ -6,14 +6,15 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use ferry_api::{
     CheckinRequest, CheckinResponse, DirectorPointer, EnrollRequest, EnrollResponse, ErrorCode, EventBatch, Offer,
-    OfferedArtifact, DEVICE_PREFIX, DEVICE_TOKEN_PREFIX,
+    OfferedArtifact, DEVICE_ENROLLMENT_KEY_PREFIX, DEVICE_PREFIX, DEVICE_TOKEN_PREFIX,
 };
 use ferry_core::device::boot_transition;
 use ferry_core::schedule::next_checkin_delay;
 use ferry_core::DeviceStatus;
-use ferry_store::{AppendOutcome, CheckinRecord, Device, Enrollment, StoreError};
+use ferry_core::ReleaseId;
+use ferry_store::{AppendOutcome, CheckinRecord, Device, Enrollment, NewEvent, StoreError};
 
-use crate::auth::{hash_secret, new_secret, DeviceAuth};
+use crate::auth::{hash_secret, new_secret, require_accepted, DeviceAuth};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use crate::offers;
@@ -30,26 +31,47 @@ const MAX_ATTRIBUTE_VALUE: usize = 1024;
 const MAX_SHORT_TEXT: usize = ferry_api::MAX_SHORT_TEXT_BYTES;
 const MAX_MESSAGE: usize = ferry_api::MAX_EVENT_MESSAGE_BYTES;
 
+/// The one answer to every enrollment whose key does not prove the claim: a wrong group key, a
+/// wrong or missing device key for a pre-authorised id, no key for an enrolled id. It does not
+/// say which, so a stranger cannot learn whether an id exists.
+fn not_proven() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthorized,
+        "the enrollment key is not valid for this device id; use a group's current enrollment key, or the \
+         key issued when this id was pre-authorised (ask an administrator)",
+    )
+}
+
 #[utoipa::path(post, path = "/device/v1/enroll", tag = "device", request_body = EnrollRequest,
     responses((status = 201, body = EnrollResponse), (status = 401, body = ferry_api::ErrorBody),
-        (status = 409, body = ferry_api::ErrorBody, description = "the id is already enrolled by another machine")))]
+        (status = 409, body = ferry_api::ErrorBody, description = "the id is already enrolled by another machine"),
+        (status = 429, body = ferry_api::ErrorBody, description = "too many enrollments; see Retry-After")))]
 pub async fn enroll(
     State(st): S,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Json(req): Json<EnrollRequest>,
 ) -> ApiResult<(StatusCode, Json<EnrollResponse>)> {
-    let (status, groups) = match &req.enrollment_key {
-        Some(key) => {
-            let group = st.store.group_by_enrollment_key(&hash_secret(key)).await?.ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    ErrorCode::Unauthorized,
-                    "the enrollment key is not valid for any group; ask an administrator for the group's current key",
-                )
-            })?;
-            (DeviceStatus::Accepted, vec![group.name])
+    st.enrollments.check(peer.ip())?;
+    let (status, groups, secret_hash) = match &req.enrollment_key {
+        // A pre-authorised device's own key: the store checks it against the id's.
+        Some(key) if key.starts_with(DEVICE_ENROLLMENT_KEY_PREFIX) => {
+            (DeviceStatus::Accepted, Vec::new(), Some(hash_secret(key)))
         }
-        None => (DeviceStatus::Pending, Vec::new()),
+        Some(key) => {
+            let group = st.store.group_by_enrollment_key(&hash_secret(key)).await?.ok_or_else(not_proven)?;
+            (DeviceStatus::Accepted, vec![group.name], None)
+        }
+        None if !st.config.enrollment.allow_keyless => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                "this server enrolls devices only with an enrollment key; set enrollment_key (or \
+                 enrollment_key_file) in agent.toml to a group's key or to the key issued when this id was \
+                 pre-authorised",
+            ));
+        }
+        None => (DeviceStatus::Pending, Vec::new(), None),
     };
     let credential = new_secret(DEVICE_TOKEN_PREFIX);
     let enrollment = Enrollment {
@@ -59,8 +81,10 @@ pub async fn enroll(
         groups,
         origin: format!("enrollment from {peer}"),
         now: now(),
+        secret_hash,
     };
     let device = st.store.enroll_device(&enrollment).await.map_err(|e| match e {
+        StoreError::Refused(_) => not_proven(),
         StoreError::Conflict(_) => ApiError::conflict(format!(
             "device id {} is already enrolled by another machine; if this machine was re-imaged or cloned, \
              give it a unique id, or ask an administrator to remove the old device",
@@ -215,13 +239,59 @@ fn offer(r: &ferry_core::Release, deadline: Option<i64>) -> Offer {
     }
 }
 
+/// A device reports only on releases it has a part in: one it is offered now, one it reports
+/// installed (on the release's line, software or configuration), or one it has reported on
+/// before (a device rolling back after the offer was withdrawn still reports how it ends).
+/// Anything else would let a device write history about releases it was never given.
+async fn check_reportable(st: &AppState, device: &Device, events: &[NewEvent]) -> ApiResult<()> {
+    let mut releases: Vec<ReleaseId> = events.iter().map(|e| e.release).collect();
+    releases.sort();
+    releases.dedup();
+    if releases.is_empty() {
+        return Ok(());
+    }
+    let eval = offers::evaluate(st, device).await?;
+    let offered: Vec<ReleaseId> = eval.offered().iter().map(|(r, _)| r.id).collect();
+    for id in releases {
+        if offered.contains(&id) {
+            continue;
+        }
+        let release = st.store.get_release(id).await?.ok_or_else(|| {
+            ApiError::not_found(format!(
+                "release {id} does not exist; events must name a release the device was offered"
+            ))
+        })?;
+        let line = if release.kind.is_config() { &device.configs } else { &device.installed };
+        if line.get(&release.product) == Some(&release.version) {
+            continue;
+        }
+        if !st.store.list_events(&device.id, Some(id), 1).await?.is_empty() {
+            continue;
+        }
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::NotEntitled,
+            format!(
+                "release {id} ({} {}) is not offered to this device, not installed on it, and it has reported \
+                 nothing on it before; events are accepted only for such releases, and nothing of the batch \
+                 was stored",
+                release.product, release.version
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[utoipa::path(post, path = "/device/v1/events", tag = "device", request_body = EventBatch,
-    responses((status = 200, body = AppendOutcome), (status = 409, body = ferry_api::ErrorBody, description = "out of order")))]
+    responses((status = 200, body = AppendOutcome),
+        (status = 403, body = ferry_api::ErrorBody, description = "a pending device, or a release it has no part in"),
+        (status = 409, body = ferry_api::ErrorBody, description = "out of order, or a known seq with other content")))]
 pub async fn events(
     State(st): S,
     DeviceAuth(device): DeviceAuth,
     Json(batch): Json<EventBatch>,
 ) -> ApiResult<Json<AppendOutcome>> {
+    require_accepted(&device, "report events")?;
     if batch.events.len() > MAX_EVENTS {
         return Err(ApiError::bad_request(format!(
             "{} events sent; send at most {MAX_EVENTS} per request",
@@ -250,6 +320,7 @@ pub async fn events(
             "events in a batch must have strictly increasing seq",
         ));
     }
+    check_reportable(&st, &device, &batch.events).await?;
     let outcome = st.store.append_events(&device.id, &batch.events, now()).await.map_err(|e| match e {
         StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, ErrorCode::OutOfOrder, m),
         other => other.into(),

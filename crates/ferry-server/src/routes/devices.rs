@@ -4,12 +4,15 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use ferry_api::{ApplicabilityReport, DeviceDetail, DeviceGroups, PreauthorizeSpec};
+use ferry_api::{
+    ApplicabilityReport, DeviceDetail, DeviceGroups, PreauthorizeSpec, PreauthorizedDevice,
+    DEVICE_ENROLLMENT_KEY_PREFIX,
+};
 use ferry_core::{DeviceId, DeviceStatus, GroupName, ReleaseId, Role};
 use ferry_store::{Device, DeviceFilter, Event};
 use serde::Deserialize;
 
-use crate::auth::Admin;
+use crate::auth::{hash_secret, new_secret, Admin};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::offers;
@@ -54,17 +57,21 @@ pub async fn list_devices(State(st): S, admin: Admin, Query(q): Query<DeviceQuer
     Ok(Json(st.store.list_devices(&filter).await?))
 }
 
+/// Pre-authorises an id and issues the key only its device may enroll with: knowing the id
+/// is not enough to take it. Asked again while the device has not enrolled, it issues a new
+/// key (the old one stops working) and replaces the groups.
 #[utoipa::path(post, path = "/api/v1/devices", tag = "devices", request_body = PreauthorizeSpec,
-    responses((status = 201, body = Device), (status = 409, body = ferry_api::ErrorBody)))]
+    responses((status = 201, body = PreauthorizedDevice), (status = 409, body = ferry_api::ErrorBody)))]
 pub async fn preauthorize(
     State(st): S,
     admin: Admin,
     Json(spec): Json<PreauthorizeSpec>,
-) -> ApiResult<(StatusCode, Json<Device>)> {
+) -> ApiResult<(StatusCode, Json<PreauthorizedDevice>)> {
     admin.require(Role::Operator)?;
-    let device = st.store.preauthorize_device(&spec.id, &spec.groups, now()).await?;
+    let enrollment_key = new_secret(DEVICE_ENROLLMENT_KEY_PREFIX);
+    let device = st.store.preauthorize_device(&spec.id, &spec.groups, &hash_secret(&enrollment_key), now()).await?;
     tracing::info!(device = %spec.id, by = %admin.name, "device pre-authorised");
-    Ok((StatusCode::CREATED, Json(device)))
+    Ok((StatusCode::CREATED, Json(PreauthorizedDevice { device, enrollment_key })))
 }
 
 #[utoipa::path(get, path = "/api/v1/devices/{id}", tag = "devices", params(("id" = String, Path)),

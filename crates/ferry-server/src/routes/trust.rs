@@ -12,7 +12,7 @@ use ferry_core::{Release, ReleaseId, Role};
 use ferry_store::Repo;
 use serde::Deserialize;
 
-use crate::auth::{Admin, Caller};
+use crate::auth::{require_accepted, Admin, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::offers;
@@ -214,7 +214,10 @@ fn parse_meta_name(file: &str) -> Option<MetaName<'_>> {
 #[utoipa::path(get, path = "/tuf/image/{file}", tag = "trust", params(("file" = String, Path,
     description = "VERSION.ROLE.json, timestamp.json or root.json")),
     responses((status = 200, description = "the metadata file"), (status = 404, body = ferry_api::ErrorBody)))]
-pub async fn image_metadata(State(st): S, _caller: Caller, Path(file): Path<String>) -> ApiResult<Response> {
+pub async fn image_metadata(State(st): S, caller: Caller, Path(file): Path<String>) -> ApiResult<Response> {
+    if let Caller::Device(device) = &caller {
+        require_accepted(device, "read update metadata")?;
+    }
     let missing = || ApiError::not_found(format!("the image repository has no {file}"));
     let (bytes, immutable) = match parse_meta_name(&file).ok_or_else(missing)? {
         MetaName::Latest(role) => {
@@ -275,6 +278,9 @@ pub async fn image_target(
     responses((status = 200, description = "the metadata file"), (status = 403, body = ferry_api::ErrorBody),
     (status = 404, body = ferry_api::ErrorBody)))]
 pub async fn director_metadata(State(st): S, caller: Caller, Path(file): Path<String>) -> ApiResult<Response> {
+    if let Caller::Device(device) = &caller {
+        require_accepted(device, "read update metadata")?;
+    }
     let missing = || ApiError::not_found(format!("the director repository has no {file}"));
     let name = parse_meta_name(&file).ok_or_else(missing)?;
     match name {
