@@ -64,6 +64,10 @@ impl ApiError {
             format!(
                 "the request body sent nothing for {secs} seconds (connections.body_timeout_secs); \
                  the request was cut, send it again"
+            ),
+        )
+    }
+
     /// 415 with code `invalid_json`: the body is not declared as JSON the way the API reads it.
     pub fn not_json(content_type: Option<&str>) -> Self {
         let got = match content_type {
@@ -97,6 +101,8 @@ impl ApiError {
             ErrorCode::Unavailable,
             "the server has too many connections open (connections.max); retry later",
         )
+    }
+
     /// The error body for an answer that some layer below the handlers (the router, an
     /// extractor, a limit) gave with a status and no body, so that it too says what went wrong.
     pub fn for_bare_status(status: StatusCode, method: &axum::http::Method) -> Self {

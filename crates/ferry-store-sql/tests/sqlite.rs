@@ -115,6 +115,8 @@ async fn old_release(store: &dyn Store) -> ferry_core::Release {
         archived: false,
     };
     store.create_release(&release, 1).await.unwrap()
+}
+
 /// Acknowledged commits survive a power cut: every connection of the pool, not only the first,
 /// syncs the WAL on commit (`PRAGMA synchronous` 2 is FULL; NORMAL, 1, can lose the last
 /// commits), and the database and its WAL companions are readable by the owner only.

@@ -382,6 +382,8 @@ fn send_events(url: &str, key: &str, release: i64, count: i64) {
             .collect();
         device.send_events(&EventBatch { events }).await.unwrap();
     });
+}
+
 #[test]
 #[cfg(unix)]
 fn the_last_admin_token_stays_and_access_is_recovered_on_the_server() {
