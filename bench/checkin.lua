@@ -1,5 +1,6 @@
 -- wrk script: POST /device/v1/checkin, rotating through the seeded device credentials.
 -- FERRY_BENCH_DIR holds tokens.txt and checkin.json written by `ferry-bench seed`.
+dofile("bench/status.lua")
 local dir = os.getenv("FERRY_BENCH_DIR")
 local tokens = {}
 for line in io.lines(dir .. "/tokens.txt") do
@@ -12,6 +13,7 @@ f:close()
 local counter = 0
 local thread_id = 0
 function setup(thread)
+  status_setup(thread)
   thread:set("thread_id", thread_id)
   thread_id = thread_id + 1
 end

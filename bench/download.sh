@@ -60,14 +60,23 @@ rm -f "$work/upload.bin"
 awk -v s="$start" -v e="$end" -v m="$SIZE_MIB" -v b="$before" -v a="$after" 'BEGIN {
   printf "upload of %d MiB via ferry content upload (hash, then stream): %.1f s; server peak RSS %.1f MiB before, %.1f MiB after\n", m, e-s, b/1024, a/1024 }'
 
-fetch() { curl -fsS -o /dev/null -w '%{speed_download}\n' "$@"; }
+# fetch NAME CURL_ARGS... → prints the speed in bytes/s; counts the HTTP status per server in
+# $work/statuses and fails on anything but 200.
+fetch() {
+  local name=$1 code speed; shift
+  read -r code speed < <(curl -sS -o /dev/null -w '%{http_code} %{speed_download}\n' "$@")
+  echo "$name $code" >>"$work/statuses"
+  [ "$code" = 200 ] || { echo "error: $name answered HTTP $code" >&2; exit 1; }
+  echo "$speed"
+}
 : >"$work/results"
+: >"$work/statuses"
 # Warm the page cache for both.
-fetch "http://127.0.0.1:$NGINX_PORT/artifact.bin" >/dev/null
+fetch nginx "http://127.0.0.1:$NGINX_PORT/artifact.bin" >/dev/null
 printf "%-6s %14s %14s\n" round "ferry MB/s" "nginx MB/s"
 for r in $(seq "$ROUNDS"); do
-  f=$(fetch -H "Authorization: Bearer $token" "http://127.0.0.1:$PORT/device/v1/content/$sha")
-  n=$(fetch "http://127.0.0.1:$NGINX_PORT/artifact.bin")
+  f=$(fetch ferry -H "Authorization: Bearer $token" "http://127.0.0.1:$PORT/device/v1/content/$sha")
+  n=$(fetch nginx "http://127.0.0.1:$NGINX_PORT/artifact.bin")
   printf "%-6s %14.1f %14.1f\n" "$r" "$(awk -v b="$f" 'BEGIN{print b/1e6}')" "$(awk -v b="$n" 'BEGIN{print b/1e6}')"
   echo "$f $n" >>"$work/results"
 done
@@ -75,4 +84,5 @@ mf=$(awk '{print $1}' "$work/results" | median)
 mn=$(awk '{print $2}' "$work/results" | median)
 echo
 echo "size=${SIZE_MIB}MiB rounds=$ROUNDS"
+echo "statuses: $(sort "$work/statuses" | uniq -c | awk '{printf "%s%s %s=%s", (NR>1 ? "; " : ""), $2, $3, $1}')"
 awk -v f="$mf" -v n="$mn" 'BEGIN { printf "median ferry: %.1f MB/s  median nginx: %.1f MB/s  ratio: %.3f\n", f/1e6, n/1e6, f/n }'

@@ -6,6 +6,10 @@
 //! made here, snapshot and timestamp by the server's online keys), so check-ins carry real
 //! director metadata.
 //!
+//! `ferry-bench warm`: checks every seeded device in once, many at a time, and reports that
+//! first-contact rate (the first check-in of a device issues its director chain) with the
+//! count of answers per HTTP status, so the wrk runs after it measure steady state.
+//!
 //! `ferry-bench director-cost`: how long building and signing one device's director chain
 //! takes (`ferry_server::trust::director::sign_chain`), next to one ed25519 signature.
 
@@ -28,6 +32,21 @@ enum Cmd {
     Seed(SeedArgs),
     /// Time building and signing one device's director metadata.
     DirectorCost(CostArgs),
+    /// Check every seeded device in once and report the first-contact rate.
+    Warm(WarmArgs),
+}
+
+#[derive(clap::Args)]
+struct WarmArgs {
+    /// The server's base URL.
+    #[arg(long)]
+    url: String,
+    /// The directory `seed --out` wrote (tokens.txt, checkin.json).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Check-ins in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
 }
 
 #[derive(clap::Args)]
@@ -70,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
     match Cmd::parse() {
         Cmd::Seed(args) => seed(args).await,
         Cmd::DirectorCost(args) => director_cost(&args),
+        Cmd::Warm(args) => warm(args).await,
     }
 }
 
@@ -155,6 +175,8 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     if args.sign {
         sign_releases(&app, &releases).await?;
     }
+    // The offered release, which status events (bench/soak.sh) refer to.
+    std::fs::write(args.out.join("offered-release.txt"), releases[1].id.0.to_string())?;
     let installed: BTreeMap<_, _> = [(product.clone(), "1.0".parse()?)].into();
     let body = serde_json::json!({
         "platform": platform, "installed": installed, "agent_version": "bench", "boot_id": "boot-1"
@@ -261,6 +283,56 @@ async fn sign_releases(app: &App, releases: &[Release]) -> anyhow::Result<()> {
             file("timestamp", sign(&timestamp, &[&keys.timestamp])?),
         ])
         .await?;
+    Ok(())
+}
+
+async fn warm(args: WarmArgs) -> anyhow::Result<()> {
+    use std::time::Instant;
+    let tokens = std::fs::read_to_string(args.dir.join("tokens.txt")).context("reading tokens.txt")?;
+    let body = bytes::Bytes::from(std::fs::read(args.dir.join("checkin.json")).context("reading checkin.json")?);
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    let url = format!("{}/device/v1/checkin", args.url.trim_end_matches('/'));
+    let start = Instant::now();
+    let answers: Vec<Result<u16, String>> = futures::stream::iter(tokens.lines().filter(|t| !t.is_empty()))
+        .map(|token| {
+            let request =
+                client.post(&url).bearer_auth(token).header("content-type", "application/json").body(body.clone());
+            async move {
+                match request.send().await {
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        resp.bytes().await.map(|_| status).map_err(|e| e.to_string())
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        })
+        .buffer_unordered(args.concurrency)
+        .collect()
+        .await;
+    let secs = start.elapsed().as_secs_f64();
+    let mut statuses = BTreeMap::<String, usize>::new();
+    for answer in &answers {
+        let key = match answer {
+            Ok(status) => status.to_string(),
+            Err(_) => "error".to_owned(),
+        };
+        *statuses.entry(key).or_default() += 1;
+    }
+    let counts: Vec<String> = statuses.iter().map(|(k, n)| format!("{k}={n}")).collect();
+    println!(
+        "first contact: {} check-ins in {secs:.2} s, {:.0}/s ({} at once); statuses: {}",
+        answers.len(),
+        answers.len() as f64 / secs,
+        args.concurrency,
+        counts.join(" ")
+    );
+    if let Some(Err(e)) = answers.iter().find(|a| a.is_err()) {
+        anyhow::bail!("a check-in failed: {e}");
+    }
+    if statuses.keys().any(|k| !k.starts_with('2')) {
+        anyhow::bail!("some first check-ins were not answered 2xx: {}", counts.join(" "));
+    }
     Ok(())
 }
 
