@@ -269,7 +269,7 @@ async fn unusable_tls_files_stop_the_server_with_the_reason() {
     for (cert_file, key_file, reason) in cases {
         let data = tempfile::tempdir().unwrap();
         let config = Config {
-            data_dir: data.path().to_owned(),
+            data_dir: data.path().join("data"),
             tls: ferry_server::config::Tls { cert_file, key_file },
             ..Config::default()
         };

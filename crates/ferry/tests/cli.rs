@@ -355,7 +355,8 @@ fn publish_approve_and_exit_codes_against_a_real_server() {
     assert_eq!(server.stop(), Some(0), "ferry serve exits 0 on SIGTERM");
 }
 
-/// Enrolls device `gw-1` with `key` and sends `count` status events for `release`, with
+/// Enrolls device `gw-1` with `key`, reports vpn-client 5.0 installed (`release` must be that
+/// release) and sends `count` status events for it, with
 /// sequence numbers 1… and device times 2025-01-31T12:00:01Z….
 fn send_events(url: &str, key: &str, release: i64, count: i64) {
     use ferry_api::{EnrollRequest, EventBatch};
@@ -369,6 +370,12 @@ fn send_events(url: &str, key: &str, release: i64, count: i64) {
         };
         let enrolled = device.enroll(&request).await.unwrap();
         device.set_credential(&enrolled.credential).unwrap();
+        // A device reports events only for releases it has a part in: here, one it runs.
+        let checkin = ferry_api::CheckinRequest {
+            installed: [("vpn-client".parse().unwrap(), "5.0".parse().unwrap())].into(),
+            ..Default::default()
+        };
+        device.checkin(&checkin).await.unwrap();
         let events = (1..=count)
             .map(|seq| NewEvent {
                 seq,
