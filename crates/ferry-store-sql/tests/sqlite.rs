@@ -2,6 +2,9 @@
 
 use std::sync::Arc;
 
+mod common;
+
+use common::old_release;
 use ferry_store::{Store, StoreError};
 use ferry_store_sql::SqliteStore;
 use tempfile::TempDir;
@@ -73,48 +76,6 @@ async fn version_keys_are_backfilled_on_open() {
     let err = store.create_release(&again, 2).await.unwrap_err();
     assert!(matches!(&err, StoreError::Conflict(m) if m.contains("ranks equal")), "{err:?}");
     store.close().await;
-}
-
-/// A product, a platform, content and release `vpn` 5.0 of it.
-async fn old_release(store: &dyn Store) -> ferry_core::Release {
-    let vpn: ferry_core::ProductName = "vpn".parse().unwrap();
-    let linux: ferry_core::PlatformName = "linux-x86_64".parse().unwrap();
-    store
-        .create_product(&ferry_store::Product { name: vpn.clone(), description: String::new(), created_at: 1 })
-        .await
-        .unwrap();
-    store
-        .create_platform(&ferry_store::Platform { name: linux.clone(), description: String::new(), created_at: 1 })
-        .await
-        .unwrap();
-    let sha = ferry_core::Sha256::from_bytes([7; 32]);
-    store.record_content(&sha, 10, 1).await.unwrap();
-    let release = ferry_core::Release {
-        id: ferry_core::ReleaseId(0),
-        product: vpn,
-        version: "5.0".parse().unwrap(),
-        kind: ferry_core::ReleaseKind::Full,
-        platforms: vec![linux],
-        artifacts: vec![ferry_core::Artifact {
-            name: "vpn.bin".parse().unwrap(),
-            length: 10,
-            sha256: sha,
-            media_type: "application/octet-stream".to_owned(),
-            custom: Default::default(),
-        }],
-        required: false,
-        reboot: Default::default(),
-        classification: Default::default(),
-        notes: String::new(),
-        dependencies: vec![],
-        supersedes: vec![],
-        no_update_versions: vec![],
-        applies_to: None,
-        counter: 0,
-        created_at: 0,
-        archived: false,
-    };
-    store.create_release(&release, 1).await.unwrap()
 }
 
 /// Acknowledged commits survive a power cut: every connection of the pool, not only the first,
