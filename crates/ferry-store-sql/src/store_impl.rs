@@ -414,21 +414,6 @@ macro_rules! impl_store {
                 }
             }
 
-            /// The enrollment status of a device, locking its row for the transaction.
-            async fn lock_device_status(conn: &mut Conn, id: &DeviceId) -> Result<Option<String>> {
-                let sql = format!(
-                    "SELECT status FROM devices WHERE id = $1{}",
-                    $dialect::FOR_UPDATE
-                );
-                let row = sqlx::query(&sql)
-                    .bind(id.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(err)?;
-                row.map(|r| get::<String>(&r, "devices", "status"))
-                    .transpose()
-            }
-
             impl $store {
                 /// Fills in the version key of releases stored before it existed. Idempotent, so
                 /// replicas opening the same database at once do no harm. A row whose version
@@ -1254,7 +1239,7 @@ macro_rules! impl_store {
                     groups: &[GroupName],
                 ) -> Result<()> {
                     let mut tx = self.begin_write().await?;
-                    if lock_device_status(&mut tx, id).await?.is_none() {
+                    if lock_enrollment(&mut tx, id).await?.0.is_none() {
                         return Err(StoreError::not_found("device", id));
                     }
                     ensure_groups(&mut tx, groups).await?;
@@ -1337,7 +1322,7 @@ macro_rules! impl_store {
                         )));
                     }
                     let mut tx = self.begin_write().await?;
-                    if lock_device_status(&mut tx, device).await?.is_none() {
+                    if lock_enrollment(&mut tx, device).await?.0.is_none() {
                         return Err(StoreError::not_found("device", device));
                     }
                     let row =
