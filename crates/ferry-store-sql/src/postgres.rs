@@ -16,6 +16,8 @@ const FOREIGN_KEY_VIOLATION: &str = "23503";
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The same pool: PostgreSQL takes row locks, so writers need no queue of their own.
+    writer: PgPool,
 }
 
 impl PostgresStore {
@@ -32,7 +34,7 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("cannot migrate the postgresql database: {e}")))?;
-        let store = Self { pool };
+        let store = Self { writer: pool.clone(), pool };
         store.backfill_version_keys().await?;
         Ok(store)
     }

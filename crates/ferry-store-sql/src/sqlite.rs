@@ -15,8 +15,13 @@ const SQLITE_CONSTRAINT_UNIQUE: &str = "2067";
 
 /// A [`Store`](ferry_store::Store) in one SQLite database file.
 ///
-/// The database runs in WAL mode, so readers never wait for the writer; write transactions
-/// take the write lock when they begin and wait up to five seconds for it.
+/// The database runs in WAL mode, so readers never wait for the writer. SQLite allows one
+/// writer at a time; rather than letting every pooled connection race for the write lock
+/// (its busy handler polls and is not fair, so under a steady write load an unlucky
+/// transaction could wait past any timeout), every statement that writes goes through a
+/// pool of exactly one connection, `writer`. Writers queue for that connection in order, and
+/// a write waits only for the writes ahead of it. The reading connections are opened
+/// `query_only`, so a write sent to them by mistake fails instead of racing.
 ///
 /// Every connection runs with `synchronous = FULL`: a commit returns only once the WAL is
 /// synced, so what the server has acknowledged (events, enrollments, admin changes) survives
@@ -25,6 +30,7 @@ const SQLITE_CONSTRAINT_UNIQUE: &str = "2067";
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -37,27 +43,37 @@ impl SqliteStore {
     pub async fn open(path: &Path) -> Result<Self> {
         make_private(path)
             .map_err(|e| ferry_store::StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        let cannot_open =
+            |e: sqlx::Error| ferry_store::StoreError::Backend(format!("cannot open {}: {e}", path.display()));
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        // One writer at a time in any case; the rest of the pool serves concurrent readers. Each
-        // connection is a worker thread in sqlx; measured on 2 cores with 64 concurrent
-        // check-ins (BENCHMARKS.md), 8 connections beat 1, 2, 4, 16 and 32.
+            // Only a checkpoint or another process can hold the lock now; wait for it.
+            .busy_timeout(Duration::from_secs(30));
+        // The one writing connection. A write waits in the pool's queue; the acquire timeout
+        // bounds that wait (a request past it gets 503 and may retry).
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(options.clone())
+            .await
+            .map_err(cannot_open)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .map_err(|e| ferry_store::StoreError::Backend(format!("cannot migrate {}: {e}", path.display())))?;
+        // The readers. Each connection is a worker thread in sqlx; measured on 2 cores with 64
+        // concurrent check-ins (BENCHMARKS.md), 8 connections beat 1, 2, 4, 16 and 32.
         let connections = std::thread::available_parallelism().map_or(8, |n| n.get() * 4).clamp(8, 32);
         let pool = SqlitePoolOptions::new()
             .max_connections(connections as u32)
-            .connect_with(options)
+            .connect_with(options.pragma("query_only", "ON"))
             .await
-            .map_err(|e| ferry_store::StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| ferry_store::StoreError::Backend(format!("cannot migrate {}: {e}", path.display())))?;
-        let store = Self { pool };
+            .map_err(cannot_open)?;
+        let store = Self { pool, writer };
         store.backfill_version_keys().await?;
         Ok(store)
     }
@@ -68,9 +84,16 @@ impl SqliteStore {
         &self.pool
     }
 
-    /// Closes every connection of the pool, waiting for those in use to be returned.
+    /// The writing connection's pool, for tests that check how it is set up.
+    #[cfg(feature = "testing")]
+    pub fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    /// Closes every connection of both pools, waiting for those in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 

@@ -9,7 +9,8 @@
 //! the migrations, and a [`Dialect`](crate::common::Dialect) (transaction begin statements,
 //! row locking, recognising constraint violations).
 
-/// Implements `ferry_store::Store` for `$store`, a struct with a field `pool: sqlx::Pool<$db>`,
+/// Implements `ferry_store::Store` for `$store`, a struct with fields `pool: sqlx::Pool<$db>`
+/// for reads and `writer: sqlx::Pool<$db>` for every statement that writes,
 /// using `$dialect: Dialect` for what differs between databases.
 macro_rules! impl_store {
     ($store:ident, $db:ty, $dialect:ident) => {
@@ -430,7 +431,7 @@ macro_rules! impl_store {
                         let result = sqlx::query("UPDATE releases SET version_key = $2 WHERE id = $1 AND version_key IS NULL")
                             .bind(id)
                             .bind(version.rank_key())
-                            .execute(&self.pool)
+                            .execute(&self.writer)
                             .await;
                         match result {
                             Err(e) if $dialect::violation(&e) == Some(Violation::Unique) => {}
@@ -443,7 +444,7 @@ macro_rules! impl_store {
                 }
 
                 async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Db>> {
-                    self.pool
+                    self.writer
                         .begin_with($dialect::BEGIN_WRITE)
                         .await
                         .map_err(backend)
@@ -480,7 +481,7 @@ macro_rules! impl_store {
                     .bind(product.name.as_str())
                     .bind(&product.description)
                     .bind(product.created_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err(|e| {
                         conflict(e, || format!("product {} already exists", product.name))
@@ -516,7 +517,7 @@ macro_rules! impl_store {
                     .bind(platform.name.as_str())
                     .bind(&platform.description)
                     .bind(platform.created_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err(|e| {
                         conflict(e, || format!("platform {} already exists", platform.name))
@@ -559,7 +560,7 @@ macro_rules! impl_store {
                     .bind(sha256.as_str())
                     .bind(length_i)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err(err)?;
                     match self.content_length(sha256).await? {
@@ -842,7 +843,7 @@ macro_rules! impl_store {
                     .bind(group.checkin_jitter)
                     .bind(group.enrollment_key_hash.as_deref())
                     .bind(group.created_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await;
                     match result {
                         Ok(_) => Ok(()),
@@ -891,7 +892,7 @@ macro_rules! impl_store {
                     .bind(group.checkin_jitter)
                     .bind(group.enrollment_key_hash.as_deref())
                     .bind(group.created_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err(|e| conflict(e, || "another group already has this enrollment key".to_owned()))?;
                     if done.rows_affected() == 0 {
@@ -952,7 +953,7 @@ macro_rules! impl_store {
                     )
                     .bind(release.0)
                     .bind(group.as_str())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err(err)?;
                     Ok(done.rows_affected() > 0)
@@ -1127,7 +1128,7 @@ macro_rules! impl_store {
                     .bind(id.as_str())
                     .bind(&enrollment.origin)
                     .bind(enrollment.now)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err(err)?;
                     Err(StoreError::Conflict(format!(
@@ -1224,7 +1225,7 @@ macro_rules! impl_store {
                     let done = sqlx::query("UPDATE devices SET status = $2 WHERE id = $1")
                         .bind(id.as_str())
                         .bind(status.as_str())
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(err)?;
                     if done.rows_affected() == 0 {
@@ -1277,7 +1278,7 @@ macro_rules! impl_store {
                     .bind(checkin.last_contact)
                     .bind(conflicts)
                     .bind(checkin.conflict.as_deref())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err(err)?;
                     if done.rows_affected() == 0 {
@@ -1488,7 +1489,7 @@ macro_rules! impl_store {
                     .bind(token.role.as_str())
                     .bind(&token.hash)
                     .bind(now)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.writer)
                     .await
                     .map_err(|e| conflict(e, || "an admin token with this hash already exists".to_owned()))?;
                     Ok(AdminToken {
@@ -1675,7 +1676,7 @@ macro_rules! impl_store {
                         .bind(&next.files.targets)
                         .bind(&next.files.snapshot)
                         .bind(&next.files.timestamp)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(|e| match map_err::<$dialect>(e, String::new) {
                             StoreError::NotFound { .. } => StoreError::not_found("device", device),
@@ -1694,7 +1695,7 @@ macro_rules! impl_store {
                         .bind(&next.files.targets)
                         .bind(&next.files.snapshot)
                         .bind(&next.files.timestamp)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(err)?,
                     };

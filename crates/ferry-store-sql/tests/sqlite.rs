@@ -94,6 +94,38 @@ async fn every_pooled_connection_syncs_each_commit() {
         held.push(conn);
     }
     assert_eq!(store.pool().size(), 8, "eight distinct connections were checked");
+    let mut writer = store.writer().acquire().await.unwrap();
+    let level: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *writer).await.unwrap();
+    assert_eq!(level, 2, "the writing connection runs with synchronous = FULL");
+}
+
+/// Writes queue for one writing connection instead of racing for SQLite's lock: the readers
+/// refuse to write, so a write sent to them by mistake fails in every test instead of waiting
+/// for the lock under load, and the writer pool never opens a second connection.
+#[tokio::test]
+async fn only_the_one_writing_connection_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("ferry.db")).await.unwrap();
+    let err = sqlx::query("DELETE FROM admin_tokens").execute(store.pool()).await.unwrap_err();
+    assert!(err.to_string().contains("readonly"), "a reading connection refuses writes: {err}");
+
+    let writes: Vec<_> = (0..32)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut t = token();
+                t.name = format!("token-{i}");
+                t.hash = format!("{:064x}", i);
+                store.create_admin_token(&t, 1).await
+            })
+        })
+        .collect();
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+    assert_eq!(store.writer().size(), 1, "one writing connection");
+    assert_eq!(store.list_admin_tokens().await.unwrap().len(), 32);
+    store.close().await;
 }
 
 #[cfg(unix)]
