@@ -5,7 +5,9 @@
 #   bench/checkin.sh sqlite            # SQLite in a fresh data directory
 #   bench/checkin.sh postgres          # a fresh database on FERRY_BENCH_POSTGRES_URL's server
 #
-# Environment: DEVICES (100000), CONNECTIONS (64), DURATION (15s), ROUNDS (3), THREADS (2).
+# Environment: DEVICES (100000), CONNECTIONS (64), DURATION (15s), ROUNDS (3), THREADS (2),
+# FERRY_BIN (target/release/ferry: set it to measure another build's server against the same
+# seeded data, e.g. the build before a change; ferry-bench always comes from this tree).
 # Every device is checked in once first (`ferry-bench warm`): that first-contact rate, which
 # includes issuing each device's director chain, is reported on its own line. Every run prints
 # the count of answers per HTTP status and fails on any that is not 2xx.
@@ -16,6 +18,7 @@ source bench/lib.sh
 backend="${1:-sqlite}"
 DEVICES="${DEVICES:-100000}" CONNECTIONS="${CONNECTIONS:-64}" DURATION="${DURATION:-15s}"
 ROUNDS="${ROUNDS:-3}" THREADS="${THREADS:-2}" PORT="${PORT:-18080}"
+FERRY_BIN="${FERRY_BIN:-target/release/ferry}"
 command -v wrk >/dev/null || { echo "error: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
 cargo build --release -q -p ferry -p ferry-bench
@@ -35,7 +38,7 @@ echo "seeding $DEVICES devices ($backend)..." >&2
 target/release/ferry-bench seed --sign --devices "$DEVICES" --data-dir "$work/data" --database-url "$db_url" --out "$work" >&2
 
 FERRY_LOG__LEVEL=warn FERRY_DATABASE_URL="$db_url" \
-  target/release/ferry serve --data-dir "$work/data" --listen "127.0.0.1:$PORT" 2>"$work/server.log" &
+  "$FERRY_BIN" serve --data-dir "$work/data" --listen "127.0.0.1:$PORT" 2>"$work/server.log" &
 server=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/livez" >/dev/null && break; sleep 0.1; done
 
@@ -62,7 +65,7 @@ m50=$(awk '{print $3}' "$work/results" | median)
 m99=$(awk '{print $4}' "$work/results" | median)
 ratio=$(awk -v c="$mc" -v l="$ml" 'BEGIN { printf "%.3f", c/l }')
 echo
-echo "backend=$backend devices=$DEVICES connections=$CONNECTIONS duration=$DURATION rounds=$ROUNDS"
+echo "server=$FERRY_BIN backend=$backend devices=$DEVICES connections=$CONNECTIONS duration=$DURATION rounds=$ROUNDS"
 echo "median livez req/s: $ml"
 echo "median checkin req/s: $mc  (ratio to livez: $ratio)  p50: ${m50} ms  p99: ${m99} ms"
 echo "$first"
