@@ -351,7 +351,8 @@ impl Agent {
     }
 
     fn window_open(&self) -> bool {
-        self.config.maintenance.as_ref().is_none_or(|m| m.is_open(now(), local_offset()))
+        let at = now();
+        self.config.maintenance.as_ref().is_none_or(|m| m.is_open(at, crate::maintenance::local_offset(at)))
     }
 }
 
@@ -467,18 +468,4 @@ pub fn read_boot_id() -> Option<String> {
 /// Unix seconds now.
 pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
-/// The device's UTC offset in seconds, from `date +%z`; 0 when it cannot be read.
-pub fn local_offset() -> i32 {
-    let Ok(output) = std::process::Command::new("date").arg("+%z").output() else { return 0 };
-    let text = String::from_utf8_lossy(&output.stdout);
-    let t = text.trim();
-    if t.len() != 5 {
-        return 0;
-    }
-    let sign = if t.starts_with('-') { -1 } else { 1 };
-    let hours: i32 = t[1..3].parse().unwrap_or(0);
-    let minutes: i32 = t[3..5].parse().unwrap_or(0);
-    sign * (hours * 3600 + minutes * 60)
 }
