@@ -30,7 +30,6 @@ use crate::config::{Config, SecretSource};
 use crate::engine::{Dirs, Engine, Rest};
 use crate::events::{EventDraft, EventQueue, DEFAULT_MAX_BYTES};
 use crate::exit::{Exit, Failure};
-use crate::handler::command::Runner;
 use crate::lock::StateLock;
 use crate::net::{self, failure, updater_failure, Deadline};
 use crate::plan::{plan, Circumstances, Plan};
@@ -77,9 +76,10 @@ pub struct Consent {
     /// Releases the user asked to install.
     #[serde(default)]
     pub releases: BTreeSet<ReleaseId>,
-    /// Releases the user rolled back with `ferry-agent rollback`: not installed again without
-    /// consent, even when required.
-    #[serde(default)]
+    /// Releases rolled back by `ferry-agent rollback` before it held them back in the state
+    /// file like any rolled-back release; a check moves an offered one there
+    /// ([`adopt_declined`]). Nothing adds to it any more.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub declined: BTreeSet<ReleaseId>,
 }
 
@@ -132,7 +132,6 @@ impl Agent {
             ));
         }
         let next_checkin = Some(Duration::from_secs(response.next_checkin_secs));
-        let window_open = self.window_open();
         let consent = read_json::<Consent>(&self.dirs.state.join(CONSENT_FILE)).unwrap_or_default();
         let needs_download =
             state.job.as_ref().is_some_and(|j| matches!(j.phase, crate::state::Phase::Downloading { .. }));
@@ -153,8 +152,10 @@ impl Agent {
                             .map_err(|e| updater_failure("checking the director's assignment", e))
                     })
                     .await?;
-                let circumstances =
-                    Circumstances { now: now(), window_open, consent: &consent.releases, declined: &consent.declined };
+                if !consent.declined.is_empty() {
+                    adopt_declined(&mut store, &mut state, &self.dirs.state, consent.clone(), &response.offers)?;
+                }
+                let circumstances = Circumstances { now: now(), consent: &consent.releases };
                 let p = plan(&response.offers, &assigned, &state, &self.config, circumstances);
                 for refusal in &p.refused {
                     tracing::warn!(release = %refusal.release, code = refusal.code, "{}", refusal.message);
@@ -177,19 +178,8 @@ impl Agent {
         }
         write_json(&self.dirs.state.join(OFFERS_FILE), &saved)?;
 
-        let mut engine = Engine {
-            config: &self.config,
-            store: &mut store,
-            state: &mut state,
-            events: &mut events,
-            runner: Runner::default(),
-            boot_id,
-            window_open,
-            now: now(),
-            dirs: self.dirs.clone(),
-            fresh_download: false,
-        };
-        if let Some((target, _)) = made.as_ref().and_then(|p| p.start.clone()) {
+        let mut engine = Engine::new(&self.config, &mut store, &mut state, &mut events, now());
+        if let Some(target) = made.as_ref().and_then(|p| p.start.clone()) {
             engine.begin(target)?;
         }
         let mut driven = engine.drive(director.as_ref().map(Director::image)).await;
@@ -350,10 +340,47 @@ impl Agent {
         Ok(both)
     }
 
-    fn window_open(&self) -> bool {
-        let at = now();
-        self.config.maintenance.as_ref().is_none_or(|m| m.is_open(at, crate::maintenance::local_offset(at)))
+}
+
+/// Whether a maintenance window is open at Unix time `at` (always, without one).
+pub fn window_open(config: &Config, at: i64) -> bool {
+    config.maintenance.as_ref().is_none_or(|m| m.is_open(at, crate::maintenance::local_offset(at)))
+}
+
+/// Holds back, like any rolled-back release, each offered release that an older agent's
+/// `ferry-agent rollback` recorded as declined in `consent.json` (it knew only the release id;
+/// the offer tells its product and version), then forgets it there: one mechanism from then on.
+fn adopt_declined(
+    store: &mut StateStore,
+    state: &mut State,
+    state_dir: &Path,
+    mut consent: Consent,
+    offers: &[Offer],
+) -> Result<(), Failure> {
+    let mut changed = false;
+    for offer in offers {
+        if !consent.declined.remove(&offer.release) {
+            continue;
+        }
+        if state.held_back(&offer.product, offer.kind).map(|h| h.release) != Some(offer.release) {
+            state.hold_back(crate::state::HeldBack {
+                release: offer.release,
+                product: offer.product.clone(),
+                kind: offer.kind,
+                version: offer.version.clone(),
+                outcome: crate::state::Outcome::RolledBack {
+                    code: crate::state::RollbackCause::Requested.code().to_owned(),
+                    message: crate::state::RollbackCause::Requested.message(),
+                },
+                at: now(),
+            });
+            changed = true;
+        }
     }
+    if changed {
+        store.save(state).map_err(|e| Failure::new(Exit::State, e))?;
+    }
+    write_json(&state_dir.join(CONSENT_FILE), &consent)
 }
 
 /// Tells the server, once per release, that an offer waits for consent (`deferred`) or that
@@ -405,7 +432,7 @@ fn trusted_version(path: &Path) -> Option<u64> {
 
 fn ended_release(rest: &Rest, plan: &Option<Plan>) -> Option<ReleaseId> {
     match rest {
-        Rest::Idle(Some(_)) => plan.as_ref().and_then(|p| p.start.as_ref()).map(|(t, _)| t.release),
+        Rest::Idle(Some(_)) => plan.as_ref().and_then(|p| p.start.as_ref()).map(|t| t.release),
         _ => None,
     }
 }

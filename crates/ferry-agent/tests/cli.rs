@@ -6,7 +6,7 @@ use assert_cmd::Command;
 use ferry_agent::config::DEFAULT_CONFIG;
 use ferry_agent::events::{EventDraft, EventQueue, EVENTS_FILE};
 use ferry_agent::exit::Exit;
-use ferry_agent::state::{Installed, Job, Phase, State, StateStore, Target, BACKUP_FILE, STATE_FILE};
+use ferry_agent::state::{Installed, Job, Kept, Phase, State, StateStore, Target, Work, BACKUP_FILE, STATE_FILE};
 use ferry_core::{ArtifactName, DeviceState, ProductName, RebootBehaviour, ReleaseId, ReleaseKind, Sha256, Version};
 
 #[path = "../../ferry/tests/common/doc_commands.rs"]
@@ -146,12 +146,13 @@ fn job_state() -> State {
             version: Version::new("1.3.0").unwrap(),
             release: Some(ReleaseId(6)),
             release_counter: Some(11),
-            kept: Some(Version::new("1.2.0").unwrap()),
+            kept: Some(Kept::version_only(Version::new("1.2.0").unwrap())),
             committed_at: 1_767_225_600,
         },
     );
     state.job = Some(Job {
-        target: Target {
+        work: Work::Update {
+            target: Target {
             release: ReleaseId(7),
             product,
             kind: ReleaseKind::Full,
@@ -165,8 +166,9 @@ fn job_state() -> State {
             required: true,
             reboot: RebootBehaviour::None,
             deadline: None,
+            },
         },
-        previous: Some(Version::new("1.3.0").unwrap()),
+        previous: Some(Kept { version: Version::new("1.3.0").unwrap(), release: Some(ReleaseId(6)), release_counter: Some(11) }),
         started_at: 1_767_312_000,
         phase: Phase::Installing { attempts: 2 },
     });
@@ -207,7 +209,7 @@ fn status_shows_the_job_installed_versions_and_waiting_events() {
     assert_eq!(json["state_source"], "primary");
     assert_eq!(json["job"]["attempts"], 2);
     assert_eq!(json["job"]["target"]["version"], "1.4.0");
-    assert_eq!(json["installed"]["gateway-app"]["kept"], "1.2.0");
+    assert_eq!(json["installed"]["gateway-app"]["kept"]["version"], "1.2.0");
     assert_eq!(json["events"]["pending"], 1);
 }
 
