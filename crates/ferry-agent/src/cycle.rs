@@ -339,7 +339,6 @@ impl Agent {
         both.refresh_both().await.map_err(|e| updater_failure("refreshing the signed metadata", e))?;
         Ok(both)
     }
-
 }
 
 /// Whether a maintenance window is open at Unix time `at` (always, without one).

@@ -334,7 +334,10 @@ impl<'a> Engine<'a> {
 
     fn handler(&self, product: &ProductName, kind: ReleaseKind) -> Result<&Handler, Failure> {
         self.config.handler_for(product, kind).ok_or_else(|| {
-            Failure::new(Exit::InstallFailed, format!("no [[handler]] installs {} releases of {product}", kind.as_str()))
+            Failure::new(
+                Exit::InstallFailed,
+                format!("no [[handler]] installs {} releases of {product}", kind.as_str()),
+            )
         })
     }
 
@@ -350,7 +353,9 @@ impl<'a> Engine<'a> {
                 job.previous.as_ref().map_or_else(|| job.version().clone(), |k| k.version.clone()),
                 Some(job.version().clone()),
             ),
-            Step::Install | Step::HealthCheck => (job.version().clone(), job.previous.as_ref().map(|k| k.version.clone())),
+            Step::Install | Step::HealthCheck => {
+                (job.version().clone(), job.previous.as_ref().map(|k| k.version.clone()))
+            }
         };
         let file = match (step, t) {
             (Step::Install, Some(t)) => Some(self.dirs.download(t)?),
@@ -548,11 +553,17 @@ impl<'a> Engine<'a> {
             Ok(()) => {
                 tracing::warn!(product = %product, version = %previous.version, "rolled back");
                 match &job.work {
-                    Work::Update { .. } => Outcome::RolledBack { code: cause.code().to_owned(), message: cause.message() },
+                    Work::Update { .. } => {
+                        Outcome::RolledBack { code: cause.code().to_owned(), message: cause.message() }
+                    }
                     Work::Rollback { rollback } => {
                         self.record_rolled_back(rollback, &previous);
-                        let message =
-                            format!("rolled back from {} to {}: {}", rollback.from.version, previous.version, cause.message());
+                        let message = format!(
+                            "rolled back from {} to {}: {}",
+                            rollback.from.version,
+                            previous.version,
+                            cause.message()
+                        );
                         Outcome::RolledBack { code: cause.code().to_owned(), message }
                     }
                 }

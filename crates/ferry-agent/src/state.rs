@@ -784,7 +784,11 @@ mod tests {
     }
 
     fn with(phase: Phase, previous: Option<&str>) -> State {
-        let previous = previous.map(|v| Kept { version: Version::new(v).unwrap(), release: Some(ReleaseId(6)), release_counter: Some(11) });
+        let previous = previous.map(|v| Kept {
+            version: Version::new(v).unwrap(),
+            release: Some(ReleaseId(6)),
+            release_counter: Some(11),
+        });
         let work = Work::Update { target: target() };
         State { job: Some(Job { work, previous, started_at: 1000, phase }), ..State::default() }
     }
@@ -973,8 +977,10 @@ mod tests {
 
     #[test]
     fn a_rollback_job_is_written_and_read_back() {
-        let from = Kept { version: Version::new("1.4.0").unwrap(), release: Some(ReleaseId(7)), release_counter: Some(12) };
-        let to = Kept { version: Version::new("1.3.0").unwrap(), release: Some(ReleaseId(6)), release_counter: Some(11) };
+        let from =
+            Kept { version: Version::new("1.4.0").unwrap(), release: Some(ReleaseId(7)), release_counter: Some(12) };
+        let to =
+            Kept { version: Version::new("1.3.0").unwrap(), release: Some(ReleaseId(6)), release_counter: Some(11) };
         let job = Job {
             work: Work::Rollback { rollback: RollbackOf { product: target().product, kind: ReleaseKind::Full, from } },
             previous: Some(to),

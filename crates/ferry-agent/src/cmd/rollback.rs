@@ -2,7 +2,8 @@
 //! one. It is a rollback job of the engine ([`Engine::begin_rollback`]): saved before the
 //! handler runs, resumed after a crash, reported to the server as `rolled_back` at the next
 //! check, and ending with the left release held back like any rolled-back release, so that
-//! `check` and `run` do not install it again by themselves; `ferry-agent install` does.
+//! `check` and `run` do not install it again by themselves; `ferry-agent install` does. Run again
+//! after it was cut short, it finishes the same rollback (as the next check would).
 
 use std::path::Path;
 
@@ -37,7 +38,11 @@ pub fn run(config_path: &Path, args: &Args) -> crate::Outcome {
     let _lock = StateLock::try_acquire(&config.state_dir)?;
     let mut store = StateStore::new(&config.state_dir);
     let (mut state, _) = store.load().map_err(|e| Failure::new(Exit::State, e))?;
-    if let Some(job) = &state.job {
+    let kind = if args.config_bundle { ReleaseKind::Config } else { ReleaseKind::Full };
+    // The same rollback, cut short (the agent was killed): finish it.
+    let resumes =
+        state.job.as_ref().is_some_and(|j| j.is_rollback() && *j.product() == args.product && j.kind() == kind);
+    if let (Some(job), false) = (&state.job, resumes) {
         let what = if job.is_rollback() { "a rollback" } else { "an update" };
         return Err(Failure::new(
             Exit::Busy,
@@ -49,8 +54,10 @@ pub fn run(config_path: &Path, args: &Args) -> crate::Outcome {
             ),
         ));
     }
-    let kind = if args.config_bundle { ReleaseKind::Config } else { ReleaseKind::Full };
-    let from = state.installed_line(&args.product, kind).map(|i| i.version.clone());
+    let from = match &state.job {
+        Some(job) => Some(job.version().clone()),
+        None => state.installed_line(&args.product, kind).map(|i| i.version.clone()),
+    };
     let mut events =
         EventQueue::open(&config.events_file(), DEFAULT_MAX_BYTES).map_err(|e| Failure::new(Exit::State, e))?;
     let mut engine = Engine::new(&config, &mut store, &mut state, &mut events, now());
@@ -60,7 +67,9 @@ pub fn run(config_path: &Path, args: &Args) -> crate::Outcome {
             format!("no [[handler]] installs {} releases of {}", kind.as_str(), args.product),
         ));
     }
-    engine.begin_rollback(&args.product, kind, RollbackCause::Requested)?;
+    if !resumes {
+        engine.begin_rollback(&args.product, kind, RollbackCause::Requested)?;
+    }
     let rest = crate::runtime()?.block_on(engine.drive(None))?;
     let from = from.expect("a rollback began from an installed version");
     match rest {

@@ -109,7 +109,8 @@ fn print_text(config: &Config, state: &State, source: &Source, events: &Summary)
 fn print_job(job: &Job) {
     let previous = job.previous.as_ref().map_or("nothing".to_owned(), ToString::to_string);
     let Some(t) = job.target() else {
-        let from = job.release().map_or_else(|| job.version().to_string(), |r| format!("{} (release {r})", job.version()));
+        let from =
+            job.release().map_or_else(|| job.version().to_string(), |r| format!("{} (release {r})", job.version()));
         println!(
             "rollback:  {} {} from {from} to {previous}, started {}",
             job.product(),

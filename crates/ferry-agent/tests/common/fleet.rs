@@ -35,6 +35,11 @@ pub fn ferry_bin() -> PathBuf {
     .clone()
 }
 
+/// The process exit code of `e`, as [`output`] returns it.
+pub fn exit(e: ferry_agent::exit::Exit) -> i32 {
+    e.code().into()
+}
+
 /// Runs a command to its end: exit code, stdout, stderr.
 pub fn output(cmd: &mut Command) -> (i32, String, String) {
     let out: Output = cmd.stdin(Stdio::null()).output().unwrap();
