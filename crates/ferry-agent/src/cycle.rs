@@ -495,3 +495,43 @@ pub fn read_boot_id() -> Option<String> {
 pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
+
+#[cfg(test)]
+mod tests {
+    use ferry_core::{Classification, ProductName, RebootBehaviour, ReleaseKind};
+
+    use super::*;
+
+    fn offer(id: i64, version: &str) -> Offer {
+        Offer {
+            release: ReleaseId(id),
+            product: ProductName::new("app").unwrap(),
+            version: Version::new(version).unwrap(),
+            kind: ReleaseKind::Full,
+            required: true,
+            deadline: None,
+            reboot: RebootBehaviour::None,
+            classification: Classification::default(),
+            notes: String::new(),
+            artifacts: vec![],
+        }
+    }
+
+    /// A release an older agent's `ferry-agent rollback` declined stays out of reach once it is
+    /// offered: it becomes a held-back release, and consent.json forgets it.
+    #[test]
+    fn a_release_declined_by_an_older_agent_is_held_back_when_offered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = StateStore::new(dir.path());
+        let (mut state, _) = store.load().unwrap();
+        let consent = Consent { releases: BTreeSet::new(), declined: BTreeSet::from([ReleaseId(7), ReleaseId(9)]) };
+        adopt_declined(&mut store, &mut state, dir.path(), consent, &[offer(7, "1.1"), offer(8, "1.2")]).unwrap();
+
+        let (saved, _) = StateStore::new(dir.path()).load().unwrap();
+        let held = saved.held_back(&ProductName::new("app").unwrap(), ReleaseKind::Full).expect("held back");
+        assert_eq!((held.release, held.version.as_str()), (ReleaseId(7), "1.1"));
+        assert_eq!(held.outcome.device_state(), DeviceState::RolledBack);
+        let consent: Consent = read_json(&dir.path().join(CONSENT_FILE)).unwrap();
+        assert_eq!(consent.declined, BTreeSet::from([ReleaseId(9)]), "one not offered yet stays");
+    }
+}
