@@ -178,6 +178,8 @@ impl Agent {
         }
         write_json(&self.dirs.state.join(OFFERS_FILE), &saved)?;
 
+        // A job found in progress (an update or a rollback resumed after a restart) ends here too.
+        let resumed = state.job.as_ref().and_then(crate::state::Job::release);
         let mut engine = Engine::new(&self.config, &mut store, &mut state, &mut events, now());
         if let Some(target) = made.as_ref().and_then(|p| p.start.clone()) {
             engine.begin(target)?;
@@ -203,7 +205,7 @@ impl Agent {
                 tracing::warn!("{e}");
             }
         }
-        if let Some(release) = ended_release(&rest, &made) {
+        if let Some(release) = ended_release(&rest, &made, resumed) {
             forget_consent(&self.dirs.state, release);
         }
         let mut exit = rest.exit();
@@ -429,14 +431,17 @@ fn trusted_version(path: &Path) -> Option<u64> {
     value.pointer("/signed/version")?.as_u64()
 }
 
-fn ended_release(rest: &Rest, plan: &Option<Plan>) -> Option<ReleaseId> {
+/// The release whose job ended in this check: the one started from the plan, or the one resumed.
+fn ended_release(rest: &Rest, plan: &Option<Plan>, resumed: Option<ReleaseId>) -> Option<ReleaseId> {
     match rest {
-        Rest::Idle(Some(_)) => plan.as_ref().and_then(|p| p.start.as_ref()).map(|t| t.release),
+        Rest::Idle(Some(_)) => plan.as_ref().and_then(|p| p.start.as_ref()).map(|t| t.release).or(resumed),
         _ => None,
     }
 }
 
-fn forget_consent(state_dir: &Path, release: ReleaseId) {
+/// Forgets the consent to `release` once its job ended: a later hold of it is not bypassed by
+/// an old consent.
+pub fn forget_consent(state_dir: &Path, release: ReleaseId) {
     let path = state_dir.join(CONSENT_FILE);
     if let Some(mut consent) = read_json::<Consent>(&path) {
         if consent.releases.remove(&release) {

@@ -124,6 +124,9 @@ fn killed_in_any_phase_of_a_manual_rollback_the_agent_finishes_it_on_restart() {
         assert_eq!((kept["version"].as_str(), kept["release"].as_i64()), (Some("1.0"), Some(first)), "{case}");
         assert!(kept["release_counter"].is_i64(), "{case}: {kept}");
 
+        // A consent left from an earlier `ferry-agent install` of it must not undo the hold.
+        let consent = device.dir.join("state/consent.json");
+        std::fs::write(&consent, format!("{{\"releases\": [{second}]}}\n")).unwrap();
         kill_command_in(device, &["rollback", "app"], phase);
         let status = device.status();
         assert_eq!(status["phase"], phase, "{case}: the state survived the kill");

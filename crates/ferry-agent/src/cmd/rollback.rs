@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use ferry_agent::config::Config;
-use ferry_agent::cycle::now;
+use ferry_agent::cycle::{forget_consent, now};
 use ferry_agent::engine::{Engine, Rest};
 use ferry_agent::events::{EventQueue, DEFAULT_MAX_BYTES};
 use ferry_agent::exit::{Exit, Failure};
@@ -44,36 +44,46 @@ pub fn run(config_path: &Path, args: &Args) -> crate::Outcome {
         state.job.as_ref().is_some_and(|j| j.is_rollback() && *j.product() == args.product && j.kind() == kind);
     if let (Some(job), false) = (&state.job, resumes) {
         let what = if job.is_rollback() { "a rollback" } else { "an update" };
+        let direction = if job.is_rollback() { "from" } else { "to" };
         return Err(Failure::new(
             Exit::Busy,
             format!(
-                "{what} of {} to {} is in progress ({}); let it finish first (`ferry-agent check` resumes it)",
+                "{what} of {} {direction} {} is in progress ({}); let it finish first (`ferry-agent check` resumes it)",
                 job.product(),
                 job.version(),
                 job.phase.name()
             ),
         ));
     }
-    let from = match &state.job {
-        Some(job) => Some(job.version().clone()),
-        None => state.installed_line(&args.product, kind).map(|i| i.version.clone()),
+    let (from, left) = match &state.job {
+        Some(job) => (Some(job.version().clone()), job.release()),
+        None => {
+            state.installed_line(&args.product, kind).map_or((None, None), |i| (Some(i.version.clone()), i.release))
+        }
     };
-    let mut events =
-        EventQueue::open(&config.events_file(), DEFAULT_MAX_BYTES).map_err(|e| Failure::new(Exit::State, e))?;
-    let mut engine = Engine::new(&config, &mut store, &mut state, &mut events, now());
-    if config.handler_for(&args.product, kind).is_none() && from.is_some() {
+    // Nothing installed or kept is said by `begin_rollback`; a missing handler, before any change.
+    let can_start = state.installed_line(&args.product, kind).is_some_and(|i| i.kept.is_some());
+    if config.handler_for(&args.product, kind).is_none() && (resumes || can_start) {
         return Err(Failure::new(
             Exit::Config,
             format!("no [[handler]] installs {} releases of {}", kind.as_str(), args.product),
         ));
     }
+    let mut events =
+        EventQueue::open(&config.events_file(), DEFAULT_MAX_BYTES).map_err(|e| Failure::new(Exit::State, e))?;
+    let mut engine = Engine::new(&config, &mut store, &mut state, &mut events, now());
     if !resumes {
         engine.begin_rollback(&args.product, kind, RollbackCause::Requested)?;
     }
     let rest = crate::runtime()?.block_on(engine.drive(None))?;
     let from = from.expect("a rollback began from an installed version");
     match rest {
-        Rest::Idle(Some(Outcome::RolledBack { .. })) => {}
+        Rest::Idle(Some(Outcome::RolledBack { .. })) => {
+            // An old consent must not undo the hold.
+            if let Some(release) = left {
+                forget_consent(&config.state_dir, release);
+            }
+        }
         Rest::Idle(Some(Outcome::Failed { message, .. })) => return Err(Failure::new(Exit::InstallFailed, message)),
         other => return Err(Failure::new(Exit::Internal, format!("the rollback stopped unfinished: {other:?}"))),
     }
