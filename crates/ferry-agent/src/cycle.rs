@@ -30,7 +30,6 @@ use crate::config::{Config, SecretSource};
 use crate::engine::{Dirs, Engine, Rest};
 use crate::events::{EventDraft, EventQueue, DEFAULT_MAX_BYTES};
 use crate::exit::{Exit, Failure};
-use crate::handler::command::Runner;
 use crate::lock::StateLock;
 use crate::net::{self, failure, updater_failure, Deadline};
 use crate::plan::{plan, Circumstances, Plan};
@@ -77,9 +76,10 @@ pub struct Consent {
     /// Releases the user asked to install.
     #[serde(default)]
     pub releases: BTreeSet<ReleaseId>,
-    /// Releases the user rolled back with `ferry-agent rollback`: not installed again without
-    /// consent, even when required.
-    #[serde(default)]
+    /// Releases rolled back by `ferry-agent rollback` before it held them back in the state
+    /// file like any rolled-back release; a check moves an offered one there
+    /// ([`adopt_declined`]). Nothing adds to it any more.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub declined: BTreeSet<ReleaseId>,
 }
 
@@ -132,7 +132,6 @@ impl Agent {
             ));
         }
         let next_checkin = Some(Duration::from_secs(response.next_checkin_secs));
-        let window_open = self.window_open();
         let consent = read_json::<Consent>(&self.dirs.state.join(CONSENT_FILE)).unwrap_or_default();
         let needs_download =
             state.job.as_ref().is_some_and(|j| matches!(j.phase, crate::state::Phase::Downloading { .. }));
@@ -153,8 +152,10 @@ impl Agent {
                             .map_err(|e| updater_failure("checking the director's assignment", e))
                     })
                     .await?;
-                let circumstances =
-                    Circumstances { now: now(), window_open, consent: &consent.releases, declined: &consent.declined };
+                if !consent.declined.is_empty() {
+                    adopt_declined(&mut store, &mut state, &self.dirs.state, consent.clone(), &response.offers)?;
+                }
+                let circumstances = Circumstances { now: now(), consent: &consent.releases };
                 let p = plan(&response.offers, &assigned, &state, &self.config, circumstances);
                 for refusal in &p.refused {
                     tracing::warn!(release = %refusal.release, code = refusal.code, "{}", refusal.message);
@@ -177,19 +178,10 @@ impl Agent {
         }
         write_json(&self.dirs.state.join(OFFERS_FILE), &saved)?;
 
-        let mut engine = Engine {
-            config: &self.config,
-            store: &mut store,
-            state: &mut state,
-            events: &mut events,
-            runner: Runner::default(),
-            boot_id,
-            window_open,
-            now: now(),
-            dirs: self.dirs.clone(),
-            fresh_download: false,
-        };
-        if let Some((target, _)) = made.as_ref().and_then(|p| p.start.clone()) {
+        // A job found in progress (an update or a rollback resumed after a restart) ends here too.
+        let resumed = state.job.as_ref().and_then(crate::state::Job::release);
+        let mut engine = Engine::new(&self.config, &mut store, &mut state, &mut events, now());
+        if let Some(target) = made.as_ref().and_then(|p| p.start.clone()) {
             engine.begin(target)?;
         }
         let mut driven = engine.drive(director.as_ref().map(Director::image)).await;
@@ -213,7 +205,7 @@ impl Agent {
                 tracing::warn!("{e}");
             }
         }
-        if let Some(release) = ended_release(&rest, &made) {
+        if let Some(release) = ended_release(&rest, &made, resumed) {
             forget_consent(&self.dirs.state, release);
         }
         let mut exit = rest.exit();
@@ -349,10 +341,47 @@ impl Agent {
         both.refresh_both().await.map_err(|e| updater_failure("refreshing the signed metadata", e))?;
         Ok(both)
     }
+}
 
-    fn window_open(&self) -> bool {
-        self.config.maintenance.as_ref().is_none_or(|m| m.is_open(now(), local_offset()))
+/// Whether a maintenance window is open at Unix time `at` (always, without one).
+pub fn window_open(config: &Config, at: i64) -> bool {
+    config.maintenance.as_ref().is_none_or(|m| m.is_open(at, crate::maintenance::local_offset(at)))
+}
+
+/// Holds back, like any rolled-back release, each offered release that an older agent's
+/// `ferry-agent rollback` recorded as declined in `consent.json` (it knew only the release id;
+/// the offer tells its product and version), then forgets it there: one mechanism from then on.
+fn adopt_declined(
+    store: &mut StateStore,
+    state: &mut State,
+    state_dir: &Path,
+    mut consent: Consent,
+    offers: &[Offer],
+) -> Result<(), Failure> {
+    let mut changed = false;
+    for offer in offers {
+        if !consent.declined.remove(&offer.release) {
+            continue;
+        }
+        if state.held_back(&offer.product, offer.kind).map(|h| h.release) != Some(offer.release) {
+            state.hold_back(crate::state::HeldBack {
+                release: offer.release,
+                product: offer.product.clone(),
+                kind: offer.kind,
+                version: offer.version.clone(),
+                outcome: crate::state::Outcome::RolledBack {
+                    code: crate::state::RollbackCause::Requested.code().to_owned(),
+                    message: crate::state::RollbackCause::Requested.message(),
+                },
+                at: now(),
+            });
+            changed = true;
+        }
     }
+    if changed {
+        store.save(state).map_err(|e| Failure::new(Exit::State, e))?;
+    }
+    write_json(&state_dir.join(CONSENT_FILE), &consent)
 }
 
 /// Tells the server, once per release, that an offer waits for consent (`deferred`) or that
@@ -402,14 +431,17 @@ fn trusted_version(path: &Path) -> Option<u64> {
     value.pointer("/signed/version")?.as_u64()
 }
 
-fn ended_release(rest: &Rest, plan: &Option<Plan>) -> Option<ReleaseId> {
+/// The release whose job ended in this check: the one started from the plan, or the one resumed.
+fn ended_release(rest: &Rest, plan: &Option<Plan>, resumed: Option<ReleaseId>) -> Option<ReleaseId> {
     match rest {
-        Rest::Idle(Some(_)) => plan.as_ref().and_then(|p| p.start.as_ref()).map(|(t, _)| t.release),
+        Rest::Idle(Some(_)) => plan.as_ref().and_then(|p| p.start.as_ref()).map(|t| t.release).or(resumed),
         _ => None,
     }
 }
 
-fn forget_consent(state_dir: &Path, release: ReleaseId) {
+/// Forgets the consent to `release` once its job ended: a later hold of it is not bypassed by
+/// an old consent.
+pub fn forget_consent(state_dir: &Path, release: ReleaseId) {
     let path = state_dir.join(CONSENT_FILE);
     if let Some(mut consent) = read_json::<Consent>(&path) {
         if consent.releases.remove(&release) {
@@ -469,16 +501,42 @@ pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-/// The device's UTC offset in seconds, from `date +%z`; 0 when it cannot be read.
-pub fn local_offset() -> i32 {
-    let Ok(output) = std::process::Command::new("date").arg("+%z").output() else { return 0 };
-    let text = String::from_utf8_lossy(&output.stdout);
-    let t = text.trim();
-    if t.len() != 5 {
-        return 0;
+#[cfg(test)]
+mod tests {
+    use ferry_core::{Classification, ProductName, RebootBehaviour, ReleaseKind};
+
+    use super::*;
+
+    fn offer(id: i64, version: &str) -> Offer {
+        Offer {
+            release: ReleaseId(id),
+            product: ProductName::new("app").unwrap(),
+            version: Version::new(version).unwrap(),
+            kind: ReleaseKind::Full,
+            required: true,
+            deadline: None,
+            reboot: RebootBehaviour::None,
+            classification: Classification::default(),
+            notes: String::new(),
+            artifacts: vec![],
+        }
     }
-    let sign = if t.starts_with('-') { -1 } else { 1 };
-    let hours: i32 = t[1..3].parse().unwrap_or(0);
-    let minutes: i32 = t[3..5].parse().unwrap_or(0);
-    sign * (hours * 3600 + minutes * 60)
+
+    /// A release an older agent's `ferry-agent rollback` declined stays out of reach once it is
+    /// offered: it becomes a held-back release, and consent.json forgets it.
+    #[test]
+    fn a_release_declined_by_an_older_agent_is_held_back_when_offered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = StateStore::new(dir.path());
+        let (mut state, _) = store.load().unwrap();
+        let consent = Consent { releases: BTreeSet::new(), declined: BTreeSet::from([ReleaseId(7), ReleaseId(9)]) };
+        adopt_declined(&mut store, &mut state, dir.path(), consent, &[offer(7, "1.1"), offer(8, "1.2")]).unwrap();
+
+        let (saved, _) = StateStore::new(dir.path()).load().unwrap();
+        let held = saved.held_back(&ProductName::new("app").unwrap(), ReleaseKind::Full).expect("held back");
+        assert_eq!((held.release, held.version.as_str()), (ReleaseId(7), "1.1"));
+        assert_eq!(held.outcome.device_state(), DeviceState::RolledBack);
+        let consent: Consent = read_json(&dir.path().join(CONSENT_FILE)).unwrap();
+        assert_eq!(consent.declined, BTreeSet::from([ReleaseId(9)]), "one not offered yet stays");
+    }
 }

@@ -1,5 +1,6 @@
-//! Runs the update state machine of [`crate::state`]: download, verify, install, switch, check,
-//! commit or roll back, report. Every transition is saved before the next step starts and
+//! Runs the state machine of [`crate::state`]: an update job downloads, verifies, installs,
+//! switches, checks, commits or rolls back, and reports; a rollback job (begun by
+//! [`Engine::begin_rollback`]) rolls back and reports. Every transition is saved before the next step starts and
 //! queues its status event first (the queue drops a repeated key), so killing the agent at any
 //! instant leaves a state from which [`Engine::drive`] resumes or reverts.
 //!
@@ -12,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ferry_core::{RebootBehaviour, Version};
+use ferry_core::{ProductName, RebootBehaviour, ReleaseId, ReleaseKind, Version};
 use ferry_tuf::TargetFile;
 use ferry_updater::Updater;
 
@@ -23,7 +24,8 @@ use crate::handler::command::{healthy, install_result, InstallResult, Invocation
 use crate::handler::dir::{DirHandler, Package};
 use crate::net::updater_failure;
 use crate::state::{
-    on_restart, Action, Deferral, HeldBack, Installed, Job, Outcome, Phase, RollbackCause, State, StateStore, Target,
+    on_restart, Action, Deferral, HeldBack, Installed, Job, Kept, Outcome, Phase, RollbackCause, RollbackOf, State,
+    StateStore, Target, Work,
 };
 
 /// How long a handler's "retry later" (exit 20) waits.
@@ -81,7 +83,7 @@ impl Dirs {
 
     /// A job's scratch directory.
     pub fn work(&self, job: &Job) -> PathBuf {
-        self.state.join("work").join(job.target.release.to_string())
+        self.state.join("work").join(job_name(job))
     }
 
     /// Where the job's verified file is.
@@ -95,39 +97,105 @@ impl Dirs {
 /// Drives one state directory's job.
 pub struct Engine<'a> {
     /// The configuration (handlers, maintenance).
-    pub config: &'a Config,
+    config: &'a Config,
     /// The state file.
-    pub store: &'a mut StateStore,
+    store: &'a mut StateStore,
     /// The state, saved through `store` at every transition.
-    pub state: &'a mut State,
+    state: &'a mut State,
     /// Status events.
-    pub events: &'a mut EventQueue,
+    events: &'a mut EventQueue,
     /// Runs handler commands.
-    pub runner: Runner,
+    runner: Runner,
     /// This boot's id (a change means the device rebooted).
-    pub boot_id: Option<String>,
+    boot_id: Option<String>,
     /// Whether the maintenance window is open now.
-    pub window_open: bool,
+    window_open: bool,
     /// Unix seconds now.
-    pub now: i64,
+    now: i64,
     /// The state directory's layout.
-    pub dirs: Dirs,
+    dirs: Dirs,
     /// Set when this process downloaded (and so verified) the job's file a moment ago; the
-    /// check before installing then need not hash it again. Callers start with `false`.
-    pub fresh_download: bool,
+    /// check before installing then need not hash it again.
+    fresh_download: bool,
 }
 
-impl Engine<'_> {
-    /// Starts a job for `target` (nothing must be in progress): `Downloading`.
+impl<'a> Engine<'a> {
+    /// An engine for the state directory of `config`, at Unix time `now`: it reads this boot's
+    /// id and whether the maintenance window is open now.
+    pub fn new(
+        config: &'a Config,
+        store: &'a mut StateStore,
+        state: &'a mut State,
+        events: &'a mut EventQueue,
+        now: i64,
+    ) -> Self {
+        let window_open = crate::cycle::window_open(config, now);
+        Self {
+            config,
+            store,
+            state,
+            events,
+            runner: Runner::default(),
+            boot_id: crate::cycle::read_boot_id(),
+            window_open,
+            now,
+            dirs: Dirs { state: config.state_dir.clone() },
+            fresh_download: false,
+        }
+    }
+
+    /// Starts an update job for `target` (nothing must be in progress): `Downloading`.
     pub fn begin(&mut self, target: Target) -> Result<(), Failure> {
         debug_assert!(self.state.job.is_none());
         let previous = match self.state.installed_line(&target.product, target.kind) {
-            Some(installed) => Some(installed.version.clone()),
-            None => self.dir_handler(&target).map(|d| d.current()).transpose().map_err(state_failure)?.flatten(),
+            Some(installed) => Some(installed.as_kept()),
+            None => self
+                .dir_handler(&target.product, target.kind)
+                .map(|d| d.current())
+                .transpose()
+                .map_err(state_failure)?
+                .flatten()
+                .map(Kept::version_only),
         };
         tracing::info!(release = %target.release, product = %target.product, version = %target.version, "update starts");
         self.state.end_hold(&target.product, target.kind);
-        self.state.job = Some(Job { target, previous, started_at: self.now, phase: Phase::Downloading { bytes: 0 } });
+        let work = Work::Update { target };
+        self.state.job = Some(Job { work, previous, started_at: self.now, phase: Phase::Downloading { bytes: 0 } });
+        self.announce_and_save(None)
+    }
+
+    /// Starts a rollback job (nothing must be in progress): the version line of `kind` of
+    /// `product` goes back from its installed release to the version kept before it, through
+    /// the same phases, restart actions and report as an update's rollback. `RollingBack`.
+    /// Fails with [`Exit::NothingToDo`] when nothing is installed there or nothing is kept.
+    pub fn begin_rollback(
+        &mut self,
+        product: &ProductName,
+        kind: ReleaseKind,
+        cause: RollbackCause,
+    ) -> Result<(), Failure> {
+        debug_assert!(self.state.job.is_none());
+        let installed = self.state.installed_line(product, kind).cloned().ok_or_else(|| {
+            let what = if kind.is_config() { "configuration bundle" } else { "software" };
+            Failure::new(
+                Exit::NothingToDo,
+                format!("the agent has installed no {what} of {product}; `ferry-agent status` shows what it has"),
+            )
+        })?;
+        let kept = installed.kept.clone().ok_or_else(|| {
+            Failure::new(
+                Exit::NothingToDo,
+                format!("no version of {product} before {} is kept; nothing to roll back to", installed.version),
+            )
+        })?;
+        tracing::info!(product = %product, from = %installed.version, to = %kept.version, "rollback starts");
+        let rollback = RollbackOf { product: product.clone(), kind, from: installed.as_kept() };
+        self.state.job = Some(Job {
+            work: Work::Rollback { rollback },
+            previous: Some(kept),
+            started_at: self.now,
+            phase: Phase::RollingBack { cause, attempts: 0 },
+        });
         self.announce_and_save(None)
     }
 
@@ -143,11 +211,8 @@ impl Engine<'_> {
                     Some(image) => self.download(&job, image).await?,
                     None => return Ok(Rest::NeedsImage),
                 },
-                Phase::Verifying => {
-                    self.verify(&job).await?;
-                }
                 Phase::Downloaded { deferred } => {
-                    if let Some(wait) = self.deferral(&job.target, *deferred) {
+                    if let Some(wait) = self.deferral(update_target(&job)?, *deferred) {
                         if *deferred != Some(wait) {
                             self.enter(Phase::Downloaded { deferred: Some(wait) }, Some(deferral_message(wait)))?;
                         }
@@ -220,21 +285,12 @@ impl Engine<'_> {
         }
     }
 
-    /// Why a verified download must wait now, if it must.
     fn deferral(&self, target: &Target, current: Option<Deferral>) -> Option<Deferral> {
-        if let Some(Deferral::RetryLater { not_before }) = current {
-            if self.now < not_before {
-                return current;
-            }
-        }
-        let past_deadline = target.deadline.is_some_and(|d| d <= self.now);
-        // An optional release only became a job with consent or past its deadline.
-        let consented = !target.required;
-        (!self.window_open && !past_deadline && !consented).then_some(Deferral::Window)
+        deferral(target, current, self.window_open, self.now)
     }
 
     async fn download(&mut self, job: &Job, image: &Updater) -> Result<(), Failure> {
-        let t = &job.target;
+        let t = update_target(job)?;
         let entry = TargetFile::new(t.length, t.sha256.as_str(), None);
         match image.download_target(&t.target_path, &entry, &self.dirs.downloads()).await {
             Ok(file) => {
@@ -261,16 +317,13 @@ impl Engine<'_> {
     /// short). True when it matches; otherwise it is deleted and the job goes back to
     /// downloading.
     async fn verify(&mut self, job: &Job) -> Result<bool, Failure> {
-        let file = self.dirs.download(&job.target)?;
-        let t = &job.target;
+        let t = update_target(job)?;
+        let file = self.dirs.download(t)?;
         let entry = TargetFile::new(t.length, t.sha256.as_str(), None);
         let matches = ferry_updater::download::is_verified(&file, &t.target_path, &entry)
             .await
             .map_err(|e| updater_failure("re-verifying the download", e))?;
         if matches {
-            if job.phase == Phase::Verifying {
-                self.enter(Phase::Downloaded { deferred: None }, None)?;
-            }
             return Ok(true);
         }
         tracing::warn!(file = %file.display(), "the downloaded file changed on disk; downloading it again");
@@ -279,59 +332,67 @@ impl Engine<'_> {
         Ok(false)
     }
 
-    fn handler(&self, target: &Target) -> Result<&Handler, Failure> {
-        self.config.handler_for(&target.product, target.kind).ok_or_else(|| {
+    fn handler(&self, product: &ProductName, kind: ReleaseKind) -> Result<&Handler, Failure> {
+        self.config.handler_for(product, kind).ok_or_else(|| {
             Failure::new(
                 Exit::InstallFailed,
-                format!("no [[handler]] installs {} releases of {}", target.kind.as_str(), target.product),
+                format!("no [[handler]] installs {} releases of {product}", kind.as_str()),
             )
         })
     }
 
-    fn dir_handler(&self, target: &Target) -> Option<DirHandler> {
-        let handler = self.config.handler_for(&target.product, target.kind)?;
-        handler.dir_root(&target.product).map(DirHandler::new)
+    fn dir_handler(&self, product: &ProductName, kind: ReleaseKind) -> Option<DirHandler> {
+        let handler = self.config.handler_for(product, kind)?;
+        handler.dir_root(product).map(DirHandler::new)
     }
 
     fn invocation(&self, job: &Job, step: Step, attempt: u32) -> Result<Invocation, Failure> {
-        let t = &job.target;
+        let t = job.target();
         let (version, previous) = match step {
-            Step::Rollback => (job.previous.clone().unwrap_or_else(|| t.version.clone()), Some(t.version.clone())),
-            Step::Install | Step::HealthCheck => (t.version.clone(), job.previous.clone()),
+            Step::Rollback => (
+                job.previous.as_ref().map_or_else(|| job.version().clone(), |k| k.version.clone()),
+                Some(job.version().clone()),
+            ),
+            Step::Install | Step::HealthCheck => {
+                (job.version().clone(), job.previous.as_ref().map(|k| k.version.clone()))
+            }
         };
-        let file = (step == Step::Install).then(|| self.dirs.download(t)).transpose()?;
+        let file = match (step, t) {
+            (Step::Install, Some(t)) => Some(self.dirs.download(t)?),
+            _ => None,
+        };
         Ok(Invocation {
             step,
             file,
-            artifact: Some(t.artifact.clone()),
-            media_type: Some(t.media_type.clone()),
-            sha256: Some(t.sha256.clone()),
-            product: t.product.clone(),
+            artifact: t.map(|t| t.artifact.clone()),
+            media_type: t.map(|t| t.media_type.clone()),
+            sha256: t.map(|t| t.sha256.clone()),
+            product: job.product().clone(),
             version: version.clone(),
             previous_version: previous,
-            kind: t.kind,
-            release: t.release,
+            kind: job.kind(),
+            release: job.release().unwrap_or(ReleaseId(0)),
             attempt,
-            install_dir: self.dir_handler(t).map(|d| d.version_dir(&version)),
+            install_dir: self.dir_handler(job.product(), job.kind()).map(|d| d.version_dir(&version)),
             state_dir: self.dirs.state.clone(),
             work_dir: self.dirs.work(job),
         })
     }
 
     fn log_file(&self, job: &Job, step: Step) -> PathBuf {
-        self.dirs.logs().join(format!("{}-{}.log", job.target.release, step.as_str()))
+        self.dirs.logs().join(format!("{}-{}.log", job_name(job), step.as_str()))
     }
 
     async fn install(&mut self, attempt: u32) -> Result<(), Failure> {
         let job = self.state.job.clone().expect("installing a job");
-        let handler = match self.handler(&job.target) {
+        let t = update_target(&job)?;
+        let handler = match self.handler(&t.product, t.kind) {
             Ok(h) => h.clone(),
             Err(f) => return self.enter(Phase::Reporting { outcome: Outcome::failed("no_handler", f.message) }, None),
         };
-        let t = &job.target;
         match &handler.handler_type {
             HandlerType::Dir { .. } => {
-                let dir = self.dir_handler(t).expect("a dir handler");
+                let dir = self.dir_handler(&t.product, t.kind).expect("a dir handler");
                 let file = self.dirs.download(t)?;
                 let package = Package {
                     file: &file,
@@ -380,11 +441,12 @@ impl Engine<'_> {
 
     /// The `dir` handler's switch of `current` (idempotent), then `Installed`.
     fn switch(&mut self, job: &Job) -> Result<(), Failure> {
-        let Some(dir) = self.dir_handler(&job.target) else {
-            return self.installed(job.target.reboot == RebootBehaviour::Required);
+        let t = update_target(job)?;
+        let Some(dir) = self.dir_handler(&t.product, t.kind) else {
+            return self.installed(t.reboot == RebootBehaviour::Required);
         };
-        match dir.activate(&job.target.version) {
-            Ok(_) => self.installed(job.target.reboot == RebootBehaviour::Required),
+        match dir.activate(&t.version) {
+            Ok(_) => self.installed(t.reboot == RebootBehaviour::Required),
             Err(e) => {
                 // Nothing was switched (activate changes `current` last, atomically).
                 self.enter(Phase::Reporting { outcome: Outcome::failed("install_failed", e.to_string()) }, None)
@@ -399,8 +461,8 @@ impl Engine<'_> {
 
     /// The version probe and the health check, then `Committing` or `RollingBack`.
     async fn check(&mut self, job: &Job, attempt: u32) -> Result<(), Failure> {
-        let t = &job.target;
-        if let Some(dir) = self.dir_handler(t) {
+        let t = update_target(job)?;
+        if let Some(dir) = self.dir_handler(&t.product, t.kind) {
             let running = dir.current().map_err(state_failure)?;
             if running.as_ref() != Some(&t.version) {
                 let detail = format!(
@@ -412,7 +474,7 @@ impl Engine<'_> {
                 return self.unhealthy(job, detail);
             }
         }
-        let health_check = self.handler(t).ok().and_then(|h| h.health_check.clone());
+        let health_check = self.handler(&t.product, t.kind).ok().and_then(|h| h.health_check.clone());
         if let Some(spec) = health_check {
             let invocation = self.invocation(job, Step::HealthCheck, attempt)?;
             std::fs::create_dir_all(self.dirs.logs()).map_err(|e| io_failure(&self.dirs.logs(), e))?;
@@ -440,7 +502,7 @@ impl Engine<'_> {
 
     /// Records the version as installed and prunes older ones (idempotent), then `Reporting`.
     fn commit(&mut self, job: &Job) -> Result<(), Failure> {
-        let t = &job.target;
+        let t = update_target(job)?;
         let record = Installed {
             version: t.version.clone(),
             release: Some(t.release),
@@ -450,7 +512,7 @@ impl Engine<'_> {
         };
         let line = if t.kind.is_config() { &mut self.state.configs } else { &mut self.state.installed };
         line.insert(t.product.clone(), record);
-        if let Some(dir) = self.dir_handler(t) {
+        if let Some(dir) = self.dir_handler(&t.product, t.kind) {
             if let Err(e) = dir.prune() {
                 tracing::warn!("could not prune old versions: {e}");
             }
@@ -459,16 +521,21 @@ impl Engine<'_> {
         self.enter(Phase::Reporting { outcome: Outcome::Committed }, None)
     }
 
+    /// The handler's rollback to the kept version (idempotent), then `Reporting`. A rollback
+    /// job records the kept version as installed in the same save, so the state file and the
+    /// handler agree after a crash at any point: before that save a restart rolls back again.
     async fn roll_back(&mut self, job: &Job, cause: &RollbackCause, attempt: u32) -> Result<(), Failure> {
-        let t = &job.target;
+        let (product, kind) = (job.product().clone(), job.kind());
         let Some(previous) = job.previous.clone() else {
             let message = format!("{}; no earlier version is kept", cause.message());
             return self.enter(Phase::Reporting { outcome: Outcome::failed(cause.code(), message) }, None);
         };
-        let result = match self.handler(t).map(|h| h.handler_type.clone()) {
-            Ok(HandlerType::Dir { .. }) => {
-                self.dir_handler(t).expect("a dir handler").rollback_to(&previous).map_err(|e| e.to_string())
-            }
+        let result = match self.handler(&product, kind).map(|h| h.handler_type.clone()) {
+            Ok(HandlerType::Dir { .. }) => self
+                .dir_handler(&product, kind)
+                .expect("a dir handler")
+                .rollback_to(&previous.version)
+                .map_err(|e| e.to_string()),
             Ok(HandlerType::Command(spec)) => {
                 let invocation = self.invocation(job, Step::Rollback, attempt)?;
                 std::fs::create_dir_all(self.dirs.logs()).map_err(|e| io_failure(&self.dirs.logs(), e))?;
@@ -484,39 +551,70 @@ impl Engine<'_> {
         };
         let outcome = match result {
             Ok(()) => {
-                tracing::warn!(product = %t.product, version = %previous, "rolled back");
-                Outcome::RolledBack { code: cause.code().to_owned(), message: cause.message() }
+                tracing::warn!(product = %product, version = %previous.version, "rolled back");
+                match &job.work {
+                    Work::Update { .. } => {
+                        Outcome::RolledBack { code: cause.code().to_owned(), message: cause.message() }
+                    }
+                    Work::Rollback { rollback } => {
+                        self.record_rolled_back(rollback, &previous);
+                        let message = format!(
+                            "rolled back from {} to {}: {}",
+                            rollback.from.version,
+                            previous.version,
+                            cause.message()
+                        );
+                        Outcome::RolledBack { code: cause.code().to_owned(), message }
+                    }
+                }
             }
             Err(e) => Outcome::failed("rollback_failed", format!("{}; then the rollback failed: {e}", cause.message())),
         };
         self.enter(Phase::Reporting { outcome }, None)
     }
 
+    /// Records the version a rollback job went back to as installed, with its release and
+    /// counter. The counter floor never drops below what is known: when the kept record has
+    /// no counter (written by an older agent), the left release's stays.
+    fn record_rolled_back(&mut self, rollback: &RollbackOf, to: &Kept) {
+        let record = Installed {
+            version: to.version.clone(),
+            release: to.release,
+            release_counter: to.release_counter.or(rollback.from.release_counter),
+            kept: None,
+            committed_at: self.now,
+        };
+        let line = if rollback.kind.is_config() { &mut self.state.configs } else { &mut self.state.installed };
+        line.insert(rollback.product.clone(), record);
+    }
+
     /// Queues the outcome's event, removes the job's files and goes idle, holding the release
-    /// back when the outcome says so ([`Outcome::holds_back`]) in the same save.
+    /// back when the outcome says so ([`Outcome::holds_back`]; for a rollback job, when it
+    /// rolled back) in the same save.
     fn report(&mut self, job: &Job, outcome: &Outcome) -> Result<(), Failure> {
         self.push_event(job, &job.phase, None)?;
-        if let Ok(file) = self.dirs.download(&job.target) {
+        if let Some(file) = job.target().and_then(|t| self.dirs.download(t).ok()) {
             let _ = crate::atomic::remove_file_if_exists(&file);
         }
         let _ = crate::atomic::remove_dir_all_if_exists(&self.dirs.work(job));
+        let what = if job.is_rollback() { "rollback" } else { "update" };
+        let release = job.release().map_or_else(|| "none".to_owned(), |r| r.to_string());
         match outcome {
-            Outcome::Committed => tracing::info!(release = %job.target.release, "update committed"),
-            Outcome::Failed { code, message } => {
-                tracing::error!(release = %job.target.release, code, "update failed: {message}")
-            }
-            Outcome::RolledBack { code, message } => {
-                tracing::warn!(release = %job.target.release, code, "update rolled back: {message}")
-            }
+            Outcome::Committed => tracing::info!(release, "update committed"),
+            Outcome::Failed { code, message } => tracing::error!(release, code, "{what} failed: {message}"),
+            Outcome::RolledBack { code, message } => tracing::warn!(release, code, "{what} rolled back: {message}"),
         }
-        if outcome.holds_back() {
-            let t = &job.target;
-            tracing::warn!(release = %t.release, "not installing release {} again unless asked: `ferry-agent install {}` retries it", t.release, t.release);
+        let holds = match &job.work {
+            Work::Update { .. } => outcome.holds_back(),
+            Work::Rollback { .. } => matches!(outcome, Outcome::RolledBack { .. }),
+        };
+        if let (true, Some(release)) = (holds, job.release()) {
+            tracing::warn!(%release, "not installing release {release} again unless asked: `ferry-agent install {release}` retries it");
             self.state.hold_back(HeldBack {
-                release: t.release,
-                product: t.product.clone(),
-                kind: t.kind,
-                version: t.version.clone(),
+                release,
+                product: job.product().clone(),
+                kind: job.kind(),
+                version: job.version().clone(),
                 outcome: outcome.clone(),
                 at: self.now,
             });
@@ -544,6 +642,8 @@ impl Engine<'_> {
 
     fn push_event(&mut self, job: &Job, phase: &Phase, message: Option<String>) -> Result<(), Failure> {
         let Some(state) = phase.device_state() else { return Ok(()) };
+        // A version found installed rather than installed from a release has nothing to report.
+        let Some(release) = job.release() else { return Ok(()) };
         let (error_code, message) = match phase {
             Phase::Reporting { outcome: Outcome::Failed { code, message } } => {
                 (Some(code.clone()), Some(message.clone()))
@@ -557,8 +657,8 @@ impl Engine<'_> {
             Phase::Downloading { bytes } => Some(*bytes as i64),
             _ => None,
         };
-        let draft = EventDraft { release: job.target.release, state, progress, error_code, message, at: self.now };
-        let key = event_key(job.target.release, job.started_at, state);
+        let draft = EventDraft { release, state, progress, error_code, message, at: self.now };
+        let key = event_key(release, job.started_at, state);
         self.events.push(draft, Some(&key)).map_err(state_failure)?;
         Ok(())
     }
@@ -581,11 +681,38 @@ fn pause_point(phase: &str) {
 fn deferral_message(wait: Deferral) -> String {
     match wait {
         Deferral::Window => "waiting for the maintenance window".to_owned(),
-        Deferral::Consent => "waiting for consent (ferry-agent install)".to_owned(),
         Deferral::RetryLater { not_before } => {
             format!("the handler asked to retry later; not before {}", ferry_core::time::format_unix(not_before))
         }
     }
+}
+
+/// Why a verified download must wait at `now`, if it must: a handler's "retry later" until its
+/// time; a required release outside the maintenance window until the window opens or its
+/// deadline passes.
+fn deferral(target: &Target, current: Option<Deferral>, window_open: bool, now: i64) -> Option<Deferral> {
+    if let Some(Deferral::RetryLater { not_before }) = current {
+        if now < not_before {
+            return current;
+        }
+    }
+    let past_deadline = target.deadline.is_some_and(|d| d <= now);
+    // An optional release only became a job with consent or past its deadline.
+    let consented = !target.required;
+    (!window_open && !past_deadline && !consented).then_some(Deferral::Window)
+}
+
+/// The update's target: the phases before `RollingBack` belong to update jobs only.
+fn update_target(job: &Job) -> Result<&Target, Failure> {
+    job.target().ok_or_else(|| {
+        Failure::new(Exit::State, format!("the state file has a rollback job in the {} phase", job.phase.name()))
+    })
+}
+
+/// What names a job's files: its release, or for a rollback of a version found installed, its
+/// product (the rollback's log is then `PRODUCT-rollback.log`).
+fn job_name(job: &Job) -> String {
+    job.release().map_or_else(|| job.product().to_string(), |r| r.to_string())
 }
 
 fn state_failure(e: impl std::fmt::Display) -> Failure {
@@ -594,4 +721,50 @@ fn state_failure(e: impl std::fmt::Display) -> Failure {
 
 fn io_failure(path: &Path, e: std::io::Error) -> Failure {
     Failure::new(Exit::State, format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_core::{ArtifactName, Sha256};
+
+    use super::*;
+
+    fn target(required: bool, deadline: Option<i64>) -> Target {
+        Target {
+            release: ReleaseId(1),
+            product: ProductName::new("app").unwrap(),
+            kind: ReleaseKind::Full,
+            version: Version::new("1.0").unwrap(),
+            release_counter: 1,
+            target_path: "app/1.0/app.tar.gz".into(),
+            artifact: ArtifactName::new("app.tar.gz").unwrap(),
+            length: 10,
+            sha256: Sha256::from_bytes([1; 32]),
+            media_type: "application/gzip".into(),
+            required,
+            reboot: RebootBehaviour::None,
+            deadline,
+        }
+    }
+
+    #[test]
+    fn a_required_release_outside_the_window_downloads_and_waits() {
+        let required = target(true, None);
+        assert_eq!(deferral(&required, None, false, 0), Some(Deferral::Window));
+        assert_eq!(deferral(&required, Some(Deferral::Window), true, 0), None, "the window opened");
+        assert_eq!(deferral(&target(true, Some(100)), None, false, 100), None, "past its deadline");
+    }
+
+    #[test]
+    fn a_consented_optional_release_installs_now_even_outside_the_window() {
+        // An optional release becomes a job only with consent (or past its deadline).
+        assert_eq!(deferral(&target(false, None), None, false, 0), None);
+    }
+
+    #[test]
+    fn retry_later_waits_for_its_time() {
+        let wait = Some(Deferral::RetryLater { not_before: 50 });
+        assert_eq!(deferral(&target(true, None), wait, true, 49), wait);
+        assert_eq!(deferral(&target(true, None), wait, true, 50), None);
+    }
 }

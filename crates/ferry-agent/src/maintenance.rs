@@ -9,7 +9,8 @@
 //!   `00:00-24:00`.
 //!
 //! Times are read in the configured [`Timezone`]. Evaluation is a pure function of the Unix time
-//! and the UTC offset in force, so the agent passes the offset it reads from the system.
+//! and the UTC offset in force, so the agent passes the offset it reads from the system
+//! ([`local_offset`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -189,6 +190,24 @@ pub struct Maintenance {
     pub timezone: Timezone,
 }
 
+/// The device's UTC offset in seconds at `unix_secs`, found as the C library's `localtime`
+/// finds it: from `TZ` when it is set (a zone name, a zone file, or a POSIX rule such as
+/// `EST5EDT,M3.2.0,M11.1.0`; empty means UTC), else from `/etc/localtime`. 0 (UTC) when neither
+/// can be read. Read at each call, so a zone changed while the daemon runs is seen.
+pub fn local_offset(unix_secs: i64) -> i32 {
+    offset_in(std::env::var("TZ").ok().as_deref(), unix_secs)
+}
+
+/// The offset at `unix_secs` in the zone `tz` names (`None`: the system's).
+fn offset_in(tz: Option<&str>, unix_secs: i64) -> i32 {
+    let zone = match tz {
+        Some("") => return 0,
+        Some(tz) => tz::TimeZone::from_posix_tz(tz),
+        None => tz::TimeZone::local(),
+    };
+    zone.ok().and_then(|z| z.find_local_time_type(unix_secs).map(|t| t.ut_offset()).ok()).unwrap_or(0)
+}
+
 impl Maintenance {
     /// Whether a window is open at `unix_secs`, with `offset_secs` the UTC offset in force
     /// (for [`Timezone::Local`], the device's; otherwise ignored in favour of the fixed one).
@@ -287,5 +306,60 @@ mod tests {
         assert!(!m(Timezone::Local).is_open(t, -3 * 3600), "19:30 local");
         let none = Maintenance { windows: vec![], timezone: Timezone::Utc };
         assert!(!none.is_open(t, 0));
+    }
+
+    /// 2026-07-01 12:00 UTC and 2026-01-02 22:30 UTC: summer and winter in the north.
+    const JULY: i64 = 1_782_907_200;
+    const JANUARY: i64 = 1_767_393_000;
+
+    #[test]
+    fn the_offset_follows_the_zone_and_its_daylight_saving_time() {
+        let rule = "EST5EDT,M3.2.0,M11.1.0";
+        assert_eq!((offset_in(Some(rule), JULY), offset_in(Some(rule), JANUARY)), (-4 * 3600, -5 * 3600));
+        assert_eq!(offset_in(Some("<+0530>-5:30"), JULY), 19_800);
+        assert_eq!(offset_in(Some(""), JULY), 0, "an empty TZ is UTC");
+        assert_eq!(offset_in(Some("no such zone / 99"), JULY), 0, "unreadable: UTC");
+    }
+
+    #[test]
+    fn the_offset_is_read_from_a_zone_file() {
+        // A TZif file: what /etc/localtime is, or what TZ=/path or TZ=:Name names.
+        let Ok(paris) = std::fs::read("/usr/share/zoneinfo/Europe/Paris") else {
+            eprintln!("skipped: no /usr/share/zoneinfo/Europe/Paris on this machine");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("localtime");
+        std::fs::write(&file, &paris).unwrap();
+        let path = file.to_str().unwrap();
+        assert_eq!((offset_in(Some(path), JULY), offset_in(Some(path), JANUARY)), (7200, 3600));
+        assert_eq!(offset_in(Some(&format!(":{path}")), JULY), 7200);
+        assert_eq!(offset_in(Some("Europe/Paris"), JANUARY), 3600, "a name under /usr/share/zoneinfo");
+    }
+
+    /// `local_offset` reads the process's own `TZ`: this test runs itself again in child
+    /// processes, each with another `TZ`, and the child half checks the offset it reads.
+    #[test]
+    fn the_local_offset_is_the_one_tz_sets_for_the_process() {
+        const EXPECT: &str = "FERRY_AGENT_TEST_EXPECT_OFFSET";
+        if let Ok(expected) = std::env::var(EXPECT) {
+            assert_eq!(local_offset(JULY).to_string(), expected, "TZ={:?}", std::env::var("TZ"));
+            return;
+        }
+        let name = "maintenance::tests::the_local_offset_is_the_one_tz_sets_for_the_process";
+        for (tz, expected) in [("EST5EDT,M3.2.0,M11.1.0", -4 * 3600), ("<+0530>-5:30", 19_800), ("", 0)] {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", name, "--nocapture", "--test-threads=1"])
+                .env("TZ", tz)
+                .env(EXPECT, expected.to_string())
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.contains("1 passed"),
+                "TZ={tz:?}: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 }

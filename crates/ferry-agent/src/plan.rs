@@ -1,6 +1,6 @@
 //! Which offered release to install now: a pure function of the server's offers, what the
 //! director assigned (already cross-checked against the image repository), what is installed,
-//! the handlers, consent and the maintenance window. No IO.
+//! the releases held back, the handlers and consent. No IO.
 //!
 //! The server's offers say what is *wanted* (with release notes, deadline and consent rules);
 //! only the signed director assignment says what may be installed, and the job is built from the
@@ -9,14 +9,16 @@
 //!
 //! For each offer, in the server's order:
 //! - already installed at that version: skipped;
-//! - held back because its job failed or was rolled back here ([`State::held_back`]), and not
-//!   consented to since: skipped (the server was told how it ended);
+//! - held back because its job failed or was rolled back here, by the agent or by
+//!   `ferry-agent rollback` ([`State::held_back`]), and not consented to since: skipped (the
+//!   server was told how it ended);
 //! - more than one artifact, no signed assignment, a release counter below what is installed
 //!   on its version line, or no handler: refused with a reason (nothing is downloaded);
 //! - optional, without consent (`ferry-agent install`) and before its deadline: waits for
 //!   consent;
-//! - otherwise it is the job to start. A required release outside the maintenance window, not
-//!   consented and before its deadline, is downloaded now and installed when the window opens.
+//! - otherwise it is the job to start. Whether it must then wait (a required release outside the
+//!   maintenance window, before its deadline, is downloaded now and installed when the window
+//!   opens) is the engine's decision, made again each time the job is driven.
 //!
 //! The first startable offer wins; one job runs at a time.
 
@@ -28,13 +30,13 @@ use ferry_updater::VerifiedTarget;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::state::{Deferral, State, Target};
+use crate::state::{State, Target};
 
 /// What to do with the offers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// The job to start, and why it must wait after its download, if it must.
-    pub start: Option<(Target, Option<Deferral>)>,
+    /// The job to start.
+    pub start: Option<Target>,
     /// Optional releases waiting for `ferry-agent install`.
     pub awaiting_consent: Vec<ReleaseId>,
     /// Offers that cannot be installed, with a code and a reason.
@@ -62,12 +64,8 @@ pub struct Refusal {
 pub struct Circumstances<'a> {
     /// Unix seconds now.
     pub now: i64,
-    /// Whether the maintenance window is open (true without one).
-    pub window_open: bool,
     /// Releases the user consented to.
     pub consent: &'a BTreeSet<ReleaseId>,
-    /// Releases the user rolled back: they wait for consent like optional ones.
-    pub declined: &'a BTreeSet<ReleaseId>,
 }
 
 /// Decides, see the module documentation.
@@ -135,14 +133,12 @@ pub fn plan(
         }
         let consented = at.consent.contains(&offer.release);
         let past_deadline = offer.deadline.is_some_and(|d| d <= at.now);
-        let declined = at.declined.contains(&offer.release);
-        if (declined || (!target.required && !past_deadline)) && !consented {
+        if !target.required && !past_deadline && !consented {
             plan.awaiting_consent.push(offer.release);
             continue;
         }
         if plan.start.is_none() {
-            let deferral = (!consented && !past_deadline && !at.window_open).then_some(Deferral::Window);
-            plan.start = Some((target, deferral));
+            plan.start = Some(target);
         }
     }
     plan
@@ -196,7 +192,6 @@ mod tests {
     use super::*;
     use crate::state::Installed;
 
-    static EMPTY: BTreeSet<ReleaseId> = BTreeSet::new();
     const SHA: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
     fn config() -> Config {
@@ -251,8 +246,8 @@ root = "/opt/app"
         }
     }
 
-    fn at(now: i64, window_open: bool, consent: &BTreeSet<ReleaseId>) -> Circumstances<'_> {
-        Circumstances { now, window_open, consent, declined: &EMPTY }
+    fn at(now: i64, consent: &BTreeSet<ReleaseId>) -> Circumstances<'_> {
+        Circumstances { now, consent }
     }
 
     #[test]
@@ -263,10 +258,9 @@ root = "/opt/app"
             &[verified("app", "1.0", 7, true)],
             &State::default(),
             &config(),
-            at(0, true, &none),
+            at(0, &none),
         );
-        let (target, deferral) = p.start.unwrap();
-        assert_eq!(deferral, None);
+        let target = p.start.unwrap();
         assert_eq!(target.release_counter, 7);
         assert_eq!(target.target_path, "app/1.0/app.tar.gz");
         assert_eq!(target.media_type, "application/gzip");
@@ -277,7 +271,7 @@ root = "/opt/app"
         let none = BTreeSet::new();
         let offers = [offer(1, "app", "1.0", true), offer(2, "app", "1.1", false), offer(3, "other", "1.0", true)];
         let assigned = [verified("app", "1.1", 2, false), verified("other", "1.0", 1, true)];
-        let p = plan(&offers, &assigned, &State::default(), &config(), at(0, true, &none));
+        let p = plan(&offers, &assigned, &State::default(), &config(), at(0, &none));
         assert_eq!(p.start, None);
         assert_eq!(p.unassigned, vec![ReleaseId(1)]);
         assert_eq!(p.awaiting_consent, vec![ReleaseId(2)]);
@@ -288,15 +282,15 @@ root = "/opt/app"
     fn consent_or_a_passed_deadline_starts_an_optional_release() {
         let consent = BTreeSet::from([ReleaseId(2)]);
         let assigned = [verified("app", "1.1", 2, false)];
-        let p = plan(&[offer(2, "app", "1.1", false)], &assigned, &State::default(), &config(), at(0, false, &consent));
-        assert_eq!(p.start.unwrap().1, None, "consent installs now, even outside the window");
+        let p = plan(&[offer(2, "app", "1.1", false)], &assigned, &State::default(), &config(), at(0, &consent));
+        assert_eq!(p.start.map(|t| t.release), Some(ReleaseId(2)), "consent installs it");
         let mut late = offer(2, "app", "1.1", false);
         late.deadline = Some(100);
         let none = BTreeSet::new();
-        let p = plan(&[late.clone()], &assigned, &State::default(), &config(), at(99, true, &none));
+        let p = plan(&[late.clone()], &assigned, &State::default(), &config(), at(99, &none));
         assert!(p.start.is_none());
-        let p = plan(&[late], &assigned, &State::default(), &config(), at(100, false, &none));
-        assert_eq!(p.start.unwrap().1, None);
+        let p = plan(&[late], &assigned, &State::default(), &config(), at(100, &none));
+        assert_eq!(p.start.map(|t| t.release), Some(ReleaseId(2)), "the deadline passed");
     }
 
     #[test]
@@ -305,25 +299,12 @@ root = "/opt/app"
         let offers = [offer(2, "app", "6.1", false), offer(1, "app", "6.0", true)];
         let assigned = [verified("app", "6.1", 2, false), verified("app", "6.0", 1, true)];
         let none = BTreeSet::new();
-        let p = plan(&offers, &assigned, &State::default(), &config(), at(0, true, &none));
-        assert_eq!(p.start.map(|(t, _)| t.release), Some(ReleaseId(1)));
+        let p = plan(&offers, &assigned, &State::default(), &config(), at(0, &none));
+        assert_eq!(p.start.map(|t| t.release), Some(ReleaseId(1)));
         assert_eq!(p.awaiting_consent, vec![ReleaseId(2)]);
         let consent = BTreeSet::from([ReleaseId(2)]);
-        let p = plan(&offers, &assigned, &State::default(), &config(), at(0, true, &consent));
-        assert_eq!(p.start.map(|(t, _)| t.release), Some(ReleaseId(2)), "straight to the consented newer one");
-    }
-
-    #[test]
-    fn a_required_release_outside_the_window_downloads_and_waits() {
-        let none = BTreeSet::new();
-        let p = plan(
-            &[offer(1, "app", "1.0", true)],
-            &[verified("app", "1.0", 1, true)],
-            &State::default(),
-            &config(),
-            at(0, false, &none),
-        );
-        assert_eq!(p.start.unwrap().1, Some(Deferral::Window));
+        let p = plan(&offers, &assigned, &State::default(), &config(), at(0, &consent));
+        assert_eq!(p.start.map(|t| t.release), Some(ReleaseId(2)), "straight to the consented newer one");
     }
 
     #[test]
@@ -342,7 +323,7 @@ root = "/opt/app"
         );
         let offers = [offer(1, "app", "2.0", true), offer(2, "app", "1.0", true)];
         let assigned = [verified("app", "2.0", 5, true), verified("app", "1.0", 4, true)];
-        let p = plan(&offers, &assigned, &state, &config(), at(0, true, &none));
+        let p = plan(&offers, &assigned, &state, &config(), at(0, &none));
         assert_eq!(p.start, None);
         assert_eq!(p.refused.len(), 1);
         assert_eq!(p.refused[0].code, "counter_below_installed");
@@ -350,17 +331,23 @@ root = "/opt/app"
     }
 
     #[test]
-    fn a_declined_release_waits_for_consent_even_when_required() {
+    fn a_release_rolled_back_on_the_device_waits_for_consent_even_when_required() {
         let none = BTreeSet::new();
-        let declined = BTreeSet::from([ReleaseId(1)]);
+        let mut state = State::default();
+        state.hold_back(crate::state::HeldBack {
+            release: ReleaseId(1),
+            product: ProductName::new("app").unwrap(),
+            kind: ReleaseKind::Full,
+            version: Version::new("1.0").unwrap(),
+            outcome: crate::state::Outcome::RolledBack { code: "rollback_requested".into(), message: "m".into() },
+            at: 0,
+        });
         let offers = [offer(1, "app", "1.0", true)];
         let assigned = [verified("app", "1.0", 1, true)];
-        let c = Circumstances { now: 0, window_open: true, consent: &none, declined: &declined };
-        let p = plan(&offers, &assigned, &State::default(), &config(), c);
-        assert_eq!((p.start, p.awaiting_consent), (None, vec![ReleaseId(1)]));
+        let p = plan(&offers, &assigned, &state, &config(), at(0, &none));
+        assert_eq!((p.start, p.held_back), (None, vec![ReleaseId(1)]));
         let consent = BTreeSet::from([ReleaseId(1)]);
-        let c = Circumstances { now: 0, window_open: true, consent: &consent, declined: &declined };
-        assert!(plan(&offers, &assigned, &State::default(), &config(), c).start.is_some());
+        assert!(plan(&offers, &assigned, &state, &config(), at(0, &consent)).start.is_some());
     }
 
     #[test]
@@ -376,13 +363,13 @@ root = "/opt/app"
             at: 0,
         });
         let assigned = [verified("app", "1.0", 1, true), verified("app", "1.1", 2, true)];
-        let p = plan(&[offer(1, "app", "1.0", true)], &assigned, &state, &config(), at(0, true, &none));
+        let p = plan(&[offer(1, "app", "1.0", true)], &assigned, &state, &config(), at(0, &none));
         assert_eq!((p.start, p.held_back, p.awaiting_consent), (None, vec![ReleaseId(1)], vec![]));
         let consent = BTreeSet::from([ReleaseId(1)]);
-        let p = plan(&[offer(1, "app", "1.0", true)], &assigned, &state, &config(), at(0, true, &consent));
-        assert_eq!(p.start.map(|(t, _)| t.release), Some(ReleaseId(1)), "ferry-agent install retries it");
-        let p = plan(&[offer(2, "app", "1.1", true)], &assigned, &state, &config(), at(0, true, &none));
-        assert_eq!(p.start.map(|(t, _)| t.release), Some(ReleaseId(2)), "a newer release is installed");
+        let p = plan(&[offer(1, "app", "1.0", true)], &assigned, &state, &config(), at(0, &consent));
+        assert_eq!(p.start.map(|t| t.release), Some(ReleaseId(1)), "ferry-agent install retries it");
+        let p = plan(&[offer(2, "app", "1.1", true)], &assigned, &state, &config(), at(0, &none));
+        assert_eq!(p.start.map(|t| t.release), Some(ReleaseId(2)), "a newer release is installed");
     }
 
     #[test]
@@ -390,7 +377,7 @@ root = "/opt/app"
         let none = BTreeSet::new();
         let mut o = offer(1, "app", "1.0", true);
         o.artifacts.push(o.artifacts[0].clone());
-        let p = plan(&[o], &[verified("app", "1.0", 1, true)], &State::default(), &config(), at(0, true, &none));
+        let p = plan(&[o], &[verified("app", "1.0", 1, true)], &State::default(), &config(), at(0, &none));
         assert_eq!(p.refused[0].code, "unsupported_release");
     }
 }

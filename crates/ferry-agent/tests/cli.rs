@@ -1,66 +1,20 @@
 //! The `ferry-agent` binary: `config default`, `config check`, `status`, and their exit codes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use assert_cmd::Command;
 use ferry_agent::config::DEFAULT_CONFIG;
 use ferry_agent::events::{EventDraft, EventQueue, EVENTS_FILE};
 use ferry_agent::exit::Exit;
-use ferry_agent::state::{Installed, Job, Phase, State, StateStore, Target, BACKUP_FILE, STATE_FILE};
+use ferry_agent::state::{Installed, Job, Kept, Phase, State, StateStore, Target, Work, BACKUP_FILE, STATE_FILE};
 use ferry_core::{ArtifactName, DeviceState, ProductName, RebootBehaviour, ReleaseId, ReleaseKind, Sha256, Version};
 
 #[path = "../../ferry/tests/common/doc_commands.rs"]
 mod doc_commands;
 
-fn agent() -> Command {
-    let mut cmd = Command::cargo_bin("ferry-agent").unwrap();
-    cmd.env_remove("FERRY_AGENT_CONFIG");
-    cmd
-}
+#[path = "common/site.rs"]
+mod site;
 
-fn code(exit: Exit) -> i32 {
-    i32::from(exit.code())
-}
-
-/// A configuration whose files exist, with its state directory, in a temporary directory.
-struct Site {
-    dir: tempfile::TempDir,
-}
-
-impl Site {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        for name in ["image-root.json", "director-root.json"] {
-            std::fs::write(dir.path().join(name), "{}").unwrap();
-        }
-        std::fs::create_dir(dir.path().join("state")).unwrap();
-        let d = dir.path().display();
-        let config = DEFAULT_CONFIG
-            .replace("state_dir = \"/var/lib/ferry-agent\"", &format!("state_dir = \"{d}/state\""))
-            .replace("\"/etc/ferry-agent/image-root.json\"", &format!("\"{d}/image-root.json\""))
-            .replace("\"/etc/ferry-agent/director-root.json\"", &format!("\"{d}/director-root.json\""))
-            .replace("#device_id = \"SN-000123\"", "device_id = \"SN-000123\"");
-        std::fs::write(dir.path().join("agent.toml"), config).unwrap();
-        Self { dir }
-    }
-
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("agent.toml")
-    }
-
-    fn state_dir(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    fn status(&self, json: bool) -> assert_cmd::assert::Assert {
-        let mut cmd = agent();
-        cmd.arg("--config").arg(self.config()).arg("status");
-        if json {
-            cmd.arg("--json");
-        }
-        cmd.assert()
-    }
-}
+use site::{agent, code, Site};
 
 fn stdout(assert: &assert_cmd::assert::Assert) -> String {
     String::from_utf8(assert.get_output().stdout.clone()).unwrap()
@@ -146,27 +100,33 @@ fn job_state() -> State {
             version: Version::new("1.3.0").unwrap(),
             release: Some(ReleaseId(6)),
             release_counter: Some(11),
-            kept: Some(Version::new("1.2.0").unwrap()),
+            kept: Some(Kept::version_only(Version::new("1.2.0").unwrap())),
             committed_at: 1_767_225_600,
         },
     );
     state.job = Some(Job {
-        target: Target {
-            release: ReleaseId(7),
-            product,
-            kind: ReleaseKind::Full,
-            version: Version::new("1.4.0").unwrap(),
-            release_counter: 12,
-            target_path: "gateway-app/1.4.0/app.tar.gz".into(),
-            artifact: ArtifactName::new("app.tar.gz").unwrap(),
-            length: 100,
-            sha256: Sha256::from_bytes([1; 32]),
-            media_type: "application/gzip".into(),
-            required: true,
-            reboot: RebootBehaviour::None,
-            deadline: None,
+        work: Work::Update {
+            target: Target {
+                release: ReleaseId(7),
+                product,
+                kind: ReleaseKind::Full,
+                version: Version::new("1.4.0").unwrap(),
+                release_counter: 12,
+                target_path: "gateway-app/1.4.0/app.tar.gz".into(),
+                artifact: ArtifactName::new("app.tar.gz").unwrap(),
+                length: 100,
+                sha256: Sha256::from_bytes([1; 32]),
+                media_type: "application/gzip".into(),
+                required: true,
+                reboot: RebootBehaviour::None,
+                deadline: None,
+            },
         },
-        previous: Some(Version::new("1.3.0").unwrap()),
+        previous: Some(Kept {
+            version: Version::new("1.3.0").unwrap(),
+            release: Some(ReleaseId(6)),
+            release_counter: Some(11),
+        }),
         started_at: 1_767_312_000,
         phase: Phase::Installing { attempts: 2 },
     });
@@ -207,7 +167,7 @@ fn status_shows_the_job_installed_versions_and_waiting_events() {
     assert_eq!(json["state_source"], "primary");
     assert_eq!(json["job"]["attempts"], 2);
     assert_eq!(json["job"]["target"]["version"], "1.4.0");
-    assert_eq!(json["installed"]["gateway-app"]["kept"], "1.2.0");
+    assert_eq!(json["installed"]["gateway-app"]["kept"]["version"], "1.2.0");
     assert_eq!(json["events"]["pending"], 1);
 }
 
@@ -257,7 +217,7 @@ fn check_with_the_server_unreachable_exits_7() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let text = std::fs::read_to_string(site.config()).unwrap();
     let text = text
-        .replace("https://ferry.example.com", &format!("http://127.0.0.1:{port}"))
+        .replace("http://127.0.0.1:9", &format!("http://127.0.0.1:{port}"))
         .replace("log_level = \"info\"", "log_level = \"debug\"");
     std::fs::write(site.config(), text).unwrap();
     let assert = agent().arg("--config").arg(site.config()).arg("check").assert().code(code(Exit::Unreachable));
@@ -287,7 +247,8 @@ fn a_release_id_that_is_not_a_number_is_explained() {
 fn logs_as_json() {
     let site = Site::new();
     let logs = |args: &[&str]| agent().arg("--config").arg(site.config()).arg("logs").args(args).assert();
-    let none: serde_json::Value = serde_json::from_str(&stdout(&logs(&["--json"]).code(3))).unwrap();
+    let none: serde_json::Value =
+        serde_json::from_str(&stdout(&logs(&["--json"]).code(code(Exit::NothingToDo)))).unwrap();
     assert_eq!(none["logs"], serde_json::json!([]));
     let dir = site.state_dir().join("logs");
     std::fs::create_dir(&dir).unwrap();
@@ -307,7 +268,8 @@ fn logs_as_json() {
     let texts: Vec<&str> = one["logs"].as_array().unwrap().iter().map(|l| l["text"].as_str().unwrap()).collect();
     assert_eq!(texts, ["1.1 is bad\n", "unpacked\n"]);
 
-    let missing: serde_json::Value = serde_json::from_str(&stdout(&logs(&["8", "--json"]).code(3))).unwrap();
+    let missing: serde_json::Value =
+        serde_json::from_str(&stdout(&logs(&["8", "--json"]).code(code(Exit::NothingToDo)))).unwrap();
     assert!(missing["error"].as_str().unwrap().contains("no handler logs for release 8"), "{missing}");
 }
 
@@ -354,7 +316,7 @@ fn the_readme_minimal_configuration_parses() {
 /// The real binary shows the help of every subcommand, as its own help lists them.
 #[test]
 fn every_subcommand_shows_its_help() {
-    let paths = doc_commands::run_every_help(&assert_cmd::cargo::cargo_bin("ferry-agent"));
+    let paths = doc_commands::run_every_help(&std::path::PathBuf::from(site::AGENT));
     for expected in [&["rollback"][..], &["logs"], &["config", "check"], &["config", "default"]] {
         assert!(paths.iter().any(|p| p == expected), "{expected:?} missing from {paths:?}");
     }

@@ -5,7 +5,8 @@
 #[path = "common/fleet.rs"]
 mod fleet;
 
-use fleet::{ok, output, Device, Fleet, KillOnDrop};
+use ferry_agent::exit::Exit;
+use fleet::{exit, ok, output, Device, Fleet, KillOnDrop};
 
 /// Publish, sign, approve → the agent installs and commits it, and the server shows it
 /// committed; then a release that fails its health check is rolled back by the agent, and
@@ -17,7 +18,7 @@ fn the_agent_installs_a_signed_release_and_rolls_back_an_unhealthy_one() {
 
     // Nothing approved yet: nothing to do (exit 3), and the device is enrolled and accepted.
     let (code, out, err) = output(device.agent().args(["check", "--json"]));
-    assert_eq!(code, 3, "{out}\n{err}");
+    assert_eq!(code, exit(Exit::NothingToDo), "{out}\n{err}");
     assert_eq!(fleet.device("gw-1")["device"]["status"], "accepted");
     let credential = device.dir.join("state/credential");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&credential).unwrap().permissions());
@@ -26,7 +27,7 @@ fn the_agent_installs_a_signed_release_and_rolls_back_an_unhealthy_one() {
     let good =
         fleet.publish("1.0", &[("bin/app.sh", b"#!/bin/sh\necho 1.0\n"), ("VERSION", b"1.0\n")], &["--required"]);
     let (code, out, err) = output(device.agent().args(["check", "--json"]));
-    assert_eq!(code, 4, "the update should be installed and committed\n{out}\n{err}");
+    assert_eq!(code, exit(Exit::Updated), "the update should be installed and committed\n{out}\n{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["result"], "updated");
     assert_eq!(device.current().as_deref(), Some("1.0"));
@@ -40,12 +41,12 @@ fn the_agent_installs_a_signed_release_and_rolls_back_an_unhealthy_one() {
     assert_eq!(status["events"]["pending"], 0, "every event was delivered");
 
     // Up to date now.
-    assert_eq!(output(device.agent().arg("check")).0, 3);
+    assert_eq!(output(device.agent().arg("check")).0, exit(Exit::NothingToDo));
 
     // 1.1 installs but is unhealthy: the agent goes back to 1.0 by itself.
     let bad = fleet.publish("1.1", &[("VERSION", b"1.1\n"), ("BAD", b"")], &["--required"]);
     let (code, out, err) = output(device.agent().args(["check", "--json"]));
-    assert_eq!(code, 11, "the update should be rolled back\n{out}\n{err}");
+    assert_eq!(code, exit(Exit::RolledBack), "the update should be rolled back\n{out}\n{err}");
     assert_eq!(device.current().as_deref(), Some("1.0"));
     assert_eq!(std::fs::read(device.dir.join("opt/app/current/VERSION")).unwrap(), b"1.0\n");
     assert_eq!(fleet.release_state("gw-1", bad).as_deref(), Some("rolled_back"));
@@ -72,26 +73,26 @@ fn an_optional_release_waits_for_consent() {
     let release = fleet.publish("2.0", &[("VERSION", b"2.0\n")], &["--notes", "Faster tunnels."]);
 
     let (code, out, err) = output(device.agent().arg("check"));
-    assert_eq!(code, 14, "an optional release is deferred until consent\n{out}\n{err}");
+    assert_eq!(code, exit(Exit::Deferred), "an optional release is deferred until consent\n{out}\n{err}");
     assert_eq!(device.current(), None);
     assert_eq!(fleet.release_state("pc-7", release).as_deref(), Some("deferred"), "the server hears it waits");
-    assert_eq!(output(device.agent().arg("check")).0, 14);
+    assert_eq!(output(device.agent().arg("check")).0, exit(Exit::Deferred));
     let deferred =
         fleet.device("pc-7")["events"].as_array().unwrap().iter().filter(|e| e["state"] == "deferred").count();
     assert_eq!(deferred, 1, "the wait is reported once, not at every check");
     let (code, out, _) = output(device.agent().arg("notify"));
-    assert_eq!(code, 0);
+    assert_eq!(code, exit(Exit::Success));
     assert!(out.contains("Faster tunnels.") && out.contains(&format!("ferry-agent install {release}")), "{out}");
 
     let (code, out, err) = output(device.agent().args(["install", &release.to_string()]));
-    assert_eq!(code, 4, "{out}\n{err}");
+    assert_eq!(code, exit(Exit::Updated), "{out}\n{err}");
     assert_eq!(device.current().as_deref(), Some("2.0"));
     assert_eq!(fleet.release_state("pc-7", release).as_deref(), Some("committed"));
-    assert_eq!(output(device.agent().arg("notify")).0, 3, "nothing waits any more");
+    assert_eq!(output(device.agent().arg("notify")).0, exit(Exit::NothingToDo), "nothing waits any more");
 
     // A release that is not offered is refused with "nothing to do".
     let (code, _, err) = output(device.agent().args(["install", "9999"]));
-    assert_eq!(code, 3, "{err}");
+    assert_eq!(code, exit(Exit::NothingToDo), "{err}");
     assert!(err.contains("not offered"), "{err}");
 }
 
@@ -138,7 +139,7 @@ fn a_download_killed_midway_resumes_after_restart() {
     // Restart without the cap: it resumes and installs the verified file.
     let fast = Device::new(&fleet, "gw-9", "");
     let (code, out, err) = output(fast.agent().arg("check"));
-    assert_eq!(code, 4, "{out}\n{err}");
+    assert_eq!(code, exit(Exit::Updated), "{out}\n{err}");
     assert!(err.contains("resuming"), "the download resumed rather than restarted:\n{err}");
     let installed = std::fs::read(fast.dir.join("opt/app/current/firmware.bin")).unwrap();
     assert!(installed == payload, "the installed file differs from the published artifact");
@@ -218,7 +219,7 @@ fn a_single_file_is_copied_and_the_log_says_so() {
     std::fs::write(&artifact, b"firmware 2.0").unwrap();
     fleet.publish_file("2.0", &artifact, "application/octet-stream", &["--required"]);
     let (code, out, err) = output(device.agent().arg("check"));
-    assert_eq!(code, 4, "{out}\n{err}");
+    assert_eq!(code, exit(Exit::Updated), "{out}\n{err}");
     assert_eq!(std::fs::read(device.dir.join("opt/app/current/firmware-2.0.bin")).unwrap(), b"firmware 2.0");
     let line = err.lines().find(|l| l.contains("versions/2.0")).unwrap_or_else(|| panic!("no install line:\n{err}"));
     assert!(line.contains("copied") && !line.contains("unpacked"), "{line}");
@@ -273,7 +274,7 @@ fn a_release_that_fails_its_health_check_is_not_installed_again_by_itself() {
     let fleet = Fleet::start();
     let device = Device::new(&fleet, "gw-2", "");
     fleet.publish("1.0", &[("VERSION", b"1.0\n")], &["--required"]);
-    assert_eq!(output(device.agent().arg("check")).0, 4);
+    assert_eq!(output(device.agent().arg("check")).0, exit(Exit::Updated));
     let bad = fleet.publish("1.1", &[("VERSION", b"1.1\n"), ("BAD", b"")], &["--required"]);
 
     let log = run_until_the_next_check(&device, bad);
@@ -286,7 +287,7 @@ fn a_release_that_fails_its_health_check_is_not_installed_again_by_itself() {
     // Restarts do not forget it: one-shot checks find nothing to do and report nothing new.
     for _ in 0..2 {
         let (code, out, err) = output(device.agent().arg("check"));
-        assert_eq!(code, 3, "{out}\n{err}");
+        assert_eq!(code, exit(Exit::NothingToDo), "{out}\n{err}");
         assert!(out.contains(&format!("`ferry-agent install {bad}` tries it again")), "{out}");
     }
     assert_eq!(events_sent(&fleet, "gw-2"), sent, "no events after the rollback's");
@@ -303,14 +304,14 @@ fn a_release_that_fails_its_health_check_is_not_installed_again_by_itself() {
 
     // The administrator asks for a retry on the device: it is installed (and rolled back) again.
     let (code, out, err) = output(device.agent().args(["install", &bad.to_string()]));
-    assert_eq!(code, 11, "{out}\n{err}");
+    assert_eq!(code, exit(Exit::RolledBack), "{out}\n{err}");
     assert!(events_sent(&fleet, "gw-2") > sent);
-    assert_eq!(output(device.agent().arg("check")).0, 3, "held back again");
+    assert_eq!(output(device.agent().arg("check")).0, exit(Exit::NothingToDo), "held back again");
 
     // A newer release is not held back.
     fleet.publish("1.2", &[("VERSION", b"1.2\n")], &["--required"]);
     let (code, out, err) = output(device.agent().arg("check"));
-    assert_eq!(code, 4, "{out}\n{err}");
+    assert_eq!(code, exit(Exit::Updated), "{out}\n{err}");
     assert_eq!(device.current().as_deref(), Some("1.2"));
     assert_eq!(device.status()["held_back"], serde_json::json!([]), "installing on the line ends the hold");
 }
@@ -330,7 +331,7 @@ fn a_damaged_archive_is_not_tried_again_by_itself() {
     assert_eq!(fleet.release_state("gw-3", release).as_deref(), Some("failed"));
     let sent = events_sent(&fleet, "gw-3");
     let (code, out, err) = output(device.agent().args(["check", "--json"]));
-    assert_eq!(code, 3, "{out}\n{err}");
+    assert_eq!(code, exit(Exit::NothingToDo), "{out}\n{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["held_back"][0], release);
     assert_eq!(events_sent(&fleet, "gw-3"), sent);

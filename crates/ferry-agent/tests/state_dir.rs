@@ -6,66 +6,18 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
-use ferry_agent::config::DEFAULT_CONFIG;
 use ferry_agent::exit::Exit;
 
-/// A device configuration in a temporary directory. Its server address is closed: every test
-/// here must stop before the network.
-struct Site {
-    dir: tempfile::TempDir,
-}
+#[path = "common/site.rs"]
+mod site;
 
-impl Site {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        for name in ["image-root.json", "director-root.json"] {
-            std::fs::write(dir.path().join(name), "{}").unwrap();
-        }
-        std::fs::create_dir(dir.path().join("state")).unwrap();
-        let d = dir.path().display();
-        let config = DEFAULT_CONFIG
-            .replace("https://ferry.example.com", "http://127.0.0.1:9")
-            .replace("state_dir = \"/var/lib/ferry-agent\"", &format!("state_dir = \"{d}/state\""))
-            .replace("\"/etc/ferry-agent/image-root.json\"", &format!("\"{d}/image-root.json\""))
-            .replace("\"/etc/ferry-agent/director-root.json\"", &format!("\"{d}/director-root.json\""))
-            .replace("#device_id = \"SN-000123\"", "device_id = \"SN-000123\"")
-            .replace("log_level = \"info\"", "log_level = \"error\"");
-        std::fs::write(dir.path().join("agent.toml"), config).unwrap();
-        Self { dir }
-    }
+use site::{code, Site};
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn state(&self) -> PathBuf {
-        self.path("state")
-    }
-
-    /// Runs `ferry-agent ARGS` with this site's configuration: exit code and standard error.
-    fn run(&self, args: &[&str]) -> (i32, String) {
-        let out = Command::cargo_bin("ferry-agent")
-            .unwrap()
-            .env_remove("FERRY_AGENT_CONFIG")
-            .arg("--config")
-            .arg(self.path("agent.toml"))
-            .args(args)
-            .output()
-            .unwrap();
-        (out.status.code().unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-
-    /// A file outside the state directory that a planted link points at.
-    fn victim(&self) -> PathBuf {
-        let victim = self.path("victim");
-        std::fs::write(&victim, "precious\n").unwrap();
-        victim
-    }
-}
-
-fn code(exit: Exit) -> i32 {
-    i32::from(exit.code())
+/// A file outside the state directory that a planted link points at.
+fn victim(site: &Site) -> PathBuf {
+    let victim = site.path("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    victim
 }
 
 fn chmod(path: &Path, mode: u32) {
@@ -74,30 +26,30 @@ fn chmod(path: &Path, mode: u32) {
 
 #[test]
 fn a_state_directory_others_can_write_is_refused() {
-    let site = Site::new();
+    let site = Site::quiet();
     for (mode, who) in [(0o777, "every user"), (0o1777, "every user"), (0o770, "its group")] {
-        chmod(&site.state(), mode);
+        chmod(&site.state_dir(), mode);
         for command in ["check", "status", "notify"] {
             let (exit, err) = site.run(&[command]);
             assert_eq!(exit, code(Exit::State), "{command}: {err}");
             assert!(err.contains(&format!("is writable by {who}")) && err.contains("chmod go-w"), "{command}: {err}");
         }
-        assert_eq!(std::fs::read_dir(site.state()).unwrap().count(), 0, "the agent wrote into it");
+        assert_eq!(std::fs::read_dir(site.state_dir()).unwrap().count(), 0, "the agent wrote into it");
     }
 }
 
 #[test]
 fn a_state_directory_owned_by_another_user_is_refused() {
-    let site = Site::new();
+    let site = Site::quiet();
     let me = rustix::process::geteuid().as_raw();
     let other = if me == 4242 { 4243 } else { 4242 };
     if me != 0 {
         // Only root can give a directory away; a non-root run checks the other rule instead.
-        chmod(&site.state(), 0o777);
+        chmod(&site.state_dir(), 0o777);
         assert_eq!(site.run(&["check"]).0, code(Exit::State));
         return;
     }
-    std::os::unix::fs::chown(site.state(), Some(other), None).unwrap();
+    std::os::unix::fs::chown(site.state_dir(), Some(other), None).unwrap();
     let (exit, err) = site.run(&["check"]);
     assert_eq!(exit, code(Exit::State), "{err}");
     assert!(err.contains(&format!("is owned by uid {other}, not by this user (uid 0) or root")), "{err}");
@@ -105,19 +57,19 @@ fn a_state_directory_owned_by_another_user_is_refused() {
 
 #[test]
 fn a_missing_state_directory_is_created_private() {
-    let site = Site::new();
-    std::fs::remove_dir(site.state()).unwrap();
+    let site = Site::quiet();
+    std::fs::remove_dir(site.state_dir()).unwrap();
     // The check gets past the state directory and fails only at the closed server address.
     let (exit, err) = site.run(&["check"]);
     assert_eq!(exit, code(Exit::Unreachable), "{err}");
-    assert_eq!(std::fs::metadata(site.state()).unwrap().permissions().mode() & 0o7777, 0o700);
+    assert_eq!(std::fs::metadata(site.state_dir()).unwrap().permissions().mode() & 0o7777, 0o700);
 }
 
 #[test]
 fn a_symlinked_event_queue_is_refused_and_its_target_untouched() {
-    let site = Site::new();
-    let victim = site.victim();
-    std::os::unix::fs::symlink(&victim, site.state().join("events.jsonl")).unwrap();
+    let site = Site::quiet();
+    let victim = victim(&site);
+    std::os::unix::fs::symlink(&victim, site.state_dir().join("events.jsonl")).unwrap();
     let (exit, err) = site.run(&["check"]);
     assert_eq!(exit, code(Exit::State), "{err}");
     assert!(err.contains("events.jsonl") && err.contains("symlink"), "{err}");
@@ -127,23 +79,23 @@ fn a_symlinked_event_queue_is_refused_and_its_target_untouched() {
 #[test]
 fn a_symlinked_state_file_is_refused_and_its_target_untouched() {
     for name in ["state.json", "state.json.bak"] {
-        let site = Site::new();
-        let victim = site.victim();
-        std::os::unix::fs::symlink(&victim, site.state().join(name)).unwrap();
+        let site = Site::quiet();
+        let victim = victim(&site);
+        std::os::unix::fs::symlink(&victim, site.state_dir().join(name)).unwrap();
         for command in [&["check"][..], &["status"][..]] {
             let (exit, err) = site.run(command);
             assert_eq!(exit, code(Exit::State), "{command:?}: {err}");
             assert!(err.contains(name) && err.contains("symlink"), "{command:?}: {err}");
         }
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
-        assert!(std::fs::symlink_metadata(site.state().join(name)).unwrap().is_symlink(), "the link was replaced");
+        assert!(std::fs::symlink_metadata(site.state_dir().join(name)).unwrap().is_symlink(), "the link was replaced");
     }
 }
 
 #[test]
 fn config_check_lists_every_problem_at_once() {
-    let site = Site::new();
-    chmod(&site.state(), 0o777);
+    let site = Site::quiet();
+    chmod(&site.state_dir(), 0o777);
     let shared_root = site.path("shared-root");
     std::fs::create_dir(&shared_root).unwrap();
     chmod(&shared_root, 0o777);
@@ -175,10 +127,10 @@ fn config_check_lists_every_problem_at_once() {
 
 #[test]
 fn the_file_system_root_is_refused_as_the_state_directory() {
-    let site = Site::new();
+    let site = Site::quiet();
     let config = std::fs::read_to_string(site.path("agent.toml"))
         .unwrap()
-        .replace(&format!("state_dir = \"{}\"", site.state().display()), "state_dir = \"/\"");
+        .replace(&format!("state_dir = \"{}\"", site.state_dir().display()), "state_dir = \"/\"");
     assert!(config.contains("state_dir = \"/\""));
     std::fs::write(site.path("agent.toml"), config).unwrap();
     let (exit, err) = site.run(&["config", "check"]);

@@ -41,8 +41,8 @@ pub fn run(config_path: &Path, args: &Args) -> Outcome {
             "checked_at": (saved.at > 0).then_some(saved.at),
             "awaiting_consent": offers,
             "in_progress": state.job.as_ref().map(|j| json!({
-                "release": j.target.release.0, "product": j.target.product, "version": j.target.version,
-                "phase": j.phase.name()})),
+                "release": j.release().map(|r| r.0), "product": j.product(), "version": j.version(),
+                "job": if j.is_rollback() { "rollback" } else { "update" }, "phase": j.phase.name()})),
         });
         println!("{value:#}");
     } else {
@@ -50,7 +50,8 @@ pub fn run(config_path: &Path, args: &Args) -> Outcome {
             println!("no check yet: run `ferry-agent check`");
         }
         if let Some(job) = &state.job {
-            println!("in progress: {} {} ({})", job.target.product, job.target.version, job.phase.name());
+            let what = if job.is_rollback() { "rollback from " } else { "" };
+            println!("in progress: {what}{} {} ({})", job.product(), job.version(), job.phase.name());
         }
         if waiting.is_empty() {
             println!("no optional update waits for consent");

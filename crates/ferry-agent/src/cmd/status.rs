@@ -107,8 +107,19 @@ fn print_text(config: &Config, state: &State, source: &Source, events: &Summary)
 }
 
 fn print_job(job: &Job) {
-    let t = &job.target;
     let previous = job.previous.as_ref().map_or("nothing".to_owned(), ToString::to_string);
+    let Some(t) = job.target() else {
+        let from =
+            job.release().map_or_else(|| job.version().to_string(), |r| format!("{} (release {r})", job.version()));
+        println!(
+            "rollback:  {} {} from {from} to {previous}, started {}",
+            job.product(),
+            job.kind().as_str(),
+            format_unix(job.started_at)
+        );
+        println!("phase:     {}", describe(&job.phase));
+        return;
+    };
     println!(
         "update:    {} {} (release {}, {}{}), replacing {previous}, started {}",
         t.product,
@@ -124,7 +135,6 @@ fn print_job(job: &Job) {
 fn describe(phase: &Phase) -> String {
     match phase {
         Phase::Downloading { bytes } => format!("downloading ({bytes} bytes so far)"),
-        Phase::Verifying => "verifying the download".to_owned(),
         Phase::Downloaded { deferred: None } => "downloaded and verified".to_owned(),
         Phase::Downloaded { deferred: Some(d) } => format!("downloaded, deferred: {}", deferral(d)),
         Phase::Installing { attempts } => format!("installing (attempt {attempts} of {MAX_ATTEMPTS})"),
@@ -143,7 +153,6 @@ fn deferral(d: &ferry_agent::state::Deferral) -> String {
     use ferry_agent::state::Deferral;
     match d {
         Deferral::Window => "outside the maintenance window".to_owned(),
-        Deferral::Consent => "waiting for `ferry-agent install`".to_owned(),
         Deferral::RetryLater { not_before } => format!("the handler asked to retry after {}", format_unix(*not_before)),
     }
 }

@@ -3,28 +3,29 @@
 //! offline keys, signed root), and `ferry-agent` processes with their own state directories.
 //!
 //! The `ferry` binary belongs to another package; Cargo builds every workspace binary before
-//! the workspace's tests run, and when it is missing (`cargo test -p ferry-agent` alone) it is
-//! built here first.
+//! the workspace's tests run, and when it is missing or older than its sources
+//! (`cargo test -p ferry-agent` alone) it is built here first.
 #![allow(dead_code)]
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
-
-use assert_cmd::cargo::cargo_bin;
+use std::time::SystemTime;
 
 pub const PASSPHRASE: &str = "e2e passphrase";
 pub const PLATFORM: &str = "linux-x86_64";
 pub const PRODUCT: &str = "app";
 
-/// The `ferry` binary beside `ferry-agent`, built if missing.
+/// The `ferry` binary beside `ferry-agent`, built first when it is missing or older than any
+/// source it is built from: Cargo builds it for the workspace's tests, not for this package's,
+/// so after `cargo test -p ferry-agent` alone it may be an old build.
 pub fn ferry_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let agent = cargo_bin("ferry-agent");
-        let ferry = agent.with_file_name("ferry");
-        if !ferry.exists() {
+        let ferry = Path::new(AGENT).with_file_name("ferry");
+        let built = std::fs::metadata(&ferry).and_then(|m| m.modified()).ok();
+        if built.is_none_or(|built| newest_source() > built) {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo).args(["build", "-p", "ferry", "--bin", "ferry"]).status().unwrap();
             assert!(status.success(), "building the ferry binary failed");
@@ -33,6 +34,41 @@ pub fn ferry_bin() -> PathBuf {
         ferry
     })
     .clone()
+}
+
+/// The latest modification time among the workspace's manifests and the sources of every crate
+/// but the agent's (those `ferry` is built from, and a few more).
+fn newest_source() -> SystemTime {
+    fn walk(path: &Path, newest: &mut SystemTime) {
+        let Ok(meta) = std::fs::symlink_metadata(path) else { return };
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+                walk(&entry.path(), newest);
+            }
+        } else if let Ok(modified) = meta.modified() {
+            *newest = (*newest).max(modified);
+        }
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut newest = SystemTime::UNIX_EPOCH;
+    walk(&workspace.join("Cargo.toml"), &mut newest);
+    walk(&workspace.join("Cargo.lock"), &mut newest);
+    for entry in std::fs::read_dir(workspace.join("crates")).unwrap().flatten() {
+        if entry.file_name() != "ferry-agent" {
+            for part in ["Cargo.toml", "build.rs", "src", "migrations"] {
+                walk(&entry.path().join(part), &mut newest);
+            }
+        }
+    }
+    newest
+}
+
+/// The `ferry-agent` binary of this build (Cargo builds it for the package's own tests).
+pub const AGENT: &str = env!("CARGO_BIN_EXE_ferry-agent");
+
+/// The process exit code of `e`, as [`output`] returns it.
+pub fn exit(e: ferry_agent::exit::Exit) -> i32 {
+    e.code().into()
 }
 
 /// Runs a command to its end: exit code, stdout, stderr.
@@ -301,7 +337,7 @@ timeout_secs = 30
 
     /// `ferry-agent --config CONFIG`.
     pub fn agent(&self) -> Command {
-        let mut cmd = Command::new(cargo_bin("ferry-agent"));
+        let mut cmd = Command::new(AGENT);
         cmd.env_clear().arg("--config").arg(&self.config);
         cmd
     }
