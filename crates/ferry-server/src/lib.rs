@@ -19,7 +19,6 @@ pub mod state;
 pub mod trust;
 
 use std::future::Future;
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -207,22 +206,9 @@ async fn issue_saved_admin_token(store: &dyn Store, data_dir: &Path, name: &str)
     Ok(created.secret)
 }
 
-/// Writes a secret atomically (temp file, fsync, rename, fsync directory), readable only by
-/// the owner.
+/// Writes a secret atomically and durably, readable only by the owner.
 fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&tmp)?;
-        writeln!(f, "{secret}")?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    Ok(ferry_fs::write_file(path, format!("{secret}\n").as_bytes(), ferry_fs::Access::Private)?)
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then finishes in-flight requests.
