@@ -169,8 +169,7 @@ impl Device {
 
     /// `ferry-agent check`: its exit code and standard error.
     fn check(&self) -> (i32, String) {
-        let out = Command::cargo_bin("ferry-agent")
-            .unwrap()
+        let out = Command::new(env!("CARGO_BIN_EXE_ferry-agent"))
             .env_remove("FERRY_AGENT_CONFIG")
             .env_remove("HTTP_PROXY")
             .env_remove("http_proxy")

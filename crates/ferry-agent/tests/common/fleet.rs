@@ -2,37 +2,29 @@
 //! data directory, set up through the `ferry` CLI as an administrator would (catalogue, group,
 //! offline keys, signed root), and `ferry-agent` processes with their own state directories.
 //!
-//! The `ferry` binary belongs to another package; Cargo builds every workspace binary before
-//! the workspace's tests run, and when it is missing (`cargo test -p ferry-agent` alone) it is
-//! built here first.
+//! The `ferry` binary belongs to another package, so it is built through Cargo before it runs
+//! (see `workspace_binary`): never a stale one.
 #![allow(dead_code)]
+
+#[path = "../../../ferry/tests/common/workspace_binary.rs"]
+mod workspace_binary;
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
-use assert_cmd::cargo::cargo_bin;
-
 pub const PASSPHRASE: &str = "e2e passphrase";
 pub const PLATFORM: &str = "linux-x86_64";
 pub const PRODUCT: &str = "app";
 
-/// The `ferry` binary beside `ferry-agent`, built if missing.
+/// The agent under test.
+pub const AGENT: &str = env!("CARGO_BIN_EXE_ferry-agent");
+
+/// The `ferry` binary beside `ferry-agent`, built from the current sources.
 pub fn ferry_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let agent = cargo_bin("ferry-agent");
-        let ferry = agent.with_file_name("ferry");
-        if !ferry.exists() {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo).args(["build", "-p", "ferry", "--bin", "ferry"]).status().unwrap();
-            assert!(status.success(), "building the ferry binary failed");
-        }
-        assert!(ferry.exists(), "no ferry binary at {}", ferry.display());
-        ferry
-    })
-    .clone()
+    BIN.get_or_init(|| workspace_binary::workspace_binary("ferry", Path::new(AGENT))).clone()
 }
 
 /// Runs a command to its end: exit code, stdout, stderr.
@@ -301,7 +293,7 @@ timeout_secs = 30
 
     /// `ferry-agent --config CONFIG`.
     pub fn agent(&self) -> Command {
-        let mut cmd = Command::new(cargo_bin("ferry-agent"));
+        let mut cmd = Command::new(AGENT);
         cmd.env_clear().arg("--config").arg(&self.config);
         cmd
     }
