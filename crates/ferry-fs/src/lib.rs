@@ -67,11 +67,8 @@ pub fn write_new_file(path: &Path, bytes: &[u8], access: Access) -> Result<(), I
 fn write(path: &Path, bytes: &[u8], access: Access, keep_existing: bool) -> Result<(), IoError> {
     let dir = parent_of(path);
     let (tmp, mut file) = create_temporary(path, access)?;
-    let written = file
-        .write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(IoError::on("write", &tmp))
-        .and_then(|()| {
+    let written =
+        file.write_all(bytes).and_then(|()| file.sync_all()).map_err(IoError::on("write", &tmp)).and_then(|()| {
             drop(file);
             if keep_existing {
                 rename_no_replace(&tmp, path).map_err(IoError::on("create", path))

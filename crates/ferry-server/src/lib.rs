@@ -172,7 +172,9 @@ async fn bootstrap_admin_token(state: &Arc<AppState>) -> Result<Option<String>, 
     if !state.store.list_admin_tokens().await?.is_empty() {
         return Ok(None);
     }
-    issue_saved_admin_token(state.store.as_ref(), &state.config.data_dir, "initial-admin", state.clock.now()).await.map(Some)
+    issue_saved_admin_token(state.store.as_ref(), &state.config.data_dir, "initial-admin", state.clock.now())
+        .await
+        .map(Some)
 }
 
 /// Name of the token [`recover_admin_token`] creates.
@@ -197,7 +199,12 @@ pub async fn recover_admin_token(config: &Config) -> Result<String, ServerError>
 }
 
 /// Creates an admin token named `name` and saves its secret to `DATA_DIR/admin-token`.
-async fn issue_saved_admin_token(store: &dyn Store, data_dir: &Path, name: &str, at: i64) -> Result<String, ServerError> {
+async fn issue_saved_admin_token(
+    store: &dyn Store,
+    data_dir: &Path,
+    name: &str,
+    at: i64,
+) -> Result<String, ServerError> {
     let created = routes::tokens::issue(store, name, Role::Admin, at).await.map_err(|e| ServerError::Io {
         context: "creating an admin token".into(),
         source: std::io::Error::other(e.message),

@@ -128,4 +128,3 @@ impl AppState {
         Err(failed)
     }
 }
-

@@ -7,7 +7,6 @@ mod common;
 
 use std::process::Command;
 
-
 /// The quick start's shell commands (the second block of the section), adapted to this test:
 /// the build step is skipped (the test binary is on PATH) and the address is the test server's.
 fn quick_start_script(url: &str) -> String {

@@ -69,7 +69,8 @@ pub async fn preauthorize(
 ) -> ApiResult<(StatusCode, Json<PreauthorizedDevice>)> {
     admin.require(Role::Operator)?;
     let enrollment_key = new_secret(DEVICE_ENROLLMENT_KEY_PREFIX);
-    let device = st.store.preauthorize_device(&spec.id, &spec.groups, &hash_secret(&enrollment_key), st.clock.now()).await?;
+    let device =
+        st.store.preauthorize_device(&spec.id, &spec.groups, &hash_secret(&enrollment_key), st.clock.now()).await?;
     tracing::info!(device = %spec.id, by = %admin.name, "device pre-authorised");
     Ok((StatusCode::CREATED, Json(PreauthorizedDevice { device, enrollment_key })))
 }

@@ -12,11 +12,11 @@ use ferry_api::{
 };
 use ferry_client::{AdminClient, ClientError, DeviceClient};
 use ferry_core::{Artifact, DeviceStatus, Release, ReleaseKind, Sha256};
-use ferry_store::ApprovalAction;
-use sha2::Digest as _;
 use ferry_server::{App, Config};
+use ferry_store::ApprovalAction;
 use ferry_store::Store;
 use ferry_store_sql::testing::TempPostgres;
+use sha2::Digest as _;
 use tokio::sync::oneshot;
 
 /// Which database a test runs on.
