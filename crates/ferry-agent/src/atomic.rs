@@ -1,68 +1,22 @@
-//! Writes that survive a crash or a power cut: the bytes go to a temporary file in the same
-//! directory, are flushed to disk, then renamed over the destination, and the directory is
-//! flushed so that the rename itself is durable. Afterwards the destination holds either its
-//! old content or all of the new, never a part.
-//!
-//! Files in the state directory are never reached through a symlink: the agent often runs as
-//! root, and a link planted there (`events.jsonl -> /etc/shadow`) would otherwise make it read
-//! or append to whatever the link names. Opens use `O_NOFOLLOW`, the temporary file of a write
-//! is created exclusively, and `rename` replaces a link itself, never its target.
+//! Files of the state directory, which are never reached through a symlink: the agent often
+//! runs as root, and a link planted there (`events.jsonl -> /etc/shadow`) would otherwise make it
+//! read or append to whatever the link names. Opens use `O_NOFOLLOW`; writes go through
+//! [`write_file`], which never writes through a link either.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+pub use ferry_fs::{parent_of, remove_dir_all_if_exists, remove_file_if_exists, sync_dir, IoError};
 
 /// `O_NOFOLLOW` for [`OpenOptionsExt::custom_flags`]: opening a symlink fails (`ELOOP`).
 pub const NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
 
-/// An IO failure on a named path, for error messages that say where.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot {action} {}: {source}", .path.display())]
-pub struct IoError {
-    /// "read", "write", "rename", ...
-    pub action: &'static str,
-    /// The file or directory.
-    pub path: PathBuf,
-    /// The cause.
-    pub source: std::io::Error,
-}
-
-impl IoError {
-    /// A closure wrapping an [`std::io::Error`] on `path`, for `map_err`.
-    pub fn on(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> IoError {
-        let path = path.to_owned();
-        move |source| IoError { action, path, source }
-    }
-}
-
-/// The directory holding `path` (`.` for a bare file name).
-pub fn parent_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    }
-}
-
-/// Replaces `path` with `bytes` atomically and durably. The temporary file is
-/// `.NAME.tmp` beside it; a leftover from an interrupted write is simply overwritten.
+/// Replaces `path` with `bytes` atomically and durably ([`ferry_fs::write_file`]), readable
+/// only by the agent's user.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
-    let dir = parent_of(path);
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    // A leftover (or a planted link) is removed, then the file is created exclusively, which
-    // refuses to go through a symlink.
-    remove_file_if_exists(&tmp)?;
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(NOFOLLOW)
-        .open(&tmp)
-        .map_err(IoError::on("create", &tmp))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(IoError::on("write", &tmp))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(IoError::on("rename into place", path))?;
-    sync_dir(dir)
+    ferry_fs::write_file(path, bytes, ferry_fs::Access::Private)
 }
 
 /// Opens a file of the state directory for appending, creating it if missing; a symlink is
@@ -155,27 +109,6 @@ pub fn check_private_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Flushes a directory, so that entries created, renamed or removed in it survive a power cut.
-pub fn sync_dir(dir: &Path) -> Result<(), IoError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(IoError::on("sync directory", dir))
-}
-
-/// Removes a file that may be missing.
-pub fn remove_file_if_exists(path: &Path) -> Result<(), IoError> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(IoError::on("remove", path)(e)),
-        _ => Ok(()),
-    }
-}
-
-/// Removes a directory tree that may be missing.
-pub fn remove_dir_all_if_exists(path: &Path) -> Result<(), IoError> {
-    match std::fs::remove_dir_all(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(IoError::on("remove", path)(e)),
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +134,7 @@ mod tests {
 
     #[test]
     fn writes_replace_planted_links_instead_of_following_them() {
+        use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
         let victim = dir.path().join("victim");
         std::fs::write(&victim, b"precious").unwrap();
@@ -209,6 +143,7 @@ mod tests {
         write_file(&dir.path().join("state.json"), b"new").unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
         assert_eq!(std::fs::read(dir.path().join("state.json")).unwrap(), b"new");
+        assert_eq!(std::fs::metadata(dir.path().join("state.json")).unwrap().permissions().mode() & 0o777, 0o600);
         assert!(!std::fs::symlink_metadata(dir.path().join("state.json")).unwrap().is_symlink());
     }
 
@@ -252,6 +187,6 @@ mod tests {
     #[test]
     fn errors_name_the_path() {
         let err = write_file(Path::new("/nonexistent-dir/x.json"), b"x").unwrap_err();
-        assert!(err.to_string().starts_with("cannot create /nonexistent-dir/.x.json.tmp"), "{err}");
+        assert!(err.to_string().starts_with("cannot create /nonexistent-dir/.x.json."), "{err}");
     }
 }

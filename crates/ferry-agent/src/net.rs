@@ -2,8 +2,6 @@
 //! device API client and both TUF repositories, the device credential on disk, and how
 //! transport and API errors map to exit codes.
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -136,21 +134,7 @@ pub fn load_credential(path: &Path) -> Result<Option<String>, Failure> {
 pub fn save_credential(path: &Path, credential: &str) -> Result<(), IoError> {
     let dir = atomic::parent_of(path);
     std::fs::create_dir_all(dir).map_err(IoError::on("create", dir))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let _ = std::fs::remove_file(&tmp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(IoError::on("create", &tmp))?;
-    file.write_all(format!("{credential}\n").as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(IoError::on("write", &tmp))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(IoError::on("rename into place", path))?;
-    atomic::sync_dir(dir)
+    ferry_fs::write_file(path, format!("{credential}\n").as_bytes(), ferry_fs::Access::Private)
 }
 
 /// The exit code and message for a failed request to the server.

@@ -231,10 +231,6 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
 /// Publishes root 1 and targets 1 listing `releases`, with a snapshot and timestamp signed by
 /// the server's online keys, as a publisher's push would.
 async fn sign_releases(app: &App, releases: &[Release]) -> anyhow::Result<()> {
@@ -243,7 +239,7 @@ async fn sign_releases(app: &App, releases: &[Release]) -> anyhow::Result<()> {
     use ferry_tuf::{KeyKind, MetaFile, Root, SigningKey, Snapshot, Targets, Timestamp};
     let st = app.state();
     let keys = st.keys();
-    let now = unix_now();
+    let now = ferry_core::time::now();
     let expires = ferry_tuf::time::format_expires(now + 365 * 86_400);
     let root_key = SigningKey::generate(KeyKind::Ed25519)?;
     let targets_key = SigningKey::generate(KeyKind::Ed25519)?;
@@ -372,7 +368,7 @@ fn director_cost(args: &CostArgs) -> anyhow::Result<()> {
         created_at: 0,
         archived: false,
     };
-    let now = unix_now();
+    let now = ferry_core::time::now();
     let (mut chain, mut single) = (Vec::new(), Vec::new());
     let mut bytes = 0;
     for _ in 0..args.rounds {

@@ -86,10 +86,6 @@ fn write_and_hash(path: &Path, mut chunks: mpsc::Receiver<Bytes>) -> std::io::Re
     Ok((written, hasher.finalize().into()))
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
-
 #[async_trait]
 impl ContentStore for FsContentStore {
     async fn put(&self, declared_len: u64, expected: Option<&Sha256>, mut body: ByteStream) -> Result<PutOutcome> {
@@ -150,8 +146,7 @@ impl ContentStore for FsContentStore {
             tokio::task::spawn_blocking(move || -> std::io::Result<()> {
                 let dir = dest.parent().expect("content paths have a parent");
                 create_private_dir(dir)?;
-                std::fs::rename(&tmp, &dest)?;
-                sync_dir(dir)
+                Ok(ferry_fs::rename(&tmp, &dest)?)
             })
         };
         match promote.await {

@@ -19,7 +19,6 @@ pub mod state;
 pub mod trust;
 
 use std::future::Future;
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -103,12 +102,13 @@ impl App {
             credentials,
             keys: std::sync::RwLock::new(Arc::new(keys)),
             rotation: Default::default(),
+            clock: Default::default(),
         });
         trust::image::adopt_rotated_keys(&state).await.map_err(|e| ServerError::Io {
             context: "finishing an online-key rotation".into(),
             source: std::io::Error::other(e.message),
         })?;
-        trust::director::ensure_root(&state, state::now()).await.map_err(|e| ServerError::Io {
+        trust::director::ensure_root(&state, state.clock.now()).await.map_err(|e| ServerError::Io {
             context: "signing the director root".into(),
             source: std::io::Error::other(e.message),
         })?;
@@ -172,7 +172,9 @@ async fn bootstrap_admin_token(state: &Arc<AppState>) -> Result<Option<String>, 
     if !state.store.list_admin_tokens().await?.is_empty() {
         return Ok(None);
     }
-    issue_saved_admin_token(state.store.as_ref(), &state.config.data_dir, "initial-admin").await.map(Some)
+    issue_saved_admin_token(state.store.as_ref(), &state.config.data_dir, "initial-admin", state.clock.now())
+        .await
+        .map(Some)
 }
 
 /// Name of the token [`recover_admin_token`] creates.
@@ -193,12 +195,17 @@ pub async fn recover_admin_token(config: &Config) -> Result<String, ServerError>
     }
     ensure_private_dir(&config.data_dir)?;
     let store = open_store(config).await?;
-    issue_saved_admin_token(store.as_ref(), &config.data_dir, RECOVERED_TOKEN_NAME).await
+    issue_saved_admin_token(store.as_ref(), &config.data_dir, RECOVERED_TOKEN_NAME, ferry_core::time::now()).await
 }
 
 /// Creates an admin token named `name` and saves its secret to `DATA_DIR/admin-token`.
-async fn issue_saved_admin_token(store: &dyn Store, data_dir: &Path, name: &str) -> Result<String, ServerError> {
-    let created = routes::tokens::issue(store, name, Role::Admin).await.map_err(|e| ServerError::Io {
+async fn issue_saved_admin_token(
+    store: &dyn Store,
+    data_dir: &Path,
+    name: &str,
+    at: i64,
+) -> Result<String, ServerError> {
+    let created = routes::tokens::issue(store, name, Role::Admin, at).await.map_err(|e| ServerError::Io {
         context: "creating an admin token".into(),
         source: std::io::Error::other(e.message),
     })?;
@@ -207,22 +214,9 @@ async fn issue_saved_admin_token(store: &dyn Store, data_dir: &Path, name: &str)
     Ok(created.secret)
 }
 
-/// Writes a secret atomically (temp file, fsync, rename, fsync directory), readable only by
-/// the owner.
+/// Writes a secret atomically and durably, readable only by the owner.
 fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&tmp)?;
-        writeln!(f, "{secret}")?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    Ok(ferry_fs::write_file(path, format!("{secret}\n").as_bytes(), ferry_fs::Access::Private)?)
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then finishes in-flight requests.
@@ -253,12 +247,12 @@ pub async fn serve(
         let mut tick = tokio::time::interval(trust::image::REFRESH_EVERY);
         loop {
             tick.tick().await;
-            match trust::image::refresh(&state, state::now()).await {
+            match trust::image::refresh(&state, state.clock.now()).await {
                 Ok(true) => tracing::info!("image repository snapshot/timestamp re-signed before expiry"),
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e.message, "could not re-sign image repository metadata"),
             }
-            if let Err(e) = trust::director::ensure_root(&state, state::now()).await {
+            if let Err(e) = trust::director::ensure_root(&state, state.clock.now()).await {
                 tracing::warn!(error = %e.message, "could not re-sign the director root");
             }
         }

@@ -36,6 +36,42 @@ pub struct AppState {
     pub rotation: tokio::sync::RwLock<()>,
     /// Rate limits of enrollment (per source address and overall).
     pub enrollments: crate::limits::EnrollmentLimits,
+    /// The time every handler and background task goes by.
+    pub clock: Clock,
+}
+
+/// The server's clock in Unix seconds: the system clock, unless a test has set it. Tests move
+/// it instead of sleeping until metadata expires, deadlines pass or contact times advance.
+#[derive(Debug, Clone)]
+pub struct Clock(Arc<std::sync::atomic::AtomicI64>);
+
+/// The value of [`Clock`]'s cell while it follows the system clock.
+const SYSTEM: i64 = i64::MIN;
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self(Arc::new(std::sync::atomic::AtomicI64::new(SYSTEM)))
+    }
+}
+
+impl Clock {
+    /// The current time.
+    pub fn now(&self) -> i64 {
+        match self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            SYSTEM => ferry_core::time::now(),
+            set => set,
+        }
+    }
+
+    /// Stops the clock at `at`, Unix seconds: it reads `at` until set again.
+    pub fn set(&self, at: i64) {
+        self.0.store(at.max(SYSTEM + 1), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Moves the clock `secs` ahead of what it reads now, and stops it there.
+    pub fn advance(&self, secs: i64) {
+        self.set(self.now() + secs);
+    }
 }
 
 impl AppState {
@@ -91,9 +127,4 @@ impl AppState {
         *in_force = Arc::new(keys);
         Err(failed)
     }
-}
-
-/// Unix seconds now.
-pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

@@ -6,32 +6,15 @@ mod common;
 use ferry_api::*;
 use ferry_client::{AdminClient, ClientError, DeviceClient, DeviceQuery};
 use ferry_core::applicability::Verdict;
-use ferry_core::{DeviceState, DeviceStatus, Release, ReleaseKind, Role, Sha256, VersionRange};
+use ferry_core::{DeviceState, DeviceStatus, Release, ReleaseKind, Role, VersionRange};
 use ferry_store::{ApprovalAction, NewEvent};
-use sha2::Digest;
 
-fn sha(data: &[u8]) -> Sha256 {
-    Sha256::from_bytes(sha2::Sha256::digest(data).into())
-}
-
-fn code(e: &ClientError) -> (u16, ErrorCode) {
-    match e {
-        ClientError::Api { status, code, .. } => (*status, *code),
-        other => panic!("expected an API error, got {other}"),
-    }
-}
+use common::{code, report, sha, Fleet};
 
 /// A catalogue with product `agent`, platform `linux-x86_64` and group `office`.
-struct Fleet {
-    admin: AdminClient,
-    enrollment_key: String,
-    url: String,
-}
-
 async fn fleet(srv: &common::TestServer) -> Fleet {
     let product = ProductSpec { name: "agent".parse().unwrap(), description: "the agent".into() };
-    let (admin, enrollment_key) = common::catalogue(srv, product, "linux-x86_64", "office", Some((600, 0.2))).await;
-    Fleet { admin, enrollment_key, url: srv.url.clone() }
+    Fleet::new(srv, product, Some((600, 0.2))).await
 }
 
 impl Fleet {
@@ -48,35 +31,6 @@ impl Fleet {
         };
         tweak(&mut spec);
         self.admin.create_release(&spec).await.unwrap()
-    }
-
-    async fn approve(&self, release: &Release) {
-        let spec = ApprovalSpec { action: ApprovalAction::Install, deadline: None };
-        self.admin.set_approval(release.id, &"office".parse().unwrap(), &spec).await.unwrap();
-    }
-
-    async fn enroll(&self, id: &str) -> DeviceClient {
-        let mut device = DeviceClient::new(&self.url, None).unwrap();
-        let enrolled = device
-            .enroll(&EnrollRequest {
-                device_id: id.parse().unwrap(),
-                enrollment_key: Some(self.enrollment_key.clone()),
-            })
-            .await
-            .unwrap();
-        assert_eq!(enrolled.status, DeviceStatus::Accepted);
-        device.set_credential(&enrolled.credential).unwrap();
-        device
-    }
-}
-
-fn report(installed: &[(&str, &str)]) -> CheckinRequest {
-    CheckinRequest {
-        platform: Some("linux-x86_64".parse().unwrap()),
-        installed: installed.iter().map(|(p, v)| (p.parse().unwrap(), v.parse().unwrap())).collect(),
-        agent_version: Some("0.1.0".into()),
-        boot_id: Some("boot-a".into()),
-        ..Default::default()
     }
 }
 
@@ -188,7 +142,7 @@ on_both_backends!(checkin_offer_download_and_report, |srv: common::TestServer| a
     assert!(answer.offers.is_empty());
     assert!((480..=720).contains(&answer.next_checkin_secs), "interval 600 ± 20%: {}", answer.next_checkin_secs);
 
-    f.approve(&release).await;
+    f.approve(&release, None).await;
     let answer = device.checkin(&report(&[("agent", "1.0")])).await.unwrap();
     assert_eq!(answer.offers.len(), 1);
     let offer = &answer.offers[0];
@@ -270,9 +224,9 @@ on_both_backends!(approvals_decline_and_why, |srv: common::TestServer| async mov
         })
         .await;
     let device = f.enroll("pc-002").await;
-    f.approve(&old).await;
-    f.approve(&new).await;
-    f.approve(&patch).await;
+    f.approve(&old, None).await;
+    f.approve(&new, None).await;
+    f.approve(&patch, None).await;
     let answer = device.checkin(&report(&[("agent", "1.0")])).await.unwrap();
     assert_eq!(answer.offers.iter().map(|o| o.release).collect::<Vec<_>>(), vec![new.id], "only the newest is offered");
 
@@ -309,7 +263,7 @@ on_both_backends!(approvals_decline_and_why, |srv: common::TestServer| async mov
 on_both_backends!(enrollment_pending_preauthorised_and_clones, |srv: common::TestServer| async move {
     let f = fleet(&srv).await;
     let release = f.publish("2.0", b"two").await;
-    f.approve(&release).await;
+    f.approve(&release, None).await;
 
     // Without a key: pending, no offers, until an admin accepts and adds it to a group.
     let mut pending = DeviceClient::new(&f.url, None).unwrap();
@@ -545,7 +499,7 @@ async fn device_post(url: &str, path: &str, credential: &str, body: &str) -> (u1
 on_both_backends!(events_only_for_releases_the_device_has_a_part_in, |srv: common::TestServer| async move {
     let f = fleet(&srv).await;
     let offered = f.publish("2.0", b"two").await;
-    f.approve(&offered).await;
+    f.approve(&offered, None).await;
     let never = f.publish("3.0", b"three").await;
     let installed = f.publish("1.5", b"one-five").await;
     let device = f.enroll("gw-1").await;
@@ -586,7 +540,7 @@ on_both_backends!(events_only_for_releases_the_device_has_a_part_in, |srv: commo
 on_both_backends!(pending_devices_read_no_metadata_and_post_no_events, |srv: common::TestServer| async move {
     let f = fleet(&srv).await;
     let release = f.publish("2.0", b"two").await;
-    f.approve(&release).await;
+    f.approve(&release, None).await;
     let mut pending = DeviceClient::new(&f.url, None).unwrap();
     let enrolled =
         pending.enroll(&EnrollRequest { device_id: "kiosk-2".parse().unwrap(), enrollment_key: None }).await.unwrap();
@@ -616,7 +570,7 @@ on_both_backends!(pending_devices_read_no_metadata_and_post_no_events, |srv: com
 on_both_backends!(device_reports_refuse_unknown_fields_and_repeated_keys, |srv: common::TestServer| async move {
     let f = fleet(&srv).await;
     let release = f.publish("2.0", b"two").await;
-    f.approve(&release).await;
+    f.approve(&release, None).await;
     let mut device = DeviceClient::new(&f.url, None).unwrap();
     let enrolled = device
         .enroll(&EnrollRequest { device_id: "gw-2".parse().unwrap(), enrollment_key: Some(f.enrollment_key.clone()) })
@@ -665,7 +619,7 @@ on_both_backends!(approval_deadlines_outside_a_sane_range_are_refused, |srv: com
 on_both_backends!(events_are_idempotent_and_ordered, |srv: common::TestServer| async move {
     let f = fleet(&srv).await;
     let release = f.publish("2.0", b"two").await;
-    f.approve(&release).await;
+    f.approve(&release, None).await;
     let device = f.enroll("gw-1").await;
     device.checkin(&report(&[("agent", "1.0")])).await.unwrap();
     let ev = |seq, state| NewEvent {
@@ -759,7 +713,7 @@ on_both_backends!(roles_and_credential_kinds, |srv: common::TestServer| async mo
 on_both_backends!(downloads_need_entitlement, |srv: common::TestServer| async move {
     let f = fleet(&srv).await;
     let release = f.publish("2.0", b"secret firmware").await;
-    f.approve(&release).await;
+    f.approve(&release, None).await;
     let inside = f.enroll("in-1").await;
     inside.checkin(&report(&[])).await.unwrap();
     let digest = sha(b"secret firmware");
@@ -781,13 +735,15 @@ on_both_backends!(unchanged_checkins_still_record_last_contact, |srv: common::Te
     let id = "quiet-1".parse().unwrap();
     device.checkin(&report(&[("agent", "1.0")])).await.unwrap();
     let first = f.admin.get_device(&id).await.unwrap().device.last_contact.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    // Same facts again: only the contact time changes, written behind within a second or so.
+    srv.state.clock.set(first + 90);
+    // Same facts again: only the contact time changes, written behind within a second or so
+    // (the wait is for the background writer, not for time to pass).
     device.checkin(&report(&[("agent", "1.0")])).await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let now = f.admin.get_device(&id).await.unwrap().device.last_contact.unwrap();
         if now > first {
+            assert_eq!(now, first + 90, "the contact time is the server's clock at the check-in");
             break;
         }
         assert!(std::time::Instant::now() < deadline, "last contact never advanced past {first}");

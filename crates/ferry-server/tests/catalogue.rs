@@ -5,41 +5,17 @@
 mod common;
 
 use ferry_api::*;
-use ferry_client::{AdminClient, ClientError, DeviceClient};
+use ferry_client::DeviceClient;
 use ferry_core::applicability::Verdict;
-use ferry_core::{DeviceStatus, Release, Sha256};
+use ferry_core::Release;
 use ferry_store::{ApprovalAction, ReleaseChange};
-use sha2::Digest;
 
-fn sha(data: &[u8]) -> Sha256 {
-    Sha256::from_bytes(sha2::Sha256::digest(data).into())
-}
-
-fn code(e: &ClientError) -> (u16, ErrorCode) {
-    match e {
-        ClientError::Api { status, code, .. } => (*status, *code),
-        other => panic!("expected an API error, got {other}"),
-    }
-}
-
-fn message(e: &ClientError) -> String {
-    match e {
-        ClientError::Api { message, .. } => message.clone(),
-        other => panic!("expected an API error, got {other}"),
-    }
-}
+use common::{code, message, report, sha, Fleet};
 
 /// A catalogue with product `vpn`, platform `linux-x86_64` and group `office`.
-struct Fleet {
-    admin: AdminClient,
-    enrollment_key: String,
-    url: String,
-}
-
 async fn fleet(srv: &common::TestServer) -> Fleet {
     let product = ProductSpec { name: "vpn".parse().unwrap(), description: String::new() };
-    let (admin, enrollment_key) = common::catalogue(srv, product, "linux-x86_64", "office", None).await;
-    Fleet { admin, enrollment_key, url: srv.url.clone() }
+    Fleet::new(srv, product, None).await
 }
 
 impl Fleet {
@@ -62,35 +38,6 @@ impl Fleet {
         let info = self.admin.upload_content(data.clone(), Some(&sha(&data))).await.unwrap();
         let artifact = common::artifact("file.bin", &info, "application/octet-stream");
         self.admin.create_release(&common::release_spec(product, version, "linux-x86_64", artifact)).await.unwrap()
-    }
-
-    async fn approve(&self, release: &Release, deadline: Option<i64>) {
-        let spec = ApprovalSpec { action: ApprovalAction::Install, deadline };
-        self.admin.set_approval(release.id, &"office".parse().unwrap(), &spec).await.unwrap();
-    }
-
-    async fn enroll(&self, id: &str) -> DeviceClient {
-        let mut device = DeviceClient::new(&self.url, None).unwrap();
-        let enrolled = device
-            .enroll(&EnrollRequest {
-                device_id: id.parse().unwrap(),
-                enrollment_key: Some(self.enrollment_key.clone()),
-            })
-            .await
-            .unwrap();
-        assert_eq!(enrolled.status, DeviceStatus::Accepted);
-        device.set_credential(&enrolled.credential).unwrap();
-        device
-    }
-}
-
-fn report(installed: &[(&str, &str)]) -> CheckinRequest {
-    CheckinRequest {
-        platform: Some("linux-x86_64".parse().unwrap()),
-        installed: installed.iter().map(|(p, v)| (p.parse().unwrap(), v.parse().unwrap())).collect(),
-        agent_version: Some("0.1.0".into()),
-        boot_id: Some("boot-a".into()),
-        ..Default::default()
     }
 }
 

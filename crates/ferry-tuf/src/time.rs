@@ -1,31 +1,11 @@
 //! TUF's `expires` timestamps: `YYYY-MM-DDTHH:MM:SSZ`, whole seconds, UTC.
 
-use ferry_core::time::{civil_from_days, days_from_civil};
-
 use crate::error::{Result, TufError};
 
 /// Unix seconds for a TUF `expires` string.
 pub fn parse_expires(text: &str) -> Result<i64> {
-    let bad = || TufError::malformed("expires", format!("{text:?} is not YYYY-MM-DDTHH:MM:SSZ"));
-    let b = text.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z'
-    {
-        return Err(bad());
-    }
-    let num = |from: usize, to: usize| -> Result<i64> {
-        let s = &text[from..to];
-        if !s.bytes().all(|c| c.is_ascii_digit()) {
-            return Err(bad());
-        }
-        s.parse().map_err(|_| bad())
-    };
-    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (h, mi, s) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    let days = days_from_civil(y, mo, d);
-    if civil_from_days(days) != (y, mo, d) || h > 23 || mi > 59 || s > 59 {
-        return Err(bad());
-    }
-    Ok(days * 86_400 + h * 3600 + mi * 60 + s)
+    ferry_core::time::parse_unix(text)
+        .ok_or_else(|| TufError::malformed("expires", format!("{text:?} is not YYYY-MM-DDTHH:MM:SSZ")))
 }
 
 /// The TUF `expires` string for Unix seconds.

@@ -1,7 +1,6 @@
 //! Files on the device: names derived from role names and target paths, and writes that survive
 //! a crash (temporary file, fsync, rename, fsync of the directory).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -68,40 +67,30 @@ pub(crate) async fn remove_optional(path: &Path) -> Result<()> {
     }
 }
 
-/// Replaces `dir/name` with `bytes` so that a crash leaves either the old or the new content.
-/// A symlink at the temporary name or at `name` is replaced, never written through: the
-/// temporary file is removed and created exclusively, and the rename replaces a link itself.
+/// Replaces `dir/name` with `bytes` so that a crash leaves either the old or the new content
+/// ([`ferry_fs::write_file`]: a symlink at `name` is replaced, never written through). Metadata
+/// is public, so the file is readable by all.
 pub(crate) async fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    let (dir, name, bytes) = (dir.to_path_buf(), name.to_owned(), bytes.to_vec());
-    let target = dir.join(&name);
-    tokio::task::spawn_blocking(move || {
-        let tmp = dir.join(format!(".{name}.tmp"));
-        match std::fs::remove_file(&tmp) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&tmp)(e)),
-            _ => {}
-        }
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(Error::io(&tmp))?;
-        file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(Error::io(&tmp))?;
-        std::fs::rename(&tmp, dir.join(&name)).map_err(Error::io(&tmp))?;
-        sync_dir(&dir)
-    })
-    .await
-    .map_err(|e| Error::io(target)(std::io::Error::other(e)))?
+    let (target, bytes) = (dir.join(name), bytes.to_vec());
+    let write = {
+        let target = target.clone();
+        move || ferry_fs::write_file(&target, &bytes, ferry_fs::Access::Public).map_err(fs_error)
+    };
+    tokio::task::spawn_blocking(write).await.map_err(|e| Error::io(target)(std::io::Error::other(e)))?
 }
 
 /// Renames `from` to `to` and syncs the directory, so the new name survives a crash.
 pub(crate) async fn promote(from: &Path, to: &Path) -> Result<()> {
-    tokio::fs::rename(from, to).await.map_err(Error::io(from))?;
-    let dir = to.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    tokio::task::spawn_blocking(move || sync_dir(&dir)).await.map_err(|e| Error::io(to)(std::io::Error::other(e)))?
+    let (from, to) = (from.to_path_buf(), to.to_path_buf());
+    let rename = {
+        let (from, to) = (from.clone(), to.clone());
+        move || ferry_fs::rename(&from, &to).map_err(fs_error)
+    };
+    tokio::task::spawn_blocking(rename).await.map_err(|e| Error::io(from)(std::io::Error::other(e)))?
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io(dir))?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+fn fs_error(e: ferry_fs::IoError) -> Error {
+    Error::io(e.path)(e.source)
 }
 
 #[cfg(test)]

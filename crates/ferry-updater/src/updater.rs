@@ -2,7 +2,6 @@
 //! [`ferry_tuf::TrustedSet`].
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferry_tuf::trusted::MAX_DELEGATIONS;
 use ferry_tuf::{TargetFile, TargetSearch, Targets, TimestampUpdate, TrustedSet};
@@ -184,10 +183,8 @@ impl Repository {
 
     /// The configured fixed time, or the system clock.
     fn clock(&self) -> i64 {
-        self.config.now.unwrap_or_else(|| {
-            // Before 1970 reads as 0, which the plausibility check refuses.
-            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        })
+        // Before 1970 reads as 0, which the plausibility check refuses.
+        self.config.now.unwrap_or_else(ferry_core::time::now)
     }
 
     /// The clock, refused when it reads before the earliest plausible time.

@@ -1,21 +1,11 @@
-//! Writing files so that a crash, a full disk or a pulled USB stick never leaves a half-written
-//! key or metadata file: the bytes go to a temporary file in the same directory, are flushed to
-//! disk, then renamed over the destination, and the directory is flushed so that the rename
-//! survives a power cut.
+//! Key and metadata files written so that a crash, a full disk or a pulled USB stick never
+//! leaves a half-written one ([`ferry_fs::write_file`]), with the CLI's errors.
 
-use std::io::Write as _;
 use std::path::Path;
 
-use crate::exit::{exists, LocalFileError};
+pub use ferry_fs::Access;
 
-/// Who may read the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Only the owner (mode 0600): private keys.
-    Private,
-    /// Everyone (mode 0644): public keys and metadata, which are meant to be carried around.
-    Public,
-}
+use crate::exit::{exists, LocalFileError};
 
 /// Whether an existing file at the destination may be replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,33 +17,20 @@ pub enum Existing {
 }
 
 /// Writes `bytes` to `path` atomically: afterwards the file holds either its old content or all
-/// of `bytes`, never a part.
+/// of `bytes`, never a part. A private key is never readable by others, not even for a moment.
 pub fn write_file(path: &Path, bytes: &[u8], access: Access, existing: Existing) -> anyhow::Result<()> {
-    let fail = |source| anyhow::Error::from(LocalFileError { action: "write", path: path.to_owned(), source });
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    // tempfile creates the file with mode 0600, so a private key is never readable by others,
-    // not even for a moment.
-    let mut tmp = tempfile::Builder::new().prefix(".ferry-").suffix(".tmp").tempfile_in(dir).map_err(fail)?;
-    #[cfg(unix)]
-    if access == Access::Public {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644)).map_err(fail)?;
-    }
-    tmp.write_all(bytes).and_then(|()| tmp.as_file().sync_all()).map_err(fail)?;
-    let persisted = match existing {
-        Existing::Replace => tmp.persist(path),
+    let written = match existing {
+        Existing::Replace => ferry_fs::write_file(path, bytes, access),
         // Atomic too: the rename refuses to replace a file that appeared since any earlier check.
-        Existing::Keep => tmp.persist_noclobber(path),
+        Existing::Keep => ferry_fs::write_new_file(path, bytes, access),
     };
-    if let Err(e) = persisted {
-        return Err(if e.error.kind() == std::io::ErrorKind::AlreadyExists { exists(path) } else { fail(e.error) });
-    }
-    #[cfg(unix)]
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(fail)?;
-    Ok(())
+    written.map_err(|e| {
+        if e.source.kind() == std::io::ErrorKind::AlreadyExists && e.path == path {
+            exists(path)
+        } else {
+            LocalFileError { action: "write", path: path.to_owned(), source: e.source }.into()
+        }
+    })
 }
 
 #[cfg(test)]

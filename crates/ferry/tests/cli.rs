@@ -40,7 +40,7 @@ fn help_lists_the_commands() {
 /// The real binary shows the help of every subcommand, as its own help lists them.
 #[test]
 fn every_subcommand_shows_its_help() {
-    let paths = doc_commands::run_every_help(&assert_cmd::cargo::cargo_bin("ferry"));
+    let paths = doc_commands::run_every_help(std::path::Path::new(env!("CARGO_BIN_EXE_ferry")));
     for expected in [&["serve"][..], &["release", "publish"], &["trust", "push"], &["device", "why"]] {
         assert!(paths.iter().any(|p| p == expected), "{expected:?} missing from {paths:?}");
     }

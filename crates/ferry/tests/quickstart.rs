@@ -7,8 +7,6 @@ mod common;
 
 use std::process::Command;
 
-use assert_cmd::cargo::cargo_bin;
-
 /// The quick start's shell commands (the second block of the section), adapted to this test:
 /// the build step is skipped (the test binary is on PATH) and the address is the test server's.
 fn quick_start_script(url: &str) -> String {
@@ -28,8 +26,9 @@ fn quick_start_script(url: &str) -> String {
 fn the_readme_quick_start_works() {
     let dir = tempfile::tempdir().unwrap();
     let server = common::Server::start_in(dir.path());
-    let ferry = cargo_bin("ferry");
-    ensure_agent_beside(&ferry);
+    let ferry = std::path::Path::new(env!("CARGO_BIN_EXE_ferry"));
+    // The quick start runs `ferry-agent` from the same directory as `ferry`.
+    common::workspace_binary::workspace_binary("ferry-agent", ferry);
 
     let script = quick_start_script(&server.url);
     let bin_dir = ferry.parent().unwrap();
@@ -82,16 +81,4 @@ fn the_readme_quick_start_works() {
     let status = git(&["status", "--porcelain", "--untracked-files=all"]);
     let untracked = String::from_utf8_lossy(&status.stdout).replace("?? .gitignore\n", "");
     assert!(status.status.success() && untracked.is_empty(), "not in .gitignore:\n{untracked}");
-}
-
-/// The quick start runs `ferry-agent` from the same directory as `ferry`. Cargo builds every
-/// workspace binary before the workspace's tests; when only this package is tested, the agent
-/// is built here.
-fn ensure_agent_beside(ferry: &std::path::Path) {
-    if ferry.with_file_name("ferry-agent").exists() {
-        return;
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo).args(["build", "-p", "ferry-agent", "--bin", "ferry-agent"]).status().unwrap();
-    assert!(status.success(), "building ferry-agent failed");
 }

@@ -2,65 +2,26 @@
 //! data directory, set up through the `ferry` CLI as an administrator would (catalogue, group,
 //! offline keys, signed root), and `ferry-agent` processes with their own state directories.
 //!
-//! The `ferry` binary belongs to another package; Cargo builds every workspace binary before
-//! the workspace's tests run, and when it is missing or older than its sources
-//! (`cargo test -p ferry-agent` alone) it is built here first.
+//! The `ferry` binary belongs to another package, so it is built through Cargo before it runs
+//! (see `workspace_binary`): never a stale one.
 #![allow(dead_code)]
+
+#[path = "../../../ferry/tests/common/workspace_binary.rs"]
+mod workspace_binary;
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::SystemTime;
 
 pub const PASSPHRASE: &str = "e2e passphrase";
 pub const PLATFORM: &str = "linux-x86_64";
 pub const PRODUCT: &str = "app";
 
-/// The `ferry` binary beside `ferry-agent`, built first when it is missing or older than any
-/// source it is built from: Cargo builds it for the workspace's tests, not for this package's,
-/// so after `cargo test -p ferry-agent` alone it may be an old build.
+/// The `ferry` binary beside `ferry-agent`, built from the current sources.
 pub fn ferry_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let ferry = Path::new(AGENT).with_file_name("ferry");
-        let built = std::fs::metadata(&ferry).and_then(|m| m.modified()).ok();
-        if built.is_none_or(|built| newest_source() > built) {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo).args(["build", "-p", "ferry", "--bin", "ferry"]).status().unwrap();
-            assert!(status.success(), "building the ferry binary failed");
-        }
-        assert!(ferry.exists(), "no ferry binary at {}", ferry.display());
-        ferry
-    })
-    .clone()
-}
-
-/// The latest modification time among the workspace's manifests and the sources of every crate
-/// but the agent's (those `ferry` is built from, and a few more).
-fn newest_source() -> SystemTime {
-    fn walk(path: &Path, newest: &mut SystemTime) {
-        let Ok(meta) = std::fs::symlink_metadata(path) else { return };
-        if meta.is_dir() {
-            for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
-                walk(&entry.path(), newest);
-            }
-        } else if let Ok(modified) = meta.modified() {
-            *newest = (*newest).max(modified);
-        }
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut newest = SystemTime::UNIX_EPOCH;
-    walk(&workspace.join("Cargo.toml"), &mut newest);
-    walk(&workspace.join("Cargo.lock"), &mut newest);
-    for entry in std::fs::read_dir(workspace.join("crates")).unwrap().flatten() {
-        if entry.file_name() != "ferry-agent" {
-            for part in ["Cargo.toml", "build.rs", "src", "migrations"] {
-                walk(&entry.path().join(part), &mut newest);
-            }
-        }
-    }
-    newest
+    BIN.get_or_init(|| workspace_binary::workspace_binary("ferry", Path::new(AGENT))).clone()
 }
 
 /// The `ferry-agent` binary of this build (Cargo builds it for the package's own tests).

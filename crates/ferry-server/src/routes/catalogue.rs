@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::state::{now, AppState};
+use crate::state::AppState;
 
 type S = State<Arc<AppState>>;
 
@@ -43,7 +43,7 @@ pub async fn create_product(
 ) -> ApiResult<(StatusCode, Json<Product>)> {
     admin.require(Role::Admin)?;
     check_description(&spec.description)?;
-    let product = Product { name: spec.name, description: spec.description, created_at: now() };
+    let product = Product { name: spec.name, description: spec.description, created_at: st.clock.now() };
     st.store.create_product(&product).await?;
     Ok((StatusCode::CREATED, Json(product)))
 }
@@ -71,7 +71,7 @@ pub async fn create_platform(
 ) -> ApiResult<(StatusCode, Json<Platform>)> {
     admin.require(Role::Admin)?;
     check_description(&spec.description)?;
-    let platform = Platform { name: spec.name, description: spec.description, created_at: now() };
+    let platform = Platform { name: spec.name, description: spec.description, created_at: st.clock.now() };
     st.store.create_platform(&platform).await?;
     Ok((StatusCode::CREATED, Json(platform)))
 }
@@ -116,14 +116,14 @@ pub async fn upload_content(State(st): S, admin: Admin, headers: HeaderMap, body
     if let Some(expected) = &expected {
         // Deduplication before transfer: identical content is not stored twice.
         if st.content.len(expected).await? == Some(declared) {
-            st.store.record_content(expected, declared, now()).await?;
+            st.store.record_content(expected, declared, st.clock.now()).await?;
             let info = ContentInfo { sha256: expected.clone(), length: declared, created: false };
             return Ok((StatusCode::OK, Json(info)).into_response());
         }
     }
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let out = st.content.put(declared, expected.as_ref(), Box::pin(stream)).await?;
-    st.store.record_content(&out.sha256, out.length, now()).await?;
+    st.store.record_content(&out.sha256, out.length, st.clock.now()).await?;
     let status = if out.created { StatusCode::CREATED } else { StatusCode::OK };
     let info = ContentInfo { sha256: out.sha256, length: out.length, created: out.created };
     Ok((status, Json(info)).into_response())
@@ -179,10 +179,10 @@ pub async fn create_release(
                     format!("artifact {} declares length {} but its content is {len} bytes", a.name, a.length),
                 ))
             }
-            Some(len) => st.store.record_content(&a.sha256, len, now()).await?,
+            Some(len) => st.store.record_content(&a.sha256, len, st.clock.now()).await?,
         }
     }
-    let created = st.store.create_release(&release, now()).await?;
+    let created = st.store.create_release(&release, st.clock.now()).await?;
     tracing::info!(release = %created.id, product = %created.product, version = %created.version, by = %admin.name, "release published");
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -311,7 +311,7 @@ pub async fn set_approval(
         return Err(ApiError::bad_request("a deadline only applies to install approvals"));
     }
     if let Some(deadline) = spec.deadline {
-        check_deadline(deadline, now())?;
+        check_deadline(deadline, st.clock.now())?;
     }
     load_release(&st, ReleaseId(id)).await?;
     if st.store.get_group(&group).await?.is_none() {
@@ -323,7 +323,7 @@ pub async fn set_approval(
         action: spec.action,
         deadline: spec.deadline,
         approved_by: admin.name.clone(),
-        approved_at: now(),
+        approved_at: st.clock.now(),
     };
     st.store.set_approval(&approval).await?;
     tracing::info!(release = id, group = %approval.group, action = approval.action.as_str(), by = %admin.name, "approval set");

@@ -18,7 +18,7 @@ use crate::auth::{hash_secret, new_secret, require_accepted, DeviceAuth};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use crate::offers;
-use crate::state::{now, AppState};
+use crate::state::AppState;
 use crate::trust::director;
 
 type S = State<Arc<AppState>>;
@@ -80,7 +80,7 @@ pub async fn enroll(
         status,
         groups,
         origin: format!("enrollment from {peer}"),
-        now: now(),
+        now: st.clock.now(),
         secret_hash,
     };
     let device = st.store.enroll_device(&enrollment).await.map_err(|e| match e {
@@ -177,7 +177,7 @@ pub async fn checkin(
     Json(req): Json<CheckinRequest>,
 ) -> ApiResult<Json<CheckinResponse>> {
     check_checkin(&req)?;
-    let at = now();
+    let at = st.clock.now();
     let director_seen = req.director_version;
     let record = checkin_changes(&device, req, at);
     if unchanged(&device, &record) {
@@ -321,7 +321,7 @@ pub async fn events(
         ));
     }
     check_reportable(&st, &device, &batch.events).await?;
-    let outcome = st.store.append_events(&device.id, &batch.events, now()).await.map_err(|e| match e {
+    let outcome = st.store.append_events(&device.id, &batch.events, st.clock.now()).await.map_err(|e| match e {
         StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, ErrorCode::OutOfOrder, m),
         other => other.into(),
     })?;

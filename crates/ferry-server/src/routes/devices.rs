@@ -16,7 +16,7 @@ use crate::auth::{hash_secret, new_secret, Admin};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::offers;
-use crate::state::{now, AppState};
+use crate::state::AppState;
 
 type S = State<Arc<AppState>>;
 
@@ -69,7 +69,8 @@ pub async fn preauthorize(
 ) -> ApiResult<(StatusCode, Json<PreauthorizedDevice>)> {
     admin.require(Role::Operator)?;
     let enrollment_key = new_secret(DEVICE_ENROLLMENT_KEY_PREFIX);
-    let device = st.store.preauthorize_device(&spec.id, &spec.groups, &hash_secret(&enrollment_key), now()).await?;
+    let device =
+        st.store.preauthorize_device(&spec.id, &spec.groups, &hash_secret(&enrollment_key), st.clock.now()).await?;
     tracing::info!(device = %spec.id, by = %admin.name, "device pre-authorised");
     Ok((StatusCode::CREATED, Json(PreauthorizedDevice { device, enrollment_key })))
 }

@@ -11,7 +11,7 @@ use ferry_store::Group;
 use crate::auth::{hash_secret, new_secret, Admin};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
-use crate::state::{now, AppState};
+use crate::state::AppState;
 
 type S = State<Arc<AppState>>;
 
@@ -71,7 +71,7 @@ pub async fn create_group(
         checkin_interval_secs: spec.checkin_interval_secs.unwrap_or(st.config.checkin.interval_secs),
         checkin_jitter: spec.checkin_jitter.unwrap_or(st.config.checkin.jitter),
         enrollment_key_hash: Some(hash_secret(&key)),
-        created_at: now(),
+        created_at: st.clock.now(),
     };
     st.store.create_group(&group).await?;
     Ok((StatusCode::CREATED, Json(GroupCreated { group: view(group), enrollment_key: key })))

@@ -11,7 +11,7 @@ use ferry_store::{AdminToken, NewAdminToken, Store};
 use crate::auth::{hash_secret, new_secret, Admin};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
-use crate::state::{now, AppState};
+use crate::state::AppState;
 
 type S = State<Arc<AppState>>;
 
@@ -26,15 +26,15 @@ pub async fn list_tokens(State(st): S, admin: Admin) -> ApiResult<Json<Vec<Admin
     Ok(Json(st.store.list_admin_tokens().await?))
 }
 
-/// Creates a token and returns its secret, which is shown only this once.
-pub async fn issue(store: &dyn Store, name: &str, role: Role) -> ApiResult<TokenCreated> {
+/// Creates a token at `at` (Unix seconds) and returns its secret, which is shown only this once.
+pub async fn issue(store: &dyn Store, name: &str, role: Role, at: i64) -> ApiResult<TokenCreated> {
     let name = name.trim();
     if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request("a token name must be 1 to 64 printable characters"));
     }
     let secret = new_secret(ADMIN_TOKEN_PREFIX);
     let token = store
-        .create_admin_token(&NewAdminToken { name: name.to_owned(), role, hash: hash_secret(&secret) }, now())
+        .create_admin_token(&NewAdminToken { name: name.to_owned(), role, hash: hash_secret(&secret) }, at)
         .await?;
     Ok(TokenCreated { token, secret })
 }
@@ -47,7 +47,7 @@ pub async fn create_token(
     Json(spec): Json<TokenSpec>,
 ) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
     admin.require(Role::Admin)?;
-    let created = issue(st.store.as_ref(), &spec.name, spec.role).await?;
+    let created = issue(st.store.as_ref(), &spec.name, spec.role, st.clock.now()).await?;
     tracing::info!(token = %created.token.name, role = spec.role.as_str(), by = %admin.name, "admin token created");
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -57,7 +57,7 @@ pub async fn create_token(
         (status = 409, description = "the last admin token cannot be revoked", body = ferry_api::ErrorBody)))]
 pub async fn revoke_token(State(st): S, admin: Admin, Path(id): Path<i64>) -> ApiResult<StatusCode> {
     admin.require(Role::Admin)?;
-    st.store.revoke_admin_token(id, now()).await?;
+    st.store.revoke_admin_token(id, st.clock.now()).await?;
     tracing::info!(token = id, by = %admin.name, "admin token revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,7 +16,7 @@ use crate::auth::{require_accepted, Admin, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::offers;
-use crate::state::{now, AppState};
+use crate::state::AppState;
 use crate::trust::image::{self, Published, TOP_LEVEL};
 use crate::trust::{director, keys};
 
@@ -77,7 +77,7 @@ pub async fn next_online_keys(State(st): S, admin: Admin) -> ApiResult<Json<serd
     responses((status = 200, description = "the director's new root version and keys", body = Object)))]
 pub async fn rotate_director(State(st): S, admin: Admin) -> ApiResult<Json<serde_json::Value>> {
     admin.require(Role::Admin)?;
-    let version = director::rotate(&st, now()).await?;
+    let version = director::rotate(&st, st.clock.now()).await?;
     let k = st.keys();
     Ok(Json(serde_json::json!({
         "root_version": version,
@@ -91,7 +91,7 @@ pub async fn rotate_director(State(st): S, admin: Admin) -> ApiResult<Json<serde
     (status = 400, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody)))]
 pub async fn push_root(State(st): S, admin: Admin, body: Bytes) -> ApiResult<(StatusCode, Json<Published>)> {
     admin.require(Role::Admin)?;
-    Ok((StatusCode::CREATED, Json(image::push_root(&st, &body, now()).await?)))
+    Ok((StatusCode::CREATED, Json(image::push_root(&st, &body, st.clock.now()).await?)))
 }
 
 #[utoipa::path(put, path = "/api/v1/trust/image/targets", tag = "trust", request_body(content = Object,
@@ -99,7 +99,7 @@ pub async fn push_root(State(st): S, admin: Admin, body: Bytes) -> ApiResult<(St
     (status = 400, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody)))]
 pub async fn push_targets(State(st): S, admin: Admin, body: Bytes) -> ApiResult<(StatusCode, Json<Published>)> {
     admin.require(Role::Admin)?;
-    Ok((StatusCode::CREATED, Json(image::push_targets(&st, "targets", &body, now()).await?)))
+    Ok((StatusCode::CREATED, Json(image::push_targets(&st, "targets", &body, st.clock.now()).await?)))
 }
 
 #[utoipa::path(put, path = "/api/v1/trust/image/roles/{role}", tag = "trust", params(("role" = String, Path)),
@@ -114,7 +114,7 @@ pub async fn push_delegated(
 ) -> ApiResult<(StatusCode, Json<Published>)> {
     admin.require(Role::Admin)?;
     check_role_name(&role)?;
-    Ok((StatusCode::CREATED, Json(image::push_targets(&st, &role, &body, now()).await?)))
+    Ok((StatusCode::CREATED, Json(image::push_targets(&st, &role, &body, st.clock.now()).await?)))
 }
 
 /// Which targets to draft.
@@ -162,7 +162,7 @@ pub async fn draft(State(st): S, admin: Admin, Query(q): Query<DraftQuery>) -> A
         None => st.store.list_releases(None).await?.into_iter().filter(|r| !image::is_signed(r, &index)).collect(),
     };
     let explicit = q.releases.is_some();
-    Ok(Json(image::draft(&st, &role, &releases, explicit, i64::from(days) * 86_400, now()).await?))
+    Ok(Json(image::draft(&st, &role, &releases, explicit, i64::from(days) * 86_400, st.clock.now()).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/trust/image/status", tag = "trust",
@@ -304,7 +304,7 @@ pub async fn director_metadata(State(st): S, caller: Caller, Path(file): Path<St
     match name {
         MetaName::Latest(_) => {
             let eval = offers::evaluate(&st, &device).await?;
-            let state = director::current(&st, &device, &eval, None, now()).await?;
+            let state = director::current(&st, &device, &eval, None, st.clock.now()).await?;
             metadata_response(state.files.timestamp, false)
         }
         MetaName::Versioned(version, role @ ("snapshot" | "targets")) => {

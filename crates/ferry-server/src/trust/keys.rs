@@ -3,7 +3,6 @@
 //! that a publisher can put their public halves into root metadata. Offline keys (root,
 //! targets) never reach the server.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use ferry_tuf::{KeyKind, SigningKey};
@@ -156,31 +155,16 @@ pub fn promote(dir: &Path, name: &str, expected: &str) -> Result<(), KeyError> {
             }
         },
     };
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| key_error(dir, format!("cannot sync: {e}")))?;
+    ferry_fs::sync_dir(dir).map_err(|e| key_error(dir, format!("cannot sync: {}", e.source)))?;
     if renamed {
         tracing::info!(key = name, keyid = expected, "online key rotated");
     }
     Ok(())
 }
 
-/// Writes a private key atomically: a 0600 temporary file, fsync, rename, directory fsync.
+/// Writes a private key atomically and durably, readable only by the owner.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("pk8.tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    Ok(ferry_fs::write_file(path, bytes, ferry_fs::Access::Private)?)
 }
 
 fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {

@@ -6,12 +6,17 @@ pub mod trust;
 
 use std::sync::Arc;
 
-use ferry_api::{ContentInfo, GroupSpec, PlatformSpec, ProductSpec, ReleaseSpec};
-use ferry_client::AdminClient;
-use ferry_core::{Artifact, ReleaseKind};
+use ferry_api::{
+    ApprovalSpec, CheckinRequest, ContentInfo, EnrollRequest, ErrorCode, GroupSpec, PlatformSpec, ProductSpec,
+    ReleaseSpec,
+};
+use ferry_client::{AdminClient, ClientError, DeviceClient};
+use ferry_core::{Artifact, DeviceStatus, Release, ReleaseKind, Sha256};
 use ferry_server::{App, Config};
+use ferry_store::ApprovalAction;
 use ferry_store::Store;
 use ferry_store_sql::testing::TempPostgres;
+use sha2::Digest as _;
 use tokio::sync::oneshot;
 
 /// Which database a test runs on.
@@ -98,6 +103,74 @@ pub async fn catalogue(
         .await
         .unwrap();
     (admin, group.enrollment_key)
+}
+
+/// The SHA-256 of `data`.
+pub fn sha(data: &[u8]) -> Sha256 {
+    Sha256::from_bytes(sha2::Sha256::digest(data).into())
+}
+
+/// The HTTP status and error code of an API error.
+pub fn code(e: &ClientError) -> (u16, ErrorCode) {
+    match e {
+        ClientError::Api { status, code, .. } => (*status, *code),
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+/// The message of an API error.
+pub fn message(e: &ClientError) -> String {
+    match e {
+        ClientError::Api { message, .. } => message.clone(),
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+/// A check-in from a linux-x86_64 device with `installed` (product, version) pairs.
+pub fn report(installed: &[(&str, &str)]) -> CheckinRequest {
+    CheckinRequest {
+        platform: Some("linux-x86_64".parse().unwrap()),
+        installed: installed.iter().map(|(p, v)| (p.parse().unwrap(), v.parse().unwrap())).collect(),
+        agent_version: Some("0.1.0".into()),
+        boot_id: Some("boot-a".into()),
+        ..Default::default()
+    }
+}
+
+/// A catalogue with one product, platform `linux-x86_64` and group `office`, as [`catalogue`]
+/// makes it; each test file adds how it publishes releases.
+pub struct Fleet {
+    pub admin: AdminClient,
+    pub enrollment_key: String,
+    pub url: String,
+}
+
+impl Fleet {
+    pub async fn new(srv: &TestServer, product: ProductSpec, checkin: Option<(u64, f64)>) -> Self {
+        let (admin, enrollment_key) = catalogue(srv, product, "linux-x86_64", "office", checkin).await;
+        Fleet { admin, enrollment_key, url: srv.url.clone() }
+    }
+
+    /// Approves `release` for installing in group `office`, by `deadline` if given.
+    pub async fn approve(&self, release: &Release, deadline: Option<i64>) {
+        let spec = ApprovalSpec { action: ApprovalAction::Install, deadline };
+        self.admin.set_approval(release.id, &"office".parse().unwrap(), &spec).await.unwrap();
+    }
+
+    /// Enrolls device `id` with the group's key; it is accepted.
+    pub async fn enroll(&self, id: &str) -> DeviceClient {
+        let mut device = DeviceClient::new(&self.url, None).unwrap();
+        let enrolled = device
+            .enroll(&EnrollRequest {
+                device_id: id.parse().unwrap(),
+                enrollment_key: Some(self.enrollment_key.clone()),
+            })
+            .await
+            .unwrap();
+        assert_eq!(enrolled.status, DeviceStatus::Accepted);
+        device.set_credential(&enrolled.credential).unwrap();
+        device
+    }
 }
 
 /// Artifact `name` of `media_type`, holding the uploaded content `info`.

@@ -15,10 +15,7 @@ use sha2::Digest;
 
 use super::{Backend, TestServer};
 
-/// The current time, Unix seconds.
-pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
+pub use ferry_core::time::now;
 
 /// A server on `backend` that requires signed releases, as servers do by default.
 pub async fn signed_server(backend: Backend) -> TestServer {

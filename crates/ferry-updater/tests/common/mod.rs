@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -35,10 +34,7 @@ pub const ENDLESS_LIMIT: usize = 64 * 1024 * 1024;
 /// The credential the server requires when started with one.
 pub const TOKEN: &str = "ferry_dev_test-credential";
 
-/// The current time, Unix seconds.
-pub fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
-}
+pub use ferry_core::time::now;
 
 /// An expiry a week ahead.
 pub fn later() -> String {

@@ -9,11 +9,11 @@ use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use assert_cmd::cargo::CommandCargoExt;
+pub mod workspace_binary;
 
 /// `ferry` with an environment holding nothing but what the test sets.
 pub fn ferry() -> Command {
-    let mut cmd = Command::cargo_bin("ferry").unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
     cmd.env_clear();
     cmd
 }
