@@ -7,9 +7,13 @@
 //! - [`keys`]: public keys as metadata lists them, verification, signing keys.
 //! - [`metadata`]: the roles, parsing that verifies over the bytes as received, signing.
 //! - [`time`]: `expires` timestamps.
+//! - [`trusted`]: the TUF client workflow as a state machine; [`uptane`]: the cross-check
+//!   between the director and the image repository; [`draft`]: checking a drafted targets
+//!   version against the published one before it is signed.
 //! - `sealed` (feature `keystore`): passphrase-sealed private keys.
 
 pub mod cjson;
+pub mod draft;
 pub mod error;
 pub mod keys;
 pub mod metadata;
