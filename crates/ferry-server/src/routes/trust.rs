@@ -18,7 +18,7 @@ use crate::extract::{Json, Path, Query};
 use crate::offers;
 use crate::state::{now, AppState};
 use crate::trust::image::{self, Published, TOP_LEVEL};
-use crate::trust::{director, keys};
+use crate::trust::{director, keys, TrustError};
 
 type S = State<Arc<AppState>>;
 
@@ -262,11 +262,7 @@ pub async fn image_target(
     if let Caller::Device(device) = &caller {
         let eval = offers::evaluate(&st, device).await?;
         if !eval.offered().iter().any(|(r, _)| r.artifacts.iter().any(|a| a.sha256 == sha)) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                ferry_api::ErrorCode::NotEntitled,
-                format!("no release offered to this device contains target {target_path}"),
-            ));
+            return Err(TrustError::NotEntitled { path: target_path }.into());
         }
     }
     crate::routes::download::serve_content(&st, &method, &sha, &headers).await
@@ -295,11 +291,7 @@ pub async fn director_metadata(State(st): S, caller: Caller, Path(file): Path<St
         _ => {}
     }
     let Caller::Device(device) = caller else {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            ferry_api::ErrorCode::Forbidden,
-            "director metadata is issued per device: fetch it with the device's credential",
-        ));
+        return Err(TrustError::PerDevice.into());
     };
     match name {
         MetaName::Latest(_) => {

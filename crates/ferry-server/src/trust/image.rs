@@ -10,18 +10,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::http::StatusCode;
-use ferry_api::ErrorCode;
 use ferry_core::Release;
 use ferry_store::{MetadataFile, Repo, Store, StoreError};
 use ferry_tuf::metadata::sign;
 use ferry_tuf::time::{format_expires, parse_expires};
-use ferry_tuf::{MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp, TufError, Verifiable};
+use ferry_tuf::{MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp, TrustedSet, TufError, Verifiable};
 use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::trust::{keys, next_version};
+use crate::trust::{keys, next_version, TrustError};
 
 /// How often the server checks whether snapshot or timestamp needs re-signing.
 pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -42,9 +40,9 @@ pub struct Published {
     pub timestamp_version: Option<u64>,
 }
 
-/// 400 `invalid_metadata` with the verifier's explanation.
-pub fn invalid(what: &str, err: impl std::fmt::Display) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidMetadata, format!("{what} refused: {err}"))
+/// A refusal of `what` with the verifier's explanation.
+fn invalid(what: &str, err: impl std::fmt::Display) -> ApiError {
+    TrustError::refused(what, err).into()
 }
 
 fn corrupt(err: TufError) -> ApiError {
@@ -66,9 +64,10 @@ fn check_unexpired(what: &str, expires: &str, now: i64) -> ApiResult<()> {
     Ok(())
 }
 
-/// Verifies and stores a new root: version 1 signed by its own root threshold, or the next
-/// version signed by both the trusted root's and its own root thresholds. Its snapshot and
-/// timestamp roles must be this server's online keys.
+/// Verifies and stores a new root as a TUF client would follow it ([`TrustedSet`]): version 1
+/// signed by its own root threshold, or the next version signed by both the trusted root's and
+/// its own root thresholds; unexpired. Its snapshot and timestamp roles must be this server's
+/// online keys.
 pub async fn push_root(st: &AppState, bytes: &[u8], now: i64) -> ApiResult<Published> {
     let new = Verifiable::<Root>::parse("root", bytes).map_err(|e| invalid("root", e))?;
     let root = &new.signed;
@@ -76,27 +75,19 @@ pub async fn push_root(st: &AppState, bytes: &[u8], now: i64) -> ApiResult<Publi
     if !root.consistent_snapshot {
         return Err(invalid("root", "consistent_snapshot must be true: Ferry serves consistent snapshots only"));
     }
-    check_unexpired("root", &root.expires, now)?;
-    match latest::<Root>(st.store.as_ref(), "root").await? {
+    let set = match latest::<Root>(st.store.as_ref(), "root").await? {
         None if root.version != 1 => {
             return Err(invalid("root", format!("the first root must be version 1, not {}", root.version)))
         }
-        None => {}
-        Some((trusted, _)) => {
-            if root.version != trusted.signed.version + 1 {
-                return Err(invalid(
-                    "root",
-                    format!(
-                        "version {} does not follow the trusted root version {}",
-                        root.version, trusted.signed.version
-                    ),
-                ));
-            }
-            new.verify_with_root("root", &trusted.signed)
-                .map_err(|e| invalid("root", format!("not signed by the trusted root's keys: {e}")))?;
+        None => {
+            TrustedSet::new(bytes, now).map_err(|e| invalid("root", format!("not signed by its own root keys: {e}")))
         }
-    }
-    new.verify_with_root("root", root).map_err(|e| invalid("root", format!("not signed by its own root keys: {e}")))?;
+        Some((_, trusted)) => {
+            let mut set = TrustedSet::new(&trusted.bytes, now).map_err(corrupt)?;
+            set.update_root(bytes).map(|()| set).map_err(|e| invalid("root", e))
+        }
+    }?;
+    set.check_final_root().map_err(|e| invalid("root", format!("{e}; set a later expiry and sign it again")))?;
     let _rotation = st.rotation.write().await;
     let keys = st.keys();
     let dir = st.config.keys_dir();
@@ -210,9 +201,7 @@ pub(crate) fn unfinished_rotation(repo: &str, version: u64, e: keys::KeyError) -
 
 fn raced(e: StoreError) -> ApiError {
     match e {
-        StoreError::Conflict(m) => {
-            ApiError::conflict(format!("{m}: another publish happened at the same time; draft, sign and push again"))
-        }
+        StoreError::Conflict(detail) => TrustError::PublishRaced { detail }.into(),
         other => other.into(),
     }
 }
@@ -223,13 +212,13 @@ pub async fn push_targets(st: &AppState, role: &str, bytes: &[u8], now: i64) -> 
     let what = format!("{role} metadata");
     let new = Verifiable::<Targets>::parse(role, bytes).map_err(|e| invalid(&what, e))?;
     let Some((root, _)) = latest::<Root>(st.store.as_ref(), "root").await? else {
-        return Err(ApiError::conflict("there is no root metadata yet: push a signed root first (`ferry trust push`)"));
+        return Err(TrustError::NoRoot.into());
     };
     if role == "targets" {
         new.verify_with_root("targets", &root.signed).map_err(|e| invalid(&what, e))?;
     } else {
         let Some((top, _)) = latest::<Targets>(st.store.as_ref(), "targets").await? else {
-            return Err(ApiError::conflict(format!("no top-level targets delegates to {role}: push targets first")));
+            return Err(TrustError::NoTopLevelTargets { role: role.to_owned() }.into());
         };
         let delegations = top.signed.delegations.as_ref();
         let delegated = delegations.and_then(|d| d.roles.iter().find(|r| r.name == role)).ok_or_else(|| {
@@ -472,16 +461,7 @@ pub async fn draft(
         let top = latest::<Targets>(st.store.as_ref(), "targets").await?;
         let found =
             top.and_then(|(t, _)| t.signed.delegations.and_then(|d| d.roles.into_iter().find(|r| r.name == role)));
-        Some(found.ok_or_else(|| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                ErrorCode::Conflict,
-                format!(
-                    "the signed top-level targets do not delegate to role {role}; add it with \
-                     `ferry targets delegate`, sign and push the top-level targets first"
-                ),
-            )
-        })?)
+        Some(found.ok_or_else(|| TrustError::NotDelegated { role: role.to_owned() })?)
     };
     let inside = |release: &Release| {
         delegation
@@ -490,19 +470,14 @@ pub async fn draft(
     };
     if explicit {
         if let Some(outside) = releases.iter().find(|r| !inside(r)) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidMetadata,
-                format!(
-                    "release {} ({} {}) is outside the paths delegated to role {role} ({:?}); sign it \
-                 with the role that covers {}/…",
-                    outside.id,
-                    outside.product,
-                    outside.version,
-                    delegation.as_ref().map(|d| d.paths.clone()).unwrap_or_default(),
-                    outside.product
-                ),
-            ));
+            return Err(TrustError::OutsideDelegation {
+                release: outside.id.0,
+                product: outside.product.to_string(),
+                version: outside.version.to_string(),
+                role: role.to_owned(),
+                paths: delegation.as_ref().and_then(|d| d.paths.clone()).unwrap_or_default(),
+            }
+            .into());
         }
     }
     let releases: Vec<&Release> = releases.iter().filter(|r| inside(r)).collect();
