@@ -4,6 +4,7 @@
 //! server, the publisher's tools and the agent's updater do the fetching and storing.
 //!
 //! - [`cjson`]: OLPC canonical JSON, the form signatures cover.
+//! - [`custom`]: what Ferry writes about a release in each target entry (`custom.ferry`).
 //! - [`keys`]: public keys as metadata lists them, verification, signing keys.
 //! - [`metadata`]: the roles, parsing that verifies over the bytes as received, signing.
 //! - [`time`]: `expires` timestamps.
@@ -13,6 +14,7 @@
 //! - `sealed` (feature `keystore`): passphrase-sealed private keys.
 
 pub mod cjson;
+pub mod custom;
 pub mod draft;
 pub mod error;
 pub mod keys;
@@ -23,6 +25,7 @@ pub mod time;
 pub mod trusted;
 pub mod uptane;
 
+pub use custom::FerryTarget;
 pub use error::{Result, TufError};
 pub use keys::{KeyKind, PublicKey, Signature, SigningKey};
 pub use metadata::{

@@ -9,13 +9,13 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use ferry_api::trust::{OnlineKeys, Published, TargetsDraft, TrustStatus};
 use ferry_client::{AdminClient, ClientError, DeviceClient};
 use ferry_core::{ProductName, ReleaseId};
 use ferry_tuf::draft::{check_draft, Expected};
 use ferry_tuf::trusted::MAX_ROOT_ROTATIONS;
-use ferry_tuf::{PublicKey, Targets, TrustedSet, TufError, Verifiable};
+use ferry_tuf::{Targets, TrustedSet, TufError, Verifiable};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::atomic::{write_file, Access, Existing};
 use crate::context::Context;
@@ -120,8 +120,8 @@ impl TrustArgs {
             TrustCommand::RotateDirectorKeys => ctx.out.show(&client.rotate_director_keys().await?, |r| {
                 println!(
                     "director keys rotated: director root version {}, director key {}",
-                    r["root_version"],
-                    serde_json::from_value::<PublicKey>(r["director"].clone()).map(|k| k.key_id()).unwrap_or_default()
+                    r.root_version,
+                    r.director.key_id()
                 );
             }),
             TrustCommand::Draft(args) => args.run(ctx, &client).await,
@@ -134,46 +134,54 @@ impl TrustArgs {
     }
 }
 
-fn print_online_keys(keys: &Value, out: Option<&Path>) {
-    let mut rows = Vec::new();
-    key_rows("", keys, &mut rows);
-    print_table(&["role", "scheme", "keyid"], rows);
+fn print_online_keys(keys: &OnlineKeys, out: Option<&Path>) {
+    let mut rows = vec![
+        ("snapshot", &keys.snapshot),
+        ("timestamp", &keys.timestamp),
+        ("director_root", &keys.director_root),
+        ("director", &keys.director),
+    ];
+    // The keys waiting to take over in an online-key rotation.
+    if let Some(next) = &keys.next {
+        rows.extend([("next snapshot", &next.snapshot), ("next timestamp", &next.timestamp)]);
+    }
+    print_table(
+        &["role", "scheme", "keyid"],
+        rows.into_iter().map(|(role, key)| vec![role.to_owned(), key.scheme.clone(), key.key_id()]),
+    );
     if let Some(out) = out {
         say!("wrote {}: give it to `ferry root create --online-keys`", out.display());
     }
 }
 
-/// One row per key, by role; nested groups of keys (the server's `next` keys, waiting to take
-/// over) are prefixed with the group's name.
-fn key_rows(prefix: &str, keys: &Value, rows: &mut Vec<Vec<String>>) {
-    for (role, value) in keys.as_object().into_iter().flatten() {
-        match serde_json::from_value::<PublicKey>(value.clone()) {
-            Ok(key) => rows.push(vec![format!("{prefix}{role}"), key.scheme.clone(), key.key_id()]),
-            Err(_) => key_rows(&format!("{prefix}{role} "), value, rows),
-        }
-    }
-}
-
-fn print_status(status: &Value) {
-    print_fields(&[("signed releases required", yes_no(status["require_signed_releases"].as_bool().unwrap_or(false)))]);
-    let roles =
-        status["roles"].as_object().into_iter().flatten().map(|(role, r)| {
-            vec![role.clone(), r["version"].to_string(), r["expires"].as_str().unwrap_or("-").to_owned()]
-        });
+fn print_status(status: &TrustStatus) {
+    print_fields(&[("signed releases required", yes_no(status.require_signed_releases))]);
+    let roles = status.roles.iter().map(|(role, r)| {
+        vec![role.clone(), r.version.to_string(), r.expires.clone().unwrap_or_else(|| "-".to_owned())]
+    });
     print_table(&["role", "version", "expires"], roles);
-    let unsigned = status["unsigned_releases"].as_array().cloned().unwrap_or_default();
-    if unsigned.is_empty() {
+    if status.unsigned_releases.is_empty() {
         say!("every release is signed");
         return;
     }
     say!("releases awaiting a signature:");
     print_table(
         &["id", "product", "version"],
-        unsigned.iter().map(|r| {
-            let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-            vec![r["id"].to_string(), text(&r["product"]), text(&r["version"])]
-        }),
+        status.unsigned_releases.iter().map(|r| vec![r.id.to_string(), r.product.to_string(), r.version.to_string()]),
     );
+}
+
+/// What `ferry trust draft` prints.
+#[derive(Debug, Serialize)]
+struct DraftWritten<'a> {
+    file: &'a Path,
+    role: &'a str,
+    version: u64,
+    expires: &'a str,
+    /// How many targets the draft lists.
+    targets: usize,
+    /// The target paths it adds to the published version.
+    added: &'a [String],
 }
 
 impl DraftArgs {
@@ -191,22 +199,22 @@ impl DraftArgs {
         let checked = check_server_draft(ctx, client, &drafted, request).await?;
         let bytes = ferry_tuf::metadata::sign(&checked.draft, &[])?;
         write_file(&self.out, &bytes, Access::Public, Existing::Replace)?;
-        let report = serde_json::json!({
-            "file": self.out,
-            "role": self.role,
-            "version": checked.draft.version,
-            "expires": checked.draft.expires,
-            "targets": checked.draft.targets.len(),
-            "added": checked.added,
-        });
+        let report = DraftWritten {
+            file: &self.out,
+            role: &self.role,
+            version: checked.draft.version,
+            expires: &checked.draft.expires,
+            targets: checked.draft.targets.len(),
+            added: &checked.added,
+        };
         ctx.out.show(&report, |r| {
             say!(
                 "wrote unsigned {} version {} ({} target(s), expires {}) to {}",
-                self.role,
-                r["version"],
-                r["targets"],
-                r["expires"].as_str().unwrap_or("-"),
-                self.out.display()
+                r.role,
+                r.version,
+                r.targets,
+                r.expires,
+                r.file.display()
             );
             print_added(&checked.added, checked.published);
             say!("sign it with `ferry metadata sign {} --key KEY`, then `ferry trust push`", self.out.display());
@@ -231,10 +239,13 @@ fn push_role(file: &Path, kind: Kind, role: Option<&str>) -> anyhow::Result<Stri
 }
 
 /// Pushes signed metadata; the server verifies it before storing anything.
-async fn push(client: &AdminClient, file: &Path, bytes: Vec<u8>, role: Option<&str>) -> anyhow::Result<Value> {
+async fn push(client: &AdminClient, file: &Path, bytes: Vec<u8>, role: Option<&str>) -> anyhow::Result<Published> {
     let kind = Kind::of(file, &bytes)?;
     let role = push_role(file, kind, role)?;
-    let unsigned = serde_json::from_slice::<Value>(&bytes)?["signatures"].as_array().is_none_or(Vec::is_empty);
+    let unsigned = serde_json::from_slice::<serde_json::Value>(&bytes)?
+        .get("signatures")
+        .and_then(serde_json::Value::as_array)
+        .is_none_or(Vec::is_empty);
     if unsigned {
         return Err(MetadataRefused(format!(
             "{} has no signatures; sign it first: `ferry metadata sign {} --key KEY`",
@@ -249,15 +260,15 @@ async fn push(client: &AdminClient, file: &Path, bytes: Vec<u8>, role: Option<&s
     Ok(published)
 }
 
-fn print_published(p: &Value) {
-    let role = p["role"].as_str().unwrap_or("?");
-    match (p["snapshot_version"].as_u64(), p["timestamp_version"].as_u64()) {
+fn print_published(p: &Published) {
+    match (p.snapshot_version, p.timestamp_version) {
         (Some(snapshot), Some(timestamp)) => say!(
-            "published {role} version {} (the server signed snapshot version {snapshot} and timestamp version \
+            "published {} version {} (the server signed snapshot version {snapshot} and timestamp version \
              {timestamp})",
-            p["version"]
+            p.role,
+            p.version
         ),
-        _ => say!("published {role} version {}", p["version"]),
+        _ => say!("published {} version {}", p.role, p.version),
     }
 }
 
@@ -295,7 +306,7 @@ struct ReleaseSigned {
     /// The target paths this version adds to the published one: what the keys vouched for.
     added: Vec<String>,
     signed_by: Vec<String>,
-    published: Value,
+    published: Published,
 }
 
 impl ReleaseSignArgs {
@@ -403,7 +414,7 @@ struct CheckedDraft {
 async fn check_server_draft(
     ctx: &Context,
     client: &AdminClient,
-    drafted: &Value,
+    drafted: &TargetsDraft,
     request: DraftRequest<'_>,
 ) -> anyhow::Result<CheckedDraft> {
     let DraftRequest { role, releases, expires_days, pinned_root, doing } = request;

@@ -10,12 +10,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use ferry_api::trust::{Published, TargetsDraft};
 use ferry_core::Release;
 use ferry_store::{MetadataFile, Repo, Store, StoreError};
 use ferry_tuf::metadata::sign;
 use ferry_tuf::time::{format_expires, parse_expires};
-use ferry_tuf::{MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp, TrustedSet, TufError, Verifiable};
-use serde::Serialize;
+use ferry_tuf::{
+    FerryTarget, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp, TrustedSet, TufError, Verifiable,
+};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -26,19 +28,6 @@ pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(60
 
 /// Top-level roles; every other role name is a delegated targets role.
 pub const TOP_LEVEL: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
-
-/// What a push produced.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Published {
-    /// The role pushed.
-    pub role: String,
-    /// Its version.
-    pub version: u64,
-    /// The snapshot version signed for it (absent for root).
-    pub snapshot_version: Option<u64>,
-    /// The timestamp version signed for it (absent for root).
-    pub timestamp_version: Option<u64>,
-}
 
 /// A refusal of `what` with the verifier's explanation.
 fn invalid(what: &str, err: impl std::fmt::Display) -> ApiError {
@@ -388,19 +377,17 @@ pub async fn refresh(st: &AppState, now: i64) -> ApiResult<bool> {
 
 /// The target entry a release's artifact should have in targets metadata.
 pub fn target_for(release: &Release, artifact: &ferry_core::Artifact) -> TargetFile {
-    let mut custom = artifact.custom.clone();
-    let ferry = serde_json::json!({
-        "product": release.product,
-        "version": release.version,
-        "kind": release.kind,
-        "platforms": release.platforms,
-        "required": release.required,
-        "reboot": release.reboot,
-        "release_counter": release.counter,
-        "media_type": artifact.media_type,
-    });
-    custom.insert("ferry".to_owned(), ferry);
-    TargetFile::new(artifact.length, artifact.sha256.as_str(), Some(serde_json::Value::Object(custom)))
+    let ferry = FerryTarget {
+        product: release.product.clone(),
+        version: release.version.clone(),
+        kind: Some(release.kind),
+        platforms: release.platforms.clone(),
+        required: Some(release.required),
+        reboot: Some(release.reboot),
+        release_counter: release.counter,
+        media_type: Some(artifact.media_type.clone()),
+    };
+    TargetFile::new(artifact.length, artifact.sha256.as_str(), Some(ferry.into_custom(artifact.custom.clone())))
 }
 
 /// Whether every artifact of `release` is listed, with the same length, digest and release
@@ -410,8 +397,7 @@ pub fn is_signed(release: &Release, index: &HashMap<String, TargetFile>) -> bool
         index.get(&release.target_path(&a.name)).is_some_and(|t| {
             t.length == a.length
                 && t.sha256() == Some(a.sha256.as_str())
-                && t.custom.as_ref().and_then(|c| c.pointer("/ferry/release_counter")).and_then(|v| v.as_i64())
-                    == Some(release.counter)
+                && FerryTarget::of(t).is_ok_and(|ferry| ferry.release_counter == release.counter)
         })
     })
 }
@@ -454,7 +440,7 @@ pub async fn draft(
     explicit: bool,
     expires_secs: i64,
     now: i64,
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<TargetsDraft> {
     let delegation = if role == "targets" {
         None
     } else {
@@ -495,5 +481,5 @@ pub async fn draft(
             targets.targets.insert(release.target_path(&artifact.name), target_for(release, artifact));
         }
     }
-    Ok(serde_json::json!({ "signed": targets, "signatures": [] }))
+    Ok(TargetsDraft { signed: serde_json::to_value(&targets).map_err(ApiError::internal)?, signatures: Vec::new() })
 }
