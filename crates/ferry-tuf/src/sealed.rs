@@ -40,9 +40,9 @@
 //!   costs outside [`MAX_M_COST_KIB`], [`MAX_T_COST`] and [`MAX_P_COST`] are refused before any memory
 //!   is allocated, so a hostile file cannot make the tool allocate or spin without limit.
 //!
-//! that are overwritten with zeros (the `zeroize` crate) when dropped. This is best effort: `ring` keeps its own copy of the
-//! that are overwritten with zeros when dropped. This is best effort: `ring` keeps its own copy of the
-//! expanded key and the caller owns the passphrase.
+//! Secrets handled here (the derived key, the argon2 working memory, the plaintext) live in buffers
+//! that the `zeroize` crate overwrites with zeros when dropped. This is best effort: `ring` keeps its
+//! own copy of the expanded key and the caller owns the passphrase.
 //!
 //! ```
 //! use ferry_tuf::sealed::{is_sealed, open, seal, SealParams};
