@@ -26,8 +26,8 @@ use std::collections::BTreeSet;
 
 use ferry_api::Offer;
 use ferry_core::{ArtifactName, ReleaseId, Sha256};
+use ferry_tuf::FerryTarget;
 use ferry_updater::VerifiedTarget;
-use serde_json::Value;
 
 use crate::config::Config;
 use crate::state::{State, Target};
@@ -147,30 +147,21 @@ pub fn plan(
 /// The job's target from the offer's identity and the image repository's signed entry.
 fn target_of(offer: &Offer, artifact: &ArtifactName, verified: &VerifiedTarget) -> Result<Target, String> {
     let path = &verified.path;
-    let ferry = verified
-        .target
-        .custom
-        .as_ref()
-        .and_then(|c| c.get("ferry"))
-        .ok_or_else(|| format!("{path}: the signed entry has no custom.ferry"))?;
-    let counter = ferry
-        .get("release_counter")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| format!("{path}: the signed entry has no integer release_counter"))?;
+    let ferry = FerryTarget::of(&verified.target).map_err(|e| format!("{path}: the signed entry: {e}"))?;
     let sha256 = verified
         .target
         .sha256()
         .and_then(|h| Sha256::parse(&h.to_ascii_lowercase()).ok())
         .ok_or_else(|| format!("{path}: the signed entry has no valid sha256"))?;
-    let media_type = ferry.get("media_type").and_then(Value::as_str).unwrap_or("application/octet-stream").to_owned();
-    let required = ferry.get("required").and_then(Value::as_bool).unwrap_or(offer.required);
-    let reboot = ferry.get("reboot").cloned().map_or(Ok(offer.reboot), serde_json::from_value).unwrap_or(offer.reboot);
+    let media_type = ferry.media_type.unwrap_or_else(|| "application/octet-stream".to_owned());
+    let required = ferry.required.unwrap_or(offer.required);
+    let reboot = ferry.reboot.unwrap_or(offer.reboot);
     Ok(Target {
         release: offer.release,
         product: offer.product.clone(),
         kind: offer.kind,
         version: offer.version.clone(),
-        release_counter: counter,
+        release_counter: ferry.release_counter,
         target_path: path.clone(),
         artifact: artifact.clone(),
         length: verified.target.length,

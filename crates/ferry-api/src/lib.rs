@@ -4,6 +4,7 @@
 //! and 5xx answer carries an [`ErrorBody`] with a stable [`ErrorCode`] and a human message.
 
 mod error;
+pub mod trust;
 mod types;
 pub mod unique;
 

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use bytes::Bytes;
+use ferry_api::trust::{DirectorRotated, DraftQuery, OnlineKeys, Published, TargetsDraft, TrustStatus};
 use ferry_api::{
     ApplicabilityReport, ApprovalSpec, ContentInfo, DeviceDetail, DeviceGroups, EnrollmentKey, GroupCreated, GroupSpec,
     GroupUpdate, GroupView, Health, PlatformSpec, PreauthorizeSpec, PreauthorizedDevice, ProductSpec, ReleaseSpec,
@@ -348,26 +349,26 @@ impl AdminClient {
     // --- trust ----------------------------------------------------------------------------
 
     /// `GET /trust/online-keys`: the server's online public keys by role, as TUF lists keys.
-    pub async fn online_keys(&self) -> Result<serde_json::Value, ClientError> {
+    pub async fn online_keys(&self) -> Result<OnlineKeys, ClientError> {
         self.get(&["trust", "online-keys"]).await
     }
 
     /// `POST /trust/image/online-keys/next`: makes (or shows) the snapshot and timestamp keys
     /// an online-key rotation will switch to, in the shape of [`Self::online_keys`]; they take
     /// over once a pushed root lists them.
-    pub async fn next_online_keys(&self) -> Result<serde_json::Value, ClientError> {
+    pub async fn next_online_keys(&self) -> Result<OnlineKeys, ClientError> {
         self.http.post_empty(self.url(&["trust", "image", "online-keys", "next"])).await
     }
 
     /// `POST /trust/director/rotate`: rotates the director's online keys (director root N+1
     /// signed by the old and the new root key).
-    pub async fn rotate_director_keys(&self) -> Result<serde_json::Value, ClientError> {
+    pub async fn rotate_director_keys(&self) -> Result<DirectorRotated, ClientError> {
         self.http.post_empty(self.url(&["trust", "director", "rotate"])).await
     }
 
     /// `PUT /trust/image/root`, `/trust/image/targets` or `/trust/image/roles/{role}`: pushes
     /// signed metadata bytes exactly as signed.
-    pub async fn push_image_metadata(&self, role: &str, bytes: Vec<u8>) -> Result<serde_json::Value, ClientError> {
+    pub async fn push_image_metadata(&self, role: &str, bytes: Vec<u8>) -> Result<Published, ClientError> {
         let url = match role {
             "root" | "targets" => self.url(&["trust", "image", role]),
             delegated => self.url(&["trust", "image", "roles", delegated]),
@@ -384,23 +385,22 @@ impl AdminClient {
         role: &str,
         releases: Option<&[ReleaseId]>,
         expires_days: Option<u32>,
-    ) -> Result<serde_json::Value, ClientError> {
-        let mut url = self.url(&["trust", "image", "draft"]);
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("role", role);
-            if let Some(ids) = releases {
-                q.append_pair("releases", &ids.iter().map(|id| id.0.to_string()).collect::<Vec<_>>().join(","));
-            }
-            if let Some(days) = expires_days {
-                q.append_pair("expires_days", &days.to_string());
-            }
-        }
-        self.http.get(url).await
+    ) -> Result<TargetsDraft, ClientError> {
+        let query = DraftQuery {
+            role: Some(role.to_owned()),
+            releases: releases.map(|ids| ids.iter().map(|id| id.0.to_string()).collect::<Vec<_>>().join(",")),
+            expires_days,
+        };
+        let pairs = [
+            ("role", query.role),
+            ("releases", query.releases),
+            ("expires_days", query.expires_days.map(|d| d.to_string())),
+        ];
+        self.http.get(with_query(self.url(&["trust", "image", "draft"]), &pairs)).await
     }
 
     /// `GET /trust/image/status`.
-    pub async fn trust_status(&self) -> Result<serde_json::Value, ClientError> {
+    pub async fn trust_status(&self) -> Result<TrustStatus, ClientError> {
         self.get(&["trust", "image", "status"]).await
     }
 }

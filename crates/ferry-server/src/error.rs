@@ -8,6 +8,8 @@ use ferry_api::{ErrorBody, ErrorCode, ErrorDetail};
 use ferry_content::ContentError;
 use ferry_store::StoreError;
 
+use crate::trust::TrustError;
+
 /// An error answered to an API client.
 #[derive(Debug)]
 pub struct ApiError {
@@ -181,6 +183,24 @@ impl From<ContentError> for ApiError {
             ContentError::Body(_) => Self::bad_request(e.to_string()),
             ContentError::Io { .. } => Self::internal(e),
         }
+    }
+}
+
+impl From<TrustError> for ApiError {
+    fn from(e: TrustError) -> Self {
+        let (status, code) = match &e {
+            TrustError::Refused { .. } | TrustError::OutsideDelegation { .. } => {
+                (StatusCode::BAD_REQUEST, ErrorCode::InvalidMetadata)
+            }
+            TrustError::NoRoot
+            | TrustError::NoTopLevelTargets { .. }
+            | TrustError::NotDelegated { .. }
+            | TrustError::PublishRaced { .. }
+            | TrustError::RotationRaced { .. } => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            TrustError::NotEntitled { .. } => (StatusCode::FORBIDDEN, ErrorCode::NotEntitled),
+            TrustError::PerDevice => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+        };
+        Self::new(status, code, e.to_string())
     }
 }
 

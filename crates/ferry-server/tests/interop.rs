@@ -106,8 +106,8 @@ async fn push_root1(fleet: &Fleet, publisher: &Publisher, file: &Path) {
 /// time in milliseconds (`ferry_server::trust::next_version`).
 async fn push_signed<T: ferry_tuf::Role>(fleet: &Fleet, role: &str, metadata: &T, key: &SigningKey) -> [u64; 2] {
     let published = fleet.admin.push_image_metadata(role, sign(metadata, &[key]).unwrap()).await.unwrap();
-    let version = |field: &str| published[field].as_u64().unwrap_or_else(|| panic!("no {field} in {published}"));
-    [version("snapshot_version"), version("timestamp_version")]
+    let version = |v: Option<u64>| v.unwrap_or_else(|| panic!("no snapshot or timestamp version in {published:?}"));
+    [version(published.snapshot_version), version(published.timestamp_version)]
 }
 
 /// Firmware bytes of `len`, different for each `seed`.
@@ -260,8 +260,8 @@ async fn image_repository(srv: common::TestServer) {
     std::fs::create_dir(&served).unwrap();
     let status = fleet.admin.trust_status().await.unwrap();
     let mut names = vec!["root.json".to_owned(), "timestamp.json".to_owned()];
-    for (role, state) in status["roles"].as_object().unwrap() {
-        let newest = state["version"].as_u64().unwrap();
+    for (role, state) in &status.roles {
+        let newest = state.version;
         match role.as_str() {
             // Signed online: the versions the pushes reported.
             "snapshot" | "timestamp" => {

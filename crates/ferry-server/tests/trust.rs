@@ -73,7 +73,7 @@ async fn signed_targets_gate_offers(srv: common::TestServer) {
     // Signed by the targets key: published with a snapshot and timestamp, and offered.
     let signed = add_signatures::<Targets>(&unsigned, &[&publisher.targets_key]).unwrap();
     let published = fleet.admin.push_image_metadata("targets", signed.clone()).await.unwrap();
-    assert_eq!(published["version"], 1);
+    assert_eq!(published.version, 1);
     assert_eq!(fleet.offered().await, vec!["2.0".to_owned()]);
     assert!(fleet.admin.device_applicability(&gw1).await.unwrap().awaiting_signature.is_empty());
     // The same version again loses: metadata is immutable.
@@ -124,7 +124,7 @@ async fn signed_targets_gate_offers(srv: common::TestServer) {
     let root3 = publisher.root(3, &[&newest_key]);
     let e = fleet.admin.push_image_metadata("root", sign(&root3, &[&newest_key]).unwrap()).await.unwrap_err();
     assert_eq!(api_error(&e).1, ErrorCode::InvalidMetadata);
-    let status = fleet.admin.trust_status().await.unwrap();
+    let status = serde_json::to_value(fleet.admin.trust_status().await.unwrap()).unwrap();
     assert_eq!(status["roles"]["root"]["version"], 2);
     assert_eq!(status["unsigned_releases"], serde_json::json!([]));
 }
@@ -273,7 +273,7 @@ async fn online_keys_rotate(srv: common::TestServer) {
     let next = admin_post(&srv, "/trust/image/online-keys/next").await;
     assert_ne!(next["timestamp"], old_timestamp);
     assert_eq!(admin_post(&srv, "/trust/image/online-keys/next").await, next, "asking again gives the same keys");
-    let listed = fleet.admin.online_keys().await.unwrap();
+    let listed = serde_json::to_value(fleet.admin.online_keys().await.unwrap()).unwrap();
     assert_eq!(listed["timestamp"], old_timestamp, "still in force");
     assert_eq!(listed["next"]["timestamp"], next["timestamp"]);
 
@@ -281,8 +281,8 @@ async fn online_keys_rotate(srv: common::TestServer) {
     publisher.online = next.clone();
     let root2 = publisher.signed_root(2);
     let published = fleet.admin.push_image_metadata("root", root2).await.unwrap();
-    assert!(published["timestamp_version"].as_u64().is_some(), "{published}");
-    let listed = fleet.admin.online_keys().await.unwrap();
+    assert!(published.timestamp_version.is_some(), "{published:?}");
+    let listed = serde_json::to_value(fleet.admin.online_keys().await.unwrap()).unwrap();
     assert_eq!(listed["timestamp"], next["timestamp"]);
     assert!(listed.get("next").is_none(), "{listed}");
 
@@ -466,7 +466,7 @@ async fn an_interrupted_rotation_is_finished_at_start(srv: common::TestServer) {
     let fleet = Fleet::new(&srv).await;
     let mut publisher = Publisher::new(&fleet.admin).await;
     fleet.admin.push_image_metadata("root", publisher.signed_root(1)).await.unwrap();
-    let next = fleet.admin.next_online_keys().await.unwrap();
+    let next = serde_json::to_value(fleet.admin.next_online_keys().await.unwrap()).unwrap();
     // Root 2 listing the waiting keys lands in the database, and then the server stops.
     publisher.online = next.clone();
     let root2 = publisher.signed_root(2);
@@ -482,10 +482,13 @@ async fn an_interrupted_rotation_is_finished_at_start(srv: common::TestServer) {
     assert!(keys::next_key(&dir, keys::TIMESTAMP).unwrap().is_none(), "the waiting key took over");
 
     // A rotation started but not yet listed by any root is left waiting.
-    let waiting = fleet.admin.next_online_keys().await.unwrap();
+    let waiting = serde_json::to_value(fleet.admin.next_online_keys().await.unwrap()).unwrap();
     image::adopt_rotated_keys(&srv.state).await.unwrap();
     assert_eq!(serde_json::to_value(srv.state.keys().timestamp.public()).unwrap(), next["timestamp"]);
-    assert_eq!(fleet.admin.online_keys().await.unwrap()["next"]["timestamp"], waiting["timestamp"]);
+    assert_eq!(
+        serde_json::to_value(fleet.admin.online_keys().await.unwrap()).unwrap()["next"]["timestamp"],
+        waiting["timestamp"]
+    );
 }
 
 on_both_backends_signed!(an_interrupted_rotation_is_finished_at_start);
@@ -575,7 +578,7 @@ async fn a_rotation_the_keys_directory_cannot_follow_signs_with_the_new_keys(srv
     fleet.publish("2.0", b"firmware two").await;
     fleet.sign_all(&publisher).await;
     let root1 = fleet.fetch("1.root.json").await;
-    let next = fleet.admin.next_online_keys().await.unwrap();
+    let next = serde_json::to_value(fleet.admin.next_online_keys().await.unwrap()).unwrap();
     let dir = srv.state.config.keys_dir();
     let in_the_way = dir.join(format!("{}.pk8", keys::TIMESTAMP));
     std::fs::remove_file(&in_the_way).unwrap();
@@ -584,7 +587,7 @@ async fn a_rotation_the_keys_directory_cannot_follow_signs_with_the_new_keys(srv
     publisher.online = next.clone();
     let e = fleet.admin.push_image_metadata("root", publisher.signed_root(2)).await.unwrap_err();
     assert_eq!(api_error(&e).0, 500, "{e}");
-    let in_force = fleet.admin.online_keys().await.unwrap();
+    let in_force = serde_json::to_value(fleet.admin.online_keys().await.unwrap()).unwrap();
     assert_eq!(in_force["snapshot"], next["snapshot"]);
     assert_eq!(in_force["timestamp"], next["timestamp"], "memory follows the root, not the keys directory");
     assert!(keys::next_key(&dir, keys::TIMESTAMP).unwrap().is_some(), "the timestamp key still waits on disk");
@@ -607,7 +610,7 @@ async fn a_rotation_the_keys_directory_cannot_follow_signs_with_the_new_keys(srv
     let on_disk = ferry_server::trust::OnlineKeys::load_or_create(&dir).unwrap();
     assert_eq!(serde_json::to_value(on_disk.timestamp.public()).unwrap(), next["timestamp"]);
     assert_eq!(serde_json::to_value(on_disk.snapshot.public()).unwrap(), next["snapshot"]);
-    assert_eq!(fleet.admin.online_keys().await.unwrap()["timestamp"], next["timestamp"]);
+    assert_eq!(serde_json::to_value(fleet.admin.online_keys().await.unwrap()).unwrap()["timestamp"], next["timestamp"]);
 }
 
 on_both_backends_signed!(a_rotation_the_keys_directory_cannot_follow_signs_with_the_new_keys);
@@ -618,7 +621,8 @@ async fn concurrent_requests_for_the_next_keys_agree(srv: common::TestServer) {
     use ferry_server::trust::keys;
     let fleet = Fleet::new(&srv).await;
     let answers = futures::future::join_all((0..8).map(|_| fleet.admin.next_online_keys())).await;
-    let answers: Vec<serde_json::Value> = answers.into_iter().map(Result::unwrap).collect();
+    let answers: Vec<serde_json::Value> =
+        answers.into_iter().map(|a| serde_json::to_value(a.unwrap()).unwrap()).collect();
     assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
     let dir = srv.state.config.keys_dir();
     let waiting = keys::next_key(&dir, keys::TIMESTAMP).unwrap().unwrap();

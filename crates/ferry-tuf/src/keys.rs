@@ -39,6 +39,7 @@ const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
 
 /// A public key exactly as TUF metadata lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublicKey {
     /// `ed25519`, `ecdsa` (or `ecdsa-sha2-nistp256`) or `rsa`.
     pub keytype: String,
@@ -50,6 +51,7 @@ pub struct PublicKey {
 
 /// The `keyval` of a public key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyVal {
     /// Hex (ed25519) or PEM (ECDSA, RSA).
     pub public: String,
@@ -57,6 +59,7 @@ pub struct KeyVal {
 
 /// A signature in a metadata file's `signatures` list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Signature {
     /// The id of the signing key.
     pub keyid: String,

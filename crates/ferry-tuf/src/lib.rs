@@ -4,12 +4,18 @@
 //! server, the publisher's tools and the agent's updater do the fetching and storing.
 //!
 //! - [`cjson`]: OLPC canonical JSON, the form signatures cover.
+//! - [`custom`]: what Ferry writes about a release in each target entry (`custom.ferry`).
 //! - [`keys`]: public keys as metadata lists them, verification, signing keys.
 //! - [`metadata`]: the roles, parsing that verifies over the bytes as received, signing.
 //! - [`time`]: `expires` timestamps.
+//! - [`trusted`]: the TUF client workflow as a state machine; [`uptane`]: the cross-check
+//!   between the director and the image repository; [`draft`]: checking a drafted targets
+//!   version against the published one before it is signed.
 //! - `sealed` (feature `keystore`): passphrase-sealed private keys.
 
 pub mod cjson;
+pub mod custom;
+pub mod draft;
 pub mod error;
 pub mod keys;
 pub mod metadata;
@@ -19,6 +25,7 @@ pub mod time;
 pub mod trusted;
 pub mod uptane;
 
+pub use custom::FerryTarget;
 pub use error::{Result, TufError};
 pub use keys::{KeyKind, PublicKey, Signature, SigningKey};
 pub use metadata::{

@@ -41,8 +41,8 @@
 //!   is allocated, so a hostile file cannot make the tool allocate or spin without limit.
 //!
 //! Secrets handled here (the derived key, the argon2 working memory, the plaintext) live in buffers
-//! that are overwritten with zeros when dropped. This is best effort: `ring` keeps its own copy of the
-//! expanded key and the caller owns the passphrase.
+//! that the `zeroize` crate overwrites with zeros when dropped. This is best effort: `ring` keeps its
+//! own copy of the expanded key and the caller owns the passphrase.
 //!
 //! ```
 //! use ferry_tuf::sealed::{is_sealed, open, seal, SealParams};
@@ -67,8 +67,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use zeroize::{Zeroize, Zeroizing};
 
 /// The value of the `format` field that marks a sealed key file.
 pub const FORMAT: &str = "ferry-sealed-key";
@@ -171,26 +172,8 @@ impl fmt::Debug for SecretBytes {
 
 impl Drop for SecretBytes {
     fn drop(&mut self) {
-        wipe(&mut self.0);
-    }
-}
-
-/// Overwrites the whole allocation of `buf` (including spare capacity) with zeros.
-fn wipe(buf: &mut Vec<u8>) {
-    let capacity = buf.capacity();
-    buf.clear();
-    // Within capacity, so this never reallocates: it writes zeros over every byte we own.
-    buf.resize(capacity, 0);
-    std::hint::black_box(&mut *buf);
-}
-
-/// The argon2 working memory, wiped when dropped (it is derived from the passphrase).
-struct KdfMemory(Vec<Block>);
-
-impl Drop for KdfMemory {
-    fn drop(&mut self) {
-        self.0.fill(Block::default());
-        std::hint::black_box(&mut self.0);
+        // The whole allocation, spare capacity included.
+        self.0.zeroize();
     }
 }
 
@@ -374,6 +357,51 @@ impl PassphraseSource {
     }
 }
 
+/// Whether a document is a sealed key file at all.
+#[derive(Deserialize)]
+struct Envelope {
+    format: String,
+}
+
+/// The version, read before the rest: a newer version may have other fields.
+#[derive(Deserialize)]
+struct Versioned {
+    version: u64,
+}
+
+/// A sealed key file of [`VERSION`], as read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SealedFile {
+    #[allow(dead_code, reason = "checked by Envelope; listed so that it is not an unknown field")]
+    format: String,
+    #[allow(dead_code, reason = "checked by Versioned; listed so that it is not an unknown field")]
+    version: u64,
+    label: String,
+    kdf: KdfIn,
+    cipher: CipherIn,
+    ciphertext: String,
+}
+
+/// The `kdf` object, as read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KdfIn {
+    name: String,
+    m_cost_kib: u64,
+    t_cost: u64,
+    p_cost: u64,
+    salt: String,
+}
+
+/// The `cipher` object, as read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CipherIn {
+    name: String,
+    nonce: String,
+}
+
 /// The `kdf` object.
 #[derive(Serialize)]
 struct KdfFields<'a> {
@@ -505,12 +533,12 @@ pub fn open(file: &[u8], passphrase: &[u8]) -> Result<Opened, SealError> {
     if file.len() > MAX_FILE_LEN {
         return Err(SealError::FileTooLarge { len: file.len(), max: MAX_FILE_LEN });
     }
-    let doc: Value = serde_json::from_slice(file).map_err(|_| SealError::NotSealedKey)?;
-    let doc = doc.as_object().ok_or(SealError::NotSealedKey)?;
-    if doc.get("format").and_then(Value::as_str) != Some(FORMAT) {
+    // An object: a JSON array would otherwise fill the structs below field by field.
+    let doc = Value::Object(serde_json::from_slice::<Map<String, Value>>(file).map_err(|_| SealError::NotSealedKey)?);
+    if Envelope::deserialize(&doc).map_or(true, |e| e.format != FORMAT) {
         return Err(SealError::NotSealedKey);
     }
-    let version = get_u64(doc, "version", "version")?;
+    let Versioned { version } = fields(&doc)?;
     if version != VERSION {
         return Err(SealError::UnsupportedVersion { version });
     }
@@ -518,31 +546,21 @@ pub fn open(file: &[u8], passphrase: &[u8]) -> Result<Opened, SealError> {
         return Err(SealError::EmptyPassphrase);
     }
 
-    only_fields(doc, "", &["format", "version", "label", "kdf", "cipher", "ciphertext"])?;
-    let label = get_str(doc, "label", "label")?;
-    let ciphertext_b64 = get_str(doc, "ciphertext", "ciphertext")?;
-
-    let kdf = get_object(doc, "kdf")?;
-    only_fields(kdf, "kdf.", &["name", "m_cost_kib", "t_cost", "p_cost", "salt"])?;
-    let kdf_name = get_str(kdf, "name", "kdf.name")?;
-    if kdf_name != KDF_NAME {
-        return Err(malformed("kdf.name", format!("unsupported KDF {kdf_name:?}; only \"{KDF_NAME}\" is supported")));
+    // Unknown fields are refused: they would not be authenticated.
+    let sealed: SealedFile = fields(&doc)?;
+    let (kdf, cipher) = (&sealed.kdf, &sealed.cipher);
+    if kdf.name != KDF_NAME {
+        return Err(malformed("kdf.name", format!("unsupported KDF {:?}; only \"{KDF_NAME}\" is supported", kdf.name)));
     }
-    let m_cost_kib = get_u64(kdf, "m_cost_kib", "kdf.m_cost_kib")?;
-    let t_cost = get_u64(kdf, "t_cost", "kdf.t_cost")?;
-    let p_cost = get_u64(kdf, "p_cost", "kdf.p_cost")?;
-    let salt_b64 = get_str(kdf, "salt", "kdf.salt")?;
-
-    let cipher = get_object(doc, "cipher")?;
-    only_fields(cipher, "cipher.", &["name", "nonce"])?;
-    let cipher_name = get_str(cipher, "name", "cipher.name")?;
-    if cipher_name != CIPHER_NAME {
+    if cipher.name != CIPHER_NAME {
         return Err(malformed(
             "cipher.name",
-            format!("unsupported cipher {cipher_name:?}; only \"{CIPHER_NAME}\" is supported"),
+            format!("unsupported cipher {:?}; only \"{CIPHER_NAME}\" is supported", cipher.name),
         ));
     }
-    let nonce_b64 = get_str(cipher, "nonce", "cipher.nonce")?;
+    let (m_cost_kib, t_cost, p_cost) = (kdf.m_cost_kib, kdf.t_cost, kdf.p_cost);
+    let (label, salt_b64, nonce_b64, ciphertext_b64) =
+        (sealed.label.as_str(), kdf.salt.as_str(), cipher.nonce.as_str(), sealed.ciphertext.as_str());
 
     // Bounds before anything else is done with the costs: a hostile file must not make us allocate.
     let params = check_bounds(m_cost_kib, t_cost, p_cost)?;
@@ -563,13 +581,13 @@ pub fn open(file: &[u8], passphrase: &[u8]) -> Result<Opened, SealError> {
         version,
         label,
         kdf: KdfFields {
-            name: kdf_name,
+            name: &kdf.name,
             m_cost_kib: params.m_cost_kib,
             t_cost: params.t_cost,
             p_cost: params.p_cost,
             salt: salt_b64,
         },
-        cipher: CipherFields { name: cipher_name, nonce: nonce_b64 },
+        cipher: CipherFields { name: &cipher.name, nonce: nonce_b64 },
     };
     let aad = header.associated_data()?;
 
@@ -600,13 +618,14 @@ fn aead_key(passphrase: &[u8], salt: &[u8; SALT_LEN], params: &SealParams) -> Re
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params);
 
     let blocks = argon2.params().block_count();
-    let mut memory = KdfMemory(Vec::new());
-    memory.0.try_reserve_exact(blocks).map_err(|_| SealError::OutOfMemory { m_cost_kib: params.m_cost_kib })?;
-    memory.0.resize(blocks, Block::default());
+    // The argon2 working memory is derived from the passphrase: wiped when dropped.
+    let mut memory: Zeroizing<Vec<Block>> = Zeroizing::new(Vec::new());
+    memory.try_reserve_exact(blocks).map_err(|_| SealError::OutOfMemory { m_cost_kib: params.m_cost_kib })?;
+    memory.resize(blocks, Block::default());
 
     let mut key = SecretBytes(vec![0u8; KEY_LEN]);
     argon2
-        .hash_password_into_with_memory(passphrase, salt, &mut key.0, &mut memory.0[..])
+        .hash_password_into_with_memory(passphrase, salt, &mut key.0, &mut memory[..])
         .map_err(|e| SealError::Crypto(format!("argon2id: {e}")))?;
     drop(memory);
 
@@ -636,28 +655,23 @@ fn malformed(field: &str, reason: impl Into<String>) -> SealError {
     SealError::Malformed { field: field.to_owned(), reason: reason.into() }
 }
 
-/// Refuses fields other than `allowed` (they would not be authenticated).
-fn only_fields(object: &Map<String, Value>, prefix: &str, allowed: &[&str]) -> Result<(), SealError> {
-    match object.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(unknown) => Err(malformed(&format!("{prefix}{unknown}"), "unknown field")),
-        None => Ok(()),
-    }
-}
-
-fn get<'a>(object: &'a Map<String, Value>, key: &str, field: &str) -> Result<&'a Value, SealError> {
-    object.get(key).ok_or_else(|| malformed(field, "missing"))
-}
-
-fn get_str<'a>(object: &'a Map<String, Value>, key: &str, field: &str) -> Result<&'a str, SealError> {
-    get(object, key, field)?.as_str().ok_or_else(|| malformed(field, "must be a string"))
-}
-
-fn get_u64(object: &Map<String, Value>, key: &str, field: &str) -> Result<u64, SealError> {
-    get(object, key, field)?.as_u64().ok_or_else(|| malformed(field, "must be a non-negative integer"))
-}
-
-fn get_object<'a>(object: &'a Map<String, Value>, key: &str) -> Result<&'a Map<String, Value>, SealError> {
-    get(object, key, key)?.as_object().ok_or_else(|| malformed(key, "must be an object"))
+/// Reads `T` from the document; a field that is missing, unknown or of the wrong type is
+/// [`SealError::Malformed`] under its path (`kdf.salt`).
+fn fields<T: serde::de::DeserializeOwned>(doc: &Value) -> Result<T, SealError> {
+    serde_path_to_error::deserialize(doc).map_err(|e| {
+        let reason = e.inner().to_string();
+        let mut field = match e.path().to_string() {
+            root if root == "." => String::new(),
+            path => path,
+        };
+        // serde names a missing or unknown field in its message only, as `name`.
+        if reason.starts_with("missing field") || reason.starts_with("unknown field") {
+            if let Some(name) = reason.split('`').nth(1).filter(|name| !field.ends_with(name)) {
+                field = if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
+            }
+        }
+        malformed(&field, reason)
+    })
 }
 
 fn decode(b64: &str, field: &str) -> Result<Vec<u8>, SealError> {
@@ -872,6 +886,16 @@ mod tests {
         assert!(matches!(&err, SealError::Malformed { field, .. } if field == "kdf.secret"), "{err:?}");
     }
 
+    #[test]
+    fn an_unknown_field_in_the_cipher_is_refused_by_name() {
+        // Not authenticated, so even with the right passphrase it must not be accepted silently.
+        let err = open_edited(|d| d["cipher"]["tag"] = Value::from("AAAA")).unwrap_err();
+        assert!(matches!(&err, SealError::Malformed { field, .. } if field == "cipher.tag"), "{err:?}");
+        // A sealed file's fields in a JSON array are not a sealed key file.
+        let fields: Vec<Value> = parse(&sealed()).as_object().unwrap().values().cloned().collect();
+        assert!(matches!(open(&serde_json::to_vec(&fields).unwrap(), PASS), Err(SealError::NotSealedKey)));
+    }
+
     type Edit = Box<dyn FnOnce(&mut Value)>;
 
     #[test]
@@ -1010,11 +1034,14 @@ mod tests {
         assert_eq!(format!("{secret:?}"), "SecretBytes([REDACTED; 7])");
         assert!(!format!("{:?}", open(&sealed(), PASS).unwrap()).contains("pkcs8"));
 
+        // SecretBytes wipes with zeroize, which zeroes the elements and the spare capacity in
+        // place: the allocation is kept (nothing is copied elsewhere) and holds no secret.
         let mut buf = Vec::with_capacity(32);
         buf.extend_from_slice(b"hunter2");
-        wipe(&mut buf);
-        assert_eq!(buf.len(), 32);
-        assert!(buf.iter().all(|&b| b == 0));
+        let (capacity, at) = (buf.capacity(), buf.as_ptr());
+        buf.zeroize();
+        assert!(buf.is_empty());
+        assert_eq!((buf.capacity(), buf.as_ptr()), (capacity, at), "wiped in place");
     }
 
     static UNIQUE: AtomicUsize = AtomicUsize::new(0);

@@ -387,6 +387,18 @@ impl TrustedSet {
     /// ([`TufError::Threshold`]); exactly the version the snapshot lists (`Mismatch`);
     /// unexpired; well-formed delegations.
     pub fn update_delegated_targets(&mut self, bytes: &[u8], role: &str, parent: &str) -> Result<()> {
+        self.load_targets(bytes, role, parent, true)
+    }
+
+    /// Checks and accepts the published metadata of targets role `role` as
+    /// [`TrustedSet::update_delegated_targets`] does, except that it may have expired: for a
+    /// publisher about to draft the role's next version, where renewing an expired version is
+    /// a reason to draft. A client installing targets never calls this.
+    pub fn update_published_targets(&mut self, bytes: &[u8], role: &str, parent: &str) -> Result<()> {
+        self.load_targets(bytes, role, parent, false)
+    }
+
+    fn load_targets(&mut self, bytes: &[u8], role: &str, parent: &str, check_expires: bool) -> Result<()> {
         if self.snapshot.is_none() {
             return Err(TufError::Order(format!("{role} cannot be loaded before snapshot (5.6 comes after 5.5)")));
         }
@@ -402,7 +414,9 @@ impl TrustedSet {
                 format!("version {} but the snapshot lists version {}", new.signed.version, meta.version),
             ));
         }
-        check_expiry(role, &new.signed, self.now)?;
+        if check_expires {
+            check_expiry(role, &new.signed, self.now)?;
+        }
         check_delegations(role, &new.signed)?;
         let loaded = LoadedTargets { loaded: Loaded { file: new, bytes: bytes.to_vec() }, parent: parent.to_owned() };
         self.targets.insert(role.to_owned(), loaded);
@@ -1093,6 +1107,23 @@ mod tests {
         set.check_final_snapshot().unwrap();
         set.update_targets(&fx.targets(3, &[], None)).unwrap();
         assert!(matches!(set.update_snapshot(&good), Err(TufError::Order(_))));
+    }
+
+    #[test]
+    fn expired_targets_are_refused_to_a_client_but_accepted_for_drafting_their_renewal() {
+        let fx = Fixture::new();
+        let mut meta = Fixture::targets_meta(1, &["a/1/a.bin"], None);
+        meta.expires = past();
+        let expired = sign(&meta, &[&fx.targets]).unwrap();
+        let mut set = loaded(&fx, &[("targets", 1)]);
+        assert!(matches!(set.update_targets(&expired), Err(TufError::Expired { .. })));
+        assert!(set.targets().is_none());
+        set.update_published_targets(&expired, "targets", "root").unwrap();
+        assert_eq!(set.targets().map(|t| t.version), Some(1));
+        // Every other check still holds: a file the targets keys did not sign is refused.
+        let forged = sign(&meta, &[&fx.snapshot]).unwrap();
+        let mut set = loaded(&fx, &[("targets", 1)]);
+        assert!(matches!(set.update_published_targets(&forged, "targets", "root"), Err(TufError::Threshold { .. })));
     }
 
     #[test]

@@ -19,6 +19,7 @@
 
 use serde_json::Value;
 
+use crate::custom::FerryTarget;
 use crate::metadata::{TargetFile, Targets};
 
 /// The `custom.ferry` fields the director's entry and the image repository's entry must agree on.
@@ -187,8 +188,8 @@ pub fn cross_check(
         });
     }
     check_digests(path, director_target, image_target)?;
-    let director_ferry = ferry_custom(path, "director", director_target)?;
-    let image_ferry = ferry_custom(path, "image repository", image_target)?;
+    let director_ferry = raw_ferry(path, "director", director_target)?;
+    let image_ferry = raw_ferry(path, "image repository", image_target)?;
     for field in MATCHING_FIELDS {
         let (d, i) = (director_ferry.get(field), image_ferry.get(field));
         if d != i {
@@ -201,15 +202,15 @@ pub fn cross_check(
             });
         }
     }
-    // Both sides agree on the fields from here on; the image repository's are checked.
+    // Both sides agree on the fields from here on; the image repository's are read and checked.
     let malformed = |reason: String| CrossCheckError::Malformed { path: path.to_owned(), reason };
-    let product = image_ferry.get("product").and_then(Value::as_str);
-    match (product, path_product(path)) {
-        (Some(product), Some(expected)) if product == expected => {}
-        (product, expected) => {
+    let ferry = FerryTarget::of(image_target).map_err(|e| malformed(format!("the image repository's entry: {e}")))?;
+    let product = ferry.product.as_str();
+    match path_product(path) {
+        Some(expected) if product == expected => {}
+        expected => {
             return Err(malformed(format!(
-                "custom.ferry.product is {}, not the path's first segment {}",
-                product.map_or_else(|| "not a string".to_owned(), |p| format!("{p:?}")),
+                "custom.ferry.product is {product:?}, not the path's first segment {}",
                 expected.map_or_else(
                     || "(none: the path is not product/version/artifact)".to_owned(),
                     |e| format!("{e:?}")
@@ -217,33 +218,29 @@ pub fn cross_check(
             )))
         }
     }
-    check_platform(path, platform, image_ferry)?;
-    let counter = image_ferry
-        .get("release_counter")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| malformed("custom.ferry.release_counter is not an integer".to_owned()))?;
+    check_platform(path, platform, &ferry)?;
     match counter_floor {
-        Some(floor) if counter < floor => Err(CrossCheckError::CounterDown { path: path.to_owned(), floor, counter }),
+        Some(floor) if ferry.release_counter < floor => {
+            Err(CrossCheckError::CounterDown { path: path.to_owned(), floor, counter: ferry.release_counter })
+        }
         _ => Ok(()),
     }
 }
 
-/// Checks that `custom.ferry.platforms` is a non-empty array of strings listing `platform`.
-fn check_platform(path: &str, platform: &str, ferry: &serde_json::Map<String, Value>) -> Result<(), CrossCheckError> {
-    let malformed = |reason: &str| CrossCheckError::Malformed { path: path.to_owned(), reason: reason.to_owned() };
-    let platforms = ferry
-        .get("platforms")
-        .and_then(Value::as_array)
-        .ok_or_else(|| malformed("custom.ferry.platforms is not an array"))?
-        .iter()
-        .map(|p| p.as_str().map(str::to_owned))
-        .collect::<Option<Vec<String>>>()
-        .ok_or_else(|| malformed("custom.ferry.platforms is not an array of strings"))?;
-    if platforms.is_empty() {
-        return Err(malformed("custom.ferry.platforms is empty; a release names the platforms it is built for"));
+/// Checks that `custom.ferry.platforms` is non-empty and lists `platform`.
+fn check_platform(path: &str, platform: &str, ferry: &FerryTarget) -> Result<(), CrossCheckError> {
+    if ferry.platforms.is_empty() {
+        return Err(CrossCheckError::Malformed {
+            path: path.to_owned(),
+            reason: "custom.ferry.platforms is empty; a release names the platforms it is built for".to_owned(),
+        });
     }
-    if !platforms.iter().any(|p| p == platform) {
-        return Err(CrossCheckError::WrongPlatform { path: path.to_owned(), platform: platform.to_owned(), platforms });
+    if !ferry.platforms.iter().any(|p| p.as_str() == platform) {
+        return Err(CrossCheckError::WrongPlatform {
+            path: path.to_owned(),
+            platform: platform.to_owned(),
+            platforms: ferry.platforms.iter().map(|p| p.as_str().to_owned()).collect(),
+        });
     }
     Ok(())
 }
@@ -272,7 +269,8 @@ fn check_digests(path: &str, director: &TargetFile, image: &TargetFile) -> Resul
     Ok(())
 }
 
-fn ferry_custom<'a>(
+/// The `custom.ferry` object as JSON, for comparing the two sides field by field.
+fn raw_ferry<'a>(
     path: &str,
     side: &str,
     target: &'a TargetFile,
@@ -303,7 +301,7 @@ mod tests {
             "kind": "full",
             "platforms": ["arm64", "armv7"],
             "required": false,
-            "reboot": true,
+            "reboot": "required",
             "release_counter": counter,
             "media_type": "application/octet-stream",
         })
@@ -345,7 +343,7 @@ mod tests {
         check(&meta, &entry, &image(12), Some(3)).unwrap();
         // Fields outside MATCHING_FIELDS may differ (the director may add its own).
         let mut relaxed = entry.clone();
-        relaxed.custom.as_mut().unwrap()["ferry"]["reboot"] = json!(false);
+        relaxed.custom.as_mut().unwrap()["ferry"]["reboot"] = json!("none");
         relaxed.custom.as_mut().unwrap()["wave"] = json!(3);
         check(&meta, &relaxed, &image(12), None).unwrap();
         // Digest case does not matter.

@@ -9,12 +9,13 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use ferry_api::trust::{OnlineKeys, Published, TargetsDraft, TrustStatus};
 use ferry_client::{AdminClient, ClientError, DeviceClient};
 use ferry_core::{ProductName, ReleaseId};
-use ferry_tuf::time::{format_expires, parse_expires};
-use ferry_tuf::{PublicKey, TargetFile, Targets, TrustedSet, TufError, Verifiable};
+use ferry_tuf::draft::{check_draft, Expected};
+use ferry_tuf::trusted::MAX_ROOT_ROTATIONS;
+use ferry_tuf::{Targets, TrustedSet, TufError, Verifiable};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::atomic::{write_file, Access, Existing};
 use crate::context::Context;
@@ -119,8 +120,8 @@ impl TrustArgs {
             TrustCommand::RotateDirectorKeys => ctx.out.show(&client.rotate_director_keys().await?, |r| {
                 println!(
                     "director keys rotated: director root version {}, director key {}",
-                    r["root_version"],
-                    serde_json::from_value::<PublicKey>(r["director"].clone()).map(|k| k.key_id()).unwrap_or_default()
+                    r.root_version,
+                    r.director.key_id()
                 );
             }),
             TrustCommand::Draft(args) => args.run(ctx, &client).await,
@@ -133,46 +134,54 @@ impl TrustArgs {
     }
 }
 
-fn print_online_keys(keys: &Value, out: Option<&Path>) {
-    let mut rows = Vec::new();
-    key_rows("", keys, &mut rows);
-    print_table(&["role", "scheme", "keyid"], rows);
+fn print_online_keys(keys: &OnlineKeys, out: Option<&Path>) {
+    let mut rows = vec![
+        ("snapshot", &keys.snapshot),
+        ("timestamp", &keys.timestamp),
+        ("director_root", &keys.director_root),
+        ("director", &keys.director),
+    ];
+    // The keys waiting to take over in an online-key rotation.
+    if let Some(next) = &keys.next {
+        rows.extend([("next snapshot", &next.snapshot), ("next timestamp", &next.timestamp)]);
+    }
+    print_table(
+        &["role", "scheme", "keyid"],
+        rows.into_iter().map(|(role, key)| vec![role.to_owned(), key.scheme.clone(), key.key_id()]),
+    );
     if let Some(out) = out {
         say!("wrote {}: give it to `ferry root create --online-keys`", out.display());
     }
 }
 
-/// One row per key, by role; nested groups of keys (the server's `next` keys, waiting to take
-/// over) are prefixed with the group's name.
-fn key_rows(prefix: &str, keys: &Value, rows: &mut Vec<Vec<String>>) {
-    for (role, value) in keys.as_object().into_iter().flatten() {
-        match serde_json::from_value::<PublicKey>(value.clone()) {
-            Ok(key) => rows.push(vec![format!("{prefix}{role}"), key.scheme.clone(), key.key_id()]),
-            Err(_) => key_rows(&format!("{prefix}{role} "), value, rows),
-        }
-    }
-}
-
-fn print_status(status: &Value) {
-    print_fields(&[("signed releases required", yes_no(status["require_signed_releases"].as_bool().unwrap_or(false)))]);
-    let roles =
-        status["roles"].as_object().into_iter().flatten().map(|(role, r)| {
-            vec![role.clone(), r["version"].to_string(), r["expires"].as_str().unwrap_or("-").to_owned()]
-        });
+fn print_status(status: &TrustStatus) {
+    print_fields(&[("signed releases required", yes_no(status.require_signed_releases))]);
+    let roles = status.roles.iter().map(|(role, r)| {
+        vec![role.clone(), r.version.to_string(), r.expires.clone().unwrap_or_else(|| "-".to_owned())]
+    });
     print_table(&["role", "version", "expires"], roles);
-    let unsigned = status["unsigned_releases"].as_array().cloned().unwrap_or_default();
-    if unsigned.is_empty() {
+    if status.unsigned_releases.is_empty() {
         say!("every release is signed");
         return;
     }
     say!("releases awaiting a signature:");
     print_table(
         &["id", "product", "version"],
-        unsigned.iter().map(|r| {
-            let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-            vec![r["id"].to_string(), text(&r["product"]), text(&r["version"])]
-        }),
+        status.unsigned_releases.iter().map(|r| vec![r.id.to_string(), r.product.to_string(), r.version.to_string()]),
     );
+}
+
+/// What `ferry trust draft` prints.
+#[derive(Debug, Serialize)]
+struct DraftWritten<'a> {
+    file: &'a Path,
+    role: &'a str,
+    version: u64,
+    expires: &'a str,
+    /// How many targets the draft lists.
+    targets: usize,
+    /// The target paths it adds to the published version.
+    added: &'a [String],
 }
 
 impl DraftArgs {
@@ -190,22 +199,22 @@ impl DraftArgs {
         let checked = check_server_draft(ctx, client, &drafted, request).await?;
         let bytes = ferry_tuf::metadata::sign(&checked.draft, &[])?;
         write_file(&self.out, &bytes, Access::Public, Existing::Replace)?;
-        let report = serde_json::json!({
-            "file": self.out,
-            "role": self.role,
-            "version": checked.draft.version,
-            "expires": checked.draft.expires,
-            "targets": checked.draft.targets.len(),
-            "added": checked.added,
-        });
+        let report = DraftWritten {
+            file: &self.out,
+            role: &self.role,
+            version: checked.draft.version,
+            expires: &checked.draft.expires,
+            targets: checked.draft.targets.len(),
+            added: &checked.added,
+        };
         ctx.out.show(&report, |r| {
             say!(
                 "wrote unsigned {} version {} ({} target(s), expires {}) to {}",
-                self.role,
-                r["version"],
-                r["targets"],
-                r["expires"].as_str().unwrap_or("-"),
-                self.out.display()
+                r.role,
+                r.version,
+                r.targets,
+                r.expires,
+                r.file.display()
             );
             print_added(&checked.added, checked.published);
             say!("sign it with `ferry metadata sign {} --key KEY`, then `ferry trust push`", self.out.display());
@@ -230,10 +239,13 @@ fn push_role(file: &Path, kind: Kind, role: Option<&str>) -> anyhow::Result<Stri
 }
 
 /// Pushes signed metadata; the server verifies it before storing anything.
-async fn push(client: &AdminClient, file: &Path, bytes: Vec<u8>, role: Option<&str>) -> anyhow::Result<Value> {
+async fn push(client: &AdminClient, file: &Path, bytes: Vec<u8>, role: Option<&str>) -> anyhow::Result<Published> {
     let kind = Kind::of(file, &bytes)?;
     let role = push_role(file, kind, role)?;
-    let unsigned = serde_json::from_slice::<Value>(&bytes)?["signatures"].as_array().is_none_or(Vec::is_empty);
+    let unsigned = serde_json::from_slice::<serde_json::Value>(&bytes)?
+        .get("signatures")
+        .and_then(serde_json::Value::as_array)
+        .is_none_or(Vec::is_empty);
     if unsigned {
         return Err(MetadataRefused(format!(
             "{} has no signatures; sign it first: `ferry metadata sign {} --key KEY`",
@@ -248,15 +260,15 @@ async fn push(client: &AdminClient, file: &Path, bytes: Vec<u8>, role: Option<&s
     Ok(published)
 }
 
-fn print_published(p: &Value) {
-    let role = p["role"].as_str().unwrap_or("?");
-    match (p["snapshot_version"].as_u64(), p["timestamp_version"].as_u64()) {
+fn print_published(p: &Published) {
+    match (p.snapshot_version, p.timestamp_version) {
         (Some(snapshot), Some(timestamp)) => say!(
-            "published {role} version {} (the server signed snapshot version {snapshot} and timestamp version \
+            "published {} version {} (the server signed snapshot version {snapshot} and timestamp version \
              {timestamp})",
-            p["version"]
+            p.role,
+            p.version
         ),
-        _ => say!("published {role} version {}", p["version"]),
+        _ => say!("published {} version {}", p.role, p.version),
     }
 }
 
@@ -294,7 +306,7 @@ struct ReleaseSigned {
     /// The target paths this version adds to the published one: what the keys vouched for.
     added: Vec<String>,
     signed_by: Vec<String>,
-    published: Value,
+    published: Published,
 }
 
 impl ReleaseSignArgs {
@@ -357,12 +369,6 @@ fn print_added(added: &[String], published: Option<u64>) {
 /// The server's default for `--expires-days`.
 const DEFAULT_EXPIRES_DAYS: u32 = 365;
 
-/// How far past the requested expiry a draft may expire: clocks differ.
-const EXPIRY_SLACK_SECS: i64 = 86_400;
-
-/// How many root versions the check follows from version 1 at most.
-const MAX_ROOT_VERSIONS: u64 = 10_000;
-
 /// What would not happen when a draft is refused.
 #[derive(Debug, Clone, Copy)]
 enum Doing {
@@ -402,172 +408,13 @@ struct CheckedDraft {
     published: Option<u64>,
 }
 
-/// What a draft may hold beyond the published version.
-#[derive(Debug, Clone, Copy)]
-struct Expected<'a> {
-    /// The target paths of the releases asked for: the only entries the draft may add.
-    allowed: &'a BTreeSet<String>,
-    /// Whether the draft must list every one of them (the releases were named, not defaulted).
-    complete: bool,
-    /// Unix seconds.
-    now: i64,
-    /// Days until the draft should expire.
-    expires_days: u32,
-}
-
-/// Why a draft is refused: each difference found, for people.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct DraftRefused(Vec<String>);
-
-impl std::fmt::Display for DraftRefused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0.join("; "))
-    }
-}
-
-/// Checks `draft`, the next version of a targets role, against `current`, the version
-/// published now (`None`: none is). The draft must be the next version; keep the delegations
-/// and every published entry exactly as they are; add only entries of the releases asked for
-/// (all of them, when they were named); and expire in the future, no later than the days asked
-/// for (plus a day for clocks that differ). Returns the target paths it adds.
-fn check_draft(
-    current: Option<&Targets>,
-    draft: &Targets,
-    expected: &Expected<'_>,
-) -> Result<Vec<String>, DraftRefused> {
-    let mut problems = Vec::new();
-    let next = current.map_or(1, |c| c.version.saturating_add(1));
-    if draft.version != next {
-        problems.push(match current {
-            Some(c) => format!(
-                "it is version {} but the published version is {}, so the next is {next}",
-                draft.version, c.version
-            ),
-            None => format!("it is version {} but no version is published yet, so the first is 1", draft.version),
-        });
-    }
-
-    let published_delegations = current.and_then(|c| c.delegations.as_ref());
-    if published_delegations != draft.delegations.as_ref() {
-        problems.push(format!(
-            "it changes the delegations ({}); only `ferry targets delegate` changes them",
-            delegation_changes(published_delegations, draft.delegations.as_ref())
-        ));
-    }
-    let no_fields = serde_json::Map::new();
-    let published_fields = current.map_or(&no_fields, |c| &c.unrecognized);
-    if published_fields != &draft.unrecognized {
-        let mut names: BTreeSet<&String> = published_fields.keys().chain(draft.unrecognized.keys()).collect();
-        names.retain(|name| published_fields.get(*name) != draft.unrecognized.get(*name));
-        let names: Vec<&str> = names.into_iter().map(String::as_str).collect();
-        problems.push(format!("it changes the field(s) {}", names.join(", ")));
-    }
-
-    for (path, entry) in current.map(|c| &c.targets).into_iter().flatten() {
-        match draft.targets.get(path) {
-            None => problems.push(format!("it removes the published target {path}")),
-            Some(drafted) if drafted != entry => {
-                problems.push(format!("it changes the published target {path} ({})", entry_changes(entry, drafted)));
-            }
-            Some(_) => {}
-        }
-    }
-    let mut added = Vec::new();
-    for path in draft.targets.keys().filter(|p| current.is_none_or(|c| !c.targets.contains_key(*p))) {
-        if expected.allowed.contains(path) {
-            added.push(path.clone());
-        } else {
-            problems.push(format!("it adds the target {path}, which belongs to none of the releases asked for"));
-        }
-    }
-    if expected.complete {
-        for path in expected.allowed.iter().filter(|p| !draft.targets.contains_key(*p)) {
-            problems.push(format!("it leaves out the target {path} of a release asked for"));
-        }
-    }
-
-    let latest = expected.now + i64::from(expected.expires_days) * 86_400 + EXPIRY_SLACK_SECS;
-    match parse_expires(&draft.expires) {
-        Err(_) => problems.push(format!("its expiry {:?} is not a TUF time", draft.expires)),
-        Ok(at) if at <= expected.now => problems.push(format!("it expired at {}", draft.expires)),
-        Ok(at) if at > latest => problems.push(format!(
-            "it expires at {}, later than the {} day(s) asked for (by {})",
-            draft.expires,
-            expected.expires_days,
-            format_expires(latest)
-        )),
-        Ok(_) => {}
-    }
-    if problems.is_empty() {
-        Ok(added)
-    } else {
-        Err(DraftRefused(problems))
-    }
-}
-
-/// What differs between two delegations, briefly.
-fn delegation_changes(old: Option<&ferry_tuf::Delegations>, new: Option<&ferry_tuf::Delegations>) -> String {
-    let (old, new) = match (old, new) {
-        (None, Some(new)) => {
-            let names: Vec<&str> = new.roles.iter().map(|r| r.name.as_str()).collect();
-            return format!(
-                "it adds delegations to {}",
-                if names.is_empty() { "no role".to_owned() } else { names.join(", ") }
-            );
-        }
-        (Some(_), None) => return "it removes every delegation".to_owned(),
-        (Some(old), Some(new)) => (old, new),
-        (None, None) => return "none".to_owned(),
-    };
-    let mut changes = Vec::new();
-    for role in &new.roles {
-        match old.roles.iter().find(|r| r.name == role.name) {
-            None => changes.push(format!("role {} added", role.name)),
-            Some(before) if before != role => changes.push(format!("role {} changed", role.name)),
-            Some(_) => {}
-        }
-    }
-    for role in old.roles.iter().filter(|r| !new.roles.iter().any(|n| n.name == r.name)) {
-        changes.push(format!("role {} removed", role.name));
-    }
-    let names = |d: &ferry_tuf::Delegations| d.roles.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
-    if changes.is_empty() && names(old) != names(new) {
-        changes.push("roles reordered".to_owned());
-    }
-    if old.keys != new.keys {
-        changes.push("keys changed".to_owned());
-    }
-    if old.unrecognized != new.unrecognized {
-        changes.push("other fields changed".to_owned());
-    }
-    changes.join(", ")
-}
-
-/// Which parts of a target entry differ.
-fn entry_changes(old: &TargetFile, new: &TargetFile) -> String {
-    let mut parts = Vec::new();
-    if old.length != new.length {
-        parts.push(format!("length {} -> {}", old.length, new.length));
-    }
-    if old.hashes != new.hashes {
-        parts.push("hashes".to_owned());
-    }
-    if old.custom != new.custom {
-        parts.push("custom".to_owned());
-    }
-    if old.unrecognized != new.unrecognized {
-        parts.push("other fields".to_owned());
-    }
-    parts.join(", ")
-}
-
 /// Checks a draft of `role` the server returned (for `releases`: `None` means every unsigned
 /// one) against the version the server publishes, verified from the root. The refusal is a
 /// [`MetadataRefused`] (exit code 11).
 async fn check_server_draft(
     ctx: &Context,
     client: &AdminClient,
-    drafted: &Value,
+    drafted: &TargetsDraft,
     request: DraftRequest<'_>,
 ) -> anyhow::Result<CheckedDraft> {
     let DraftRequest { role, releases, expires_days, pinned_root, doing } = request;
@@ -628,11 +475,12 @@ async fn release_paths(client: &AdminClient, ids: Option<&[ReleaseId]>) -> anyho
 }
 
 /// The version of targets role `role` the server's image repository publishes, verified as a
-/// TUF client verifies it: root version 1 and each later root in turn, the timestamp, the
-/// snapshot it names, the top-level targets the snapshot lists (signed by the root's targets
-/// keys) and, for a delegated role, its metadata signed by the keys the top-level targets
-/// delegate to it. `None` when no version is published. The targets' own expiry is not
-/// checked: renewing expired targets is a reason to draft.
+/// TUF client verifies it, by [`TrustedSet`]: from root version 1 (or the pinned root), each
+/// later root in turn (at most [`MAX_ROOT_ROTATIONS`] of them, as a device follows in one
+/// refresh), the timestamp, the snapshot it names, the top-level targets and, for a delegated
+/// role, its metadata signed by the keys the top-level targets delegate to it. `None` when no
+/// version is published. The targets' own expiry is not checked: renewing expired targets is a
+/// reason to draft.
 async fn published_targets(
     repo: &DeviceClient,
     role: &str,
@@ -646,12 +494,22 @@ async fn published_targets(
             TrustedSet::new(&first, now)?
         }
     };
-    for version in set.root().version + 1.. {
-        if version > MAX_ROOT_VERSIONS {
-            return Err(TufError::malformed("root", format!("more than {MAX_ROOT_VERSIONS} versions")).into());
-        }
+    let mut rotations = 0;
+    loop {
+        let version = set.root().version + 1;
         let Some(bytes) = repo.image_metadata(&format!("{version}.root.json")).await? else { break };
+        if rotations == MAX_ROOT_ROTATIONS {
+            return Err(TufError::malformed(
+                "root",
+                format!(
+                    "more than {MAX_ROOT_ROTATIONS} versions follow the root trusted first; pass a newer root \
+                     the root keys signed with --root"
+                ),
+            )
+            .into());
+        }
         set.update_root(&bytes)?;
+        rotations += 1;
     }
     let Some(timestamp) = repo.image_metadata("timestamp.json").await? else { return Ok(None) };
     let _ = set.update_timestamp(&timestamp)?;
@@ -664,253 +522,30 @@ async fn published_targets(
         .ok_or_else(|| TufError::mismatch("timestamp", format!("it names {file}, which the server does not have")))?;
     set.update_snapshot(&snapshot)?;
 
-    let Some(top) = listed_targets(repo, &set, "targets").await? else { return Ok(None) };
-    top.verify_with_root("targets", set.root())?;
-    if role == "targets" {
-        return Ok(Some(top.signed));
+    if !load_published(repo, &mut set, "targets", "root").await? {
+        return Ok(None);
     }
-    let delegations = top.signed.delegations.as_ref();
-    let delegated = delegations
-        .and_then(|d| d.roles.iter().find(|r| r.name == role))
-        .ok_or_else(|| TufError::mismatch("targets", format!("it does not delegate to {role}")))?;
-    let Some(file) = listed_targets(repo, &set, role).await? else { return Ok(None) };
-    let keys = delegations.map(|d| d.keys.clone()).unwrap_or_default();
-    file.verify(role, "targets", &keys, &delegated.keyids, delegated.threshold)?;
-    Ok(Some(file.signed))
+    if role != "targets" {
+        let delegations = set.targets().and_then(|t| t.delegations.as_ref());
+        if !delegations.is_some_and(|d| d.roles.iter().any(|r| r.name == role)) {
+            return Err(TufError::mismatch("targets", format!("it does not delegate to {role}")).into());
+        }
+        if !load_published(repo, &mut set, role, "targets").await? {
+            return Ok(None);
+        }
+    }
+    Ok(set.targets_role(role).cloned())
 }
 
-/// The metadata of a targets role at the version the trusted snapshot lists (`None` when it
-/// lists none), its length and hashes checked if listed; its signatures are not checked yet.
-async fn listed_targets(
-    repo: &DeviceClient,
-    set: &TrustedSet,
-    role: &str,
-) -> anyhow::Result<Option<Verifiable<Targets>>> {
-    let Ok(meta) = set.snapshot_meta(role) else { return Ok(None) };
+/// Loads targets role `role` (delegated by `parent`) into `set` at the version the trusted
+/// snapshot lists; `false` when it lists none.
+async fn load_published(repo: &DeviceClient, set: &mut TrustedSet, role: &str, parent: &str) -> anyhow::Result<bool> {
+    let Ok(meta) = set.snapshot_meta(role) else { return Ok(false) };
     let file = format!("{}.{role}.json", meta.version);
     let bytes = repo
         .image_metadata(&file)
         .await?
         .ok_or_else(|| TufError::mismatch("snapshot", format!("it lists {file}, which the server does not have")))?;
-    meta.check(&file, &bytes)?;
-    let parsed = Verifiable::<Targets>::parse(role, &bytes)?;
-    if parsed.signed.version != meta.version {
-        return Err(TufError::mismatch(
-            role,
-            format!("version {} but the snapshot lists version {}", parsed.signed.version, meta.version),
-        )
-        .into());
-    }
-    Ok(Some(parsed))
-}
-
-#[cfg(test)]
-mod tests {
-    use ferry_tuf::{DelegatedRole, Delegations, KeyKind, SigningKey};
-    use serde_json::json;
-
-    use super::*;
-
-    const NOW: i64 = 1_800_000_000;
-    const DAY: i64 = 86_400;
-
-    fn entry(product: &str, version: &str, digest: char) -> TargetFile {
-        let custom = json!({ "ferry": { "product": product, "version": version, "release_counter": 1 } });
-        TargetFile::new(1000, &digest.to_string().repeat(64), Some(custom))
-    }
-
-    /// Targets metadata `version` expiring 365 days from [`NOW`], listing `entries`.
-    fn targets(version: u64, entries: &[(&str, TargetFile)]) -> Targets {
-        let mut t = Targets::new(version, format_expires(NOW + 365 * DAY));
-        t.targets = entries.iter().map(|(path, e)| ((*path).to_owned(), e.clone())).collect();
-        t
-    }
-
-    fn delegation(name: &str) -> Delegations {
-        let key = SigningKey::generate(KeyKind::Ed25519).unwrap().public().clone();
-        Delegations {
-            keys: [(key.key_id(), key.clone())].into(),
-            roles: vec![DelegatedRole {
-                name: name.to_owned(),
-                keyids: vec![key.key_id()],
-                threshold: 1,
-                terminating: false,
-                paths: Some(vec![format!("{name}/*/*")]),
-                path_hash_prefixes: None,
-            }],
-            unrecognized: Default::default(),
-        }
-    }
-
-    fn paths(list: &[&str]) -> BTreeSet<String> {
-        list.iter().map(|p| (*p).to_owned()).collect()
-    }
-
-    const OLD: &str = "vpn-client/4.0/vpn-client-4.0.bin";
-    const NEW: &str = "vpn-client/5.0/vpn-client-5.0.bin";
-
-    /// Published version 3 with vpn-client 4.0 and a delegation, and the draft of version 4
-    /// adding vpn-client 5.0, as the server makes it.
-    fn published_and_draft() -> (Targets, Targets) {
-        let mut current = targets(3, &[(OLD, entry("vpn-client", "4.0", 'a'))]);
-        current.delegations = Some(delegation("gateway"));
-        let mut draft = current.clone();
-        draft.version = 4;
-        draft.expires = format_expires(NOW + 365 * DAY);
-        draft.targets.insert(NEW.to_owned(), entry("vpn-client", "5.0", 'b'));
-        (current, draft)
-    }
-
-    fn check(
-        current: Option<&Targets>,
-        draft: &Targets,
-        allowed: &BTreeSet<String>,
-    ) -> Result<Vec<String>, DraftRefused> {
-        check_draft(current, draft, &Expected { allowed, complete: true, now: NOW, expires_days: 365 })
-    }
-
-    /// Asserts a refusal with exactly one problem, containing each of `words`.
-    #[track_caller]
-    fn assert_refused(result: Result<Vec<String>, DraftRefused>, words: &[&str]) {
-        let refused = result.expect_err("the draft must be refused");
-        assert_eq!(refused.0.len(), 1, "{refused}");
-        for word in words {
-            assert!(refused.0[0].contains(word), "{word:?} not in {refused}");
-        }
-    }
-
-    #[test]
-    fn a_good_draft_is_accepted_and_lists_what_it_adds() {
-        let (current, draft) = published_and_draft();
-        assert_eq!(check(Some(&current), &draft, &paths(&[NEW])), Ok(vec![NEW.to_owned()]));
-        // A release already signed, asked for again, is carried over unchanged and adds nothing.
-        assert_eq!(check(Some(&current), &draft, &paths(&[OLD, NEW])), Ok(vec![NEW.to_owned()]));
-        // Renewing the expiry only: nothing asked for, nothing added.
-        let mut renewal = current.clone();
-        renewal.version = 4;
-        renewal.expires = format_expires(NOW + 30 * DAY);
-        let expected = Expected { allowed: &BTreeSet::new(), complete: true, now: NOW, expires_days: 30 };
-        assert_eq!(check_draft(Some(&current), &renewal, &expected), Ok(vec![]));
-    }
-
-    #[test]
-    fn a_first_draft_is_version_1_with_only_the_releases_asked_for() {
-        let first = targets(1, &[(NEW, entry("vpn-client", "5.0", 'b'))]);
-        assert_eq!(check(None, &first, &paths(&[NEW])), Ok(vec![NEW.to_owned()]));
-        assert_refused(
-            check(None, &targets(2, &[(NEW, entry("vpn-client", "5.0", 'b'))]), &paths(&[NEW])),
-            &["version 2", "no version is published"],
-        );
-        let extra = targets(1, &[(NEW, entry("vpn-client", "5.0", 'b')), (OLD, entry("vpn-client", "4.0", 'a'))]);
-        assert_refused(
-            check(None, &extra, &paths(&[NEW])),
-            &["adds the target vpn-client/4.0/", "none of the releases"],
-        );
-        let mut delegating = first.clone();
-        delegating.delegations = Some(delegation("gateway"));
-        assert_refused(check(None, &delegating, &paths(&[NEW])), &["delegations", "adds delegations to gateway"]);
-    }
-
-    #[test]
-    fn an_entry_of_no_release_asked_for_is_refused() {
-        let (current, mut draft) = published_and_draft();
-        draft.targets.insert("vpn-client/6.0/evil.bin".to_owned(), entry("vpn-client", "6.0", 'e'));
-        assert_refused(check(Some(&current), &draft, &paths(&[NEW])), &["adds the target vpn-client/6.0/evil.bin"]);
-        // Nothing asked for (`--no-releases`): nothing may be added.
-        let (current, draft) = published_and_draft();
-        assert_refused(check(Some(&current), &draft, &BTreeSet::new()), &[NEW]);
-    }
-
-    #[test]
-    fn a_changed_or_removed_published_entry_is_refused() {
-        let (current, draft) = published_and_draft();
-        let mut rehashed = draft.clone();
-        rehashed.targets.insert(OLD.to_owned(), entry("vpn-client", "4.0", 'f'));
-        assert_refused(
-            check(Some(&current), &rehashed, &paths(&[NEW])),
-            &["changes the published target", OLD, "hashes"],
-        );
-        // Even for a release asked for again.
-        assert_refused(check(Some(&current), &rehashed, &paths(&[OLD, NEW])), &[OLD, "hashes"]);
-
-        let mut longer = draft.clone();
-        longer.targets.get_mut(OLD).unwrap().length += 1;
-        assert_refused(check(Some(&current), &longer, &paths(&[NEW])), &[OLD, "length 1000 -> 1001"]);
-        let mut recustomised = draft.clone();
-        recustomised.targets.get_mut(OLD).unwrap().custom = Some(json!({ "ferry": { "release_counter": 9 } }));
-        assert_refused(check(Some(&current), &recustomised, &paths(&[NEW])), &[OLD, "custom"]);
-
-        let mut removed = draft.clone();
-        removed.targets.remove(OLD);
-        assert_refused(check(Some(&current), &removed, &paths(&[NEW])), &["removes the published target", OLD]);
-    }
-
-    #[test]
-    fn a_delegation_change_is_refused() {
-        let (current, draft) = published_and_draft();
-        let mut added = draft.clone();
-        added.delegations.as_mut().unwrap().roles.push(delegation("evil").roles.remove(0));
-        assert_refused(check(Some(&current), &added, &paths(&[NEW])), &["changes the delegations", "role evil added"]);
-
-        let mut rekeyed = draft.clone();
-        let other = delegation("gateway");
-        let delegations = rekeyed.delegations.as_mut().unwrap();
-        delegations.keys = other.keys;
-        delegations.roles = other.roles;
-        assert_refused(check(Some(&current), &rekeyed, &paths(&[NEW])), &["role gateway changed", "keys changed"]);
-
-        let mut widened = draft.clone();
-        widened.delegations.as_mut().unwrap().roles[0].paths = Some(vec!["*/*/*".to_owned()]);
-        assert_refused(check(Some(&current), &widened, &paths(&[NEW])), &["role gateway changed"]);
-
-        let mut dropped = draft.clone();
-        dropped.delegations = None;
-        assert_refused(check(Some(&current), &dropped, &paths(&[NEW])), &["removes every delegation"]);
-    }
-
-    #[test]
-    fn a_draft_that_is_not_the_next_version_is_refused() {
-        let (current, draft) = published_and_draft();
-        for version in [1, 3, 5] {
-            let mut wrong = draft.clone();
-            wrong.version = version;
-            assert_refused(
-                check(Some(&current), &wrong, &paths(&[NEW])),
-                &[&format!("it is version {version}"), "published version is 3, so the next is 4"],
-            );
-        }
-    }
-
-    #[test]
-    fn an_expiry_past_or_beyond_the_days_asked_for_is_refused() {
-        let (current, mut draft) = published_and_draft();
-        draft.expires = format_expires(NOW - 1);
-        assert_refused(check(Some(&current), &draft, &paths(&[NEW])), &["expired"]);
-        draft.expires = format_expires(NOW + 365 * DAY + EXPIRY_SLACK_SECS + 1);
-        assert_refused(check(Some(&current), &draft, &paths(&[NEW])), &["later than the 365 day(s) asked for"]);
-        // Within a day's slack for clocks that differ: accepted.
-        draft.expires = format_expires(NOW + 365 * DAY + EXPIRY_SLACK_SECS);
-        assert!(check(Some(&current), &draft, &paths(&[NEW])).is_ok());
-    }
-
-    #[test]
-    fn a_release_asked_for_must_be_in_the_draft_when_named() {
-        let (current, draft) = published_and_draft();
-        let missing = "vpn-client/5.0/extra.bin";
-        assert_refused(check(Some(&current), &draft, &paths(&[NEW, missing])), &["leaves out", missing]);
-        // By default (every unsigned release), the paths of all releases are merely allowed.
-        let expected = Expected { allowed: &paths(&[NEW, missing]), complete: false, now: NOW, expires_days: 365 };
-        assert_eq!(check_draft(Some(&current), &draft, &expected), Ok(vec![NEW.to_owned()]));
-    }
-
-    #[test]
-    fn every_problem_is_reported_at_once() {
-        let (current, mut draft) = published_and_draft();
-        draft.version = 9;
-        draft.targets.remove(OLD);
-        draft.unrecognized.insert("x-extra".to_owned(), json!(1));
-        let refused = check(Some(&current), &draft, &paths(&[NEW])).unwrap_err();
-        assert_eq!(refused.0.len(), 3, "{refused}");
-        assert!(refused.to_string().contains("x-extra"), "{refused}");
-    }
+    set.update_published_targets(&bytes, role, parent)?;
+    Ok(true)
 }

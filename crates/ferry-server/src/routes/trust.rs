@@ -2,12 +2,17 @@
 //! drafting the next targets, status), and the image and director repositories as TUF clients
 //! fetch them.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::Response;
+use ferry_api::trust::{
+    DirectorRotated, DraftQuery, NextOnlineKeys, OnlineKeys, Published, RoleStatus, SignedMetadata, TargetsDraft,
+    TrustStatus, UnsignedRelease,
+};
 use ferry_core::{Release, ReleaseId, Role};
 use ferry_store::Repo;
 use serde::Deserialize;
@@ -17,8 +22,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::offers;
 use crate::state::AppState;
-use crate::trust::image::{self, Published, TOP_LEVEL};
-use crate::trust::{director, keys};
+use crate::trust::image::{self, TOP_LEVEL};
+use crate::trust::{director, keys, TrustError};
 
 type S = State<Arc<AppState>>;
 
@@ -35,28 +40,31 @@ fn check_role_name(role: &str) -> ApiResult<()> {
 }
 
 #[utoipa::path(get, path = "/api/v1/trust/online-keys", tag = "trust",
-    responses((status = 200, description = "the server's online public keys, by role", body = Object)))]
-pub async fn online_keys(State(st): S, admin: Admin) -> ApiResult<Json<serde_json::Value>> {
+    responses((status = 200, description = "the server's online public keys, by role", body = OnlineKeys)))]
+pub async fn online_keys(State(st): S, admin: Admin) -> ApiResult<Json<OnlineKeys>> {
     admin.require(Role::Viewer)?;
-    let k = st.keys();
-    let mut body = serde_json::json!({
-        "snapshot": k.snapshot.public(),
-        "timestamp": k.timestamp.public(),
-        "director_root": k.director_root.public(),
-        "director": k.director.public(),
-    });
     let dir = st.config.keys_dir();
     let next = |name| keys::next_key(&dir, name).map_err(ApiError::internal);
-    if let (Some(snapshot), Some(timestamp)) = (next(keys::SNAPSHOT)?, next(keys::TIMESTAMP)?) {
-        body["next"] = serde_json::json!({ "snapshot": snapshot.public(), "timestamp": timestamp.public() });
-    }
-    Ok(Json(body))
+    let next = match (next(keys::SNAPSHOT)?, next(keys::TIMESTAMP)?) {
+        (Some(snapshot), Some(timestamp)) => {
+            Some(NextOnlineKeys { snapshot: snapshot.public().clone(), timestamp: timestamp.public().clone() })
+        }
+        _ => None,
+    };
+    let k = st.keys();
+    Ok(Json(OnlineKeys {
+        snapshot: k.snapshot.public().clone(),
+        timestamp: k.timestamp.public().clone(),
+        director_root: k.director_root.public().clone(),
+        director: k.director.public().clone(),
+        next,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/trust/image/online-keys/next", tag = "trust",
     responses((status = 200, description = "the online public keys with the image repository's snapshot and \
-    timestamp keys replaced by the keys waiting to take over; list them in the next root", body = Object)))]
-pub async fn next_online_keys(State(st): S, admin: Admin) -> ApiResult<Json<serde_json::Value>> {
+    timestamp keys replaced by the keys waiting to take over; list them in the next root", body = OnlineKeys)))]
+pub async fn next_online_keys(State(st): S, admin: Admin) -> ApiResult<Json<OnlineKeys>> {
     admin.require(Role::Admin)?;
     // Not while a root push decides whether it lists the waiting keys and promotes them, and one
     // request at a time, so that concurrent requests make and return the same keys.
@@ -65,37 +73,38 @@ pub async fn next_online_keys(State(st): S, admin: Admin) -> ApiResult<Json<serd
     let snapshot = keys::next_key_or_create(&dir, keys::SNAPSHOT).map_err(ApiError::internal)?;
     let timestamp = keys::next_key_or_create(&dir, keys::TIMESTAMP).map_err(ApiError::internal)?;
     let k = st.keys();
-    Ok(Json(serde_json::json!({
-        "snapshot": snapshot.public(),
-        "timestamp": timestamp.public(),
-        "director_root": k.director_root.public(),
-        "director": k.director.public(),
-    })))
+    Ok(Json(OnlineKeys {
+        snapshot: snapshot.public().clone(),
+        timestamp: timestamp.public().clone(),
+        director_root: k.director_root.public().clone(),
+        director: k.director.public().clone(),
+        next: None,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/trust/director/rotate", tag = "trust",
-    responses((status = 200, description = "the director's new root version and keys", body = Object)))]
-pub async fn rotate_director(State(st): S, admin: Admin) -> ApiResult<Json<serde_json::Value>> {
+    responses((status = 200, description = "the director's new root version and keys", body = DirectorRotated)))]
+pub async fn rotate_director(State(st): S, admin: Admin) -> ApiResult<Json<DirectorRotated>> {
     admin.require(Role::Admin)?;
-    let version = director::rotate(&st, st.clock.now()).await?;
+    let root_version = director::rotate(&st, st.clock.now()).await?;
     let k = st.keys();
-    Ok(Json(serde_json::json!({
-        "root_version": version,
-        "director_root": k.director_root.public(),
-        "director": k.director.public(),
-    })))
+    Ok(Json(DirectorRotated {
+        root_version,
+        director_root: k.director_root.public().clone(),
+        director: k.director.public().clone(),
+    }))
 }
 
-#[utoipa::path(put, path = "/api/v1/trust/image/root", tag = "trust", request_body(content = Object,
-    description = "signed root metadata"), responses((status = 201, body = Published),
+#[utoipa::path(put, path = "/api/v1/trust/image/root", tag = "trust", request_body(content = SignedMetadata,
+    description = "signed root metadata, exactly as signed"), responses((status = 201, body = Published),
     (status = 400, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody)))]
 pub async fn push_root(State(st): S, admin: Admin, body: Bytes) -> ApiResult<(StatusCode, Json<Published>)> {
     admin.require(Role::Admin)?;
     Ok((StatusCode::CREATED, Json(image::push_root(&st, &body, st.clock.now()).await?)))
 }
 
-#[utoipa::path(put, path = "/api/v1/trust/image/targets", tag = "trust", request_body(content = Object,
-    description = "signed top-level targets metadata"), responses((status = 201, body = Published),
+#[utoipa::path(put, path = "/api/v1/trust/image/targets", tag = "trust", request_body(content = SignedMetadata,
+    description = "signed top-level targets metadata, exactly as signed"), responses((status = 201, body = Published),
     (status = 400, body = ferry_api::ErrorBody), (status = 409, body = ferry_api::ErrorBody)))]
 pub async fn push_targets(State(st): S, admin: Admin, body: Bytes) -> ApiResult<(StatusCode, Json<Published>)> {
     admin.require(Role::Admin)?;
@@ -103,7 +112,7 @@ pub async fn push_targets(State(st): S, admin: Admin, body: Bytes) -> ApiResult<
 }
 
 #[utoipa::path(put, path = "/api/v1/trust/image/roles/{role}", tag = "trust", params(("role" = String, Path)),
-    request_body(content = Object, description = "signed delegated targets metadata"),
+    request_body(content = SignedMetadata, description = "signed delegated targets metadata, exactly as signed"),
     responses((status = 201, body = Published), (status = 400, body = ferry_api::ErrorBody),
     (status = 409, body = ferry_api::ErrorBody)))]
 pub async fn push_delegated(
@@ -117,23 +126,10 @@ pub async fn push_delegated(
     Ok((StatusCode::CREATED, Json(image::push_targets(&st, &role, &body, st.clock.now()).await?)))
 }
 
-/// Which targets to draft.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct DraftQuery {
-    /// `targets` (default) or a delegated role.
-    pub role: Option<String>,
-    /// Comma-separated release ids to add; default: every release not yet signed that the
-    /// role may sign for.
-    pub releases: Option<String>,
-    /// Days until the drafted metadata expires (default 365, at most 3660).
-    pub expires_days: Option<u32>,
-}
-
 #[utoipa::path(get, path = "/api/v1/trust/image/draft", tag = "trust", params(DraftQuery),
-    responses((status = 200, description = "the next version, unsigned", body = Object),
+    responses((status = 200, description = "the next version, unsigned", body = TargetsDraft),
     (status = 400, body = ferry_api::ErrorBody), (status = 404, body = ferry_api::ErrorBody)))]
-pub async fn draft(State(st): S, admin: Admin, Query(q): Query<DraftQuery>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn draft(State(st): S, admin: Admin, Query(q): Query<DraftQuery>) -> ApiResult<Json<TargetsDraft>> {
     admin.require(Role::Operator)?;
     let role = q.role.unwrap_or_else(|| "targets".to_owned());
     if role != "targets" {
@@ -166,33 +162,40 @@ pub async fn draft(State(st): S, admin: Admin, Query(q): Query<DraftQuery>) -> A
 }
 
 #[utoipa::path(get, path = "/api/v1/trust/image/status", tag = "trust",
-    responses((status = 200, description = "versions and expiries of the image repository, and releases awaiting a signature", body = Object)))]
-pub async fn status(State(st): S, admin: Admin) -> ApiResult<Json<serde_json::Value>> {
+    responses((status = 200, description = "versions and expiries of the image repository, and releases awaiting a signature", body = TrustStatus)))]
+pub async fn status(State(st): S, admin: Admin) -> ApiResult<Json<TrustStatus>> {
     admin.require(Role::Viewer)?;
-    let mut roles = serde_json::Map::new();
+    let mut roles = BTreeMap::new();
     for (role, version) in st.store.metadata_roles(Repo::Image).await? {
         let expires = st
             .store
             .get_metadata(Repo::Image, &role, version)
             .await?
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v.pointer("/signed/expires").cloned());
-        roles.insert(role, serde_json::json!({ "version": version, "expires": expires }));
+            .and_then(|b| serde_json::from_slice::<Expiring>(&b).ok())
+            .map(|file| file.signed.expires);
+        roles.insert(role, RoleStatus { version, expires });
     }
     let index = st.catalogue.signed(st.store.as_ref()).await?;
-    let unsigned: Vec<serde_json::Value> = st
+    let unsigned_releases = st
         .store
         .list_releases(None)
         .await?
         .iter()
         .filter(|r| !image::is_signed(r, &index))
-        .map(|r| serde_json::json!({ "id": r.id, "product": r.product, "version": r.version }))
+        .map(|r| UnsignedRelease { id: r.id, product: r.product.clone(), version: r.version.clone() })
         .collect();
-    Ok(Json(serde_json::json!({
-        "roles": roles,
-        "unsigned_releases": unsigned,
-        "require_signed_releases": st.config.trust.require_signed_releases,
-    })))
+    Ok(Json(TrustStatus { roles, unsigned_releases, require_signed_releases: st.config.trust.require_signed_releases }))
+}
+
+/// The expiry of any role's stored metadata file.
+#[derive(Deserialize)]
+struct Expiring {
+    signed: Expires,
+}
+
+#[derive(Deserialize)]
+struct Expires {
+    expires: String,
 }
 
 /// A metadata file name as TUF clients ask for it.
@@ -262,11 +265,7 @@ pub async fn image_target(
     if let Caller::Device(device) = &caller {
         let eval = offers::evaluate(&st, device).await?;
         if !eval.offered().iter().any(|(r, _)| r.artifacts.iter().any(|a| a.sha256 == sha)) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                ferry_api::ErrorCode::NotEntitled,
-                format!("no release offered to this device contains target {target_path}"),
-            ));
+            return Err(TrustError::NotEntitled { path: target_path }.into());
         }
     }
     crate::routes::download::serve_content(&st, &method, &sha, &headers).await
@@ -295,11 +294,7 @@ pub async fn director_metadata(State(st): S, caller: Caller, Path(file): Path<St
         _ => {}
     }
     let Caller::Device(device) = caller else {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            ferry_api::ErrorCode::Forbidden,
-            "director metadata is issued per device: fetch it with the device's credential",
-        ));
+        return Err(TrustError::PerDevice.into());
     };
     match name {
         MetaName::Latest(_) => {

@@ -42,6 +42,7 @@ use crate::state::AppState;
 use crate::trust::image::{is_signed, target_for};
 use crate::trust::keys::{self, OnlineKeys};
 use crate::trust::next_version;
+use crate::trust::TrustError;
 
 /// How long a director root is valid; it is re-signed at half of this.
 pub const ROOT_EXPIRY_SECS: i64 = 365 * 86_400;
@@ -110,7 +111,7 @@ pub async fn rotate(st: &AppState, now: i64) -> ApiResult<u64> {
     let bytes = sign(&root, &[&keys.director_root, &root_key]).map_err(ApiError::internal)?;
     let file = MetadataFile { repo: Repo::Director, role: "root".into(), version, bytes, created_at: now };
     st.store.put_metadata(&[file]).await.map_err(|e| match e {
-        StoreError::Conflict(m) => ApiError::conflict(format!("{m}: another rotation happened at the same time")),
+        StoreError::Conflict(detail) => ApiError::from(TrustError::RotationRaced { detail }),
         other => other.into(),
     })?;
     st.take_over_keys(&[(keys::DIRECTOR_ROOT, &root_key), (keys::DIRECTOR, &key)])

@@ -10,18 +10,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::http::StatusCode;
-use ferry_api::ErrorCode;
+use ferry_api::trust::{Published, TargetsDraft};
 use ferry_core::Release;
 use ferry_store::{MetadataFile, Repo, Store, StoreError};
 use ferry_tuf::metadata::sign;
 use ferry_tuf::time::{format_expires, parse_expires};
-use ferry_tuf::{MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp, TufError, Verifiable};
-use serde::Serialize;
+use ferry_tuf::{
+    FerryTarget, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp, TrustedSet, TufError, Verifiable,
+};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::trust::{keys, next_version};
+use crate::trust::{keys, next_version, TrustError};
 
 /// How often the server checks whether snapshot or timestamp needs re-signing.
 pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -29,22 +29,9 @@ pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(60
 /// Top-level roles; every other role name is a delegated targets role.
 pub const TOP_LEVEL: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
 
-/// What a push produced.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Published {
-    /// The role pushed.
-    pub role: String,
-    /// Its version.
-    pub version: u64,
-    /// The snapshot version signed for it (absent for root).
-    pub snapshot_version: Option<u64>,
-    /// The timestamp version signed for it (absent for root).
-    pub timestamp_version: Option<u64>,
-}
-
-/// 400 `invalid_metadata` with the verifier's explanation.
-pub fn invalid(what: &str, err: impl std::fmt::Display) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidMetadata, format!("{what} refused: {err}"))
+/// A refusal of `what` with the verifier's explanation.
+fn invalid(what: &str, err: impl std::fmt::Display) -> ApiError {
+    TrustError::refused(what, err).into()
 }
 
 fn corrupt(err: TufError) -> ApiError {
@@ -66,9 +53,10 @@ fn check_unexpired(what: &str, expires: &str, now: i64) -> ApiResult<()> {
     Ok(())
 }
 
-/// Verifies and stores a new root: version 1 signed by its own root threshold, or the next
-/// version signed by both the trusted root's and its own root thresholds. Its snapshot and
-/// timestamp roles must be this server's online keys.
+/// Verifies and stores a new root as a TUF client would follow it ([`TrustedSet`]): version 1
+/// signed by its own root threshold, or the next version signed by both the trusted root's and
+/// its own root thresholds; unexpired. Its snapshot and timestamp roles must be this server's
+/// online keys.
 pub async fn push_root(st: &AppState, bytes: &[u8], now: i64) -> ApiResult<Published> {
     let new = Verifiable::<Root>::parse("root", bytes).map_err(|e| invalid("root", e))?;
     let root = &new.signed;
@@ -76,27 +64,19 @@ pub async fn push_root(st: &AppState, bytes: &[u8], now: i64) -> ApiResult<Publi
     if !root.consistent_snapshot {
         return Err(invalid("root", "consistent_snapshot must be true: Ferry serves consistent snapshots only"));
     }
-    check_unexpired("root", &root.expires, now)?;
-    match latest::<Root>(st.store.as_ref(), "root").await? {
+    let set = match latest::<Root>(st.store.as_ref(), "root").await? {
         None if root.version != 1 => {
             return Err(invalid("root", format!("the first root must be version 1, not {}", root.version)))
         }
-        None => {}
-        Some((trusted, _)) => {
-            if root.version != trusted.signed.version + 1 {
-                return Err(invalid(
-                    "root",
-                    format!(
-                        "version {} does not follow the trusted root version {}",
-                        root.version, trusted.signed.version
-                    ),
-                ));
-            }
-            new.verify_with_root("root", &trusted.signed)
-                .map_err(|e| invalid("root", format!("not signed by the trusted root's keys: {e}")))?;
+        None => {
+            TrustedSet::new(bytes, now).map_err(|e| invalid("root", format!("not signed by its own root keys: {e}")))
         }
-    }
-    new.verify_with_root("root", root).map_err(|e| invalid("root", format!("not signed by its own root keys: {e}")))?;
+        Some((_, trusted)) => {
+            let mut set = TrustedSet::new(&trusted.bytes, now).map_err(corrupt)?;
+            set.update_root(bytes).map(|()| set).map_err(|e| invalid("root", e))
+        }
+    }?;
+    set.check_final_root().map_err(|e| invalid("root", format!("{e}; set a later expiry and sign it again")))?;
     let _rotation = st.rotation.write().await;
     let keys = st.keys();
     let dir = st.config.keys_dir();
@@ -210,9 +190,7 @@ pub(crate) fn unfinished_rotation(repo: &str, version: u64, e: keys::KeyError) -
 
 fn raced(e: StoreError) -> ApiError {
     match e {
-        StoreError::Conflict(m) => {
-            ApiError::conflict(format!("{m}: another publish happened at the same time; draft, sign and push again"))
-        }
+        StoreError::Conflict(detail) => TrustError::PublishRaced { detail }.into(),
         other => other.into(),
     }
 }
@@ -223,13 +201,13 @@ pub async fn push_targets(st: &AppState, role: &str, bytes: &[u8], now: i64) -> 
     let what = format!("{role} metadata");
     let new = Verifiable::<Targets>::parse(role, bytes).map_err(|e| invalid(&what, e))?;
     let Some((root, _)) = latest::<Root>(st.store.as_ref(), "root").await? else {
-        return Err(ApiError::conflict("there is no root metadata yet: push a signed root first (`ferry trust push`)"));
+        return Err(TrustError::NoRoot.into());
     };
     if role == "targets" {
         new.verify_with_root("targets", &root.signed).map_err(|e| invalid(&what, e))?;
     } else {
         let Some((top, _)) = latest::<Targets>(st.store.as_ref(), "targets").await? else {
-            return Err(ApiError::conflict(format!("no top-level targets delegates to {role}: push targets first")));
+            return Err(TrustError::NoTopLevelTargets { role: role.to_owned() }.into());
         };
         let delegations = top.signed.delegations.as_ref();
         let delegated = delegations.and_then(|d| d.roles.iter().find(|r| r.name == role)).ok_or_else(|| {
@@ -399,19 +377,17 @@ pub async fn refresh(st: &AppState, now: i64) -> ApiResult<bool> {
 
 /// The target entry a release's artifact should have in targets metadata.
 pub fn target_for(release: &Release, artifact: &ferry_core::Artifact) -> TargetFile {
-    let mut custom = artifact.custom.clone();
-    let ferry = serde_json::json!({
-        "product": release.product,
-        "version": release.version,
-        "kind": release.kind,
-        "platforms": release.platforms,
-        "required": release.required,
-        "reboot": release.reboot,
-        "release_counter": release.counter,
-        "media_type": artifact.media_type,
-    });
-    custom.insert("ferry".to_owned(), ferry);
-    TargetFile::new(artifact.length, artifact.sha256.as_str(), Some(serde_json::Value::Object(custom)))
+    let ferry = FerryTarget {
+        product: release.product.clone(),
+        version: release.version.clone(),
+        kind: Some(release.kind),
+        platforms: release.platforms.clone(),
+        required: Some(release.required),
+        reboot: Some(release.reboot),
+        release_counter: release.counter,
+        media_type: Some(artifact.media_type.clone()),
+    };
+    TargetFile::new(artifact.length, artifact.sha256.as_str(), Some(ferry.into_custom(artifact.custom.clone())))
 }
 
 /// Whether every artifact of `release` is listed, with the same length, digest and release
@@ -421,8 +397,7 @@ pub fn is_signed(release: &Release, index: &HashMap<String, TargetFile>) -> bool
         index.get(&release.target_path(&a.name)).is_some_and(|t| {
             t.length == a.length
                 && t.sha256() == Some(a.sha256.as_str())
-                && t.custom.as_ref().and_then(|c| c.pointer("/ferry/release_counter")).and_then(|v| v.as_i64())
-                    == Some(release.counter)
+                && FerryTarget::of(t).is_ok_and(|ferry| ferry.release_counter == release.counter)
         })
     })
 }
@@ -465,23 +440,14 @@ pub async fn draft(
     explicit: bool,
     expires_secs: i64,
     now: i64,
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<TargetsDraft> {
     let delegation = if role == "targets" {
         None
     } else {
         let top = latest::<Targets>(st.store.as_ref(), "targets").await?;
         let found =
             top.and_then(|(t, _)| t.signed.delegations.and_then(|d| d.roles.into_iter().find(|r| r.name == role)));
-        Some(found.ok_or_else(|| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                ErrorCode::Conflict,
-                format!(
-                    "the signed top-level targets do not delegate to role {role}; add it with \
-                     `ferry targets delegate`, sign and push the top-level targets first"
-                ),
-            )
-        })?)
+        Some(found.ok_or_else(|| TrustError::NotDelegated { role: role.to_owned() })?)
     };
     let inside = |release: &Release| {
         delegation
@@ -490,19 +456,14 @@ pub async fn draft(
     };
     if explicit {
         if let Some(outside) = releases.iter().find(|r| !inside(r)) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidMetadata,
-                format!(
-                    "release {} ({} {}) is outside the paths delegated to role {role} ({:?}); sign it \
-                 with the role that covers {}/…",
-                    outside.id,
-                    outside.product,
-                    outside.version,
-                    delegation.as_ref().map(|d| d.paths.clone()).unwrap_or_default(),
-                    outside.product
-                ),
-            ));
+            return Err(TrustError::OutsideDelegation {
+                release: outside.id.0,
+                product: outside.product.to_string(),
+                version: outside.version.to_string(),
+                role: role.to_owned(),
+                paths: delegation.as_ref().and_then(|d| d.paths.clone()).unwrap_or_default(),
+            }
+            .into());
         }
     }
     let releases: Vec<&Release> = releases.iter().filter(|r| inside(r)).collect();
@@ -520,5 +481,5 @@ pub async fn draft(
             targets.targets.insert(release.target_path(&artifact.name), target_for(release, artifact));
         }
     }
-    Ok(serde_json::json!({ "signed": targets, "signatures": [] }))
+    Ok(TargetsDraft { signed: serde_json::to_value(&targets).map_err(ApiError::internal)?, signatures: Vec::new() })
 }

@@ -1,9 +1,11 @@
 //! Signed metadata: the server's online keys and the TUF image repository (docs/trust.md).
 
 pub mod director;
+mod error;
 pub mod image;
 pub mod keys;
 
+pub use error::TrustError;
 pub use keys::OnlineKeys;
 
 /// The version of online-signed metadata issued at `now` (Unix seconds) after `previous` (the

@@ -63,7 +63,7 @@ impl Publisher {
         Self {
             root_key: SigningKey::generate(KeyKind::Ed25519).unwrap(),
             targets_key: SigningKey::generate(kind).unwrap(),
-            online: admin.online_keys().await.unwrap(),
+            online: serde_json::to_value(admin.online_keys().await.unwrap()).unwrap(),
         }
     }
 
@@ -157,7 +157,7 @@ impl Fleet {
     pub async fn draft(&self, role: &str, releases: &[&Release]) -> Targets {
         let ids: Vec<_> = releases.iter().map(|r| r.id).collect();
         let draft = self.admin.draft_targets(role, Some(&ids), Some(30)).await.unwrap();
-        serde_json::from_value(draft["signed"].clone()).unwrap()
+        serde_json::from_value(draft.signed).unwrap()
     }
 
     /// Signs `targets` (the top-level role's) with the publisher's targets key and pushes them.

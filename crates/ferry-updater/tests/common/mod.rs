@@ -473,7 +473,7 @@ pub fn ferry_custom(product: &str, version: &str, counter: i64) -> Value {
             "kind": "full",
             "platforms": ["arm64"],
             "required": false,
-            "reboot": true,
+            "reboot": "required",
             "release_counter": counter,
             "media_type": "application/octet-stream",
         }
