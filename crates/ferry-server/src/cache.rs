@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferry_core::{DeviceId, GroupName, Release};
-use ferry_store::{Approval, Group, Store};
+use ferry_core::{Approval, DeviceId, Group, GroupName, Release};
+use ferry_store::Store;
 
 type Approved = Arc<Vec<(Release, Vec<Approval>)>>;
 type Groups = Arc<HashMap<GroupName, Group>>;

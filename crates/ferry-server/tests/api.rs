@@ -6,8 +6,9 @@ mod common;
 use ferry_api::*;
 use ferry_client::{AdminClient, ClientError, DeviceClient, DeviceQuery};
 use ferry_core::applicability::Verdict;
-use ferry_core::{DeviceState, DeviceStatus, Release, ReleaseKind, Role, Sha256, VersionRange};
-use ferry_store::{ApprovalAction, NewEvent};
+use ferry_core::{
+    ApprovalAction, DeviceState, DeviceStatus, NewEvent, Release, ReleaseKind, Role, Sha256, VersionRange,
+};
 use sha2::Digest;
 
 fn sha(data: &[u8]) -> Sha256 {

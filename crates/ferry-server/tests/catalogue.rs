@@ -7,8 +7,7 @@ mod common;
 use ferry_api::*;
 use ferry_client::{AdminClient, ClientError, DeviceClient};
 use ferry_core::applicability::Verdict;
-use ferry_core::{DeviceStatus, Release, Sha256};
-use ferry_store::{ApprovalAction, ReleaseChange};
+use ferry_core::{ApprovalAction, DeviceStatus, Release, ReleaseChange, Sha256};
 use sha2::Digest;
 
 fn sha(data: &[u8]) -> Sha256 {

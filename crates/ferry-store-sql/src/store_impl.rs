@@ -22,7 +22,7 @@ macro_rules! impl_store {
                 ProductName, Release, ReleaseId, Role, Sha256,
             };
             use ferry_store::{
-                AdminToken, AppendOutcome, Approval, CheckinRecord, Device, DeviceFilter,
+                AdminToken, AppendOutcome, Approval, CheckinRecord, CredentialMatch, Device, DeviceFilter,
                 DirectorFiles, DirectorStamp, DirectorState, Enrollment, Event, Group, MetadataFile, NewAdminToken, NewEvent,
                 Platform, Product, ReleaseChange, ReleaseState, Repo, Result, Store, StoreError,
             };
@@ -208,7 +208,6 @@ macro_rules! impl_store {
                     identity_conflicts: get(row, T, "identity_conflicts")?,
                     last_conflict: get(row, T, "last_conflict")?,
                     last_conflict_at: get(row, T, "last_conflict_at")?,
-                    director: None,
                 })
             }
 
@@ -1144,11 +1143,11 @@ macro_rules! impl_store {
                 async fn devices_by_credentials(
                     &self,
                     credential_hashes: &[String],
-                ) -> Result<Vec<(String, Device)>> {
+                ) -> Result<Vec<(String, CredentialMatch)>> {
                     // Few distinct statement shapes, so each stays in the connection's prepared
                     // statement cache: a chunk is padded to a power of two with its first hash.
                     const CHUNK: usize = 128;
-                    let mut found: Vec<(String, Device)> = Vec::new();
+                    let mut found: Vec<(String, CredentialMatch)> = Vec::new();
                     let mut seen = std::collections::HashSet::new();
                     for chunk in credential_hashes.chunks(CHUNK) {
                         let slots = chunk.len().next_power_of_two();
@@ -1168,16 +1167,17 @@ macro_rules! impl_store {
                         for row in query.fetch_all(&self.pool).await.map_err(err)? {
                             let hash: String = get(&row, "devices", "credential_hash")?;
                             if seen.insert(hash.clone()) {
-                                let mut device = device_with_groups(&row)?;
+                                let device = device_with_groups(&row)?;
                                 const T: &str = "director_state";
-                                if let Some(version) = get::<Option<i64>>(&row, T, "director_version")? {
-                                    device.director = Some(DirectorStamp {
+                                let director = match get::<Option<i64>>(&row, T, "director_version")? {
+                                    Some(version) => Some(DirectorStamp {
                                         version: to_u64(T, "version", version)?,
                                         digest: get(&row, T, "director_digest")?,
                                         issued_at: get(&row, T, "director_issued_at")?,
-                                    });
-                                }
-                                found.push((hash, device));
+                                    }),
+                                    None => None,
+                                };
+                                found.push((hash, CredentialMatch { device, director }));
                             }
                         }
                     }

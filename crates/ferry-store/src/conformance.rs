@@ -773,14 +773,14 @@ pub async fn credential_batch_lookup(store: &dyn Store) {
     let mut found = store.devices_by_credentials(&asked).await.unwrap();
     found.sort_by(|a, b| a.0.cmp(&b.0));
     let summary: Vec<(&str, &str, usize)> =
-        found.iter().map(|(h, d)| (h.as_str(), d.id.as_str(), d.groups.len())).collect();
+        found.iter().map(|(h, m)| (h.as_str(), m.device.id.as_str(), m.device.groups.len())).collect();
     assert_eq!(summary, vec![("cred-3", "pc-3", 0), ("cred-4", "pc-4", 2)]);
-    assert_eq!(found[1].1, store.get_device(&device_id("pc-4")).await.unwrap().unwrap());
+    assert_eq!(found[1].1.device, store.get_device(&device_id("pc-4")).await.unwrap().unwrap());
     for size in [1, 2, 3, 5, 17, 64, 65, 70] {
         let asked: Vec<String> = (0..size).map(|i| format!("cred-{i}")).collect();
         let found = store.devices_by_credentials(&asked).await.unwrap();
         assert_eq!(found.len(), size, "batch of {size}");
-        assert!(found.iter().all(|(h, d)| h.strip_prefix("cred-") == d.id.as_str().strip_prefix("pc-")));
+        assert!(found.iter().all(|(h, m)| h.strip_prefix("cred-") == m.device.id.as_str().strip_prefix("pc-")));
     }
     let repeated: Vec<String> = (0..300).map(|i| format!("cred-{}", i % 70)).collect();
     assert_eq!(store.devices_by_credentials(&repeated).await.unwrap().len(), 70, "repeats across a long list");

@@ -15,6 +15,12 @@ pub mod conformance;
 
 pub use model::*;
 
+// The domain records the trait reads and writes, for backends and their tests.
+pub use ferry_core::{
+    AdminToken, AppendOutcome, Approval, ApprovalAction, Device, Event, Group, NewEvent, Platform, Product,
+    ReleaseChange, ReleaseState,
+};
+
 use async_trait::async_trait;
 use ferry_core::{DeviceId, DeviceStatus, GroupName, PlatformName, ProductName, Release, ReleaseId, Sha256};
 
@@ -142,14 +148,15 @@ pub trait Store: Send + Sync + 'static {
     async fn enroll_device(&self, enrollment: &Enrollment) -> Result<Device>;
     /// One device.
     async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>>;
-    /// The devices holding these credential hashes, each with the hash it holds; hashes no
-    /// device holds are left out, and so are repeats. One query for many lookups: the server
-    /// batches the credential checks of concurrent requests through this.
-    async fn devices_by_credentials(&self, credential_hashes: &[String]) -> Result<Vec<(String, Device)>>;
+    /// The devices holding these credential hashes, each with the hash it holds and its
+    /// current director version; hashes no device holds are left out, and so are repeats. One
+    /// query for many lookups: the server batches the credential checks of concurrent requests
+    /// through this.
+    async fn devices_by_credentials(&self, credential_hashes: &[String]) -> Result<Vec<(String, CredentialMatch)>>;
     /// The device holding this credential hash.
     async fn device_by_credential(&self, credential_hash: &str) -> Result<Option<Device>> {
         let mut found = self.devices_by_credentials(&[credential_hash.to_owned()]).await?;
-        Ok(found.pop().map(|(_, device)| device))
+        Ok(found.pop().map(|(_, found)| found.device))
     }
     /// Devices matching a filter, ordered by id.
     async fn list_devices(&self, filter: &DeviceFilter) -> Result<Vec<Device>>;

@@ -10,9 +10,8 @@ use ferry_api::{
 };
 use ferry_core::device::boot_transition;
 use ferry_core::schedule::next_checkin_delay;
-use ferry_core::DeviceStatus;
-use ferry_core::ReleaseId;
-use ferry_store::{AppendOutcome, CheckinRecord, Device, Enrollment, NewEvent, StoreError};
+use ferry_core::{AppendOutcome, Device, DeviceStatus, NewEvent, ReleaseId};
+use ferry_store::{CheckinRecord, Enrollment, StoreError};
 
 use crate::auth::{hash_secret, new_secret, require_accepted, DeviceAuth};
 use crate::error::{ApiError, ApiResult};
@@ -173,7 +172,7 @@ async fn schedule(st: &AppState, device: &Device) -> ApiResult<(u64, f64)> {
     responses((status = 200, body = CheckinResponse), (status = 401, body = ferry_api::ErrorBody)))]
 pub async fn checkin(
     State(st): S,
-    DeviceAuth(mut device): DeviceAuth,
+    DeviceAuth { mut device, director: stamp }: DeviceAuth,
     Json(req): Json<CheckinRequest>,
 ) -> ApiResult<Json<CheckinResponse>> {
     check_checkin(&req)?;
@@ -196,7 +195,7 @@ pub async fn checkin(
     let (offers, director) = if device.status == DeviceStatus::Accepted {
         let eval = offers::evaluate(&st, &device).await?;
         let offers = eval.offered().into_iter().map(|(r, deadline)| offer(r, deadline)).collect();
-        let version = director::current_version(&st, &device, &eval, director_seen, at).await?;
+        let version = director::current_version(&st, &device, stamp.as_ref(), &eval, director_seen, at).await?;
         (offers, Some(director_pointer(version)))
     } else {
         (Vec::new(), None)
@@ -288,7 +287,7 @@ async fn check_reportable(st: &AppState, device: &Device, events: &[NewEvent]) -
         (status = 409, body = ferry_api::ErrorBody, description = "out of order, or a known seq with other content")))]
 pub async fn events(
     State(st): S,
-    DeviceAuth(device): DeviceAuth,
+    DeviceAuth { device, .. }: DeviceAuth,
     Json(batch): Json<EventBatch>,
 ) -> ApiResult<Json<AppendOutcome>> {
     require_accepted(&device, "report events")?;
