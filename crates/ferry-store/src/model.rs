@@ -144,7 +144,7 @@ pub struct MetadataFile {
 }
 
 /// What a device's director metadata was last issued as. Versions only rise: see
-/// [`Store::advance_director_state`](crate::Store::advance_director_state).
+/// [`TrustStore::advance_director_state`](crate::TrustStore::advance_director_state).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectorState {
     /// Version of the device's director targets, snapshot and timestamp (one number for all three).
