@@ -38,6 +38,14 @@ pub enum StoreError {
     /// The change clashes with existing state.
     #[error("{0}")]
     Conflict(String),
+    /// An enrollment proved a claim on an id another machine already holds (see
+    /// [`Enrollment`]); the attempt was recorded on the existing device as an identity conflict.
+    #[error("device {0} is already enrolled; the attempt was recorded as an identity conflict")]
+    IdentityConflict(DeviceId),
+    /// A batch of status events clashes with the device's stored ones: a `seq` reused with other
+    /// content, below the highest stored, or out of order in the batch. Nothing was stored.
+    #[error("{0}")]
+    OutOfOrder(String),
     /// The database failed or could not be reached.
     #[error("database error: {0}")]
     Backend(String),

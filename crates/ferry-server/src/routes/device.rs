@@ -34,12 +34,8 @@ const MAX_MESSAGE: usize = ferry_api::MAX_EVENT_MESSAGE_BYTES;
 /// wrong or missing device key for a pre-authorised id, no key for an enrolled id. It does not
 /// say which, so a stranger cannot learn whether an id exists.
 fn not_proven() -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        ErrorCode::Unauthorized,
-        "the enrollment key is not valid for this device id; use a group's current enrollment key, or the \
-         key issued when this id was pre-authorised (ask an administrator)",
-    )
+    // The same answer as the store's refusal of an unproven claim (see `error.rs`).
+    StoreError::Refused("no valid enrollment key".to_owned()).into()
 }
 
 #[utoipa::path(post, path = "/device/v1/enroll", tag = "device", request_body = EnrollRequest,
@@ -82,15 +78,7 @@ pub async fn enroll(
         now: now(),
         secret_hash,
     };
-    let device = st.store.enroll_device(&enrollment).await.map_err(|e| match e {
-        StoreError::Refused(_) => not_proven(),
-        StoreError::Conflict(_) => ApiError::conflict(format!(
-            "device id {} is already enrolled by another machine; if this machine was re-imaged or cloned, \
-             give it a unique id, or ask an administrator to remove the old device",
-            req.device_id
-        )),
-        other => other.into(),
-    })?;
+    let device = st.store.enroll_device(&enrollment).await?;
     tracing::info!(device = %device.id, status = device.status.as_str(), %peer, "device enrolled");
     Ok((StatusCode::CREATED, Json(EnrollResponse { device_id: device.id, credential, status: device.status })))
 }
@@ -320,9 +308,6 @@ pub async fn events(
         ));
     }
     check_reportable(&st, &device, &batch.events).await?;
-    let outcome = st.store.append_events(&device.id, &batch.events, now()).await.map_err(|e| match e {
-        StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, ErrorCode::OutOfOrder, m),
-        other => other.into(),
-    })?;
+    let outcome = st.store.append_events(&device.id, &batch.events, now()).await?;
     Ok(Json(outcome))
 }

@@ -110,9 +110,7 @@ impl DeviceStore for Backend {
         .execute(&self.writer)
         .await
         .map_err(err)?;
-        Err(StoreError::Conflict(format!(
-            "device {id} is already enrolled; the attempt was recorded as an identity conflict"
-        )))
+        Err(StoreError::IdentityConflict(id.clone()))
     }
 
     async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>> {

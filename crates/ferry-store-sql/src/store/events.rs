@@ -6,7 +6,7 @@ use super::*;
 impl EventStore for Backend {
     async fn append_events(&self, device: &DeviceId, events: &[NewEvent], received_at: i64) -> Result<AppendOutcome> {
         if let Some(w) = events.windows(2).find(|w| w[0].seq >= w[1].seq) {
-            return Err(StoreError::Conflict(format!(
+            return Err(StoreError::OutOfOrder(format!(
                 "events must be sent in increasing seq order; {} is followed by {}",
                 w[0].seq, w[1].seq
             )));
@@ -34,7 +34,7 @@ impl EventStore for Backend {
                         .await
                         .map_err(err)?;
                 let Some(stored) = stored else {
-                    return Err(StoreError::Conflict(format!(
+                    return Err(StoreError::OutOfOrder(format!(
                         "event {} of device {device} is older than its latest stored event {} and \
                          was not stored before; nothing of the batch was stored",
                         event.seq,
@@ -44,7 +44,7 @@ impl EventStore for Backend {
                 // A retry repeats the event exactly; anything else reusing the seq
                 // would be lost silently if it were skipped.
                 if event_from_row(&stored)?.event != *event {
-                    return Err(StoreError::Conflict(format!(
+                    return Err(StoreError::OutOfOrder(format!(
                         "event {} of device {device} was stored before with different content; a \
                          retry must repeat an event exactly, and a new event needs a new seq; nothing \
                          of the batch was stored",
