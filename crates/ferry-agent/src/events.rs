@@ -42,8 +42,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use ferry_api::EventBatch;
-use ferry_core::{DeviceState, ReleaseId};
-use ferry_store::NewEvent;
+use ferry_core::{DeviceState, NewEvent, ReleaseId};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic::{self, IoError};

@@ -10,11 +10,13 @@ use std::collections::BTreeMap;
 use ferry_core::{ProductName, ReleaseId, Version};
 use ferry_tuf::{PublicKey, Signature};
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "openapi")]
 use utoipa::{IntoParams, ToSchema};
 
 /// The server's online public keys, by role, as TUF lists keys. `ferry trust online-keys
 /// --out FILE` saves this body for `ferry root create --online-keys FILE`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct OnlineKeys {
     /// The image repository's snapshot key.
     pub snapshot: PublicKey,
@@ -31,7 +33,8 @@ pub struct OnlineKeys {
 }
 
 /// The image repository's online keys waiting to take over.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct NextOnlineKeys {
     /// The waiting snapshot key.
     pub snapshot: PublicKey,
@@ -40,7 +43,8 @@ pub struct NextOnlineKeys {
 }
 
 /// The director's keys after a rotation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct DirectorRotated {
     /// The director root's new version, signed by the old and the new root key.
     pub root_version: u64,
@@ -52,18 +56,20 @@ pub struct DirectorRotated {
 
 /// A TUF metadata file as a publisher signed it (`PUT /trust/image/…`). The server reads the
 /// body as bytes and verifies the signatures over them; this type describes its shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct SignedMetadata {
     /// The signed content: root or targets metadata in TUF's format (`_type`, `version`,
     /// `expires`, …).
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub signed: serde_json::Value,
     /// Signatures over the canonical JSON of `signed`.
     pub signatures: Vec<Signature>,
 }
 
 /// What a push published.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Published {
     /// The role pushed.
     pub role: String,
@@ -76,7 +82,8 @@ pub struct Published {
 }
 
 /// Which targets to draft (`GET /trust/image/draft`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
 #[serde(deny_unknown_fields)]
 pub struct DraftQuery {
     /// `targets` (default) or a delegated role.
@@ -92,17 +99,19 @@ pub struct DraftQuery {
 }
 
 /// The next version of a targets role, unsigned: sign `signed` offline and push the result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct TargetsDraft {
     /// Targets metadata in TUF's format, exactly as it is to be signed.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub signed: serde_json::Value,
     /// Empty: nobody signed it yet.
     pub signatures: Vec<Signature>,
 }
 
 /// The image repository's metadata and the releases no signed targets list yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct TrustStatus {
     /// Each role's latest version, by role name.
     pub roles: BTreeMap<String, RoleStatus>,
@@ -113,7 +122,8 @@ pub struct TrustStatus {
 }
 
 /// One role's latest metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct RoleStatus {
     /// Its version.
     pub version: u64,
@@ -122,7 +132,8 @@ pub struct RoleStatus {
 }
 
 /// A release awaiting a signature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct UnsignedRelease {
     /// Its id.
     pub id: ReleaseId,

@@ -4,22 +4,25 @@ use std::collections::BTreeMap;
 
 use ferry_core::applicability::Decision;
 use ferry_core::{
-    Artifact, Classification, Dependency, DeviceId, DeviceStatus, GroupName, PlatformName, ProductName,
-    RebootBehaviour, Release, ReleaseId, ReleaseKind, Role, Sha256, Version, VersionRange,
+    AdminToken, ApprovalAction, Artifact, Classification, Dependency, Device, DeviceId, DeviceStatus, Event, GroupName,
+    NewEvent, PlatformName, ProductName, RebootBehaviour, Release, ReleaseId, ReleaseKind, ReleaseState, Role, Sha256,
+    Version, VersionRange,
 };
-use ferry_store::{AdminToken, ApprovalAction, Device, Event, NewEvent, ReleaseState};
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
 /// Liveness and readiness answer.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Health {
     /// `ok`, or what is wrong.
     pub status: String,
 }
 
 /// Creates a product.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProductSpec {
     /// Unique name.
@@ -30,7 +33,8 @@ pub struct ProductSpec {
 }
 
 /// Creates a platform.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PlatformSpec {
     /// Unique name.
@@ -41,7 +45,8 @@ pub struct PlatformSpec {
 }
 
 /// Stored content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct ContentInfo {
     /// Hex SHA-256.
     pub sha256: Sha256,
@@ -52,7 +57,8 @@ pub struct ContentInfo {
 }
 
 /// Publishes a release whose artifacts were uploaded as content beforehand.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseSpec {
     /// Product.
@@ -123,7 +129,8 @@ fn default_kind() -> ReleaseKind {
 }
 
 /// Approves or declines a release for a group.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalSpec {
     /// Install or decline.
@@ -134,7 +141,8 @@ pub struct ApprovalSpec {
 }
 
 /// Creates a group.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GroupSpec {
     /// Unique name.
@@ -151,7 +159,8 @@ pub struct GroupSpec {
 }
 
 /// Changes a group's settings; absent fields stay as they are.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GroupUpdate {
     /// Free text.
@@ -166,7 +175,8 @@ pub struct GroupUpdate {
 }
 
 /// A group as the admin API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct GroupView {
     /// Unique name.
     pub name: GroupName,
@@ -183,7 +193,8 @@ pub struct GroupView {
 }
 
 /// A group's new enrollment key, shown once.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct EnrollmentKey {
     /// The group.
     pub group: GroupName,
@@ -192,7 +203,8 @@ pub struct EnrollmentKey {
 }
 
 /// A pre-authorised device and the enrollment key only it may hold, shown once.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct PreauthorizedDevice {
     /// The device, waiting for its first enrollment.
     pub device: Device,
@@ -202,7 +214,8 @@ pub struct PreauthorizedDevice {
 }
 
 /// Lists a device id in advance.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PreauthorizeSpec {
     /// The id the device will claim.
@@ -213,7 +226,8 @@ pub struct PreauthorizeSpec {
 }
 
 /// Replaces a device's groups.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeviceGroups {
     /// Group names.
@@ -221,7 +235,8 @@ pub struct DeviceGroups {
 }
 
 /// Everything the admin API knows about one device.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct DeviceDetail {
     /// The device.
     pub device: Device,
@@ -232,7 +247,8 @@ pub struct DeviceDetail {
 }
 
 /// Why each release is or is not offered to a device.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct ApplicabilityReport {
     /// The device.
     pub device: DeviceId,
@@ -249,7 +265,8 @@ pub struct ApplicabilityReport {
 }
 
 /// Creates an admin token.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TokenSpec {
     /// Human name.
@@ -259,7 +276,8 @@ pub struct TokenSpec {
 }
 
 /// A new admin token, with its secret shown once.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct TokenCreated {
     /// The stored token.
     pub token: AdminToken,
@@ -268,7 +286,8 @@ pub struct TokenCreated {
 }
 
 /// Who the caller is.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Whoami {
     /// Token name.
     pub name: String,
@@ -277,7 +296,8 @@ pub struct Whoami {
 }
 
 /// A device asks to enroll.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     /// The identity it claims.
@@ -289,7 +309,8 @@ pub struct EnrollRequest {
 }
 
 /// The enrollment answer.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct EnrollResponse {
     /// The device's id.
     pub device_id: DeviceId,
@@ -300,7 +321,8 @@ pub struct EnrollResponse {
 }
 
 /// What a device reports at check-in.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CheckinRequest {
     /// Its platform.
@@ -329,7 +351,8 @@ pub struct CheckinRequest {
 }
 
 /// The check-in answer.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct CheckinResponse {
     /// The device's id.
     pub device_id: DeviceId,
@@ -350,7 +373,8 @@ pub struct CheckinResponse {
 /// checked against. URLs are paths relative to the server's base URL (a device's `server_url`):
 /// a leading `/` is the base URL's path, so a server behind a reverse proxy under a prefix
 /// works. Every request needs the device's credential.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct DirectorPointer {
     /// The director repository's metadata base (`root.json`, `timestamp.json`, …).
     pub metadata_url: String,
@@ -364,7 +388,8 @@ pub struct DirectorPointer {
 }
 
 /// A release offered to a device.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Offer {
     /// Release id, used in status events.
     pub release: ReleaseId,
@@ -390,7 +415,8 @@ pub struct Offer {
 }
 
 /// An artifact with the URL to download it from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct OfferedArtifact {
     /// Name, length, sha256, media type and custom data.
     #[serde(flatten)]
@@ -400,7 +426,8 @@ pub struct OfferedArtifact {
 }
 
 /// Status events sent by a device.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventBatch {
     /// Events in `seq` order (at most 256).
@@ -408,7 +435,8 @@ pub struct EventBatch {
 }
 
 /// A new group with its enrollment key, shown once.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct GroupCreated {
     /// The group.
     pub group: GroupView,

@@ -19,10 +19,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use ferry_core::{Artifact, Classification, DeviceStatus, RebootBehaviour, Release, ReleaseId, ReleaseKind};
+use ferry_core::{
+    Approval, ApprovalAction, Artifact, Classification, DeviceStatus, Group, Platform, Product, RebootBehaviour,
+    Release, ReleaseId, ReleaseKind,
+};
 use ferry_server::auth::{hash_secret, new_secret};
 use ferry_server::{App, Config};
-use ferry_store::{Approval, ApprovalAction, CheckinRecord, Enrollment, Group, Platform, Product};
+use ferry_store::{CheckinRecord, Enrollment};
 use futures::StreamExt;
 
 #[derive(Parser)]

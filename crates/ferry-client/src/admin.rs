@@ -9,8 +9,10 @@ use ferry_api::{
     GroupUpdate, GroupView, Health, PlatformSpec, PreauthorizeSpec, PreauthorizedDevice, ProductSpec, ReleaseSpec,
     TokenCreated, TokenSpec, Whoami, ADMIN_PREFIX, SHA256_HEADER,
 };
-use ferry_core::{DeviceId, DeviceStatus, GroupName, PlatformName, ProductName, Release, ReleaseId, Sha256};
-use ferry_store::{AdminToken, Approval, Device, Event, Platform, Product, ReleaseChange};
+use ferry_core::{
+    AdminToken, Approval, Device, DeviceId, DeviceStatus, Event, GroupName, Platform, PlatformName, Product,
+    ProductName, Release, ReleaseChange, ReleaseId, Sha256,
+};
 use futures::TryStreamExt;
 use reqwest::header::CONTENT_LENGTH;
 use reqwest::{Method, Url};

@@ -8,8 +8,7 @@ use ferry_api::{
     CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, EventBatch, Health, DEVICE_PREFIX,
     DEVICE_TOKEN_PREFIX,
 };
-use ferry_core::Sha256;
-use ferry_store::AppendOutcome;
+use ferry_core::{AppendOutcome, Sha256};
 use futures::Stream;
 use reqwest::header::{HeaderValue, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_RANGE, RANGE};
 use reqwest::{Method, Response, Url};

@@ -339,3 +339,42 @@ impl Release {
         format!("{}/{}/{}", self.product, self.version, artifact)
     }
 }
+
+/// A product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Product {
+    /// Unique name.
+    pub name: ProductName,
+    /// Free text.
+    pub description: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A platform: a client type (OS family and architecture) or a device model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Platform {
+    /// Unique name.
+    pub name: PlatformName,
+    /// Free text.
+    pub description: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A change to a release: its notes and whether it is archived. Everything else about a
+/// release is immutable once published (devices and signed metadata rely on it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ReleaseChange {
+    /// New release notes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// Archive (true) or unarchive (false): an archived release is kept, with its content, and
+    /// listed, but offered to no device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived: Option<bool>,
+}

@@ -1,6 +1,11 @@
 //! Device lifecycle, update states and admin roles.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use crate::names::{DeviceId, GroupName, PlatformName, ProductName};
+use crate::version::Version;
 
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
@@ -161,6 +166,58 @@ pub fn boot_transition(last: Option<&str>, prev: Option<&str>, reported: Option<
         )
     });
     BootTransition { boot_id: Some(reported.to_owned()), prev_boot_id: last.map(str::to_owned), conflict }
+}
+
+/// A device as the server knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Device {
+    /// The identity the device claims.
+    pub id: DeviceId,
+    /// Enrollment status.
+    pub status: DeviceStatus,
+    /// Static group memberships, by name.
+    pub groups: Vec<GroupName>,
+    /// Reported platform.
+    pub platform: Option<PlatformName>,
+    /// Reported installed software versions.
+    pub installed: BTreeMap<ProductName, Version>,
+    /// Reported installed configuration-bundle versions.
+    pub configs: BTreeMap<ProductName, Version>,
+    /// Reported inventory attributes.
+    pub attributes: BTreeMap<String, String>,
+    /// Reported agent version.
+    pub agent_version: Option<String>,
+    /// Boot id of the latest check-in.
+    pub boot_id: Option<String>,
+    /// Boot id before that.
+    pub prev_boot_id: Option<String>,
+    /// Unix seconds of the latest check-in.
+    pub last_contact: Option<i64>,
+    /// Unix seconds when the device was enrolled or pre-authorised.
+    pub enrolled_at: i64,
+    /// How often another machine was seen using this identity.
+    pub identity_conflicts: i64,
+    /// What the latest identity conflict was.
+    pub last_conflict: Option<String>,
+    /// Unix seconds of the latest identity conflict.
+    pub last_conflict_at: Option<i64>,
+}
+
+/// A stored admin token (never the secret itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AdminToken {
+    /// Store-assigned id.
+    pub id: i64,
+    /// Human name.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds, if revoked.
+    pub revoked_at: Option<i64>,
 }
 
 #[cfg(test)]

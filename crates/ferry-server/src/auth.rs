@@ -11,8 +11,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use ferry_api::{ErrorCode, ADMIN_TOKEN_PREFIX, DEVICE_TOKEN_PREFIX};
-use ferry_core::{DeviceStatus, Role};
-use ferry_store::Device;
+use ferry_core::{Device, DeviceStatus, Role};
+use ferry_store::{CredentialMatch, DirectorStamp};
 use sha2::Digest;
 
 use crate::error::{ApiError, ApiResult};
@@ -92,7 +92,12 @@ impl FromRequestParts<Arc<AppState>> for Admin {
 
 /// The device calling a device route.
 #[derive(Debug, Clone)]
-pub struct DeviceAuth(pub Device);
+pub struct DeviceAuth {
+    /// The device.
+    pub device: Device,
+    /// Its current director version, loaded with the credential (see [`director::current_version`](crate::trust::director::current_version)).
+    pub director: Option<DirectorStamp>,
+}
 
 impl FromRequestParts<Arc<AppState>> for DeviceAuth {
     type Rejection = ApiError;
@@ -107,8 +112,9 @@ impl FromRequestParts<Arc<AppState>> for DeviceAuth {
         if !token.starts_with(DEVICE_TOKEN_PREFIX) {
             return Err(unauthorized("the device credential is not valid; credentials start with ferry_dev_"));
         }
-        let device = state.credentials.find(hash_secret(token)).await?;
-        let device = device.ok_or_else(|| unauthorized("the device credential is unknown; enroll again"))?;
+        let found = state.credentials.find(hash_secret(token)).await?;
+        let CredentialMatch { device, director } =
+            found.ok_or_else(|| unauthorized("the device credential is unknown; enroll again"))?;
         if device.status == DeviceStatus::Rejected {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -116,7 +122,7 @@ impl FromRequestParts<Arc<AppState>> for DeviceAuth {
                 "this device was rejected by an administrator",
             ));
         }
-        Ok(DeviceAuth(device))
+        Ok(DeviceAuth { device, director })
     }
 }
 
@@ -154,7 +160,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> ApiResult<Self> {
         match bearer(parts) {
             Some(t) if t.starts_with(DEVICE_TOKEN_PREFIX) => {
-                Ok(Self::Device(Box::new(DeviceAuth::from_request_parts(parts, state).await?.0)))
+                Ok(Self::Device(Box::new(DeviceAuth::from_request_parts(parts, state).await?.device)))
             }
             Some(_) => Ok(Self::Admin(Admin::from_request_parts(parts, state).await?)),
             None => Err(unauthorized(

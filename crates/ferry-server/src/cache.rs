@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferry_core::{DeviceId, GroupName, Release};
-use ferry_store::{Approval, Group, Store};
+use ferry_core::{Approval, DeviceId, Group, GroupName, Release};
+use ferry_store::Store;
 
 type Approved = Arc<Vec<(Release, Vec<Approval>)>>;
 type Groups = Arc<HashMap<GroupName, Group>>;
@@ -80,7 +80,7 @@ impl CatalogueCache {
         let mut fresh = store.approved_releases(&key).await?;
         if self.require_signed {
             let index = self.signed(store).await?;
-            fresh.retain(|(release, _)| crate::trust::image::is_signed(release, &index));
+            fresh.retain(|(release, _)| crate::signed::is_signed(release, &index));
         }
         let fresh: Approved = Arc::new(fresh);
         let mut inner = self.inner.lock().expect("cache lock");
@@ -94,7 +94,7 @@ impl CatalogueCache {
         Ok(fresh)
     }
 
-    /// The image repository's signed targets (`trust::image::signed_index`).
+    /// The image repository's signed targets (`signed::signed_index`).
     pub async fn signed(&self, store: &dyn Store) -> ferry_store::Result<SignedIndex> {
         if let Some((at, v)) = &self.inner.lock().expect("cache lock").signed {
             if at.elapsed() < Self::TTL {
@@ -102,7 +102,7 @@ impl CatalogueCache {
             }
         }
         let generation = self.generation();
-        let fresh: SignedIndex = Arc::new(crate::trust::image::signed_index(store).await?);
+        let fresh: SignedIndex = Arc::new(crate::signed::signed_index(store).await?);
         let mut inner = self.inner.lock().expect("cache lock");
         if inner.generation == generation {
             inner.signed = Some((Instant::now(), fresh.clone()));

@@ -156,6 +156,11 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound { .. } => Self::not_found(e.to_string()),
             StoreError::Conflict(m) => Self::conflict(m),
+            StoreError::IdentityConflict(id) => Self::conflict(format!(
+                "device id {id} is already enrolled by another machine; if this machine was re-imaged or cloned, \
+                 give it a unique id, or ask an administrator to remove the old device"
+            )),
+            StoreError::OutOfOrder(m) => Self::new(StatusCode::CONFLICT, ErrorCode::OutOfOrder, m),
             StoreError::Backend(m) => {
                 tracing::error!(error = %m, "database error");
                 Self::new(
@@ -165,7 +170,13 @@ impl From<StoreError> for ApiError {
                 )
             }
             StoreError::Corrupt(m) => Self::internal(format!("corrupt stored data: {m}")),
-            StoreError::Refused(m) => Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, m),
+            // Only enrollment refuses a claim; the answer says how to prove one.
+            StoreError::Refused(_) => Self::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                "the enrollment key is not valid for this device id; use a group's current enrollment key, or the \
+                 key issued when this id was pre-authorised (ask an administrator)",
+            ),
         }
     }
 }

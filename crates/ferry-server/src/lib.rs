@@ -15,6 +15,7 @@ pub mod lookups;
 pub mod offers;
 pub mod openapi;
 pub mod routes;
+pub mod signed;
 pub mod state;
 pub mod trust;
 

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ferry_store::{Device, Store, StoreError};
+use ferry_store::{CredentialMatch, Store, StoreError};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// Most lookups answered by one query.
@@ -25,7 +25,7 @@ fn workers() -> usize {
 /// Lookups waiting before senders wait too.
 const QUEUE: usize = 4096;
 
-type Reply = oneshot::Sender<Result<Option<Device>, StoreError>>;
+type Reply = oneshot::Sender<Result<Option<CredentialMatch>, StoreError>>;
 
 /// The queue of credential lookups and its workers. Dropping it stops the workers once the
 /// queue is drained.
@@ -44,8 +44,8 @@ impl CredentialLookups {
         Self { queue }
     }
 
-    /// The device holding the credential with this hash.
-    pub async fn find(&self, credential_hash: String) -> Result<Option<Device>, StoreError> {
+    /// The device holding the credential with this hash, with its director stamp.
+    pub async fn find(&self, credential_hash: String) -> Result<Option<CredentialMatch>, StoreError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Backend("the server is shutting down".to_owned());
         self.queue.send((credential_hash, reply)).await.map_err(|_| stopped())?;
@@ -65,7 +65,7 @@ async fn work(store: Arc<dyn Store>, receiver: Arc<Mutex<mpsc::Receiver<(String,
         let hashes: Vec<String> = batch.iter().map(|(hash, _)| hash.clone()).collect();
         match store.devices_by_credentials(&hashes).await {
             Ok(found) => {
-                let found: HashMap<String, Device> = found.into_iter().collect();
+                let found: HashMap<String, CredentialMatch> = found.into_iter().collect();
                 for (hash, reply) in batch.drain(..) {
                     let _ = reply.send(Ok(found.get(&hash).cloned()));
                 }
@@ -115,7 +115,7 @@ mod tests {
         for task in tasks {
             let (i, device) = task.await.unwrap();
             let expected = (i % 400 < 300).then(|| format!("dev-{}", i % 400));
-            assert_eq!(device.map(|d| d.id.as_str().to_owned()), expected, "lookup {i}");
+            assert_eq!(device.map(|m| m.device.id.as_str().to_owned()), expected, "lookup {i}");
         }
     }
 }

@@ -7,8 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use ferry_core::applicability::{self, Approval, Candidate, Decision, DeviceFacts, Verdict};
-use ferry_core::{ProductName, Release, ReleaseId};
-use ferry_store::{Approval as StoredApproval, ApprovalAction, Device};
+use ferry_core::{Approval as StoredApproval, ApprovalAction, Device, ProductName, Release, ReleaseId};
 
 use crate::error::ApiResult;
 use crate::state::AppState;

@@ -6,8 +6,7 @@ mod common;
 use ferry_api::*;
 use ferry_client::{AdminClient, ClientError, DeviceClient, DeviceQuery};
 use ferry_core::applicability::Verdict;
-use ferry_core::{DeviceState, DeviceStatus, Release, ReleaseKind, Role, VersionRange};
-use ferry_store::{ApprovalAction, NewEvent};
+use ferry_core::{ApprovalAction, DeviceState, DeviceStatus, NewEvent, Release, ReleaseKind, Role, VersionRange};
 
 use common::{code, report, sha, Fleet};
 

@@ -7,8 +7,7 @@ mod common;
 use ferry_api::*;
 use ferry_client::DeviceClient;
 use ferry_core::applicability::Verdict;
-use ferry_core::Release;
-use ferry_store::{ApprovalAction, ReleaseChange};
+use ferry_core::{ApprovalAction, Release, ReleaseChange};
 
 use common::{code, message, report, sha, Fleet};
 

@@ -4,8 +4,8 @@
 //! Each backend owns its migrations (`migrations/sqlite/`, `migrations/postgres/`), embedded in
 //! the binary and run when the store is opened. Both pass `ferry_store`'s conformance suite.
 //!
-//! The query code is written once (see `store_impl.rs`) and instantiated for each database; the
-//! backend modules hold what differs: connect options, migrations and the mapping of the
+//! The query code is written once, one file per area under `src/store/`, and compiled for each
+//! database by a `#[path]` module in its backend module; the backend modules hold what differs: connect options, migrations and the mapping of the
 //! database's error codes.
 //!
 //! Storage conventions: times are unix seconds in `BIGINT` columns, hashes lower-case hex
@@ -14,7 +14,6 @@
 #![warn(missing_docs)]
 
 mod common;
-mod store_impl;
 
 pub mod postgres;
 pub mod sqlite;

@@ -65,4 +65,11 @@ impl Dialect for Postgres {
     }
 }
 
-crate::store_impl::impl_store!(PostgresStore, sqlx::Postgres, Postgres);
+// The shared query code (`store/`), compiled against this backend's types; sqlite.rs
+// compiles the same files against its own, hence the allowed duplicate module.
+type Backend = PostgresStore;
+type BackendDb = sqlx::Postgres;
+type SqlDialect = Postgres;
+#[allow(clippy::duplicate_mod)]
+#[path = "store/mod.rs"]
+mod store;

@@ -137,4 +137,11 @@ impl Dialect for Sqlite {
     }
 }
 
-crate::store_impl::impl_store!(SqliteStore, sqlx::Sqlite, Sqlite);
+// The shared query code (`store/`), compiled against this backend's types; postgres.rs
+// compiles the same files against its own, hence the allowed duplicate module.
+type Backend = SqliteStore;
+type BackendDb = sqlx::Sqlite;
+type SqlDialect = Sqlite;
+#[allow(clippy::duplicate_mod)]
+#[path = "store/mod.rs"]
+mod store;

@@ -2,6 +2,7 @@
 //! named by `FERRY_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`)
 //! and dropped afterwards. Without a reachable server these tests fail; they never skip.
 
+use ferry_store::{CatalogueStore, TokenStore};
 use std::sync::Arc;
 
 mod common;

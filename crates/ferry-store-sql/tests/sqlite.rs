@@ -1,5 +1,6 @@
 //! The conformance suite on SQLite: a fresh database file in a temporary directory per test.
 
+use ferry_store::{CatalogueStore, DeviceStore, TokenStore};
 use std::sync::Arc;
 
 mod common;

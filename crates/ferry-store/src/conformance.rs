@@ -281,6 +281,22 @@ async fn enrolled(store: &dyn Store, id: &str, groups: &[&str]) -> DeviceId {
 }
 
 #[track_caller]
+fn expect_out_of_order<T: Debug>(result: Result<T>, context: &str) -> String {
+    match result {
+        Err(StoreError::OutOfOrder(message)) => message,
+        other => panic!("{context}: expected out-of-order events, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn expect_identity_conflict<T: Debug>(result: Result<T>, context: &str) {
+    match result {
+        Err(StoreError::IdentityConflict(_)) => {}
+        other => panic!("{context}: expected an identity conflict, got {other:?}"),
+    }
+}
+
+#[track_caller]
 fn expect_conflict<T: Debug>(result: Result<T>, context: &str) -> String {
     match result {
         Err(StoreError::Conflict(message)) => message,
@@ -773,14 +789,14 @@ pub async fn credential_batch_lookup(store: &dyn Store) {
     let mut found = store.devices_by_credentials(&asked).await.unwrap();
     found.sort_by(|a, b| a.0.cmp(&b.0));
     let summary: Vec<(&str, &str, usize)> =
-        found.iter().map(|(h, d)| (h.as_str(), d.id.as_str(), d.groups.len())).collect();
+        found.iter().map(|(h, m)| (h.as_str(), m.device.id.as_str(), m.device.groups.len())).collect();
     assert_eq!(summary, vec![("cred-3", "pc-3", 0), ("cred-4", "pc-4", 2)]);
-    assert_eq!(found[1].1, store.get_device(&device_id("pc-4")).await.unwrap().unwrap());
+    assert_eq!(found[1].1.device, store.get_device(&device_id("pc-4")).await.unwrap().unwrap());
     for size in [1, 2, 3, 5, 17, 64, 65, 70] {
         let asked: Vec<String> = (0..size).map(|i| format!("cred-{i}")).collect();
         let found = store.devices_by_credentials(&asked).await.unwrap();
         assert_eq!(found.len(), size, "batch of {size}");
-        assert!(found.iter().all(|(h, d)| h.strip_prefix("cred-") == d.id.as_str().strip_prefix("pc-")));
+        assert!(found.iter().all(|(h, m)| h.strip_prefix("cred-") == m.device.id.as_str().strip_prefix("pc-")));
     }
     let repeated: Vec<String> = (0..300).map(|i| format!("cred-{}", i % 70)).collect();
     assert_eq!(store.devices_by_credentials(&repeated).await.unwrap().len(), 70, "repeats across a long list");
@@ -801,11 +817,11 @@ pub async fn enroll_preauthorized_device(store: &dyn Store) {
     assert_eq!(store.device_by_credential("cred-77").await.unwrap(), Some(device.clone()));
     // Now it is enrolled: a second enrollment proven by its secret or a group key is an
     // identity conflict (another machine holds the device's proof).
-    expect_conflict(
+    expect_identity_conflict(
         store.enroll_device(&with_secret("phone-77", "cred-78", "secret-77", 30)).await,
         "its secret again",
     );
-    expect_conflict(
+    expect_identity_conflict(
         store.enroll_device(&enrollment("phone-77", "cred-78", DeviceStatus::Accepted, &[], 30)).await,
         "second enrollment",
     );
@@ -820,7 +836,9 @@ pub async fn enroll_known_device_conflicts(store: &dyn Store) {
     let before = store.get_device(&id).await.unwrap().unwrap();
     let mut attempt = enrollment("desk-1", "cred-new", DeviceStatus::Accepted, &[], 500);
     attempt.origin = "203.0.113.9".to_owned();
-    let message = expect_conflict(store.enroll_device(&attempt).await, "enrolling a known id");
+    let err = store.enroll_device(&attempt).await.unwrap_err();
+    assert!(matches!(err, StoreError::IdentityConflict(ref conflicted) if *conflicted == id), "{err:?}");
+    let message = err.to_string();
     assert!(message.contains("desk-1"), "{message}");
     let after = store.get_device(&id).await.unwrap().unwrap();
     assert_eq!(after.identity_conflicts, 1);
@@ -834,7 +852,7 @@ pub async fn enroll_known_device_conflicts(store: &dyn Store) {
     assert_eq!(store.device_by_credential("credential-of-desk-1").await.unwrap().map(|d| d.id), Some(id.clone()));
 
     attempt.now = 600;
-    expect_conflict(store.enroll_device(&attempt).await, "enrolling a known id again");
+    expect_identity_conflict(store.enroll_device(&attempt).await, "enrolling a known id again");
     let after = store.get_device(&id).await.unwrap().unwrap();
     assert_eq!((after.identity_conflicts, after.last_conflict_at), (2, Some(600)));
 }
@@ -885,7 +903,7 @@ pub async fn concurrent_enrollments(store: &dyn Store) {
         (Err(e), Ok(_)) => ("cred-b", e),
         other => panic!("expected one enrollment to succeed and one to conflict, got {other:?}"),
     };
-    assert!(matches!(lost, StoreError::Conflict(_)), "{lost:?}");
+    assert!(matches!(lost, StoreError::IdentityConflict(_)), "{lost:?}");
     let device = store.device_by_credential(won).await.unwrap().expect("the winner's credential works");
     assert_eq!(device.identity_conflicts, 1);
 }
@@ -922,7 +940,7 @@ pub async fn list_devices_filters_and_pagination(store: &dyn Store) {
     for i in [4, 9] {
         let mut again = enrollment(&format!("dev-{i:02}"), "x", DeviceStatus::Accepted, &[], 2);
         again.credential_hash = format!("other-{i}");
-        expect_conflict(store.enroll_device(&again).await, "conflict");
+        expect_identity_conflict(store.enroll_device(&again).await, "conflict");
     }
     let ids = |devices: Vec<crate::Device>| devices.into_iter().map(|d| d.id.to_string()).collect::<Vec<_>>();
     let all = DeviceFilter { limit: 100, ..DeviceFilter::default() };
@@ -1101,7 +1119,7 @@ pub async fn append_events_changed_retry_conflicts(store: &dyn Store) {
         let mut changed = event(1, r1, DeviceState::Downloading);
         change(&mut changed);
         let refused = store.append_events(&id, &[changed.clone(), event(2, r1, DeviceState::Downloaded)], 200).await;
-        let message = expect_conflict(refused, &format!("{changed:?}"));
+        let message = expect_out_of_order(refused, &format!("{changed:?}"));
         assert!(message.contains("different content"), "{message}");
         assert_eq!(store.list_events(&id, None, 100).await.unwrap(), before, "nothing stored or changed");
     }
@@ -1120,7 +1138,7 @@ pub async fn append_events_out_of_order(store: &dyn Store) {
     let refused = store
         .append_events(&id, &[event(3, r1, DeviceState::Installing), event(6, r1, DeviceState::Committed)], 200)
         .await;
-    let message = expect_conflict(refused, "out-of-order event");
+    let message = expect_out_of_order(refused, "out-of-order event");
     assert!(message.contains('3'), "{message}");
     let seqs = store.list_events(&id, None, 100).await.unwrap().iter().map(|e| e.event.seq).collect::<Vec<_>>();
     assert_eq!(seqs, [1, 5], "nothing of the refused batch is stored");
@@ -1138,9 +1156,9 @@ pub async fn append_events_unsorted_batch(store: &dyn Store) {
     let r1 = create(store, VPN, "1.0", ReleaseKind::Full).await.id;
     let id = enrolled(store, "dev-1", &[]).await;
     let unsorted = [event(2, r1, DeviceState::Downloaded), event(1, r1, DeviceState::Downloading)];
-    expect_conflict(store.append_events(&id, &unsorted, 1).await, "unsorted batch");
+    expect_out_of_order(store.append_events(&id, &unsorted, 1).await, "unsorted batch");
     let doubled = [event(1, r1, DeviceState::Downloading), event(1, r1, DeviceState::Downloaded)];
-    expect_conflict(store.append_events(&id, &doubled, 1).await, "seq twice in a batch");
+    expect_out_of_order(store.append_events(&id, &doubled, 1).await, "seq twice in a batch");
     assert_eq!(store.list_events(&id, None, 100).await.unwrap(), vec![]);
     assert_eq!(store.device_release_states(&id).await.unwrap(), vec![]);
 }

@@ -15,6 +15,12 @@ pub mod conformance;
 
 pub use model::*;
 
+// The domain records the trait reads and writes, for backends and their tests.
+pub use ferry_core::{
+    AdminToken, AppendOutcome, Approval, ApprovalAction, Device, Event, Group, NewEvent, Platform, Product,
+    ReleaseChange, ReleaseState,
+};
+
 use async_trait::async_trait;
 use ferry_core::{DeviceId, DeviceStatus, GroupName, PlatformName, ProductName, Release, ReleaseId, Sha256};
 
@@ -32,6 +38,14 @@ pub enum StoreError {
     /// The change clashes with existing state.
     #[error("{0}")]
     Conflict(String),
+    /// An enrollment proved a claim on an id another machine already holds (see
+    /// [`Enrollment`]); the attempt was recorded on the existing device as an identity conflict.
+    #[error("device {0} is already enrolled; the attempt was recorded as an identity conflict")]
+    IdentityConflict(DeviceId),
+    /// A batch of status events clashes with the device's stored ones: a `seq` reused with other
+    /// content, below the highest stored, or out of order in the batch. Nothing was stored.
+    #[error("{0}")]
+    OutOfOrder(String),
     /// The database failed or could not be reached.
     #[error("database error: {0}")]
     Backend(String),
@@ -53,14 +67,20 @@ impl StoreError {
 /// Result of a storage operation.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// Persistent state of a Ferry server.
+/// Persistent state of a Ferry server: the sum of one trait per area, so that each area's
+/// operations (and a backend's implementation of them) read on their own. Code holding a
+/// `dyn Store` imports the area traits whose methods it calls.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store:
+    CatalogueStore + GroupStore + DeviceStore + EventStore + TokenStore + TrustStore + Send + Sync + 'static
+{
     /// Checks the database answers (readiness).
     async fn ping(&self) -> Result<()>;
+}
 
-    // --- catalogue -------------------------------------------------------------------------
-
+/// Products, platforms, recorded content and releases.
+#[async_trait]
+pub trait CatalogueStore: Send + Sync {
     /// Creates a product. Conflict if the name is taken.
     async fn create_product(&self, product: &Product) -> Result<()>;
     /// One product.
@@ -100,9 +120,11 @@ pub trait Store: Send + Sync + 'static {
     async fn get_release(&self, id: ReleaseId) -> Result<Option<Release>>;
     /// Releases, optionally of one product, newest id first.
     async fn list_releases(&self, product: Option<&ProductName>) -> Result<Vec<Release>>;
+}
 
-    // --- groups and approvals --------------------------------------------------------------
-
+/// Device groups and the approvals of releases for them.
+#[async_trait]
+pub trait GroupStore: Send + Sync {
     /// Creates a group. Conflict if the name is taken.
     async fn create_group(&self, group: &Group) -> Result<()>;
     /// One group.
@@ -125,9 +147,11 @@ pub trait Store: Send + Sync + 'static {
     /// Every release with an approval (of any action) for one of `groups`, together with those
     /// approvals. The input of the applicability decision at check-in.
     async fn approved_releases(&self, groups: &[GroupName]) -> Result<Vec<(Release, Vec<Approval>)>>;
+}
 
-    // --- devices ---------------------------------------------------------------------------
-
+/// Devices: pre-authorisation, enrollment, credentials, check-ins and memberships.
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
     /// Lists a device id in advance, bound to the SHA-256 (hex) of a secret only the device
     /// will hold. Pre-authorising an id that is still waiting for its device replaces its
     /// secret and groups (a lost secret is re-issued this way); Conflict once it has enrolled.
@@ -142,14 +166,15 @@ pub trait Store: Send + Sync + 'static {
     async fn enroll_device(&self, enrollment: &Enrollment) -> Result<Device>;
     /// One device.
     async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>>;
-    /// The devices holding these credential hashes, each with the hash it holds; hashes no
-    /// device holds are left out, and so are repeats. One query for many lookups: the server
-    /// batches the credential checks of concurrent requests through this.
-    async fn devices_by_credentials(&self, credential_hashes: &[String]) -> Result<Vec<(String, Device)>>;
+    /// The devices holding these credential hashes, each with the hash it holds and its
+    /// current director version; hashes no device holds are left out, and so are repeats. One
+    /// query for many lookups: the server batches the credential checks of concurrent requests
+    /// through this.
+    async fn devices_by_credentials(&self, credential_hashes: &[String]) -> Result<Vec<(String, CredentialMatch)>>;
     /// The device holding this credential hash.
     async fn device_by_credential(&self, credential_hash: &str) -> Result<Option<Device>> {
         let mut found = self.devices_by_credentials(&[credential_hash.to_owned()]).await?;
-        Ok(found.pop().map(|(_, device)| device))
+        Ok(found.pop().map(|(_, found)| found.device))
     }
     /// Devices matching a filter, ordered by id.
     async fn list_devices(&self, filter: &DeviceFilter) -> Result<Vec<Device>>;
@@ -162,9 +187,11 @@ pub trait Store: Send + Sync + 'static {
     /// Updates last contact for many devices at once (write-behind of check-ins that changed
     /// nothing else). Unknown ids are ignored.
     async fn touch_devices(&self, contacts: &[(DeviceId, i64)]) -> Result<()>;
+}
 
-    // --- status events ---------------------------------------------------------------------
-
+/// The status events devices report, and the release states derived from them.
+#[async_trait]
+pub trait EventStore: Send + Sync {
     /// Appends status events of one device in one transaction, in `seq` order. An event whose
     /// `seq` is already stored with the same content is skipped (a retry); with other content
     /// it is refused with Conflict, and nothing of the batch is stored. An event whose `seq` is below the
@@ -175,9 +202,11 @@ pub trait Store: Send + Sync + 'static {
     async fn list_events(&self, device: &DeviceId, release: Option<ReleaseId>, limit: u32) -> Result<Vec<Event>>;
     /// The latest state of each release on a device.
     async fn device_release_states(&self, device: &DeviceId) -> Result<Vec<ReleaseState>>;
+}
 
-    // --- admin tokens ----------------------------------------------------------------------
-
+/// Admin tokens (hashes only).
+#[async_trait]
+pub trait TokenStore: Send + Sync {
     /// Stores a new admin token (hash only); assigns its id.
     async fn create_admin_token(&self, token: &NewAdminToken, now: i64) -> Result<AdminToken>;
     /// The unrevoked token with this hash.
@@ -187,9 +216,11 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a token; NotFound if unknown. Conflict if it is the last unrevoked admin token,
     /// decided in one transaction, so concurrent revocations can never leave no admin.
     async fn revoke_admin_token(&self, id: i64, now: i64) -> Result<()>;
+}
 
-    // --- trust (TUF metadata) -------------------------------------------------------------
-
+/// TUF metadata: the repositories' signed files and each device's director versions.
+#[async_trait]
+pub trait TrustStore: Send + Sync {
     /// Stores metadata files, all or none. Conflict (naming it) if a file of the same
     /// repository, role and version exists: metadata is immutable once published, and two
     /// publishers racing for one version cannot both win.

@@ -2,8 +2,7 @@
 //! get which releases.
 
 use ferry_api::ApprovalSpec;
-use ferry_core::{GroupName, ReleaseId};
-use ferry_store::{Approval, ApprovalAction};
+use ferry_core::{Approval, ApprovalAction, GroupName, ReleaseId};
 
 use crate::context::Context;
 use crate::output::say;

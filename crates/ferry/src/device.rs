@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use ferry_api::{ApplicabilityReport, DeviceDetail, DeviceGroups, PreauthorizeSpec};
 use ferry_client::DeviceQuery;
 use ferry_core::applicability::Verdict;
-use ferry_core::{DeviceId, DeviceStatus, GroupName, Release, ReleaseId, Version};
-use ferry_store::{Device, Event, ReleaseState};
+use ferry_core::{Device, DeviceId, DeviceStatus, Event, GroupName, Release, ReleaseId, ReleaseState, Version};
 
 use crate::context::Context;
 use crate::output::say;

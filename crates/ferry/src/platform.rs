@@ -1,8 +1,7 @@
 //! `ferry platform`: the client types and device models releases install on.
 
 use ferry_api::PlatformSpec;
-use ferry_core::PlatformName;
-use ferry_store::Platform;
+use ferry_core::{Platform, PlatformName};
 
 use crate::context::Context;
 use crate::output::print_described;

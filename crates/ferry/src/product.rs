@@ -1,8 +1,7 @@
 //! `ferry product`: the software products releases belong to.
 
 use ferry_api::ProductSpec;
-use ferry_core::ProductName;
-use ferry_store::Product;
+use ferry_core::{Product, ProductName};
 
 use crate::context::Context;
 use crate::output::print_described;

@@ -7,10 +7,9 @@ use ferry_api::ReleaseSpec;
 use ferry_client::AdminClient;
 use ferry_core::catalogue::{ReleaseError, MAX_NOTES};
 use ferry_core::{
-    Artifact, ArtifactName, Classification, Dependency, PlatformName, ProductName, RebootBehaviour, Release, ReleaseId,
-    ReleaseKind, Sha256, Version, VersionRange,
+    Artifact, ArtifactName, Classification, Dependency, PlatformName, ProductName, RebootBehaviour, Release,
+    ReleaseChange, ReleaseId, ReleaseKind, Sha256, Version, VersionRange,
 };
-use ferry_store::ReleaseChange;
 
 use crate::context::Context;
 use crate::exit::{local_file, usage};

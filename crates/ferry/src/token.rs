@@ -1,8 +1,7 @@
 //! `ferry token`: admin tokens and their roles.
 
 use ferry_api::TokenSpec;
-use ferry_core::Role;
-use ferry_store::AdminToken;
+use ferry_core::{AdminToken, Role};
 
 use crate::context::Context;
 use crate::output::print_table;

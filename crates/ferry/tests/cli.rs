@@ -360,7 +360,7 @@ fn publish_approve_and_exit_codes_against_a_real_server() {
 /// sequence numbers 1… and device times 2025-01-31T12:00:01Z….
 fn send_events(url: &str, key: &str, release: i64, count: i64) {
     use ferry_api::{EnrollRequest, EventBatch};
-    use ferry_store::NewEvent;
+    use ferry_core::NewEvent;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let mut device = ferry_client::DeviceClient::new(url, None).unwrap();

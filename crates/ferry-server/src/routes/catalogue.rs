@@ -7,8 +7,10 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ferry_api::{ApprovalSpec, ContentInfo, ErrorCode, PlatformSpec, ProductSpec, ReleaseSpec, SHA256_HEADER};
-use ferry_core::{GroupName, PlatformName, ProductName, Release, ReleaseId, Role, Sha256};
-use ferry_store::{Approval, ApprovalAction, Platform, Product, ReleaseChange};
+use ferry_core::{
+    Approval, ApprovalAction, GroupName, Platform, PlatformName, Product, ProductName, Release, ReleaseChange,
+    ReleaseId, Role, Sha256,
+};
 use futures::TryStreamExt;
 use serde::Deserialize;
 

@@ -10,9 +10,8 @@ use ferry_api::{
 };
 use ferry_core::device::boot_transition;
 use ferry_core::schedule::next_checkin_delay;
-use ferry_core::DeviceStatus;
-use ferry_core::ReleaseId;
-use ferry_store::{AppendOutcome, CheckinRecord, Device, Enrollment, NewEvent, StoreError};
+use ferry_core::{AppendOutcome, Device, DeviceStatus, NewEvent, ReleaseId};
+use ferry_store::{CheckinRecord, Enrollment, StoreError};
 
 use crate::auth::{hash_secret, new_secret, require_accepted, DeviceAuth};
 use crate::error::{ApiError, ApiResult};
@@ -35,12 +34,8 @@ const MAX_MESSAGE: usize = ferry_api::MAX_EVENT_MESSAGE_BYTES;
 /// wrong or missing device key for a pre-authorised id, no key for an enrolled id. It does not
 /// say which, so a stranger cannot learn whether an id exists.
 fn not_proven() -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        ErrorCode::Unauthorized,
-        "the enrollment key is not valid for this device id; use a group's current enrollment key, or the \
-         key issued when this id was pre-authorised (ask an administrator)",
-    )
+    // The same answer as the store's refusal of an unproven claim (see `error.rs`).
+    StoreError::Refused("no valid enrollment key".to_owned()).into()
 }
 
 #[utoipa::path(post, path = "/device/v1/enroll", tag = "device", request_body = EnrollRequest,
@@ -83,15 +78,7 @@ pub async fn enroll(
         now: st.clock.now(),
         secret_hash,
     };
-    let device = st.store.enroll_device(&enrollment).await.map_err(|e| match e {
-        StoreError::Refused(_) => not_proven(),
-        StoreError::Conflict(_) => ApiError::conflict(format!(
-            "device id {} is already enrolled by another machine; if this machine was re-imaged or cloned, \
-             give it a unique id, or ask an administrator to remove the old device",
-            req.device_id
-        )),
-        other => other.into(),
-    })?;
+    let device = st.store.enroll_device(&enrollment).await?;
     tracing::info!(device = %device.id, status = device.status.as_str(), %peer, "device enrolled");
     Ok((StatusCode::CREATED, Json(EnrollResponse { device_id: device.id, credential, status: device.status })))
 }
@@ -173,7 +160,7 @@ async fn schedule(st: &AppState, device: &Device) -> ApiResult<(u64, f64)> {
     responses((status = 200, body = CheckinResponse), (status = 401, body = ferry_api::ErrorBody)))]
 pub async fn checkin(
     State(st): S,
-    DeviceAuth(mut device): DeviceAuth,
+    DeviceAuth { mut device, director: stamp }: DeviceAuth,
     Json(req): Json<CheckinRequest>,
 ) -> ApiResult<Json<CheckinResponse>> {
     check_checkin(&req)?;
@@ -196,7 +183,7 @@ pub async fn checkin(
     let (offers, director) = if device.status == DeviceStatus::Accepted {
         let eval = offers::evaluate(&st, &device).await?;
         let offers = eval.offered().into_iter().map(|(r, deadline)| offer(r, deadline)).collect();
-        let version = director::current_version(&st, &device, &eval, director_seen, at).await?;
+        let version = director::current_version(&st, &device, stamp.as_ref(), &eval, director_seen, at).await?;
         (offers, Some(director_pointer(version)))
     } else {
         (Vec::new(), None)
@@ -288,7 +275,7 @@ async fn check_reportable(st: &AppState, device: &Device, events: &[NewEvent]) -
         (status = 409, body = ferry_api::ErrorBody, description = "out of order, or a known seq with other content")))]
 pub async fn events(
     State(st): S,
-    DeviceAuth(device): DeviceAuth,
+    DeviceAuth { device, .. }: DeviceAuth,
     Json(batch): Json<EventBatch>,
 ) -> ApiResult<Json<AppendOutcome>> {
     require_accepted(&device, "report events")?;
@@ -321,9 +308,6 @@ pub async fn events(
         ));
     }
     check_reportable(&st, &device, &batch.events).await?;
-    let outcome = st.store.append_events(&device.id, &batch.events, st.clock.now()).await.map_err(|e| match e {
-        StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, ErrorCode::OutOfOrder, m),
-        other => other.into(),
-    })?;
+    let outcome = st.store.append_events(&device.id, &batch.events, st.clock.now()).await?;
     Ok(Json(outcome))
 }

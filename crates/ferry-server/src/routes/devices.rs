@@ -8,8 +8,8 @@ use ferry_api::{
     ApplicabilityReport, DeviceDetail, DeviceGroups, PreauthorizeSpec, PreauthorizedDevice,
     DEVICE_ENROLLMENT_KEY_PREFIX,
 };
-use ferry_core::{DeviceId, DeviceStatus, GroupName, ReleaseId, Role};
-use ferry_store::{Device, DeviceFilter, Event};
+use ferry_core::{Device, DeviceId, DeviceStatus, Event, GroupName, ReleaseId, Role};
+use ferry_store::DeviceFilter;
 use serde::Deserialize;
 
 use crate::auth::{hash_secret, new_secret, Admin};

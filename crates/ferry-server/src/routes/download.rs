@@ -84,7 +84,7 @@ fn etag_matches(list: &str, etag: &str) -> bool {
         (status = 304), (status = 403, body = ferry_api::ErrorBody), (status = 416, body = ferry_api::ErrorBody)))]
 pub async fn download(
     State(st): State<Arc<AppState>>,
-    DeviceAuth(device): DeviceAuth,
+    DeviceAuth { device, .. }: DeviceAuth,
     method: Method,
     Path(sha): Path<Sha256>,
     headers: HeaderMap,

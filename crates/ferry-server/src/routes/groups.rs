@@ -5,8 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use ferry_api::{EnrollmentKey, GroupCreated, GroupSpec, GroupUpdate, GroupView, ENROLLMENT_KEY_PREFIX};
-use ferry_core::{GroupName, Role};
-use ferry_store::Group;
+use ferry_core::{Group, GroupName, Role};
 
 use crate::auth::{hash_secret, new_secret, Admin};
 use crate::error::{ApiError, ApiResult};

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use ferry_api::{TokenCreated, TokenSpec, Whoami, ADMIN_TOKEN_PREFIX};
-use ferry_core::Role;
-use ferry_store::{AdminToken, NewAdminToken, Store};
+use ferry_core::{AdminToken, Role};
+use ferry_store::{NewAdminToken, Store};
 
 use crate::auth::{hash_secret, new_secret, Admin};
 use crate::error::{ApiError, ApiResult};

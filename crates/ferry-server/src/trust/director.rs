@@ -28,8 +28,8 @@
 
 use std::collections::BTreeMap;
 
-use ferry_core::{DeviceId, Release};
-use ferry_store::{Device, DirectorFiles, DirectorState, MetadataFile, Repo, StoreError};
+use ferry_core::{Device, DeviceId, Release};
+use ferry_store::{DirectorFiles, DirectorStamp, DirectorState, MetadataFile, Repo, StoreError};
 use ferry_tuf::metadata::sign;
 use ferry_tuf::time::{format_expires, parse_expires};
 use ferry_tuf::{MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp, TufError, Verifiable};
@@ -212,12 +212,13 @@ pub async fn current(
 pub async fn current_version(
     st: &AppState,
     device: &Device,
+    stamp: Option<&DirectorStamp>,
     eval: &offers::Evaluation,
     seen: Option<u64>,
     now: i64,
 ) -> ApiResult<u64> {
     let wanted = wanted(st, device, eval).await?;
-    if let Some(stamp) = &device.director {
+    if let Some(stamp) = stamp {
         if still_current(st, stamp.version, &stamp.digest, stamp.issued_at, &wanted.digest, seen, now) {
             return Ok(stamp.version);
         }

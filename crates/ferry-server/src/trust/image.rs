@@ -8,7 +8,7 @@
 //! the ones devices have seen, and the next ones signed are still above them. Root and targets
 //! versions are the publisher's (signed offline).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use ferry_api::trust::{Published, TargetsDraft};
 use ferry_core::Release;
@@ -22,6 +22,9 @@ use ferry_tuf::{
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::trust::{keys, next_version, TrustError};
+
+// Here for the routes and the director, which read them as part of the image repository.
+pub use crate::signed::{is_signed, signed_index};
 
 /// How often the server checks whether snapshot or timestamp needs re-signing.
 pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -388,44 +391,6 @@ pub fn target_for(release: &Release, artifact: &ferry_core::Artifact) -> TargetF
         media_type: Some(artifact.media_type.clone()),
     };
     TargetFile::new(artifact.length, artifact.sha256.as_str(), Some(ferry.into_custom(artifact.custom.clone())))
-}
-
-/// Whether every artifact of `release` is listed, with the same length, digest and release
-/// counter, in the signed targets.
-pub fn is_signed(release: &Release, index: &HashMap<String, TargetFile>) -> bool {
-    release.artifacts.iter().all(|a| {
-        index.get(&release.target_path(&a.name)).is_some_and(|t| {
-            t.length == a.length
-                && t.sha256() == Some(a.sha256.as_str())
-                && FerryTarget::of(t).is_ok_and(|ferry| ferry.release_counter == release.counter)
-        })
-    })
-}
-
-/// Every target the image repository's latest metadata lists, by path: top-level targets
-/// first, then delegated roles in delegation order (an earlier listing wins, as in a client's
-/// search). Each file was verified when it was pushed.
-pub async fn signed_index(store: &dyn Store) -> ferry_store::Result<HashMap<String, TargetFile>> {
-    let mut index = HashMap::new();
-    let parse = |role: &str, bytes: &[u8]| {
-        Verifiable::<Targets>::parse(role, bytes)
-            .map_err(|e| StoreError::Corrupt(format!("image {role} metadata: {e}")))
-    };
-    let Some(file) = store.latest_metadata(Repo::Image, "targets").await? else { return Ok(index) };
-    let top = parse("targets", &file.bytes)?;
-    for (path, target) in &top.signed.targets {
-        index.insert(path.clone(), target.clone());
-    }
-    for role in top.signed.delegations.iter().flat_map(|d| &d.roles) {
-        if let Some(file) = store.latest_metadata(Repo::Image, &role.name).await? {
-            for (path, target) in parse(&role.name, &file.bytes)?.signed.targets {
-                if role.is_delegated_path(&path) {
-                    index.entry(path).or_insert(target);
-                }
-            }
-        }
-    }
-    Ok(index)
 }
 
 /// The next version of `role`'s targets metadata, unsigned: what it lists now plus the

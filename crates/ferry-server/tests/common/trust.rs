@@ -6,8 +6,7 @@
 
 use ferry_api::*;
 use ferry_client::{AdminClient, DeviceClient};
-use ferry_core::{Release, Sha256};
-use ferry_store::ApprovalAction;
+use ferry_core::{ApprovalAction, Release, Sha256};
 use ferry_tuf::metadata::{add_signatures, sign};
 use ferry_tuf::time::format_expires;
 use ferry_tuf::{KeyKind, PublicKey, Root, SigningKey, Targets};
