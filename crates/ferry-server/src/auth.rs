@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
 use ferry_api::{ErrorCode, ADMIN_TOKEN_PREFIX, DEVICE_TOKEN_PREFIX};
 use ferry_core::{Device, DeviceStatus, Role};
 use ferry_store::{CredentialMatch, DirectorStamp};
@@ -36,11 +36,11 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 fn unauthorized(message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
+    ApiError::new(ErrorCode::Unauthorized, message)
 }
 
 fn wrong_kind(message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::WrongCredentialKind, message)
+    ApiError::new(ErrorCode::WrongCredentialKind, message)
 }
 
 /// The caller of an admin route.
@@ -59,7 +59,6 @@ impl Admin {
             Ok(())
         } else {
             Err(ApiError::new(
-                StatusCode::FORBIDDEN,
                 ErrorCode::Forbidden,
                 format!(
                     "token {:?} has role {}; this action needs {} or higher",
@@ -116,11 +115,7 @@ impl FromRequestParts<Arc<AppState>> for DeviceAuth {
         let CredentialMatch { device, director } =
             found.ok_or_else(|| unauthorized("the device credential is unknown; enroll again"))?;
         if device.status == DeviceStatus::Rejected {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                ErrorCode::DeviceRejected,
-                "this device was rejected by an administrator",
-            ));
+            return Err(ApiError::new(ErrorCode::DeviceRejected, "this device was rejected by an administrator"));
         }
         Ok(DeviceAuth { device, director })
     }
@@ -134,7 +129,6 @@ pub fn require_accepted(device: &Device, what: &str) -> ApiResult<()> {
         return Ok(());
     }
     Err(ApiError::new(
-        StatusCode::FORBIDDEN,
         ErrorCode::Forbidden,
         format!(
             "device {} is {} and cannot {what} until an administrator accepts it (`ferry device accept {}`)",

@@ -95,18 +95,13 @@ pub async fn get_platform(State(st): S, admin: Admin, Path(name): Path<PlatformN
         (status = 400, body = ferry_api::ErrorBody), (status = 411, body = ferry_api::ErrorBody), (status = 413, body = ferry_api::ErrorBody)))]
 pub async fn upload_content(State(st): S, admin: Admin, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     admin.require(Role::Admin)?;
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::LENGTH_REQUIRED,
-                ErrorCode::LengthRequired,
-                "send the artifact's size in Content-Length",
-            )
-        })?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .ok_or_else(|| ApiError::new(ErrorCode::LengthRequired, "send the artifact's size in Content-Length"))?;
     let limit = st.config.limits.artifact_bytes;
     if declared > limit {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::PayloadTooLarge,
             format!("the upload is {declared} bytes; limits.artifact_bytes is {limit}"),
         ));
@@ -176,7 +171,6 @@ pub async fn create_release(
             }
             Some(len) if len != a.length => {
                 return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
                     ErrorCode::SizeMismatch,
                     format!("artifact {} declares length {} but its content is {len} bytes", a.name, a.length),
                 ))

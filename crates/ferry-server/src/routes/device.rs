@@ -59,7 +59,6 @@ pub async fn enroll(
         }
         None if !st.config.enrollment.allow_keyless => {
             return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
                 ErrorCode::Unauthorized,
                 "this server enrolls devices only with an enrollment key; set enrollment_key (or \
                  enrollment_key_file) in agent.toml to a group's key or to the key issued when this id was \
@@ -256,7 +255,6 @@ async fn check_reportable(st: &AppState, device: &Device, events: &[NewEvent]) -
             continue;
         }
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
             ErrorCode::NotEntitled,
             format!(
                 "release {id} ({} {}) is not offered to this device, not installed on it, and it has reported \
@@ -301,11 +299,7 @@ pub async fn events(
         }
     }
     if batch.events.windows(2).any(|w| w[0].seq >= w[1].seq) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::OutOfOrder,
-            "events in a batch must have strictly increasing seq",
-        ));
+        return Err(ApiError::new(ErrorCode::BadRequest, "events in a batch must have strictly increasing seq"));
     }
     check_reportable(&st, &device, &batch.events).await?;
     let outcome = st.store.append_events(&device.id, &batch.events, st.clock.now()).await?;

@@ -93,7 +93,6 @@ pub async fn download(
     let entitled = eval.offered().iter().any(|(r, _)| r.artifacts.iter().any(|a| a.sha256 == sha));
     if !entitled {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
             ErrorCode::NotEntitled,
             format!("no release offered to this device contains content {sha}"),
         ));
@@ -127,20 +126,7 @@ pub async fn serve_content(st: &AppState, method: &Method, sha: &Sha256, headers
             resp = resp.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
             (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
         }
-        RangeAnswer::Unsatisfiable => {
-            let body = ferry_api::ErrorBody {
-                error: ferry_api::ErrorDetail {
-                    code: ErrorCode::RangeNotSatisfiable,
-                    message: format!("the requested range is outside the content, which is {len} bytes"),
-                },
-            };
-            return resp
-                .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                .header(header::CONTENT_RANGE, format!("bytes */{len}"))
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(serde_json::to_vec(&body).unwrap_or_default()))
-                .map_err(ApiError::internal);
-        }
+        RangeAnswer::Unsatisfiable => return Err(ApiError::range_not_satisfiable(len)),
     };
     resp = resp
         .status(status)

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use ferry_api::Health;
+use ferry_api::{ErrorCode, Health};
 
+use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use crate::state::AppState;
 
@@ -15,10 +15,10 @@ pub async fn livez() -> Json<Health> {
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, body = Health), (status = 503, body = Health)))]
-pub async fn readyz(State(st): State<Arc<AppState>>) -> (StatusCode, Json<Health>) {
+    responses((status = 200, body = Health), (status = 503, body = ferry_api::ErrorBody)))]
+pub async fn readyz(State(st): State<Arc<AppState>>) -> ApiResult<Json<Health>> {
     match st.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(Health { status: "ok".into() })),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: format!("database unavailable: {e}") })),
+        Ok(()) => Ok(Json(Health { status: "ok".into() })),
+        Err(e) => Err(ApiError::new(ErrorCode::Unavailable, format!("the database is unavailable: {e}"))),
     }
 }

@@ -11,9 +11,9 @@ use ferry_api::{
     ReleaseSpec,
 };
 use ferry_client::{AdminClient, ClientError, DeviceClient};
+use ferry_core::ApprovalAction;
 use ferry_core::{Artifact, DeviceStatus, Release, ReleaseKind, Sha256};
 use ferry_server::{App, Config};
-use ferry_store::ApprovalAction;
 use ferry_store::Store;
 use ferry_store_sql::testing::TempPostgres;
 use sha2::Digest as _;
