@@ -13,6 +13,8 @@ pub enum ErrorCode {
     BadRequest,
     /// The body is not valid JSON or does not match the expected shape.
     InvalidJson,
+    /// The body is not sent as `application/json` where JSON is expected.
+    UnsupportedMediaType,
     /// A name, version or digest failed validation.
     InvalidName,
     /// The body exceeds the configured limit.
@@ -63,6 +65,7 @@ impl ErrorCode {
         match self {
             Self::BadRequest => "bad_request",
             Self::InvalidJson => "invalid_json",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidName => "invalid_name",
             Self::PayloadTooLarge => "payload_too_large",
             Self::HeadersTooLarge => "headers_too_large",

@@ -39,6 +39,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::HashMismatch
         | ErrorCode::InvalidMetadata => StatusCode::BAD_REQUEST,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::LengthRequired => StatusCode::LENGTH_REQUIRED,
@@ -109,7 +110,7 @@ impl ApiError {
             None => "got no Content-Type".to_owned(),
         };
         Self::new(
-            ErrorCode::InvalidJson,
+            ErrorCode::UnsupportedMediaType,
             format!("send the body as JSON with Content-Type: application/json (optionally with charset=utf-8); {got}"),
         )
     }

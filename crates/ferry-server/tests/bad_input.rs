@@ -340,7 +340,7 @@ on_both_backends!(only_application_json_is_read_as_json, |srv: common::TestServe
         "text/plain",
     ] {
         let (s, c, m) = error_of(send(refused, "refused").await.unwrap()).await;
-        assert_eq!((s, c), (StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::InvalidJson), "{refused}: {m}");
+        assert_eq!((s, c), (StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::UnsupportedMediaType), "{refused}: {m}");
         assert!(m.contains("application/json") && m.contains(refused), "{m}");
     }
     for (i, accepted) in
