@@ -6,10 +6,12 @@
 //! (see `workspace_binary`): never a stale one.
 #![allow(dead_code)]
 
+#[path = "../../../ferry/tests/common/serve.rs"]
+mod serve;
 #[path = "../../../ferry/tests/common/workspace_binary.rs"]
 mod workspace_binary;
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -60,31 +62,10 @@ impl Fleet {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("server");
-        let mut child = Command::new(ferry_bin())
-            .env_clear()
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data)
-            .env("FERRY_LOG__FORMAT", "json")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut log = BufReader::new(child.stderr.take().unwrap());
-        let mut seen = String::new();
-        let address = loop {
-            let mut line = String::new();
-            if log.read_line(&mut line).unwrap() == 0 {
-                panic!("ferry serve exited before listening:\n{seen}");
-            }
-            seen.push_str(&line);
-            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-            if entry["fields"]["message"] == "ferry server listening" {
-                break entry["fields"]["address"].as_str().unwrap().to_owned();
-            }
-        };
-        std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-        let mut fleet = Self { dir, child, url: format!("http://{address}"), enrollment_key: String::new() };
+        let mut cmd = Command::new(ferry_bin());
+        cmd.env_clear().args(["serve", "--data-dir"]).arg(&data);
+        let (child, url) = serve::spawn(cmd);
+        let mut fleet = Self { dir, child, url, enrollment_key: String::new() };
         fleet.set_up();
         fleet
     }

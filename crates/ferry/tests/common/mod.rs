@@ -1,14 +1,11 @@
-//! Running the `ferry` binary, and a `ferry serve` child process to run it against.
-//!
-//! The server listens on 127.0.0.1:0 and logs JSON; `Server::start` reads its log until the
-//! "listening" line, which names the port and comes after the admin token is saved, so no test
-//! polls or sleeps to find out whether the server is up.
+//! Running the `ferry` binary, and a `ferry serve` child process to run it against (started
+//! by `serve::spawn`, which the agent's tests share).
 #![allow(dead_code)]
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+pub mod serve;
 pub mod workspace_binary;
 
 /// `ferry` with an environment holding nothing but what the test sets.
@@ -50,31 +47,9 @@ impl Server {
         Self::spawn(cmd, dir.join("ferry-data/admin-token"))
     }
 
-    fn spawn(mut cmd: Command, token_file: PathBuf) -> Self {
-        let mut child = cmd
-            .args(["--listen", "127.0.0.1:0"])
-            .env("FERRY_LOG__FORMAT", "json")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut log = BufReader::new(child.stderr.take().unwrap());
-        let mut seen = String::new();
-        let address = loop {
-            let mut line = String::new();
-            if log.read_line(&mut line).unwrap() == 0 {
-                panic!("ferry serve exited before listening:\n{seen}");
-            }
-            seen.push_str(&line);
-            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-            if entry["fields"]["message"] == "ferry server listening" {
-                break entry["fields"]["address"].as_str().unwrap().to_owned();
-            }
-        };
-        // Keep reading the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-        Self { child, url: format!("http://{address}"), token_file }
+    fn spawn(cmd: Command, token_file: PathBuf) -> Self {
+        let (child, url) = serve::spawn(cmd);
+        Self { child, url, token_file }
     }
 
     /// `ferry` pointed at this server with the admin token.
