@@ -204,6 +204,7 @@ where
         request.extensions_mut().insert(ConnectInfo(peer));
         request
     });
+    let io = crate::parse_error::JsonParseErrors::new(io);
     let connection = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
     if let Err(e) = watcher.watch(connection).await {
         tracing::debug!(%peer, error = %e, "connection closed");

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod lookups;
 pub mod offers;
 pub mod openapi;
+mod parse_error;
 pub mod routes;
 pub mod signed;
 pub mod state;

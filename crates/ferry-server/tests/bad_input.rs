@@ -310,6 +310,18 @@ on_both_backends!(every_error_answer_has_the_json_body, |srv: common::TestServer
     let (s, c, m) = raw_error(&raw(&srv, &post_products(&srv, long, "{\"name\":\"cut\"}"), false).await);
     assert_eq!((s, c), (400, ErrorCode::InvalidJson), "{m}");
 
+    // A Content-Length that is not one number, and a header line that is not a header: the
+    // HTTP parser refuses the request before any handler runs, and still says why in JSON.
+    for bad in ["content-type: application/json\r\ncontent-length: abc\r\n", "this is not a header\r\n"] {
+        let (s, c, m) = raw_error(&raw(&srv, &post_products(&srv, bad, "{}"), false).await);
+        assert_eq!((s, c), (400, ErrorCode::BadRequest), "{bad:?}: {m}");
+        assert!(m.contains("Content-Length"), "{m}");
+    }
+    // More header fields than the HTTP parser reads at all (it stops at 100).
+    let far_too_many: String = (0..120).map(|i| format!("x-f{i}: {i}\r\n")).collect();
+    let (s, c, _) = raw_error(&raw(&srv, &post_products(&srv, &far_too_many, ""), false).await);
+    assert_eq!((s, c), (431, ErrorCode::HeadersTooLarge));
+
     let listed: Vec<serde_json::Value> = client()
         .get(format!("{}/api/v1/products", srv.url))
         .bearer_auth(&srv.admin_token)
