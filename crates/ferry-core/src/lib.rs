@@ -15,6 +15,7 @@ pub mod device;
 pub mod events;
 pub mod groups;
 pub mod names;
+pub mod rollout;
 pub mod schedule;
 pub mod time;
 pub mod version;
