@@ -321,18 +321,26 @@ root = "/opt/app"
         assert_eq!(p.refused[0].release, ReleaseId(2));
     }
 
-    #[test]
-    fn a_release_rolled_back_on_the_device_waits_for_consent_even_when_required() {
-        let none = BTreeSet::new();
-        let mut state = State::default();
-        state.hold_back(crate::state::HeldBack {
+    /// Release 1, app 1.0, held back with `outcome`.
+    fn app_1_0_held(outcome: crate::state::Outcome) -> crate::state::HeldBack {
+        crate::state::HeldBack {
             release: ReleaseId(1),
             product: ProductName::new("app").unwrap(),
             kind: ReleaseKind::Full,
             version: Version::new("1.0").unwrap(),
-            outcome: crate::state::Outcome::RolledBack { code: "rollback_requested".into(), message: "m".into() },
+            outcome,
             at: 0,
-        });
+        }
+    }
+
+    #[test]
+    fn a_release_rolled_back_on_the_device_waits_for_consent_even_when_required() {
+        let none = BTreeSet::new();
+        let mut state = State::default();
+        state.hold_back(app_1_0_held(crate::state::Outcome::RolledBack {
+            code: "rollback_requested".into(),
+            message: "m".into(),
+        }));
         let offers = [offer(1, "app", "1.0", true)];
         let assigned = [verified("app", "1.0", 1, true)];
         let p = plan(&offers, &assigned, &state, &config(), at(0, &none));
@@ -345,14 +353,7 @@ root = "/opt/app"
     fn a_release_held_back_is_not_started_again_without_consent() {
         let none = BTreeSet::new();
         let mut state = State::default();
-        state.hold_back(crate::state::HeldBack {
-            release: ReleaseId(1),
-            product: ProductName::new("app").unwrap(),
-            kind: ReleaseKind::Full,
-            version: Version::new("1.0").unwrap(),
-            outcome: crate::state::Outcome::failed("install_failed", "damaged archive"),
-            at: 0,
-        });
+        state.hold_back(app_1_0_held(crate::state::Outcome::failed("install_failed", "damaged archive")));
         let assigned = [verified("app", "1.0", 1, true), verified("app", "1.1", 2, true)];
         let p = plan(&[offer(1, "app", "1.0", true)], &assigned, &state, &config(), at(0, &none));
         assert_eq!((p.start, p.held_back, p.awaiting_consent), (None, vec![ReleaseId(1)], vec![]));

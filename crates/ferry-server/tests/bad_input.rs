@@ -33,9 +33,7 @@ on_both_backends!(malformed_and_oversized_json, |srv: common::TestServer| async 
     assert_eq!((s, c), (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge));
     let no_type = client().post(&url).bearer_auth(&srv.admin_token).body("{}").send().await.unwrap();
     assert_eq!(error_of(no_type).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let listed: Vec<serde_json::Value> =
-        client().get(&url).bearer_auth(&srv.admin_token).send().await.unwrap().json().await.unwrap();
-    assert!(listed.is_empty(), "nothing was created");
+    assert!(products(&srv).await.is_empty(), "nothing was created");
 });
 
 on_both_backends!(traversal_in_names_is_refused, |srv: common::TestServer| async move {
@@ -271,6 +269,12 @@ fn raw_error((status, headers, body): &(u16, Vec<(String, String)>, Vec<u8>)) ->
     (*status, parsed.error.code, parsed.error.message)
 }
 
+/// The products the server lists (to check that a refused request created nothing).
+async fn products(srv: &common::TestServer) -> Vec<serde_json::Value> {
+    let url = format!("{}/api/v1/products", srv.url);
+    client().get(url).bearer_auth(&srv.admin_token).send().await.unwrap().json().await.unwrap()
+}
+
 fn post_products(srv: &common::TestServer, extra_headers: &str, body: &str) -> Vec<u8> {
     format!(
         "POST /api/v1/products HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer {}\r\n{extra_headers}\r\n{body}",
@@ -322,15 +326,7 @@ on_both_backends!(every_error_answer_has_the_json_body, |srv: common::TestServer
     let (s, c, _) = raw_error(&raw(&srv, &post_products(&srv, &far_too_many, ""), false).await);
     assert_eq!((s, c), (431, ErrorCode::HeadersTooLarge));
 
-    let listed: Vec<serde_json::Value> = client()
-        .get(format!("{}/api/v1/products", srv.url))
-        .bearer_auth(&srv.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = products(&srv).await;
     assert!(listed.is_empty(), "nothing was created: {listed:?}");
 });
 
@@ -361,14 +357,6 @@ on_both_backends!(only_application_json_is_read_as_json, |srv: common::TestServe
         let resp = send(accepted, &format!("p{i}")).await.unwrap();
         assert_eq!(resp.status(), StatusCode::CREATED, "{accepted}");
     }
-    let listed: Vec<serde_json::Value> = client()
-        .get(format!("{}/api/v1/products", srv.url))
-        .bearer_auth(&srv.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = products(&srv).await;
     assert_eq!(listed.len(), 3, "only the accepted ones were created");
 });
