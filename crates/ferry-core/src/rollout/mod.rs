@@ -1,4 +1,5 @@
-//! Staged rollouts as pure functions: which wave of a rollout a device belongs to.
+//! Staged rollouts as pure functions: which wave of a rollout a device belongs to (here), the
+//! rollout's records (`model`) and its rules (`policy`).
 //!
 //! Every device has a *place* in each rollout: a number in `[0, 10 000)` (basis points) taken
 //! from a SHA-256 of the rollout's id and the device id. The waves are cumulative shares of the
@@ -14,6 +15,12 @@
 use sha2::{Digest as _, Sha256};
 
 use crate::DeviceId;
+
+pub mod model;
+pub mod policy;
+
+pub use model::{Cause, Grant, GrantState, Limits, Rate, Rollout, RolloutId, RolloutState, TimelineEntry, Wave};
+pub use policy::{Action, ActionError, Load, Outcome, Refusal, Tally, Transition};
 
 /// The whole target, in basis points.
 pub const ALL: u32 = 10_000;
