@@ -20,6 +20,8 @@ use ferry_store::Store;
 
 type Approved = Arc<Vec<(Release, Vec<Approval>)>>;
 type Groups = Arc<HashMap<GroupName, Group>>;
+/// Rollouts a check-in must consider (every state but completed), each with its release.
+pub type Rollouts = Arc<Vec<(ferry_core::rollout::Rollout, Release)>>;
 /// Every target the image repository's signed targets list, by path.
 pub type SignedIndex = Arc<HashMap<String, ferry_tuf::TargetFile>>;
 
@@ -32,6 +34,7 @@ struct Inner {
     approved: HashMap<Vec<GroupName>, (Instant, Approved)>,
     groups: Option<(Instant, Groups)>,
     signed: Option<(Instant, SignedIndex)>,
+    rollouts: Option<(Instant, Rollouts)>,
 }
 
 /// Cached catalogue reads for check-ins.
@@ -58,6 +61,7 @@ impl CatalogueCache {
         inner.approved.clear();
         inner.groups = None;
         inner.signed = None;
+        inner.rollouts = None;
     }
 
     fn generation(&self) -> u64 {
@@ -106,6 +110,35 @@ impl CatalogueCache {
         let mut inner = self.inner.lock().expect("cache lock");
         if inner.generation == generation {
             inner.signed = Some((Instant::now(), fresh.clone()));
+        }
+        Ok(fresh)
+    }
+
+    /// Every rollout but the completed ones (a completed rollout has become approvals), with
+    /// its release; with `require_signed`, only those whose release is signed.
+    pub async fn rollouts(&self, store: &dyn Store) -> ferry_store::Result<Rollouts> {
+        if let Some((at, v)) = &self.inner.lock().expect("cache lock").rollouts {
+            if at.elapsed() < Self::TTL {
+                return Ok(v.clone());
+            }
+        }
+        let generation = self.generation();
+        let index = if self.require_signed { Some(self.signed(store).await?) } else { None };
+        let mut fresh = Vec::new();
+        for rollout in store.list_rollouts(None, false).await? {
+            if rollout.state == ferry_core::rollout::RolloutState::Completed {
+                continue;
+            }
+            let Some(release) = store.get_release(rollout.release).await? else { continue };
+            if release.archived || index.as_ref().is_some_and(|i| !crate::signed::is_signed(&release, i)) {
+                continue;
+            }
+            fresh.push((rollout, release));
+        }
+        let fresh: Rollouts = Arc::new(fresh);
+        let mut inner = self.inner.lock().expect("cache lock");
+        if inner.generation == generation {
+            inner.rollouts = Some((Instant::now(), fresh.clone()));
         }
         Ok(fresh)
     }

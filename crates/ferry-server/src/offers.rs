@@ -15,14 +15,24 @@ use crate::state::AppState;
 /// The decisions for one device.
 pub struct Evaluation {
     approved: Arc<Vec<(Release, Vec<StoredApproval>)>>,
+    /// Releases only rollouts bring (approved for none of the device's groups).
+    staged: Vec<Release>,
     combined: Vec<Approval>,
     /// One decision per candidate release.
     pub decisions: Vec<Decision>,
 }
 
-/// Decides what `device` is offered.
+/// Decides what `device` is offered. Read-only: rollouts count the grants the device has.
 pub async fn evaluate(st: &AppState, device: &Device) -> ApiResult<Evaluation> {
-    Ok(decide(device, approved_for(st, device).await?))
+    let rollouts = crate::rollouts::approvals_for(st, device, None).await?;
+    Ok(decide(device, approved_for(st, device).await?, rollouts))
+}
+
+/// As [`evaluate`], at check-in: a rollout whose wave has reached the device grants it the
+/// release now if its limits allow (decided in the database).
+pub async fn evaluate_at_checkin(st: &AppState, device: &Device, now: i64) -> ApiResult<Evaluation> {
+    let rollouts = crate::rollouts::approvals_for(st, device, Some(now)).await?;
+    Ok(decide(device, approved_for(st, device).await?, rollouts))
 }
 
 /// As [`evaluate`], for the "why" report: also decides every other release of the device's
@@ -64,7 +74,8 @@ pub async fn explain(st: &AppState, device: &Device) -> ApiResult<(Evaluation, V
         }
     }
     awaiting_signature.sort();
-    Ok((decide(device, Arc::new(all)), awaiting_signature))
+    let rollouts = crate::rollouts::approvals_for(st, device, None).await?;
+    Ok((decide(device, Arc::new(all), rollouts), awaiting_signature))
 }
 
 /// The releases approved or declined for the device's groups (cached).
@@ -76,8 +87,14 @@ async fn approved_for(st: &AppState, device: &Device) -> ApiResult<Arc<Vec<(Rele
     })
 }
 
-fn decide(device: &Device, approved: Arc<Vec<(Release, Vec<StoredApproval>)>>) -> Evaluation {
-    let combined = approved
+/// Combines the group approvals of each release with what rollouts give the device (a
+/// decline for one of its groups still wins over a rollout's grant).
+fn decide(
+    device: &Device,
+    approved: Arc<Vec<(Release, Vec<StoredApproval>)>>,
+    rollouts: Vec<(Release, Approval)>,
+) -> Evaluation {
+    let mut combined: Vec<Approval> = approved
         .iter()
         .map(|(_, approvals)| {
             approvals
@@ -90,7 +107,17 @@ fn decide(device: &Device, approved: Arc<Vec<(Release, Vec<StoredApproval>)>>) -
                 .fold(Approval::NotApproved, Approval::combine)
         })
         .collect();
-    let mut eval = Evaluation { approved, combined, decisions: Vec::new() };
+    let mut staged = Vec::new();
+    for (release, approval) in rollouts {
+        match approved.iter().position(|(r, _)| r.id == release.id) {
+            Some(i) => combined[i] = combined[i].combine(approval),
+            None => {
+                staged.push(release);
+                combined.push(approval);
+            }
+        }
+    }
+    let mut eval = Evaluation { approved, staged, combined, decisions: Vec::new() };
     let facts =
         DeviceFacts { platform: device.platform.as_ref(), installed: &device.installed, configs: &device.configs };
     eval.decisions = applicability::decide(&facts, &eval.candidates());
@@ -99,7 +126,13 @@ fn decide(device: &Device, approved: Arc<Vec<(Release, Vec<StoredApproval>)>>) -
 
 impl Evaluation {
     fn candidates(&self) -> Vec<Candidate<'_>> {
-        self.approved.iter().zip(&self.combined).map(|((r, _), a)| Candidate { release: r, approval: *a }).collect()
+        self.approved
+            .iter()
+            .map(|(r, _)| r)
+            .chain(&self.staged)
+            .zip(&self.combined)
+            .map(|(r, a)| Candidate { release: r, approval: *a })
+            .collect()
     }
 
     /// Offered releases in install order, each with its deadline.

@@ -20,7 +20,7 @@ pub mod model;
 pub mod policy;
 
 pub use model::{Cause, Grant, GrantState, Limits, Rate, Rollout, RolloutId, RolloutState, TimelineEntry, Wave};
-pub use policy::{Action, ActionError, Load, Outcome, Refusal, Tally, Transition};
+pub use policy::{Action, ActionError, Load, Outcome, PlanError, Refusal, Tally, Transition};
 
 /// The whole target, in basis points.
 pub const ALL: u32 = 10_000;

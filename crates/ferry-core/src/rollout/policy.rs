@@ -282,6 +282,74 @@ pub fn may_grant(rollout: &Rollout, device_wave: u32, load: Load) -> Result<(), 
     Ok(())
 }
 
+/// Longest soak time, commit timeout or rate period: 30 days.
+pub const MAX_PERIOD_SECS: u64 = 30 * 86_400;
+/// Shortest commit timeout: a minute.
+pub const MIN_COMMIT_TIMEOUT_SECS: u64 = 60;
+/// Most target groups of one rollout.
+pub const MAX_TARGETS: usize = 64;
+
+/// Why a rollout's plan was refused; each message says what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// Something in the plan is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Checks a rollout's plan: 1 to 20 waves whose shares grow strictly up to the whole target,
+/// thresholds within 0 to 100 %, no gate before the first wave (it opens at creation), soak
+/// times and periods up to 30 days, a commit timeout of a minute to 30 days, limits of at
+/// least one, and 1 to 64 target groups.
+pub fn check_plan(rollout: &Rollout) -> Result<(), PlanError> {
+    let bad = |m: String| Err(PlanError::Invalid(m));
+    if rollout.targets.is_empty() || rollout.targets.len() > MAX_TARGETS {
+        return bad(format!("give 1 to {MAX_TARGETS} target groups, not {}", rollout.targets.len()));
+    }
+    if rollout.waves.is_empty() || rollout.waves.len() > super::MAX_WAVES {
+        return bad(format!("give 1 to {} waves, not {}", super::MAX_WAVES, rollout.waves.len()));
+    }
+    let mut before = 0;
+    for (i, w) in rollout.waves.iter().enumerate() {
+        let n = i + 1;
+        if w.share <= before || w.share > ALL {
+            return bad(format!(
+                "wave {n}: share {} must be more than the wave before ({before}) and at most {ALL} basis points; \
+                 shares are cumulative",
+                w.share
+            ));
+        }
+        before = w.share;
+        if w.success > ALL || w.failure > ALL {
+            return bad(format!("wave {n}: thresholds are basis points from 0 to {ALL} (100 %)"));
+        }
+        if w.soak_secs > MAX_PERIOD_SECS {
+            return bad(format!("wave {n}: a soak time of {} s is more than 30 days", w.soak_secs));
+        }
+        if i == 0 && w.manual_gate {
+            return bad("wave 1 opens when the rollout is created; gate a later wave".to_owned());
+        }
+    }
+    if before != ALL {
+        return bad(format!("the last wave must reach the whole target ({ALL} basis points), not {before}"));
+    }
+    if !(MIN_COMMIT_TIMEOUT_SECS..=MAX_PERIOD_SECS).contains(&rollout.commit_timeout_secs) {
+        return bad(format!(
+            "a commit timeout of {} s is out of range: give a minute to 30 days",
+            rollout.commit_timeout_secs
+        ));
+    }
+    if let Some(rate) = rollout.limits.rate {
+        if rate.count == 0 || rate.period_secs == 0 || rate.period_secs > MAX_PERIOD_SECS {
+            return bad("a rate limit needs at least one grant per period of 1 s to 30 days".to_owned());
+        }
+    }
+    if rollout.limits.max_in_progress == Some(0) {
+        return bad("max_in_progress must be at least 1 (omit it for no cap)".to_owned());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -314,6 +382,27 @@ mod tests {
 
     fn tally(eligible: u64, committed: u64, failed: u64) -> Tally {
         Tally { eligible, granted: committed + failed, committed, failed, ..Tally::default() }
+    }
+
+    #[test]
+    fn plans_are_checked_with_a_reason() {
+        assert_eq!(check_plan(&rollout(RolloutState::Running, 0)), Ok(()));
+        let refused = |change: fn(&mut Rollout), needle: &str| {
+            let mut r = rollout(RolloutState::Running, 0);
+            change(&mut r);
+            let message = check_plan(&r).unwrap_err().to_string();
+            assert!(message.contains(needle), "{message}");
+        };
+        refused(|r| r.targets.clear(), "target groups");
+        refused(|r| r.waves.clear(), "waves");
+        refused(|r| r.waves[1].share = 100, "wave 2");
+        refused(|r| r.waves[3].share = 9000, "whole target");
+        refused(|r| r.waves[0].manual_gate = true, "gate a later wave");
+        refused(|r| r.waves[2].failure = ALL + 1, "wave 3");
+        refused(|r| r.waves[0].soak_secs = MAX_PERIOD_SECS + 1, "30 days");
+        refused(|r| r.commit_timeout_secs = 59, "commit timeout");
+        refused(|r| r.limits.rate = Some(Rate { count: 0, period_secs: 60 }), "rate limit");
+        refused(|r| r.limits.max_in_progress = Some(0), "max_in_progress");
     }
 
     #[test]
