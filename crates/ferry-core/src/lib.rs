@@ -19,6 +19,8 @@ pub mod rollout;
 pub mod schedule;
 pub mod time;
 pub mod version;
+#[cfg(feature = "windows")]
+pub mod window;
 
 pub use catalogue::{
     Artifact, Classification, Dependency, Platform, Product, RebootBehaviour, Release, ReleaseChange, ReleaseId,
