@@ -291,8 +291,8 @@ fn print_releases(releases: &[Release]) {
             "required",
             "class",
             "created",
-            "archived",
             "bad",
+            "archived",
         ],
         releases.iter().map(|r| {
             vec![
@@ -305,8 +305,8 @@ fn print_releases(releases: &[Release]) {
                 yes_no(r.required),
                 wire_name(&r.classification),
                 format_unix(r.created_at),
-                yes_no(r.archived),
                 yes_no(r.bad.is_some()),
+                yes_no(r.archived),
             ]
         }),
     );
