@@ -9,11 +9,17 @@
 //!    repositories from the pinned roots, take the director's cross-checked assignment, choose
 //!    an offer ([`crate::plan`]) and run the job ([`crate::engine`]). A kept download that no
 //!    longer matches its digest when it is hashed again before its install is downloaded anew
-//!    in the same check, with the metadata refreshed then.
-//! 6. Deliver the events the job queued; after a commit, check in again so that the server
-//!    sees the new inventory at once.
+//!    in the same check, with the metadata refreshed then. Without work, refresh only the
+//!    director repository, and only when the server has a newer chain for this device (or the
+//!    trusted one holds an instruction still waiting).
+//! 6. Whenever the director's metadata was refreshed: a signed rollback instruction for the
+//!    release this device runs ([`crate::instructed`]) starts a rollback job to the kept
+//!    version, before any offer.
+//! 7. Deliver the events the job queued; after a commit or a rollback, check in again so that
+//!    the server sees the new inventory at once.
 //!
-//! An idle check (no offers, no job) costs one check-in request and no metadata traffic.
+//! An idle check (no offers, no job, no new director chain) costs one check-in request and no
+//! metadata traffic.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
