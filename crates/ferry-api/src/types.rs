@@ -133,7 +133,7 @@ fn default_kind() -> ReleaseKind {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
-pub struct MarkBad {
+pub struct MarkBadSpec {
     /// What is wrong with the release: shown with it, 1 to 1024 bytes. Required (a missing
     /// reason is refused with a message saying so).
     #[serde(default)]

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use ferry_api::trust::{DirectorRotated, DraftQuery, OnlineKeys, Published, TargetsDraft, TrustStatus};
 use ferry_api::{
     ApplicabilityReport, ApprovalSpec, ContentInfo, DeviceDetail, DeviceGroups, EnrollmentKey, GroupCreated, GroupSpec,
-    GroupUpdate, GroupView, Health, MarkBad, PlatformSpec, PreauthorizeSpec, PreauthorizedDevice, ProductSpec,
+    GroupUpdate, GroupView, Health, MarkBadSpec, PlatformSpec, PreauthorizeSpec, PreauthorizedDevice, ProductSpec,
     ReleaseSpec, TokenCreated, TokenSpec, Whoami, ADMIN_PREFIX, SHA256_HEADER,
 };
 use ferry_core::{
@@ -211,7 +211,7 @@ impl AdminClient {
     /// devices running it to go back to the version they kept. Marking again returns the
     /// release as first marked.
     pub async fn mark_release_bad(&self, id: ReleaseId, reason: &str) -> Result<Release, ClientError> {
-        let body = MarkBad { reason: reason.to_owned() };
+        let body = MarkBadSpec { reason: reason.to_owned() };
         self.http.send_json(Method::POST, self.url(&["releases", &id.to_string(), "mark-bad"]), &body).await
     }
 

@@ -6,7 +6,9 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use ferry_api::{ApprovalSpec, ContentInfo, ErrorCode, MarkBad, PlatformSpec, ProductSpec, ReleaseSpec, SHA256_HEADER};
+use ferry_api::{
+    ApprovalSpec, ContentInfo, ErrorCode, MarkBadSpec, PlatformSpec, ProductSpec, ReleaseSpec, SHA256_HEADER,
+};
 use ferry_core::catalogue::MAX_BAD_REASON;
 use ferry_core::{
     Approval, ApprovalAction, GroupName, Platform, PlatformName, Product, ProductName, Release, ReleaseChange,
@@ -247,14 +249,14 @@ pub async fn update_release(
 /// to the version it kept. Marking again returns the release as first marked. There is no
 /// undo: publish a fixed release instead.
 #[utoipa::path(post, path = "/api/v1/releases/{id}/mark-bad", tag = "catalogue", params(("id" = i64, Path)),
-    request_body = MarkBad,
+    request_body = MarkBadSpec,
     responses((status = 200, body = Release), (status = 400, body = ferry_api::ErrorBody),
         (status = 404, body = ferry_api::ErrorBody)))]
 pub async fn mark_release_bad(
     State(st): S,
     admin: Admin,
     Path(id): Path<i64>,
-    Json(body): Json<MarkBad>,
+    Json(body): Json<MarkBadSpec>,
 ) -> ApiResult<Json<Release>> {
     admin.require(Role::Operator)?;
     let reason = body.reason.trim();
