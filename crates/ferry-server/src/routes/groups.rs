@@ -71,6 +71,7 @@ pub async fn create_group(
         checkin_jitter: spec.checkin_jitter.unwrap_or(st.config.checkin.jitter),
         enrollment_key_hash: Some(hash_secret(&key)),
         created_at: st.clock.now(),
+        test: false,
     };
     st.store.create_group(&group).await?;
     Ok((StatusCode::CREATED, Json(GroupCreated { group: view(group), enrollment_key: key })))
