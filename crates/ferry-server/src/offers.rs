@@ -1,5 +1,7 @@
 //! What a device is offered now: the store's approved releases for the device's groups,
-//! decided by `ferry_core::applicability`. Shared by check-in, download entitlement and the
+//! decided by `ferry_core::applicability`. A test device (marked itself, or a member of a test
+//! group) is also considered for every signed release no group of its approves or declines,
+//! as if approved for install without a deadline: its pilot ring. Shared by check-in, download entitlement and the
 //! admin "why" report (which adds the device's other releases, never offered), so the three
 //! can never disagree.
 
@@ -18,11 +20,28 @@ pub struct Evaluation {
     combined: Vec<Approval>,
     /// One decision per candidate release.
     pub decisions: Vec<Decision>,
+    /// Whether the device is a test device.
+    pub test: bool,
+    /// The candidates considered only because the device is a test device (no group of its
+    /// approves or declines them), in candidate order.
+    pub pilot: Vec<ReleaseId>,
 }
 
 /// Decides what `device` is offered.
 pub async fn evaluate(st: &AppState, device: &Device) -> ApiResult<Evaluation> {
-    Ok(decide(device, approved_for(st, device).await?))
+    let test = is_test(st, device).await?;
+    let approved = approved_for(st, device, test).await?;
+    let eligible = if test { approved.len() } else { 0 };
+    Ok(decide(device, approved, test, eligible))
+}
+
+/// Whether `device` is a test device: marked itself, or a member of a test group (cached).
+pub async fn is_test(st: &AppState, device: &Device) -> ApiResult<bool> {
+    if device.test || device.groups.is_empty() {
+        return Ok(device.test);
+    }
+    let groups = st.catalogue.groups(st.store.as_ref()).await?;
+    Ok(device.groups.iter().any(|name| groups.get(name).is_some_and(|g| g.test)))
 }
 
 /// As [`evaluate`], for the "why" report: also decides every other release of the device's
@@ -33,7 +52,8 @@ pub async fn evaluate(st: &AppState, device: &Device) -> ApiResult<Evaluation> {
 /// approved for install but held back because no signed targets metadata lists them yet are
 /// returned apart, in id order.
 pub async fn explain(st: &AppState, device: &Device) -> ApiResult<(Evaluation, Vec<ReleaseId>)> {
-    let approved = approved_for(st, device).await?;
+    let test = is_test(st, device).await?;
+    let approved = approved_for(st, device, test).await?;
     // The approvals as stored, before the signed-release gate of the cache.
     let stored: HashMap<ReleaseId, Vec<StoredApproval>> = if device.groups.is_empty() {
         HashMap::new()
@@ -64,33 +84,60 @@ pub async fn explain(st: &AppState, device: &Device) -> ApiResult<(Evaluation, V
         }
     }
     awaiting_signature.sort();
-    Ok((decide(device, Arc::new(all)), awaiting_signature))
+    // Only the releases a test device may be offered without an approval are promoted, not
+    // the archived or unsigned ones added above for the report.
+    let eligible = if test { approved.len() } else { 0 };
+    Ok((decide(device, Arc::new(all), test, eligible), awaiting_signature))
 }
 
-/// The releases approved or declined for the device's groups (cached).
-async fn approved_for(st: &AppState, device: &Device) -> ApiResult<Arc<Vec<(Release, Vec<StoredApproval>)>>> {
-    Ok(if device.groups.is_empty() {
+/// The releases approved or declined for the device's groups, and for a test device every
+/// other release it may be offered (cached).
+async fn approved_for(
+    st: &AppState,
+    device: &Device,
+    test: bool,
+) -> ApiResult<Arc<Vec<(Release, Vec<StoredApproval>)>>> {
+    Ok(if test {
+        st.catalogue.piloted(st.store.as_ref(), &device.groups).await?
+    } else if device.groups.is_empty() {
         Arc::new(Vec::new())
     } else {
         st.catalogue.approved(st.store.as_ref(), &device.groups).await?
     })
 }
 
-fn decide(device: &Device, approved: Arc<Vec<(Release, Vec<StoredApproval>)>>) -> Evaluation {
+/// Decides the candidates `approved`; of those that no group of the device approves or
+/// declines, the first `eligible` are taken as approved for install (a test device's).
+fn decide(
+    device: &Device,
+    approved: Arc<Vec<(Release, Vec<StoredApproval>)>>,
+    test: bool,
+    eligible: usize,
+) -> Evaluation {
+    let mut pilot = Vec::new();
     let combined = approved
         .iter()
-        .map(|(_, approvals)| {
-            approvals
+        .enumerate()
+        .map(|(i, (release, approvals))| {
+            let combined = approvals
                 .iter()
                 .filter(|a| device.groups.contains(&a.group))
                 .map(|a| match a.action {
                     ApprovalAction::Install => Approval::Install { deadline: a.deadline },
                     ApprovalAction::Decline => Approval::Decline,
                 })
-                .fold(Approval::NotApproved, Approval::combine)
+                .fold(Approval::NotApproved, Approval::combine);
+            match combined {
+                // A test device takes what no group of its decided on, as if approved.
+                Approval::NotApproved if i < eligible => {
+                    pilot.push(release.id);
+                    Approval::Install { deadline: None }
+                }
+                decided => decided,
+            }
         })
         .collect();
-    let mut eval = Evaluation { approved, combined, decisions: Vec::new() };
+    let mut eval = Evaluation { approved, combined, decisions: Vec::new(), test, pilot };
     let facts =
         DeviceFacts { platform: device.platform.as_ref(), installed: &device.installed, configs: &device.configs };
     eval.decisions = applicability::decide(&facts, &eval.candidates());

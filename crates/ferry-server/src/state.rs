@@ -38,6 +38,8 @@ pub struct AppState {
     pub enrollments: crate::limits::EnrollmentLimits,
     /// The time every handler and background task goes by.
     pub clock: Clock,
+    /// Devices waiting for a wake-up, and the wake requests not delivered yet.
+    pub wakeups: crate::wakeups::Wakeups,
 }
 
 /// The server's clock in Unix seconds: the system clock, unless a test has set it. Tests move
