@@ -75,6 +75,15 @@ on_both_backends!(check_now_wakes_a_waiting_device, |srv: common::TestServer| as
 on_both_backends!(a_wait_times_out_and_a_gone_client_leaves, |srv: common::TestServer| async move {
     let f = fleet(&srv).await;
     let device = f.enroll("kiosk-2").await;
+    let doc = f.admin.openapi().await.unwrap();
+    for path in [
+        "/device/v1/wait",
+        "/api/v1/devices/{id}/check-now",
+        "/api/v1/devices/{id}/test",
+        "/api/v1/releases/{id}/test-results",
+    ] {
+        assert!(doc["paths"][path].is_object(), "openapi document lacks {path}");
+    }
     assert_eq!(device.wait(1).await.unwrap(), WakeAnswer { wake: false, retry_after_secs: None });
     // A client that goes away ends its wait on the server.
     let waiting = spawn_wait(&device, 300);
@@ -112,4 +121,59 @@ fn the_wait_bounds_are_configuration() {
     config.wake.wait_secs = 55;
     config.wake.max_waiters = 0;
     assert!(config.validate().unwrap_err().to_string().contains("wake.max_waiters"));
+}
+
+/// Two servers sharing one PostgreSQL database: `check-now` taken by one reaches the device
+/// waiting on the other, through the other's poll of the store, and is delivered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_now_reaches_a_device_waiting_on_another_replica() {
+    let first = common::TestServer::start(common::Backend::Postgres).await;
+    let f = fleet(&first).await;
+
+    // The second replica: the same database and online keys, its own data directory.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = ferry_server::Config {
+        data_dir: tmp.path().join("data"),
+        database_url: first.state.config.database_url.clone(),
+        trust: ferry_server::config::Trust {
+            keys_dir: first.state.config.keys_dir(),
+            ..first.state.config.trust.clone()
+        },
+        ..ferry_server::Config::default()
+    };
+    let second = ferry_server::App::open(config).await.unwrap();
+    let replica = second.state().clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(async move {
+        ferry_server::serve(listener, &second, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+
+    // Enrolled through the first replica, the device waits on the second.
+    let request =
+        EnrollRequest { device_id: "kiosk-2".parse().unwrap(), enrollment_key: Some(f.enrollment_key.clone()) };
+    let answer = DeviceClient::new(&first.url, None).unwrap().enroll(&request).await.unwrap();
+    let mut device = DeviceClient::new(&url, None).unwrap();
+    device.set_credential(&answer.credential).unwrap();
+
+    let waiting = spawn_wait(&device, 300);
+    for _ in 0..500 {
+        if replica.wakeups.waiting() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(replica.wakeups.waiting(), 1);
+    let asked = f.admin.check_now(&"kiosk-2".parse().unwrap()).await.unwrap();
+    assert!(!asked.woken, "the device waits on the other replica");
+    assert!(waiting.await.unwrap().wake);
+    assert!(!device.wait(1).await.unwrap().wake, "delivered once");
+
+    let _ = stop.send(());
+    serving.await.unwrap();
 }
