@@ -1,9 +1,12 @@
 //! What a device is offered now: the store's approved releases for the device's groups,
-//! decided by `ferry_core::applicability`. A test device (marked itself, or a member of a test
-//! group) is also considered for every signed release no group of its approves or declines,
-//! as if approved for install without a deadline: its pilot ring. Shared by check-in, download entitlement and the
+//! decided by `ferry_core::applicability`. Shared by check-in, download entitlement and the
 //! admin "why" report (which adds the device's other releases, never offered), so the three
 //! can never disagree.
+//!
+//! A test device (marked itself, or a member of a test group) is also considered for every
+//! signed release that is not archived, and one that no group of its approves or declines is
+//! decided as if approved for install without a deadline: its pilot ring. A release approved
+//! only for other groups counts as well, so a test device runs ahead of every rollout.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
