@@ -24,6 +24,8 @@ use tokio::sync::Notify;
 
 /// Most wake requests read by one poll query.
 const POLL_BATCH: u32 = 1000;
+/// How many seconds back each poll also reads the requests not delivered yet, whatever their id.
+const RECHECK_SECS: i64 = 5;
 
 struct Waiting {
     notify: Arc<Notify>,
@@ -118,20 +120,25 @@ impl Wakeups {
         woken
     }
 
-    /// Reads the wake requests made since the last poll (by any server) and wakes their
-    /// devices waiting here; forgets pending requests older than [`Self::KEEP_SECS`]. One
-    /// query, unless more than a thousand requests arrived since the last poll.
+    /// Reads the wake requests made since the last poll (by any server), and those of the last
+    /// [`RECHECK_SECS`] not delivered yet, and wakes their devices waiting here; forgets pending
+    /// requests older than [`Self::KEEP_SECS`]. One query, unless more than a thousand requests
+    /// arrived since the last poll.
+    ///
+    /// Looking again at the recent ones closes a gap of the id cursor: on PostgreSQL a request
+    /// can commit after one with a higher id was polled. Seeing an undelivered request again
+    /// does no harm: a waiter takes it from the store, and only one taker gets it.
     pub async fn poll(&self, store: &dyn Store, now: i64) -> ferry_store::Result<()> {
         loop {
             let cursor = self.inner.lock().expect("wakeups lock").cursor;
-            let batch = store.wake_requests_after(cursor, POLL_BATCH).await?;
+            let batch = store.wake_requests_since(cursor, now - RECHECK_SECS, POLL_BATCH).await?;
             let recent = batch.iter().filter(|w| w.requested_at >= now - Self::KEEP_SECS);
             self.note(recent.map(|w| (&w.device, w.requested_at)));
             let mut inner = self.inner.lock().expect("wakeups lock");
-            if let Some(last) = batch.last() {
-                inner.cursor = inner.cursor.max(last.id);
-            }
-            if batch.len() < POLL_BATCH as usize {
+            let last = batch.last().map_or(cursor, |w| w.id);
+            inner.cursor = inner.cursor.max(last);
+            // A full batch that moved the cursor may have more behind it.
+            if batch.len() < POLL_BATCH as usize || last <= cursor {
                 inner.pending.retain(|_, at| *at >= now - Self::KEEP_SECS);
                 return Ok(());
             }

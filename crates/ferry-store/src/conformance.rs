@@ -1305,21 +1305,25 @@ pub async fn release_test_states(store: &dyn Store) {
     assert_eq!(store.release_test_states(ReleaseId(9999)).await.unwrap(), vec![]);
 }
 
-/// Wake requests: recorded for known devices only, listed by rising id after a cursor, taken
+/// Wake requests: recorded for known devices only, listed by rising id after a cursor (and
+/// again while recent), taken
 /// once (and only a recent one counts), and forgotten once old.
 pub async fn wake_requests(store: &dyn Store) {
     let a = enrolled(store, "dev-a", &[]).await;
     let b = enrolled(store, "dev-b", &[]).await;
     store.request_wakes(&[a.clone(), device_id("ghost"), b.clone()], 1000, 400).await.unwrap();
-    let all = store.wake_requests_after(0, 100).await.unwrap();
+    let all = store.wake_requests_since(0, i64::MAX, 100).await.unwrap();
     assert_eq!(
         all.iter().map(|w| (w.device.as_str(), w.requested_at)).collect::<Vec<_>>(),
         [("dev-a", 1000), ("dev-b", 1000)]
     );
     assert!(all[0].id < all[1].id);
-    assert_eq!(store.wake_requests_after(all[0].id, 100).await.unwrap(), all[1..].to_vec());
-    assert_eq!(store.wake_requests_after(0, 1).await.unwrap(), all[..1].to_vec());
-    assert_eq!(store.wake_requests_after(all[1].id, 100).await.unwrap(), vec![]);
+    assert_eq!(store.wake_requests_since(all[0].id, i64::MAX, 100).await.unwrap(), all[1..].to_vec());
+    assert_eq!(store.wake_requests_since(0, i64::MAX, 1).await.unwrap(), all[..1].to_vec());
+    assert_eq!(store.wake_requests_since(all[1].id, i64::MAX, 100).await.unwrap(), vec![]);
+    // Requests made lately are listed again, whatever their id.
+    assert_eq!(store.wake_requests_since(all[1].id, 1000, 100).await.unwrap(), all);
+    assert_eq!(store.wake_requests_since(all[1].id, 1001, 100).await.unwrap(), vec![]);
 
     assert!(store.take_wakes(&a, 900).await.unwrap(), "a recent request is delivered");
     assert!(!store.take_wakes(&a, 900).await.unwrap(), "and only once");
@@ -1329,7 +1333,7 @@ pub async fn wake_requests(store: &dyn Store) {
 
     store.request_wakes(std::slice::from_ref(&a), 2000, 0).await.unwrap();
     store.request_wakes(std::slice::from_ref(&b), 3000, 2500).await.unwrap();
-    let left = store.wake_requests_after(0, 100).await.unwrap();
+    let left = store.wake_requests_since(0, i64::MAX, 100).await.unwrap();
     assert_eq!(left.iter().map(|w| w.device.as_str()).collect::<Vec<_>>(), ["dev-b"], "old requests are forgotten");
     assert!(left[0].id > all[1].id, "ids keep rising");
 

@@ -231,8 +231,11 @@ pub trait WakeStore: Send + Sync {
     /// Records a wake request for each of `devices` at `now` (unknown ids are ignored) and
     /// deletes every request older than `forget_before`, in one transaction.
     async fn request_wakes(&self, devices: &[DeviceId], now: i64, forget_before: i64) -> Result<()>;
-    /// Wake requests with an id above `after`, in id order, at most `limit`.
-    async fn wake_requests_after(&self, after: i64, limit: u32) -> Result<Vec<WakeRequest>>;
+    /// Wake requests with an id above `after`, or made at or after `since`, in id order, at
+    /// most `limit`. The second condition lets a poll see again what was made lately: on
+    /// PostgreSQL an id is drawn before its transaction commits, so a request can become
+    /// visible after a higher id was already polled.
+    async fn wake_requests_since(&self, after: i64, since: i64, limit: u32) -> Result<Vec<WakeRequest>>;
     /// Deletes a device's wake requests; returns whether one of them was made at or after
     /// `since`. Of concurrent calls for one device, only one sees a request.
     async fn take_wakes(&self, device: &DeviceId, since: i64) -> Result<bool>;

@@ -22,15 +22,18 @@ impl WakeStore for Backend {
         tx.commit().await.map_err(backend)
     }
 
-    async fn wake_requests_after(&self, after: i64, limit: u32) -> Result<Vec<WakeRequest>> {
+    async fn wake_requests_since(&self, after: i64, since: i64, limit: u32) -> Result<Vec<WakeRequest>> {
         const T: &str = "wake_requests";
-        let rows =
-            sqlx::query("SELECT id, device_id, requested_at FROM wake_requests WHERE id > $1 ORDER BY id LIMIT $2")
-                .bind(after)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(err)?;
+        let rows = sqlx::query(
+            "SELECT id, device_id, requested_at FROM wake_requests WHERE id > $1 OR requested_at >= $2 \
+             ORDER BY id LIMIT $3",
+        )
+        .bind(after)
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
         rows.iter()
             .map(|row| {
                 Ok(WakeRequest {
