@@ -113,6 +113,13 @@ initial_jitter_secs = 120
 # for 60 seconds, and resumes where it stopped at the next check. 1 to 86400.
 deadline_secs = 300
 
+# Between check-ins, keep one request open to the server (a long poll) through which an
+# administrator's `ferry device check-now` reaches the agent within seconds: it then checks at
+# once instead of at its next check-in. The request is renewed about once a minute and costs
+# the server no database work while it waits. Without it (false), or against a server that
+# does not offer it, the agent checks in only on its schedule.
+wake_channel = true
+
 # When required updates may be installed and the device rebooted. Downloads happen at any
 # time; optional updates wait for `ferry-agent install`. Without this table, any time is fine.
 # Each window is "DAYS HH:MM-HH:MM": DAYS is "*", a day ("sat"), a range ("mon-fri") or a
@@ -394,6 +401,9 @@ pub struct Config {
     /// How long one check may spend exchanging answers and metadata with the server
     /// (`checkin.deadline_secs`, see [`crate::net::Deadline`]).
     pub deadline: Duration,
+    /// Keep a long poll open between check-ins so that `ferry device check-now` reaches the
+    /// agent at once (`checkin.wake_channel`).
+    pub wake_channel: bool,
     /// When required updates may install; `None` is any time.
     pub maintenance: Option<Maintenance>,
     /// Proxy; `None` uses the environment's.
@@ -531,6 +541,7 @@ struct RawTrust {
 struct RawCheckin {
     initial_jitter_secs: Option<u64>,
     deadline_secs: Option<u64>,
+    wake_channel: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -712,6 +723,7 @@ impl Validator {
             trust: trust?,
             initial_jitter: Duration::from_secs(initial_jitter),
             deadline: Duration::from_secs(deadline),
+            wake_channel: raw.checkin.wake_channel.unwrap_or(true),
             maintenance: maintenance.map(|m| m.ok_or(())).transpose().ok()?,
             proxy: proxy.map(|p| p.ok_or(())).transpose().ok()?,
             handlers: handlers?,
@@ -1021,6 +1033,8 @@ mod tests {
         assert_eq!(minimal.deadline, Duration::from_secs(300));
         assert_eq!((minimal.bandwidth_limit, minimal.log_level), (None, LogLevel::Info));
         assert!(minimal.handlers.is_empty() && minimal.proxy.is_none() && minimal.maintenance.is_none());
+        assert!(minimal.wake_channel, "the wake channel is on unless switched off");
+        assert!(!Config::parse(&with("[checkin]\nwake_channel = false\n")).unwrap().wake_channel);
     }
 
     /// Blocks of consecutive commented-out settings in DEFAULT_CONFIG.

@@ -261,6 +261,15 @@ impl Agent {
         Ok(Report { exit, summary: summary(&rest, made.as_ref()), next_checkin, plan: made })
     }
 
+    /// One long poll of the wake channel (`GET /device/v1/wait`), of at most `secs`: whether
+    /// the server asks for a check now, and how long not to wait again when it answered at
+    /// once. `None` when the device has no credential yet (its first check enrolls it).
+    pub async fn wait_for_wake(&self, secs: u64) -> Result<Option<ferry_api::WakeAnswer>, ClientError> {
+        let Ok(Some(credential)) = net::load_credential(&self.config.credential_file) else { return Ok(None) };
+        let client = DeviceClient::with_client(&self.config.server_url, Some(credential), self.http.clone())?;
+        client.wait(secs).await.map(Some)
+    }
+
     /// A device API client with the stored credential, and the credential, enrolling first
     /// when there is none.
     async fn device_client(&self) -> Result<(DeviceClient, String), Failure> {

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use ferry_core::applicability::Decision;
 use ferry_core::{
-    AdminToken, ApprovalAction, Artifact, Classification, Dependency, Device, DeviceId, DeviceStatus, Event, GroupName,
-    NewEvent, PlatformName, ProductName, RebootBehaviour, Release, ReleaseId, ReleaseKind, ReleaseState, Role, Sha256,
-    Version, VersionRange,
+    AdminToken, ApprovalAction, Artifact, Classification, Dependency, Device, DeviceId, DeviceState, DeviceStatus,
+    Event, GroupName, NewEvent, PlatformName, ProductName, RebootBehaviour, Release, ReleaseId, ReleaseKind,
+    ReleaseState, Role, Sha256, Version, VersionRange,
 };
 use serde::{Deserialize, Serialize};
 #[cfg(feature = "openapi")]
@@ -184,6 +184,9 @@ pub struct GroupUpdate {
     /// Relative jitter in `[0, 1]`.
     #[serde(default)]
     pub checkin_jitter: Option<f64>,
+    /// Makes every member a test device, or stops doing so.
+    #[serde(default)]
+    pub test: Option<bool>,
 }
 
 /// A group as the admin API shows it.
@@ -202,6 +205,9 @@ pub struct GroupView {
     pub has_enrollment_key: bool,
     /// Unix seconds.
     pub created_at: i64,
+    /// Whether every member is a test device (offered signed releases no one approved yet).
+    #[serde(default)]
+    pub test: bool,
 }
 
 /// A group's new enrollment key, shown once.
@@ -274,6 +280,86 @@ pub struct ApplicabilityReport {
     /// (with `trust.require_signed_releases` on): they are offered once a publisher signs them.
     #[serde(default)]
     pub awaiting_signature: Vec<ReleaseId>,
+    /// Whether the device is a test device (marked itself, or a member of a test group).
+    #[serde(default)]
+    pub test: bool,
+    /// Releases decided as if approved for install only because the device is a test device:
+    /// no group of its approves or declines them.
+    #[serde(default)]
+    pub pilot: Vec<ReleaseId>,
+}
+
+/// Marks a device as a test device, or not.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DeviceTest {
+    /// Whether the device is a test device.
+    pub test: bool,
+}
+
+/// How a release went on the test devices that reported on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TestResults {
+    /// The release.
+    pub release: ReleaseId,
+    /// How many test devices are in each state, for the states at least one is in, in
+    /// lifecycle order.
+    pub counts: Vec<StateCount>,
+    /// Each test device's latest state of the release, by device id.
+    pub devices: Vec<TestDeviceResult>,
+}
+
+/// The number of devices in one state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct StateCount {
+    /// The state.
+    pub state: DeviceState,
+    /// How many devices are in it.
+    pub devices: u64,
+}
+
+/// A test device's latest state of a release.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TestDeviceResult {
+    /// The device.
+    pub device: DeviceId,
+    /// Its latest state of the release.
+    pub state: DeviceState,
+    /// The error code it reported with that state, if any.
+    #[serde(default)]
+    pub error_code: Option<String>,
+    /// Unix seconds when the state was reported.
+    pub updated_at: i64,
+}
+
+/// The answer to `POST /devices/{id}/check-now`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CheckNow {
+    /// The device.
+    pub device: DeviceId,
+    /// Unix seconds when the wake-up was requested.
+    pub requested_at: i64,
+    /// Whether the device was waiting on this server and was woken at once. Otherwise it is
+    /// woken through another server sharing the database within about a second, or at its
+    /// next wait if that starts within the next ten minutes.
+    pub woken: bool,
+}
+
+/// The answer to the device's long poll, `GET /device/v1/wait`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WakeAnswer {
+    /// Check in now: an administrator asked for it. `false` when the wait timed out.
+    pub wake: bool,
+    /// Set when the server answered at once without waiting (too many devices waiting, or it
+    /// is shutting down): do not wait again for this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
 }
 
 /// Creates an admin token.

@@ -5,9 +5,10 @@ use std::path::Path;
 use bytes::Bytes;
 use ferry_api::trust::{DirectorRotated, DraftQuery, OnlineKeys, Published, TargetsDraft, TrustStatus};
 use ferry_api::{
-    ApplicabilityReport, ApprovalSpec, ContentInfo, DeviceDetail, DeviceGroups, EnrollmentKey, GroupCreated, GroupSpec,
-    GroupUpdate, GroupView, Health, MarkBadSpec, PlatformSpec, PreauthorizeSpec, PreauthorizedDevice, ProductSpec,
-    ReleaseSpec, TokenCreated, TokenSpec, Whoami, ADMIN_PREFIX, SHA256_HEADER,
+    ApplicabilityReport, ApprovalSpec, CheckNow, ContentInfo, DeviceDetail, DeviceGroups, DeviceTest, EnrollmentKey,
+    GroupCreated, GroupSpec, GroupUpdate, GroupView, Health, MarkBadSpec, PlatformSpec, PreauthorizeSpec,
+    PreauthorizedDevice, ProductSpec, ReleaseSpec, TestResults, TokenCreated, TokenSpec, Whoami, ADMIN_PREFIX,
+    SHA256_HEADER,
 };
 use ferry_core::{
     AdminToken, Approval, Device, DeviceId, DeviceStatus, Event, GroupName, Platform, PlatformName, Product,
@@ -374,6 +375,23 @@ impl AdminClient {
     /// `GET /devices/{id}/applicability`: why each release is or is not offered to it.
     pub async fn device_applicability(&self, id: &DeviceId) -> Result<ApplicabilityReport, ClientError> {
         self.get(&["devices", id.as_str(), "applicability"]).await
+    }
+
+    /// `PUT /devices/{id}/test`: marks the device as a test device (offered signed releases no
+    /// one approved yet), or not.
+    pub async fn set_device_test(&self, id: &DeviceId, test: bool) -> Result<Device, ClientError> {
+        self.http.send_json(Method::PUT, self.url(&["devices", id.as_str(), "test"]), &DeviceTest { test }).await
+    }
+
+    /// `POST /devices/{id}/check-now`: asks the device's agent to check in now.
+    pub async fn check_now(&self, id: &DeviceId) -> Result<CheckNow, ClientError> {
+        self.http.post_empty(self.url(&["devices", id.as_str(), "check-now"])).await
+    }
+
+    /// `GET /releases/{id}/test-results`: how the release went on the test devices that
+    /// reported on it.
+    pub async fn release_test_results(&self, id: ReleaseId) -> Result<TestResults, ClientError> {
+        self.get(&["releases", &id.to_string(), "test-results"]).await
     }
 
     // --- tokens ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use ferry_api::{
-    CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, EventBatch, Health, DEVICE_PREFIX,
+    CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, EventBatch, Health, WakeAnswer, DEVICE_PREFIX,
     DEVICE_TOKEN_PREFIX,
 };
 use ferry_core::{AppendOutcome, Sha256};
@@ -98,6 +98,14 @@ impl DeviceClient {
     /// `POST /events`: sends status events; retries of stored events are counted as duplicates.
     pub async fn send_events(&self, batch: &EventBatch) -> Result<AppendOutcome, ClientError> {
         self.http.send_json(Method::POST, self.url(&["events"]), batch).await
+    }
+
+    /// `GET /wait?timeout_secs=`: the long poll. Answers `wake: true` when an administrator
+    /// asks the device to check in now, `wake: false` when `timeout_secs` (capped by the
+    /// server) pass first. The answer is read up to the device API's answer cap like any other.
+    pub async fn wait(&self, timeout_secs: u64) -> Result<WakeAnswer, ClientError> {
+        let url = crate::http::with_query(self.url(&["wait"]), &[("timeout_secs", Some(timeout_secs.to_string()))]);
+        self.http.get(url).await
     }
 
     /// `GET /tuf/image/{file}`: one image-repository metadata file, as raw bytes (verify it

@@ -202,6 +202,11 @@ pub struct Device {
     pub last_conflict: Option<String>,
     /// Unix seconds of the latest identity conflict.
     pub last_conflict_at: Option<i64>,
+    /// A test device: besides what its groups' approvals give it, it is offered every signed
+    /// release no one has approved yet (its groups' declines still win). A member of a test
+    /// group is a test device too.
+    #[serde(default)]
+    pub test: bool,
 }
 
 /// A stored admin token (never the secret itself).

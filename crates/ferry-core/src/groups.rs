@@ -24,6 +24,9 @@ pub struct Group {
     pub enrollment_key_hash: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
+    /// Every member is a test device (see `Device::test`).
+    #[serde(default)]
+    pub test: bool,
 }
 
 /// What an approval tells the group's devices to do.

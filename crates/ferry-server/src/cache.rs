@@ -34,6 +34,8 @@ const MAX_ENTRIES: usize = 4096;
 struct Inner {
     generation: u64,
     approved: HashMap<Vec<GroupName>, (Instant, Approved)>,
+    /// As `approved`, plus the releases a test device is offered without an approval.
+    piloted: HashMap<Vec<GroupName>, (Instant, Approved)>,
     groups: Option<(Instant, Groups)>,
     signed: Option<(Instant, SignedIndex)>,
     rollouts: Option<(Instant, Rollouts)>,
@@ -62,6 +64,7 @@ impl CatalogueCache {
         let mut inner = self.inner.lock().expect("cache lock");
         inner.generation += 1;
         inner.approved.clear();
+        inner.piloted.clear();
         inner.groups = None;
         inner.signed = None;
         inner.rollouts = None;
@@ -98,6 +101,43 @@ impl CatalogueCache {
                 inner.approved.clear();
             }
             inner.approved.insert(key, (Instant::now(), fresh.clone()));
+        }
+        Ok(fresh)
+    }
+
+    /// What a test device in `groups` is considered for: the releases approved (or declined)
+    /// for any of `groups`, with those approvals, followed by every other release it may be
+    /// offered without an approval, with none: each release the signed targets list (every
+    /// release, if signing is not required) that is not archived.
+    pub async fn piloted(&self, store: &dyn Store, groups: &[GroupName]) -> ferry_store::Result<Approved> {
+        let mut key = groups.to_vec();
+        key.sort();
+        let generation = {
+            let inner = self.inner.lock().expect("cache lock");
+            if let Some((at, v)) = inner.piloted.get(&key) {
+                if at.elapsed() < Self::TTL {
+                    return Ok(v.clone());
+                }
+            }
+            inner.generation
+        };
+        let approved = if key.is_empty() { Arc::new(Vec::new()) } else { self.approved(store, &key).await? };
+        let mut fresh = approved.as_ref().clone();
+        let known: std::collections::HashSet<ferry_core::ReleaseId> = fresh.iter().map(|(r, _)| r.id).collect();
+        let mut unapproved = store.list_releases(None).await?;
+        unapproved.retain(|r| !r.archived && !known.contains(&r.id));
+        if self.require_signed {
+            let index = self.signed(store).await?;
+            unapproved.retain(|release| crate::signed::is_signed(release, &index));
+        }
+        fresh.extend(unapproved.into_iter().map(|r| (r, Vec::new())));
+        let fresh: Approved = Arc::new(fresh);
+        let mut inner = self.inner.lock().expect("cache lock");
+        if inner.generation == generation {
+            if inner.piloted.len() >= MAX_ENTRIES {
+                inner.piloted.clear();
+            }
+            inner.piloted.insert(key, (Instant::now(), fresh.clone()));
         }
         Ok(fresh)
     }

@@ -40,6 +40,27 @@ pub struct Config {
     pub connections: Connections,
     /// HTTPS: certificate and key; without them the server speaks plain HTTP.
     pub tls: Tls,
+    /// The wake-up channel: devices' long polls (`GET /device/v1/wait`).
+    pub wake: Wake,
+}
+
+/// The wake-up channel: each waiting device holds one request (and so one connection) open
+/// until it is woken or the wait times out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Wake {
+    /// Longest a wait is held before it is answered `wake: false`, in seconds; a device may ask
+    /// for less.
+    pub wait_secs: u64,
+    /// Most devices waiting at once; past it a wait is answered at once with `wake: false` and
+    /// `retry_after_secs`.
+    pub max_waiters: usize,
+}
+
+impl Default for Wake {
+    fn default() -> Self {
+        Self { wait_secs: 55, max_waiters: 256 }
+    }
 }
 
 /// Limits on input.
@@ -162,6 +183,7 @@ impl Default for Config {
             log: Log::default(),
             connections: Connections::default(),
             tls: Tls::default(),
+            wake: Wake::default(),
         }
     }
 }
@@ -290,6 +312,17 @@ body_timeout_secs = 60
 # read at start; restart the server to use a renewed certificate.
 cert_file = ""
 key_file = ""
+
+[wake]
+# `ferry device check-now` reaches an agent within a second through a long poll it keeps open
+# between check-ins (GET /device/v1/wait). Seconds a wait is held before it is answered
+# "nothing": keep it below the agents' 60-second read timeout and any proxy's idle timeout.
+wait_secs = 55
+# Most devices waiting at once. Each holds one connection, counted in connections.max: keep
+# this well below it (and raise both, and `ulimit -n`, for a large fleet). Past it, a wait is
+# answered at once with wake = false and retry_after_secs, and the agent just checks in on
+# its schedule.
+max_waiters = 256
 "#;
 
 /// Whether a `FERRY_*` variable (prefix stripped) configures the server. Others, such as the
@@ -310,6 +343,7 @@ fn is_server_key(key: &figment::value::UncasedStr) -> bool {
             | "log"
             | "connections"
             | "tls"
+            | "wake"
     )
 }
 
@@ -398,6 +432,17 @@ impl Config {
         }
         if self.enrollment.tracked_addresses == 0 {
             return Err(ConfigError::Invalid("enrollment.tracked_addresses must be at least 1".into()));
+        }
+        if !(5..=300).contains(&self.wake.wait_secs) {
+            return Err(ConfigError::Invalid(format!(
+                "wake.wait_secs is {}; it must be between 5 and 300 seconds (55 suits the agents' 60-second read timeout)",
+                self.wake.wait_secs
+            )));
+        }
+        if self.wake.max_waiters == 0 {
+            return Err(ConfigError::Invalid(
+                "wake.max_waiters must be at least 1; it bounds the devices waiting for a wake-up at once".into(),
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!("log.format is {:?}; use \"text\" or \"json\"", self.log.format)));

@@ -11,6 +11,11 @@
 //!   keep-alive connection stays; a TLS handshake gets the same time;
 //! - a request body that sends nothing for `body_timeout_secs` is cut with 408.
 //!
+//! None of these cuts a request whose handler is still working on the answer, such as a
+//! device's long poll on the wake channel (`routes::wake`): the header timeout runs only while
+//! a request head is read, the body timeout only while a body is read. That poll ends by its
+//! own deadline, a wake-up, the client going away, or shutdown (`wakeups::Wakeups::close`).
+//!
 //! Connections speak HTTP/1.1, over TLS when `[tls]` names a certificate and key. The peer's
 //! address reaches handlers as `ConnectInfo<SocketAddr>`, as with `axum::serve`.
 

@@ -21,6 +21,7 @@ pub mod routes;
 pub mod signed;
 pub mod state;
 pub mod trust;
+pub mod wakeups;
 
 use std::future::Future;
 use std::path::Path;
@@ -96,6 +97,7 @@ impl App {
         let keys = trust::OnlineKeys::load_or_create(&keys_dir)
             .map_err(|e| ServerError::Io { context: e.to_string(), source: std::io::Error::other("online keys") })?;
         let credentials = CredentialLookups::start(store.clone());
+        let config_max_waiters = config.wake.max_waiters;
         let state = Arc::new(AppState {
             store,
             content,
@@ -108,6 +110,7 @@ impl App {
             rotation: Default::default(),
             clock: Default::default(),
             grant_hints: Default::default(),
+            wakeups: wakeups::Wakeups::new(config_max_waiters),
         });
         trust::image::adopt_rotated_keys(&state).await.map_err(|e| ServerError::Io {
             context: "finishing an online-key rotation".into(),
@@ -273,9 +276,28 @@ pub async fn serve(
             }
         }
     });
+    let state = app.state.clone();
+    let wake_poller = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(wakeups::Wakeups::POLL_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = state.wakeups.poll(state.store.as_ref(), state.clock.now()).await {
+                tracing::warn!(error = %e, "could not read wake requests");
+            }
+        }
+    });
+    // Held long polls end as the server stops accepting, so that graceful shutdown does not
+    // wait for them to time out.
+    let state = app.state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        state.wakeups.close();
+    };
     conn::accept_loop(listener, router, tls, &config.connections, shutdown).await;
     flusher.abort();
     resigner.abort();
+    wake_poller.abort();
     stepper.abort();
     // Stamps recorded by the last requests are written before returning.
     app.state.contacts.flush(app.state.store.as_ref()).await;

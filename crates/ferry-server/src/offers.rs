@@ -2,6 +2,11 @@
 //! decided by `ferry_core::applicability`. Shared by check-in, download entitlement and the
 //! admin "why" report (which adds the device's other releases, never offered), so the three
 //! can never disagree.
+//!
+//! A test device (marked itself, or a member of a test group) is also considered for every
+//! signed release that is not archived, and one that no group of its approves or declines is
+//! decided as if approved for install without a deadline: its pilot ring. A release approved
+//! only for other groups counts as well, so a test device runs ahead of every rollout.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -20,19 +25,39 @@ pub struct Evaluation {
     combined: Vec<Approval>,
     /// One decision per candidate release.
     pub decisions: Vec<Decision>,
+    /// Whether the device is a test device.
+    pub test: bool,
+    /// The candidates considered only because the device is a test device (no group of its
+    /// approves or declines them), in candidate order.
+    pub pilot: Vec<ReleaseId>,
 }
 
 /// Decides what `device` is offered. Read-only: rollouts count the grants the device has.
 pub async fn evaluate(st: &AppState, device: &Device) -> ApiResult<Evaluation> {
+    let test = is_test(st, device).await?;
+    let approved = approved_for(st, device, test).await?;
+    let eligible = if test { approved.len() } else { 0 };
     let rollouts = crate::rollouts::approvals_for(st, device, None).await?;
-    Ok(decide(device, approved_for(st, device).await?, rollouts))
+    Ok(decide(device, approved, test, eligible, rollouts))
 }
 
 /// As [`evaluate`], at check-in: a rollout whose wave has reached the device grants it the
 /// release now if its limits allow (decided in the database).
 pub async fn evaluate_at_checkin(st: &AppState, device: &Device, now: i64) -> ApiResult<Evaluation> {
+    let test = is_test(st, device).await?;
+    let approved = approved_for(st, device, test).await?;
+    let eligible = if test { approved.len() } else { 0 };
     let rollouts = crate::rollouts::approvals_for(st, device, Some(now)).await?;
-    Ok(decide(device, approved_for(st, device).await?, rollouts))
+    Ok(decide(device, approved, test, eligible, rollouts))
+}
+
+/// Whether `device` is a test device: marked itself, or a member of a test group (cached).
+pub async fn is_test(st: &AppState, device: &Device) -> ApiResult<bool> {
+    if device.test || device.groups.is_empty() {
+        return Ok(device.test);
+    }
+    let groups = st.catalogue.groups(st.store.as_ref()).await?;
+    Ok(device.groups.iter().any(|name| groups.get(name).is_some_and(|g| g.test)))
 }
 
 /// As [`evaluate`], for the "why" report: also decides every other release of the device's
@@ -43,7 +68,8 @@ pub async fn evaluate_at_checkin(st: &AppState, device: &Device, now: i64) -> Ap
 /// approved for install but held back because no signed targets metadata lists them yet are
 /// returned apart, in id order.
 pub async fn explain(st: &AppState, device: &Device) -> ApiResult<(Evaluation, Vec<ReleaseId>)> {
-    let approved = approved_for(st, device).await?;
+    let test = is_test(st, device).await?;
+    let approved = approved_for(st, device, test).await?;
     // The approvals as stored, before the signed-release gate of the cache.
     let stored: HashMap<ReleaseId, Vec<StoredApproval>> = if device.groups.is_empty() {
         HashMap::new()
@@ -74,37 +100,61 @@ pub async fn explain(st: &AppState, device: &Device) -> ApiResult<(Evaluation, V
         }
     }
     awaiting_signature.sort();
+    // Only the releases a test device may be offered without an approval are promoted, not
+    // the archived or unsigned ones added above for the report.
+    let eligible = if test { approved.len() } else { 0 };
     let rollouts = crate::rollouts::approvals_for(st, device, None).await?;
-    Ok((decide(device, Arc::new(all), rollouts), awaiting_signature))
+    Ok((decide(device, Arc::new(all), test, eligible, rollouts), awaiting_signature))
 }
 
-/// The releases approved or declined for the device's groups (cached).
-async fn approved_for(st: &AppState, device: &Device) -> ApiResult<Arc<Vec<(Release, Vec<StoredApproval>)>>> {
-    Ok(if device.groups.is_empty() {
+/// The releases approved or declined for the device's groups, and for a test device every
+/// other release it may be offered (cached).
+async fn approved_for(
+    st: &AppState,
+    device: &Device,
+    test: bool,
+) -> ApiResult<Arc<Vec<(Release, Vec<StoredApproval>)>>> {
+    Ok(if test {
+        st.catalogue.piloted(st.store.as_ref(), &device.groups).await?
+    } else if device.groups.is_empty() {
         Arc::new(Vec::new())
     } else {
         st.catalogue.approved(st.store.as_ref(), &device.groups).await?
     })
 }
 
-/// Combines the group approvals of each release with what rollouts give the device (a
-/// decline for one of its groups still wins over a rollout's grant).
+/// Decides the candidates `approved`; of those that no group of the device approves or
+/// declines, the first `eligible` are taken as approved for install (a test device's). What
+/// rollouts give the device is combined with the group approvals (a decline for one of its
+/// groups still wins over a rollout's grant).
 fn decide(
     device: &Device,
     approved: Arc<Vec<(Release, Vec<StoredApproval>)>>,
+    test: bool,
+    eligible: usize,
     rollouts: Vec<(Release, Approval)>,
 ) -> Evaluation {
+    let mut pilot = Vec::new();
     let mut combined: Vec<Approval> = approved
         .iter()
-        .map(|(_, approvals)| {
-            approvals
+        .enumerate()
+        .map(|(i, (release, approvals))| {
+            let combined = approvals
                 .iter()
                 .filter(|a| device.groups.contains(&a.group))
                 .map(|a| match a.action {
                     ApprovalAction::Install => Approval::Install { deadline: a.deadline },
                     ApprovalAction::Decline => Approval::Decline,
                 })
-                .fold(Approval::NotApproved, Approval::combine)
+                .fold(Approval::NotApproved, Approval::combine);
+            match combined {
+                // A test device takes what no group of its decided on, as if approved.
+                Approval::NotApproved if i < eligible => {
+                    pilot.push(release.id);
+                    Approval::Install { deadline: None }
+                }
+                decided => decided,
+            }
         })
         .collect();
     let mut staged = Vec::new();
@@ -117,7 +167,7 @@ fn decide(
             }
         }
     }
-    let mut eval = Evaluation { approved, staged, combined, decisions: Vec::new() };
+    let mut eval = Evaluation { approved, staged, combined, decisions: Vec::new(), test, pilot };
     let facts =
         DeviceFacts { platform: device.platform.as_ref(), installed: &device.installed, configs: &device.configs };
     eval.decisions = applicability::decide(&facts, &eval.candidates());

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::extract::Json;
-use crate::routes::{catalogue, device, devices, download, groups, health, rollouts, tokens, trust};
+use crate::routes::{catalogue, device, devices, download, groups, health, pilot, rollouts, tokens, trust, wake};
 
 struct BearerAuth;
 
@@ -41,6 +41,7 @@ impl Modify for BearerAuth {
         trust::online_keys, trust::push_root, trust::push_targets, trust::push_delegated, trust::draft,
         trust::status, trust::image_metadata, trust::image_target, trust::director_metadata,
         trust::next_online_keys, trust::rotate_director,
+        pilot::set_test, pilot::test_results, wake::check_now, wake::wait,
     ),
     security(("admin_token" = []))
 )]

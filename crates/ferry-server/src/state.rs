@@ -40,6 +40,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Rollouts this server skips grant attempts for, briefly, after a limit refused one.
     pub grant_hints: crate::rollouts::GrantHints,
+    /// Devices waiting for a wake-up, and the wake requests not delivered yet.
+    pub wakeups: crate::wakeups::Wakeups,
 }
 
 /// The server's clock in Unix seconds: the system clock, unless a test has set it. Tests move

@@ -89,6 +89,9 @@ macro_rules! conformance_tests {
             append_events_unsorted_batch,
             append_events_not_found,
             device_release_states,
+            test_flags,
+            release_test_states,
+            wake_requests,
             admin_tokens,
             last_admin_token_stays,
             concurrent_revocations_keep_an_admin,
@@ -212,6 +215,7 @@ fn group(name: &str) -> Group {
         checkin_jitter: 0.25,
         enrollment_key_hash: None,
         created_at: 10,
+        test: false,
     }
 }
 
@@ -1268,6 +1272,114 @@ pub async fn device_release_states(store: &dyn Store) {
     let other = enrolled(store, "dev-2", &[]).await;
     assert_eq!(store.device_release_states(&other).await.unwrap(), vec![]);
     assert_eq!(store.device_release_states(&device_id("ghost")).await.unwrap(), vec![]);
+}
+
+/// Devices and groups are marked as test devices and unmarked; the flag is read back wherever
+/// the device or group is read; unknown ones are NotFound.
+pub async fn test_flags(store: &dyn Store) {
+    create_groups(store, &["pilot", "field"]).await;
+    let id = enrolled(store, "dev-1", &["field"]).await;
+    assert!(!store.get_device(&id).await.unwrap().unwrap().test, "devices are not test devices by default");
+    assert!(!store.get_group(&group_name("pilot")).await.unwrap().unwrap().test);
+
+    store.set_device_test(&id, true).await.unwrap();
+    assert!(store.get_device(&id).await.unwrap().unwrap().test);
+    let found = store.device_by_credential("credential-of-dev-1").await.unwrap().unwrap();
+    assert!(found.test, "the check-in's lookup reads the flag");
+    let listed = store.list_devices(&DeviceFilter::default()).await.unwrap();
+    assert!(listed[0].test);
+    store.set_device_test(&id, false).await.unwrap();
+    assert!(!store.get_device(&id).await.unwrap().unwrap().test);
+
+    store.set_group_test(&group_name("pilot"), true).await.unwrap();
+    assert!(store.get_group(&group_name("pilot")).await.unwrap().unwrap().test);
+    let groups = store.list_groups().await.unwrap();
+    assert_eq!(
+        groups.iter().map(|g| (g.name.as_str(), g.test)).collect::<Vec<_>>(),
+        [("field", false), ("pilot", true)]
+    );
+    // Replacing a group's settings keeps the flag it was given.
+    let mut pilot = store.get_group(&group_name("pilot")).await.unwrap().unwrap();
+    pilot.description = "changed".to_owned();
+    store.update_group(&pilot).await.unwrap();
+    assert!(store.get_group(&group_name("pilot")).await.unwrap().unwrap().test);
+    store.set_group_test(&group_name("pilot"), false).await.unwrap();
+    assert!(!store.get_group(&group_name("pilot")).await.unwrap().unwrap().test);
+
+    expect_not_found(store.set_device_test(&device_id("ghost"), true).await, "device", "unknown device");
+    expect_not_found(store.set_group_test(&group_name("ghost"), true).await, "group", "unknown group");
+}
+
+/// `release_test_states` lists the latest state of a release on test devices only: those
+/// marked themselves and members of a test group, by id.
+pub async fn release_test_states(store: &dyn Store) {
+    catalogue(store).await;
+    create_groups(store, &["pilot", "field"]).await;
+    let r1 = create(store, VPN, "1.0", ReleaseKind::Full).await.id;
+    let r2 = create(store, VPN, "2.0", ReleaseKind::Full).await.id;
+    let marked = enrolled(store, "dev-b", &["field"]).await;
+    let member = enrolled(store, "dev-a", &["pilot", "field"]).await;
+    let plain = enrolled(store, "dev-c", &["field"]).await;
+    let silent = enrolled(store, "dev-d", &["pilot"]).await;
+    store.set_device_test(&marked, true).await.unwrap();
+    store.set_group_test(&group_name("pilot"), true).await.unwrap();
+    let mut failed = event(2, r1, DeviceState::Failed);
+    failed.error_code = Some("E_HANDLER".to_owned());
+    store.append_events(&marked, &[event(1, r1, DeviceState::Downloading), failed], 100).await.unwrap();
+    store.append_events(&member, &[event(1, r1, DeviceState::Committed)], 110).await.unwrap();
+    store.append_events(&plain, &[event(1, r1, DeviceState::Committed)], 120).await.unwrap();
+    store.append_events(&member, &[event(2, r2, DeviceState::Installing)], 130).await.unwrap();
+
+    let states = store.release_test_states(r1).await.unwrap();
+    let seen: Vec<_> =
+        states.iter().map(|(d, s)| (d.as_str(), s.state, s.error_code.as_deref(), s.updated_at)).collect();
+    assert_eq!(
+        seen,
+        [("dev-a", DeviceState::Committed, None, 110), ("dev-b", DeviceState::Failed, Some("E_HANDLER"), 100)]
+    );
+    assert!(states.iter().all(|(_, s)| s.release == r1));
+    let _ = silent;
+    assert_eq!(store.release_test_states(r2).await.unwrap().len(), 1);
+    store.set_group_test(&group_name("pilot"), false).await.unwrap();
+    assert_eq!(store.release_test_states(r1).await.unwrap().len(), 1, "only the marked device is left");
+    assert_eq!(store.release_test_states(ReleaseId(9999)).await.unwrap(), vec![]);
+}
+
+/// Wake requests: recorded for known devices only, listed by rising id after a cursor (and
+/// again while recent), taken
+/// once (and only a recent one counts), and forgotten once old.
+pub async fn wake_requests(store: &dyn Store) {
+    let a = enrolled(store, "dev-a", &[]).await;
+    let b = enrolled(store, "dev-b", &[]).await;
+    store.request_wakes(&[a.clone(), device_id("ghost"), b.clone()], 1000, 400).await.unwrap();
+    let all = store.wake_requests_since(0, i64::MAX, 100).await.unwrap();
+    assert_eq!(
+        all.iter().map(|w| (w.device.as_str(), w.requested_at)).collect::<Vec<_>>(),
+        [("dev-a", 1000), ("dev-b", 1000)]
+    );
+    assert!(all[0].id < all[1].id);
+    assert_eq!(store.wake_requests_since(all[0].id, i64::MAX, 100).await.unwrap(), all[1..].to_vec());
+    assert_eq!(store.wake_requests_since(0, i64::MAX, 1).await.unwrap(), all[..1].to_vec());
+    assert_eq!(store.wake_requests_since(all[1].id, i64::MAX, 100).await.unwrap(), vec![]);
+    // Requests made lately are listed again, whatever their id.
+    assert_eq!(store.wake_requests_since(all[1].id, 1000, 100).await.unwrap(), all);
+    assert_eq!(store.wake_requests_since(all[1].id, 1001, 100).await.unwrap(), vec![]);
+
+    assert!(store.take_wakes(&a, 900).await.unwrap(), "a recent request is delivered");
+    assert!(!store.take_wakes(&a, 900).await.unwrap(), "and only once");
+    // A request older than `since` is consumed without counting.
+    assert!(!store.take_wakes(&b, 1001).await.unwrap());
+    assert!(!store.take_wakes(&b, 0).await.unwrap());
+
+    store.request_wakes(std::slice::from_ref(&a), 2000, 0).await.unwrap();
+    store.request_wakes(std::slice::from_ref(&b), 3000, 2500).await.unwrap();
+    let left = store.wake_requests_since(0, i64::MAX, 100).await.unwrap();
+    assert_eq!(left.iter().map(|w| w.device.as_str()).collect::<Vec<_>>(), ["dev-b"], "old requests are forgotten");
+    assert!(left[0].id > all[1].id, "ids keep rising");
+
+    // Concurrent takers: exactly one sees the request.
+    let (x, y) = tokio::join!(store.take_wakes(&b, 0), store.take_wakes(&b, 0));
+    assert!(x.unwrap() ^ y.unwrap());
 }
 
 /// Admin tokens: ids assigned, found by hash until revoked, always listed; duplicate hashes

@@ -73,7 +73,17 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// `dyn Store` imports the area traits whose methods it calls.
 #[async_trait]
 pub trait Store:
-    CatalogueStore + GroupStore + DeviceStore + EventStore + TokenStore + TrustStore + RolloutStore + Send + Sync + 'static
+    CatalogueStore
+    + GroupStore
+    + DeviceStore
+    + EventStore
+    + TokenStore
+    + TrustStore
+    + RolloutStore
+    + WakeStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Checks the database answers (readiness).
     async fn ping(&self) -> Result<()>;
@@ -140,6 +150,8 @@ pub trait GroupStore: Send + Sync {
     async fn list_groups(&self) -> Result<Vec<Group>>;
     /// Replaces a group's settings (not its name). NotFound if it does not exist.
     async fn update_group(&self, group: &Group) -> Result<()>;
+    /// Marks a group's members as test devices, or not. NotFound if the group does not exist.
+    async fn set_group_test(&self, name: &GroupName, test: bool) -> Result<()>;
     /// The group whose enrollment key has this hash.
     async fn group_by_enrollment_key(&self, key_hash: &str) -> Result<Option<Group>>;
 
@@ -187,6 +199,8 @@ pub trait DeviceStore: Send + Sync {
     async fn list_devices(&self, filter: &DeviceFilter) -> Result<Vec<Device>>;
     /// Changes a device's enrollment status. NotFound if unknown.
     async fn set_device_status(&self, id: &DeviceId, status: DeviceStatus) -> Result<()>;
+    /// Marks a device as a test device, or not. NotFound if unknown.
+    async fn set_device_test(&self, id: &DeviceId, test: bool) -> Result<()>;
     /// Replaces a device's group memberships. NotFound if the device or a group is missing.
     async fn set_device_groups(&self, id: &DeviceId, groups: &[GroupName]) -> Result<()>;
     /// Stores what a check-in reported. NotFound if unknown.
@@ -209,6 +223,9 @@ pub trait EventStore: Send + Sync {
     async fn list_events(&self, device: &DeviceId, release: Option<ReleaseId>, limit: u32) -> Result<Vec<Event>>;
     /// The latest state of each release on a device.
     async fn device_release_states(&self, device: &DeviceId) -> Result<Vec<ReleaseState>>;
+    /// The latest state of one release on each test device (marked itself, or a member of a
+    /// test group) that reported on it, by device id.
+    async fn release_test_states(&self, release: ReleaseId) -> Result<Vec<(DeviceId, ReleaseState)>>;
 }
 
 /// Admin tokens (hashes only).
@@ -223,6 +240,22 @@ pub trait TokenStore: Send + Sync {
     /// Revokes a token; NotFound if unknown. Conflict if it is the last unrevoked admin token,
     /// decided in one transaction, so concurrent revocations can never leave no admin.
     async fn revoke_admin_token(&self, id: i64, now: i64) -> Result<()>;
+}
+
+/// Requests to wake devices' agents now, shared by every server on the database.
+#[async_trait]
+pub trait WakeStore: Send + Sync {
+    /// Records a wake request for each of `devices` at `now` (unknown ids are ignored) and
+    /// deletes every request older than `forget_before`, in one transaction.
+    async fn request_wakes(&self, devices: &[DeviceId], now: i64, forget_before: i64) -> Result<()>;
+    /// Wake requests with an id above `after`, or made at or after `since`, in id order, at
+    /// most `limit`. The second condition lets a poll see again what was made lately: on
+    /// PostgreSQL an id is drawn before its transaction commits, so a request can become
+    /// visible after a higher id was already polled.
+    async fn wake_requests_since(&self, after: i64, since: i64, limit: u32) -> Result<Vec<WakeRequest>>;
+    /// Deletes a device's wake requests; returns whether one of them was made at or after
+    /// `since`. Of concurrent calls for one device, only one sees a request.
+    async fn take_wakes(&self, device: &DeviceId, since: i64) -> Result<bool>;
 }
 
 /// TUF metadata: the repositories' signed files and each device's director versions.

@@ -28,6 +28,17 @@ pub struct DirectorStamp {
     pub issued_at: i64,
 }
 
+/// A request to wake a device's agent now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WakeRequest {
+    /// Store-assigned, rising: servers poll for ids above the last they saw.
+    pub id: i64,
+    /// The device to wake.
+    pub device: DeviceId,
+    /// Unix seconds.
+    pub requested_at: i64,
+}
+
 /// Which devices to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceFilter {

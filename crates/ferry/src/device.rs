@@ -82,6 +82,21 @@ enum DeviceCommand {
         #[arg(long)]
         limit: Option<u32>,
     },
+    /// Marks a device as a test device: besides what its groups' approvals give it, it is
+    /// offered every signed release no one has approved yet (its groups' declines still win).
+    SetTest {
+        /// Device id.
+        id: DeviceId,
+        /// Stop treating it as a test device (a member of a test group still is one).
+        #[arg(long)]
+        off: bool,
+    },
+    /// Asks the device's agent to check in now instead of at its next check-in: it is woken
+    /// within seconds if it keeps the wake channel open, or when it next opens it.
+    CheckNow {
+        /// Device id.
+        id: DeviceId,
+    },
     /// Explains why each release of the device's products (those it runs and those approved
     /// or declined for its groups) is or is not offered to it.
     Why {
@@ -138,6 +153,26 @@ impl DeviceArgs {
                 let events = client.device_events(&id, release, limit).await?;
                 ctx.out.show(&events, |es| print_events(es))
             }
+            DeviceCommand::SetTest { id, off } => {
+                let device = client.set_device_test(&id, !off).await?;
+                ctx.out.show(&device, |d| {
+                    say!("device {} is {}a test device", d.id, if d.test { "" } else { "no longer " })
+                })
+            }
+            DeviceCommand::CheckNow { id } => {
+                let asked = client.check_now(&id).await?;
+                ctx.out.show(&asked, |a| {
+                    if a.woken {
+                        say!("device {} was waiting and was told to check in now", a.device);
+                    } else {
+                        say!(
+                            "asked device {} to check in now; it is told within seconds if it waits on another \
+                             server, else when its agent next opens the wake channel (within 10 minutes)",
+                            a.device
+                        );
+                    }
+                })
+            }
             DeviceCommand::Why { id } => {
                 let report = client.device_applicability(&id).await?;
                 if ctx.out.json {
@@ -184,6 +219,7 @@ fn print_detail(detail: &DeviceDetail) {
         ("id", d.id.to_string()),
         ("status", d.status.as_str().to_owned()),
         ("groups", list(&d.groups)),
+        ("test device", crate::output::yes_no(d.test)),
         ("platform", opt(d.platform.as_ref())),
         ("installed", installed(d)),
         ("configs", list(d.configs.iter().map(|(p, v)| format!("{p} {v}")))),
@@ -264,6 +300,9 @@ fn print_why(report: &ApplicabilityReport, releases: &BTreeMap<ReleaseId, Releas
                 let detail = match &d.verdict {
                     Verdict::Offer { deadline: Some(at) } => format!("install by {}", format_unix(*at)),
                     Verdict::Superseded { by } => format!("replaced by release {by} ({})", name(by)),
+                    Verdict::Offer { deadline: None } if report.pilot.contains(&d.release) => {
+                        "not approved yet: offered because this is a test device".to_owned()
+                    }
                     Verdict::NotApproved => groups.clone(),
                     Verdict::Declined => format!("declined for one of groups {}", list(&report.groups)),
                     Verdict::Archived => format!("archived: ferry release unarchive {}", d.release),

@@ -46,7 +46,7 @@ enum GroupCommand {
         /// Its name.
         name: GroupName,
     },
-    /// Changes a group's description or schedule.
+    /// Changes a group's description, schedule or test flag.
     Set {
         /// Its name.
         name: GroupName,
@@ -55,6 +55,10 @@ enum GroupCommand {
         description: Option<String>,
         #[command(flatten)]
         schedule: Schedule,
+        /// true: every member is a test device, offered signed releases no one approved yet
+        /// (its pilot ring); false: no longer.
+        #[arg(long, value_name = "true|false")]
+        test: Option<bool>,
     },
     /// Replaces the group's enrollment key and prints the new one; the old one stops working.
     RotateKey {
@@ -83,17 +87,19 @@ impl GroupArgs {
             }
             GroupCommand::List => ctx.out.show(&client.list_groups().await?, |gs| print_groups(gs)),
             GroupCommand::Show { name } => ctx.out.show(&client.get_group(&name).await?, print_group),
-            GroupCommand::Set { name, description, schedule } => {
+            GroupCommand::Set { name, description, schedule, test } => {
                 let update = GroupUpdate {
                     description,
                     checkin_interval_secs: schedule.interval,
                     checkin_jitter: schedule.jitter,
+                    test,
                 };
                 if update.description.is_none()
                     && update.checkin_interval_secs.is_none()
                     && update.checkin_jitter.is_none()
+                    && update.test.is_none()
                 {
-                    return Err(usage("nothing to change: pass --description, --interval or --jitter"));
+                    return Err(usage("nothing to change: pass --description, --interval, --jitter or --test"));
                 }
                 ctx.out.show(&client.update_group(&name, &update).await?, print_group)
             }
@@ -135,6 +141,7 @@ fn print_group(g: &GroupView) {
         ("check-in interval", format_duration(g.checkin_interval_secs)),
         ("jitter", g.checkin_jitter.to_string()),
         ("enrollment key", yes_no(g.has_enrollment_key)),
+        ("test group", yes_no(g.test)),
         ("created", format_unix(g.created_at)),
     ]);
 }

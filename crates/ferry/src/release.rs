@@ -41,6 +41,13 @@ enum ReleaseCommand {
         #[arg(value_parser = release_id)]
         id: ReleaseId,
     },
+    /// Shows how a release went on the test devices that reported on it: how many are in each
+    /// state, and each one's latest state.
+    TestResults {
+        /// Release id.
+        #[arg(value_parser = release_id)]
+        id: ReleaseId,
+    },
     /// Signs releases into targets metadata and pushes it, with keys on this machine: `ferry
     /// trust draft`, `ferry metadata sign` and `ferry trust push` in one go.
     Sign(Box<crate::trust::ReleaseSignArgs>),
@@ -155,6 +162,9 @@ impl ReleaseArgs {
                 ctx.out.show(&releases, |rs| print_releases(rs))
             }
             ReleaseCommand::Show { id } => ctx.out.show(&client.get_release(id).await?, print_release),
+            ReleaseCommand::TestResults { id } => {
+                ctx.out.show(&client.release_test_results(id).await?, print_test_results)
+            }
             ReleaseCommand::Sign(args) => args.run(ctx, &client).await,
             ReleaseCommand::Delete { id } => {
                 client.delete_release(id).await?;
@@ -348,5 +358,26 @@ fn print_release(r: &Release) {
         r.artifacts
             .iter()
             .map(|a| vec![a.name.to_string(), a.length.to_string(), a.sha256.to_string(), a.media_type.clone()]),
+    );
+}
+
+fn print_test_results(results: &ferry_api::TestResults) {
+    if results.devices.is_empty() {
+        say!("no test device has reported on release {} yet", results.release);
+        return;
+    }
+    let counts = results.counts.iter().map(|c| format!("{} {}", c.devices, c.state.as_str()));
+    say!("release {} on test devices: {}", results.release, list(counts));
+    say!("");
+    print_table(
+        &["device", "state", "error", "updated"],
+        results.devices.iter().map(|d| {
+            vec![
+                d.device.to_string(),
+                d.state.as_str().to_owned(),
+                crate::output::opt(d.error_code.as_ref()),
+                format_unix(d.updated_at),
+            ]
+        }),
     );
 }

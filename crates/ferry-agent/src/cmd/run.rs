@@ -7,6 +7,11 @@
 //! the state machine makes stopping mid-update as safe as a crash, and the next start resumes.
 //! The state directory's lock is held only during a check, so `ferry-agent install` and
 //! `rollback` can run between checks.
+//!
+//! While it sleeps until the next check it keeps one long poll open to the server (the wake
+//! channel, `checkin.wake_channel`): when the server answers that an administrator asked for a
+//! check (`ferry device check-now`), it checks at once. A server without the channel (404) is
+//! not asked again until after the next check; other failures back off like failed checks.
 
 use std::path::Path;
 use std::time::Duration;
@@ -27,6 +32,12 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(900);
 pub const AFTER_UPDATE: Duration = Duration::from_secs(1);
 /// Delay used when the server has not said (it always does on success).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);
+/// Longest one long poll of the wake channel asks the server to hold it: below the HTTP
+/// client's 60-second read timeout.
+pub const WAKE_WAIT_SECS: u64 = 50;
+/// A wait the server answers sooner than this without waking the device counts as a failure,
+/// so that a server answering at once is not asked again in a tight loop.
+const WAKE_MIN_WAIT: Duration = Duration::from_secs(1);
 
 /// Options of `run`.
 #[derive(Debug, clap::Args)]
@@ -57,6 +68,7 @@ async fn daemon(agent: Agent, initial: Duration) -> Outcome {
         }
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
+            () = woken(&agent) => tracing::info!("the server asked for a check now"),
             _ = term.recv() => return stopped("SIGTERM"),
             _ = int.recv() => return stopped("SIGINT"),
         }
@@ -99,6 +111,47 @@ pub fn next_delay(result: &Result<Report, Failure>, failures: &mut u32) -> Durat
             *failures = 0;
             report.next_checkin.unwrap_or(DEFAULT_INTERVAL)
         }
+    }
+}
+
+/// Resolves when the server asks for a check through the wake channel; never when the channel
+/// is off, the device is not enrolled yet or the server does not offer it.
+async fn woken(agent: &Agent) {
+    if !agent.config().wake_channel {
+        return std::future::pending().await;
+    }
+    let mut failures: u32 = 0;
+    loop {
+        let started = tokio::time::Instant::now();
+        let pause = match agent.wait_for_wake(WAKE_WAIT_SECS).await {
+            Ok(Some(answer)) if answer.wake => return,
+            Ok(Some(answer)) => match answer.retry_after_secs {
+                Some(secs) => {
+                    tracing::debug!(secs, "the server has no room for the wake channel now");
+                    Duration::from_secs(secs.max(1))
+                }
+                None if started.elapsed() < WAKE_MIN_WAIT => {
+                    failures = failures.saturating_add(1);
+                    backoff(failures)
+                }
+                None => {
+                    failures = 0;
+                    Duration::ZERO
+                }
+            },
+            Ok(None) => return std::future::pending().await,
+            Err(ferry_client::ClientError::Api { status: 404, .. }) => {
+                tracing::debug!("the server offers no wake channel; checking on schedule only");
+                return std::future::pending().await;
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let pause = backoff(failures);
+                tracing::debug!(error = %e, retry_in_secs = pause.as_secs(), "wake channel failed");
+                pause
+            }
+        };
+        tokio::time::sleep(pause).await;
     }
 }
 

@@ -159,5 +159,12 @@ pub async fn applicability(
     admin.require(Role::Viewer)?;
     let device = load(&st, &id).await?;
     let (eval, awaiting_signature) = offers::explain(&st, &device).await?;
-    Ok(Json(ApplicabilityReport { device: id, groups: device.groups, decisions: eval.decisions, awaiting_signature }))
+    Ok(Json(ApplicabilityReport {
+        device: id,
+        groups: device.groups,
+        decisions: eval.decisions,
+        awaiting_signature,
+        test: eval.test,
+        pilot: eval.pilot,
+    }))
 }

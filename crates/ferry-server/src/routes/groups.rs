@@ -25,6 +25,7 @@ fn view(g: Group) -> GroupView {
         checkin_interval_secs: g.checkin_interval_secs,
         checkin_jitter: g.checkin_jitter,
         created_at: g.created_at,
+        test: g.test,
     }
 }
 
@@ -71,6 +72,7 @@ pub async fn create_group(
         checkin_jitter: spec.checkin_jitter.unwrap_or(st.config.checkin.jitter),
         enrollment_key_hash: Some(hash_secret(&key)),
         created_at: st.clock.now(),
+        test: false,
     };
     st.store.create_group(&group).await?;
     Ok((StatusCode::CREATED, Json(GroupCreated { group: view(group), enrollment_key: key })))
@@ -104,6 +106,10 @@ pub async fn update_group(
         group.checkin_jitter = j;
     }
     st.store.update_group(&group).await?;
+    if let Some(test) = update.test {
+        st.store.set_group_test(&name, test).await?;
+        group.test = test;
+    }
     Ok(Json(view(group)))
 }
 

@@ -6,9 +6,11 @@ pub mod devices;
 pub mod download;
 pub mod groups;
 pub mod health;
+pub mod pilot;
 pub mod rollouts;
 pub mod tokens;
 pub mod trust;
+pub mod wake;
 
 use std::sync::Arc;
 
@@ -89,6 +91,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/releases/{id}/mark-bad", post(catalogue::mark_release_bad))
         .route("/releases/{id}/approvals", get(catalogue::release_approvals))
+        .route("/releases/{id}/test-results", get(pilot::test_results))
         .route("/releases/{id}/approvals/{group}", put(catalogue::set_approval).delete(catalogue::delete_approval))
         .route("/approvals", get(catalogue::list_approvals))
         .route("/rollouts", get(rollouts::list_rollouts).post(rollouts::create_rollout))
@@ -104,6 +107,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/devices/{id}/groups", put(devices::set_groups))
         .route("/devices/{id}/events", get(devices::events))
         .route("/devices/{id}/applicability", get(devices::applicability))
+        .route("/devices/{id}/test", put(pilot::set_test))
+        .route("/devices/{id}/check-now", post(wake::check_now))
         .route("/tokens", get(tokens::list_tokens).post(tokens::create_token))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke_token))
         .route("/trust/online-keys", get(trust::online_keys))
@@ -119,6 +124,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/enroll", post(device::enroll))
         .route("/checkin", post(device::checkin))
         .route("/events", post(device::events))
+        .route("/wait", get(wake::wait))
         .route("/content/{sha256}", get(download::download));
     Router::new()
         .route("/livez", get(health::livez))

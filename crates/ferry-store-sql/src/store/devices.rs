@@ -198,6 +198,19 @@ impl DeviceStore for Backend {
         Ok(())
     }
 
+    async fn set_device_test(&self, id: &DeviceId, test: bool) -> Result<()> {
+        let done = sqlx::query("UPDATE devices SET test = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(test)
+            .execute(&self.writer)
+            .await
+            .map_err(err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("device", id));
+        }
+        Ok(())
+    }
+
     async fn set_device_groups(&self, id: &DeviceId, groups: &[GroupName]) -> Result<()> {
         let mut tx = self.begin_write().await?;
         if lock_enrollment(&mut tx, id).await?.0.is_none() {

@@ -147,4 +147,29 @@ impl EventStore for Backend {
         .map_err(err)?;
         rows.iter().map(release_state_from_row).collect()
     }
+
+    async fn release_test_states(&self, release: ReleaseId) -> Result<Vec<(DeviceId, ReleaseState)>> {
+        let rows = sqlx::query(
+            "SELECT dr.device_id, dr.release_id, dr.state, dr.progress, dr.error_code, dr.message, dr.updated_at \
+             FROM device_releases dr JOIN devices d ON d.id = dr.device_id \
+             WHERE dr.release_id = $1 AND (d.test OR EXISTS (SELECT 1 FROM device_groups dg \
+                 JOIN groups g ON g.name = dg.group_name WHERE dg.device_id = d.id AND g.test)) \
+             ORDER BY dr.device_id",
+        )
+        .bind(release.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter()
+            .map(|row| {
+                let id = parse_name(
+                    "device_releases",
+                    "device_id",
+                    get(row, "device_releases", "device_id")?,
+                    DeviceId::new,
+                )?;
+                Ok((id, release_state_from_row(row)?))
+            })
+            .collect()
+    }
 }

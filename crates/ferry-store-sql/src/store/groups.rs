@@ -5,13 +5,14 @@ use super::*;
 #[async_trait::async_trait]
 impl GroupStore for Backend {
     async fn create_group(&self, group: &Group) -> Result<()> {
-        let result = sqlx::query(&format!("INSERT INTO groups ({GROUP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))
+        let result = sqlx::query(&format!("INSERT INTO groups ({GROUP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
             .bind(group.name.as_str())
             .bind(&group.description)
             .bind(to_i64("check-in interval", group.checkin_interval_secs)?)
             .bind(group.checkin_jitter)
             .bind(group.enrollment_key_hash.as_deref())
             .bind(group.created_at)
+            .bind(group.test)
             .execute(&self.writer)
             .await;
         match result {
@@ -63,6 +64,19 @@ impl GroupStore for Backend {
         .map_err(|e| conflict(e, || "another group already has this enrollment key".to_owned()))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("group", &group.name));
+        }
+        Ok(())
+    }
+
+    async fn set_group_test(&self, name: &GroupName, test: bool) -> Result<()> {
+        let done = sqlx::query("UPDATE groups SET test = $2 WHERE name = $1")
+            .bind(name.as_str())
+            .bind(test)
+            .execute(&self.writer)
+            .await
+            .map_err(err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("group", name));
         }
         Ok(())
     }

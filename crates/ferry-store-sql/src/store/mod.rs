@@ -23,6 +23,7 @@ mod groups;
 mod rollouts;
 mod tokens;
 mod trust;
+mod wakes;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -34,7 +35,7 @@ use ferry_store::{
     AdminToken, AppendOutcome, Approval, CatalogueStore, CheckinRecord, CredentialMatch, Device, DeviceFilter,
     DeviceStore, DirectorFiles, DirectorStamp, DirectorState, Enrollment, Event, EventStore, Group, GroupStore,
     MetadataFile, NewAdminToken, NewEvent, Platform, Product, ReleaseChange, ReleaseState, Repo, Result, Store,
-    StoreError, TokenStore, TrustStore,
+    StoreError, TokenStore, TrustStore, WakeRequest, WakeStore,
 };
 use sqlx::Row as _;
 
@@ -104,7 +105,8 @@ fn platform_from_row(row: &Row) -> Result<Platform> {
     })
 }
 
-const GROUP_COLUMNS: &str = "name, description, checkin_interval_secs, checkin_jitter, enrollment_key_hash, created_at";
+const GROUP_COLUMNS: &str =
+    "name, description, checkin_interval_secs, checkin_jitter, enrollment_key_hash, created_at, test";
 
 fn group_from_row(row: &Row) -> Result<Group> {
     const T: &str = "groups";
@@ -115,6 +117,7 @@ fn group_from_row(row: &Row) -> Result<Group> {
         checkin_jitter: get(row, T, "checkin_jitter")?,
         enrollment_key_hash: get(row, T, "enrollment_key_hash")?,
         created_at: get(row, T, "created_at")?,
+        test: get(row, T, "test")?,
     })
 }
 
@@ -181,7 +184,7 @@ fn artifact_from_row(row: &Row) -> Result<Artifact> {
 
 const DEVICE_COLUMNS: &str = "id, status, platform, installed, configs, attributes, agent_version, \
      boot_id, prev_boot_id, last_contact, enrolled_at, identity_conflicts, last_conflict, \
-     last_conflict_at";
+     last_conflict_at, test";
 
 fn device_from_row(row: &Row) -> Result<Device> {
     const T: &str = "devices";
@@ -202,6 +205,7 @@ fn device_from_row(row: &Row) -> Result<Device> {
         identity_conflicts: get(row, T, "identity_conflicts")?,
         last_conflict: get(row, T, "last_conflict")?,
         last_conflict_at: get(row, T, "last_conflict_at")?,
+        test: get(row, T, "test")?,
     })
 }
 
