@@ -115,6 +115,8 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
             checkin_jitter: 0.1,
             enrollment_key_hash: None,
             created_at: now,
+            filter: None,
+            parent: None,
         })
         .await?;
     // One approved release the devices already run, and one they are offered: the check-in

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use ferry_core::{Approval, DeviceId, Group, GroupName, Release};
 use ferry_store::Store;
 
+use crate::membership::GroupIndex;
+
 type Approved = Arc<Vec<(Release, Vec<Approval>)>>;
 type Groups = Arc<HashMap<GroupName, Group>>;
 /// Every target the image repository's signed targets list, by path.
@@ -31,6 +33,8 @@ struct Inner {
     generation: u64,
     approved: HashMap<Vec<GroupName>, (Instant, Approved)>,
     groups: Option<(Instant, Groups)>,
+    /// Built from the `groups` entry it holds, so filters are parsed once per read of them.
+    index: Option<Arc<GroupIndex>>,
     signed: Option<(Instant, SignedIndex)>,
 }
 
@@ -57,6 +61,7 @@ impl CatalogueCache {
         inner.generation += 1;
         inner.approved.clear();
         inner.groups = None;
+        inner.index = None;
         inner.signed = None;
     }
 
@@ -108,6 +113,23 @@ impl CatalogueCache {
             inner.signed = Some((Instant::now(), fresh.clone()));
         }
         Ok(fresh)
+    }
+
+    /// All groups with their filters parsed ([`CatalogueCache::groups`], parsed once per read).
+    pub async fn group_index(&self, store: &dyn Store) -> ferry_store::Result<Arc<GroupIndex>> {
+        let groups = self.groups(store).await?;
+        let mut inner = self.inner.lock().expect("cache lock");
+        if let Some(index) = &inner.index {
+            if Arc::ptr_eq(index.groups(), &groups) {
+                return Ok(index.clone());
+            }
+        }
+        let index = Arc::new(GroupIndex::new(groups));
+        // Keep it only while it matches the cached groups (not after an invalidation).
+        if inner.groups.as_ref().is_some_and(|(_, g)| Arc::ptr_eq(g, index.groups())) {
+            inner.index = Some(index.clone());
+        }
+        Ok(index)
     }
 
     /// All groups by name.

@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod limits;
 pub mod lookups;
+pub mod membership;
 pub mod offers;
 pub mod openapi;
 mod parse_error;

@@ -1,5 +1,5 @@
-//! What a device is offered now: the store's approved releases for the device's groups,
-//! decided by `ferry_core::applicability`. Shared by check-in, download entitlement and the
+//! What a device is offered now: the store's approved releases for the device's effective
+//! groups (`membership`: static, dynamic and inherited), decided by `ferry_core::applicability`. Shared by check-in, download entitlement and the
 //! admin "why" report (which adds the device's other releases, never offered), so the three
 //! can never disagree.
 
@@ -7,9 +7,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use ferry_core::applicability::{self, Approval, Candidate, Decision, DeviceFacts, Verdict};
-use ferry_core::{Approval as StoredApproval, ApprovalAction, Device, ProductName, Release, ReleaseId};
+use ferry_core::{Approval as StoredApproval, ApprovalAction, Device, GroupName, ProductName, Release, ReleaseId};
 
 use crate::error::ApiResult;
+use crate::membership::effective_groups;
 use crate::state::AppState;
 
 /// The decisions for one device.
@@ -22,7 +23,8 @@ pub struct Evaluation {
 
 /// Decides what `device` is offered.
 pub async fn evaluate(st: &AppState, device: &Device) -> ApiResult<Evaluation> {
-    Ok(decide(device, approved_for(st, device).await?))
+    let groups = effective_groups(st, device).await?;
+    Ok(decide(device, &groups, approved_for(st, &groups).await?))
 }
 
 /// As [`evaluate`], for the "why" report: also decides every other release of the device's
@@ -33,12 +35,13 @@ pub async fn evaluate(st: &AppState, device: &Device) -> ApiResult<Evaluation> {
 /// approved for install but held back because no signed targets metadata lists them yet are
 /// returned apart, in id order.
 pub async fn explain(st: &AppState, device: &Device) -> ApiResult<(Evaluation, Vec<ReleaseId>)> {
-    let approved = approved_for(st, device).await?;
+    let groups = effective_groups(st, device).await?;
+    let approved = approved_for(st, &groups).await?;
     // The approvals as stored, before the signed-release gate of the cache.
-    let stored: HashMap<ReleaseId, Vec<StoredApproval>> = if device.groups.is_empty() {
+    let stored: HashMap<ReleaseId, Vec<StoredApproval>> = if groups.is_empty() {
         HashMap::new()
     } else {
-        st.store.approved_releases(&device.groups).await?.into_iter().map(|(r, a)| (r.id, a)).collect()
+        st.store.approved_releases(&groups).await?.into_iter().map(|(r, a)| (r.id, a)).collect()
     };
     let mut products: BTreeSet<ProductName> = device
         .installed
@@ -57,32 +60,30 @@ pub async fn explain(st: &AppState, device: &Device) -> ApiResult<(Evaluation, V
             continue;
         }
         let approvals = stored.get(&release.id).cloned().unwrap_or_default();
-        if approvals.iter().any(|a| a.action == ApprovalAction::Install && device.groups.contains(&a.group)) {
+        if approvals.iter().any(|a| a.action == ApprovalAction::Install && groups.contains(&a.group)) {
             awaiting_signature.push(release.id);
         } else {
             all.push((release, approvals));
         }
     }
     awaiting_signature.sort();
-    Ok((decide(device, Arc::new(all)), awaiting_signature))
+    Ok((decide(device, &groups, Arc::new(all)), awaiting_signature))
 }
 
-/// The releases approved or declined for the device's groups (cached).
-async fn approved_for(st: &AppState, device: &Device) -> ApiResult<Arc<Vec<(Release, Vec<StoredApproval>)>>> {
-    Ok(if device.groups.is_empty() {
-        Arc::new(Vec::new())
-    } else {
-        st.catalogue.approved(st.store.as_ref(), &device.groups).await?
-    })
+/// The releases approved or declined for the device's effective groups (cached).
+async fn approved_for(st: &AppState, groups: &[GroupName]) -> ApiResult<Arc<Vec<(Release, Vec<StoredApproval>)>>> {
+    Ok(if groups.is_empty() { Arc::new(Vec::new()) } else { st.catalogue.approved(st.store.as_ref(), groups).await? })
 }
 
-fn decide(device: &Device, approved: Arc<Vec<(Release, Vec<StoredApproval>)>>) -> Evaluation {
+/// Combines, per release, the approvals of `groups` (the device's effective groups): a decline
+/// anywhere wins, else install with the earliest deadline.
+fn decide(device: &Device, groups: &[GroupName], approved: Arc<Vec<(Release, Vec<StoredApproval>)>>) -> Evaluation {
     let combined = approved
         .iter()
         .map(|(_, approvals)| {
             approvals
                 .iter()
-                .filter(|a| device.groups.contains(&a.group))
+                .filter(|a| groups.contains(&a.group))
                 .map(|a| match a.action {
                     ApprovalAction::Install => Approval::Install { deadline: a.deadline },
                     ApprovalAction::Decline => Approval::Decline,

@@ -184,6 +184,7 @@ fn print_detail(detail: &DeviceDetail) {
         ("id", d.id.to_string()),
         ("status", d.status.as_str().to_owned()),
         ("groups", list(&d.groups)),
+        ("effective groups", list(&detail.effective_groups)),
         ("platform", opt(d.platform.as_ref())),
         ("installed", installed(d)),
         ("configs", list(d.configs.iter().map(|(p, v)| format!("{p} {v}")))),

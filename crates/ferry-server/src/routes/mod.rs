@@ -90,6 +90,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/releases/{id}/approvals/{group}", put(catalogue::set_approval).delete(catalogue::delete_approval))
         .route("/approvals", get(catalogue::list_approvals))
         .route("/groups", get(groups::list_groups).post(groups::create_group))
+        .route("/groups/preview", post(groups::preview))
         .route("/groups/{name}", get(groups::get_group).patch(groups::update_group))
         .route("/groups/{name}/enrollment-key", post(groups::rotate_enrollment_key))
         .route("/devices", get(devices::list_devices).post(devices::preauthorize))

@@ -103,7 +103,8 @@ fn platform_from_row(row: &Row) -> Result<Platform> {
     })
 }
 
-const GROUP_COLUMNS: &str = "name, description, checkin_interval_secs, checkin_jitter, enrollment_key_hash, created_at";
+const GROUP_COLUMNS: &str =
+    "name, description, checkin_interval_secs, checkin_jitter, enrollment_key_hash, created_at, filter, parent";
 
 fn group_from_row(row: &Row) -> Result<Group> {
     const T: &str = "groups";
@@ -114,6 +115,10 @@ fn group_from_row(row: &Row) -> Result<Group> {
         checkin_jitter: get(row, T, "checkin_jitter")?,
         enrollment_key_hash: get(row, T, "enrollment_key_hash")?,
         created_at: get(row, T, "created_at")?,
+        filter: get(row, T, "filter")?,
+        parent: get::<Option<String>>(row, T, "parent")?
+            .map(|p| parse_name(T, "parent", p, GroupName::new))
+            .transpose()?,
     })
 }
 
