@@ -394,7 +394,7 @@ fn lex(text: &str) -> Result<Vec<Token>, FilterError> {
                         text,
                         start,
                         "a field, an operator, a quoted string or a parenthesis",
-                        format!("{c:?}"),
+                        format!("\"{c}\""),
                     ))
                 }
             };
@@ -433,7 +433,12 @@ impl Parser<'_> {
             Some(t) => {
                 let raw = &self.text[t.offset..t.offset + t.raw_len];
                 let raw: String = raw.chars().take(40).collect();
-                format!("{raw:?}")
+                // A string shows as written, quotes included; anything else gets quotes.
+                if raw.starts_with('"') {
+                    raw
+                } else {
+                    format!("\"{raw}\"")
+                }
             }
         }
     }
