@@ -28,7 +28,7 @@ enum DeviceCommand {
         /// Only devices in this status: preauthorized, pending, accepted or rejected.
         #[arg(long, value_parser = wire_enum::<DeviceStatus>)]
         status: Option<DeviceStatus>,
-        /// Only members of this group.
+        /// Only static members of this group (`ferry group preview` shows a dynamic group's).
         #[arg(long)]
         group: Option<GroupName>,
         /// Only devices whose identity more than one machine claims (cloned images).
