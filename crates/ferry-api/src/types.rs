@@ -488,3 +488,52 @@ pub struct GroupCreated {
     #[serde(default)]
     pub enrollment_key: Option<String>,
 }
+
+/// Creates a staged rollout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RolloutSpec {
+    /// The release to roll out.
+    pub release: ReleaseId,
+    /// The groups whose devices it targets (1 to 64).
+    pub targets: Vec<GroupName>,
+    /// The waves, in order: cumulative shares of the target in basis points (10,000 = all),
+    /// strictly increasing, the last 10,000; each with its soak time, thresholds and gate.
+    pub waves: Vec<ferry_core::rollout::Wave>,
+    /// Grant limits.
+    #[serde(default)]
+    pub limits: ferry_core::rollout::Limits,
+    /// Seconds after a grant (or the device's last progress report) after which an update that
+    /// has not committed counts as failed (60 s to 30 days).
+    pub commit_timeout_secs: u64,
+    /// Ignore the rate limits and shorten check-in intervals.
+    #[serde(default)]
+    pub emergency: bool,
+}
+
+/// An administrator's action on a rollout.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RolloutActionRequest {
+    /// Free text recorded in the timeline (at most 1 KiB).
+    #[serde(default)]
+    pub note: String,
+}
+
+/// A rollout with its progress per wave and its timeline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RolloutDetail {
+    /// The rollout.
+    pub rollout: ferry_core::rollout::Rollout,
+    /// The release's product.
+    pub product: ProductName,
+    /// The release's version.
+    pub version: Version,
+    /// One tally per wave: the wave's own devices (not cumulative).
+    pub waves: Vec<ferry_core::rollout::Tally>,
+    /// Every state change, oldest first.
+    pub timeline: Vec<ferry_core::rollout::TimelineEntry>,
+}

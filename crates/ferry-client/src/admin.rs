@@ -197,6 +197,43 @@ impl AdminClient {
         self.post(&["releases"], spec).await
     }
 
+    // --- rollouts ---------------------------------------------------------------------------
+
+    /// `POST /rollouts`.
+    pub async fn create_rollout(&self, spec: &ferry_api::RolloutSpec) -> Result<ferry_api::RolloutDetail, ClientError> {
+        self.post(&["rollouts"], spec).await
+    }
+
+    /// `GET /rollouts[?release=&active=]`, newest first.
+    pub async fn list_rollouts(
+        &self,
+        release: Option<ReleaseId>,
+        active: bool,
+    ) -> Result<Vec<ferry_core::rollout::Rollout>, ClientError> {
+        let query = [("release", release.map(|r| r.to_string())), ("active", active.then(|| "true".to_owned()))];
+        self.http.get(with_query(self.url(&["rollouts"]), &query)).await
+    }
+
+    /// `GET /rollouts/{id}`: the rollout, its tally per wave and its timeline.
+    pub async fn get_rollout(
+        &self,
+        id: ferry_core::rollout::RolloutId,
+    ) -> Result<ferry_api::RolloutDetail, ClientError> {
+        self.http.get(self.url(&["rollouts", &id.to_string()])).await
+    }
+
+    /// `POST /rollouts/{id}/{action}`: pause, resume, advance or cancel, with a note for the
+    /// timeline.
+    pub async fn rollout_action(
+        &self,
+        id: ferry_core::rollout::RolloutId,
+        action: ferry_core::rollout::Action,
+        note: &str,
+    ) -> Result<ferry_api::RolloutDetail, ClientError> {
+        let body = ferry_api::RolloutActionRequest { note: note.to_owned() };
+        self.post(&["rollouts", &id.to_string(), action.as_str()], &body).await
+    }
+
     /// `GET /releases/{id}`.
     pub async fn get_release(&self, id: ReleaseId) -> Result<Release, ClientError> {
         self.get(&["releases", &id.to_string()]).await

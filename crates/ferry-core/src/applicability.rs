@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalogue::{Release, ReleaseId, ReleaseKind};
 use crate::names::{PlatformName, ProductName};
+use crate::rollout::{Refusal, RolloutId};
 use crate::version::Version;
 
 #[cfg(feature = "openapi")]
@@ -44,13 +45,30 @@ pub enum Approval {
     },
     /// Declined for at least one of the device's groups.
     Decline,
+    /// Not approved, but a staged rollout targets the device and has not granted it the
+    /// release (yet).
+    Staged(Staged),
     /// Not approved for any of the device's groups.
     NotApproved,
 }
 
+/// Why a staged rollout has not granted a device its release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Staged {
+    /// The rollout.
+    pub rollout: RolloutId,
+    /// The device's wave in it (0-based).
+    pub wave: u32,
+    /// Why not now; none when the device is admitted and is granted at its next check-in
+    /// if the rollout's limits allow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<Refusal>,
+}
+
 impl Approval {
-    /// Combines the approvals of several groups: a decline anywhere wins (the conservative
-    /// choice), then install with the earliest deadline.
+    /// Combines the approvals of several groups (and rollouts): a decline anywhere wins (the
+    /// conservative choice), then install with the earliest deadline, then a rollout's wait.
     pub fn combine(self, other: Approval) -> Approval {
         use Approval::*;
         match (self, other) {
@@ -61,7 +79,8 @@ impl Approval {
                     (a, b) => a.or(b),
                 },
             },
-            (i @ Install { .. }, NotApproved) | (NotApproved, i @ Install { .. }) => i,
+            (i @ Install { .. }, _) | (_, i @ Install { .. }) => i,
+            (s @ Staged(_), _) | (_, s @ Staged(_)) => s,
             (NotApproved, NotApproved) => NotApproved,
         }
     }
@@ -101,6 +120,8 @@ pub enum Verdict {
     NotApproved,
     /// Declined for one of the device's groups.
     Declined,
+    /// A staged rollout targets the device but has not granted it the release.
+    AwaitingRollout(Staged),
     /// Archived by an administrator: offered to no device.
     Archived,
     /// Another offered release replaces it.
@@ -154,7 +175,29 @@ fn verdict_alone(device: &DeviceFacts<'_>, c: &Candidate<'_>) -> Verdict {
     match c.approval {
         Approval::Install { deadline } => Verdict::Offer { deadline },
         Approval::Decline => Verdict::Declined,
+        Approval::Staged(staged) => Verdict::AwaitingRollout(staged),
         Approval::NotApproved => Verdict::NotApproved,
+    }
+}
+
+/// Whether a device needs a release, ignoring approvals: the rollout's bookkeeping counts
+/// the devices that need it or already run it, and no others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// It would be offered if approved.
+    Needs,
+    /// It runs this version already.
+    Has,
+    /// It does not apply (platform, newer version installed, patch range, archived).
+    NotApplicable,
+}
+
+/// See [`Need`].
+pub fn need(device: &DeviceFacts<'_>, release: &Release) -> Need {
+    match verdict_alone(device, &Candidate { release, approval: Approval::Install { deadline: None } }) {
+        Verdict::Offer { .. } => Need::Needs,
+        Verdict::AlreadyInstalled => Need::Has,
+        _ => Need::NotApplicable,
     }
 }
 

@@ -22,6 +22,8 @@ use crate::membership::GroupIndex;
 
 type Approved = Arc<Vec<(Release, Vec<Approval>)>>;
 type Groups = Arc<HashMap<GroupName, Group>>;
+/// Rollouts a check-in must consider (every state but completed), each with its release.
+pub type Rollouts = Arc<Vec<(ferry_core::rollout::Rollout, Release)>>;
 /// Every target the image repository's signed targets list, by path.
 pub type SignedIndex = Arc<HashMap<String, ferry_tuf::TargetFile>>;
 
@@ -36,6 +38,7 @@ struct Inner {
     /// Built from the `groups` entry it holds, so filters are parsed once per read of them.
     index: Option<Arc<GroupIndex>>,
     signed: Option<(Instant, SignedIndex)>,
+    rollouts: Option<(Instant, Rollouts)>,
 }
 
 /// Cached catalogue reads for check-ins.
@@ -63,6 +66,7 @@ impl CatalogueCache {
         inner.groups = None;
         inner.index = None;
         inner.signed = None;
+        inner.rollouts = None;
     }
 
     fn generation(&self) -> u64 {
@@ -130,6 +134,35 @@ impl CatalogueCache {
             inner.index = Some(index.clone());
         }
         Ok(index)
+    }
+
+    /// Every rollout but the completed ones (a completed rollout has become approvals), with
+    /// its release; with `require_signed`, only those whose release is signed.
+    pub async fn rollouts(&self, store: &dyn Store) -> ferry_store::Result<Rollouts> {
+        if let Some((at, v)) = &self.inner.lock().expect("cache lock").rollouts {
+            if at.elapsed() < Self::TTL {
+                return Ok(v.clone());
+            }
+        }
+        let generation = self.generation();
+        let index = if self.require_signed { Some(self.signed(store).await?) } else { None };
+        let mut fresh = Vec::new();
+        for rollout in store.list_rollouts(None, false).await? {
+            if rollout.state == ferry_core::rollout::RolloutState::Completed {
+                continue;
+            }
+            let Some(release) = store.get_release(rollout.release).await? else { continue };
+            if release.archived || index.as_ref().is_some_and(|i| !crate::signed::is_signed(&release, i)) {
+                continue;
+            }
+            fresh.push((rollout, release));
+        }
+        let fresh: Rollouts = Arc::new(fresh);
+        let mut inner = self.inner.lock().expect("cache lock");
+        if inner.generation == generation {
+            inner.rollouts = Some((Instant::now(), fresh.clone()));
+        }
+        Ok(fresh)
     }
 
     /// All groups by name.

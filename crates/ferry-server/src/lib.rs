@@ -16,6 +16,7 @@ pub mod membership;
 pub mod offers;
 pub mod openapi;
 mod parse_error;
+pub mod rollouts;
 pub mod routes;
 pub mod signed;
 pub mod state;
@@ -106,6 +107,7 @@ impl App {
             keys: std::sync::RwLock::new(Arc::new(keys)),
             rotation: Default::default(),
             clock: Default::default(),
+            grant_hints: Default::default(),
         });
         trust::image::adopt_rotated_keys(&state).await.map_err(|e| ServerError::Io {
             context: "finishing an online-key rotation".into(),
@@ -260,9 +262,21 @@ pub async fn serve(
             }
         }
     });
+    let state = app.state.clone();
+    let stepper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(rollouts::TICK_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = rollouts::tick(&state).await {
+                tracing::warn!(error = %e.message, "could not step the rollouts");
+            }
+        }
+    });
     conn::accept_loop(listener, router, tls, &config.connections, shutdown).await;
     flusher.abort();
     resigner.abort();
+    stepper.abort();
     // Stamps recorded by the last requests are written before returning.
     app.state.contacts.flush(app.state.store.as_ref()).await;
     Ok(())

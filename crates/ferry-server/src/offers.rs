@@ -1,6 +1,6 @@
 //! What a device is offered now: the store's approved releases for the device's effective
-//! groups (`membership`: static, dynamic and inherited), decided by `ferry_core::applicability`. Shared by check-in, download entitlement and the
-//! admin "why" report (which adds the device's other releases, never offered), so the three
+//! groups (`membership`: static, dynamic and inherited), decided by
+//! `ferry_core::applicability`. Shared by check-in, download entitlement and the admin "why" report (which adds the device's other releases, never offered), so the three
 //! can never disagree.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -16,15 +16,26 @@ use crate::state::AppState;
 /// The decisions for one device.
 pub struct Evaluation {
     approved: Arc<Vec<(Release, Vec<StoredApproval>)>>,
+    /// Releases only rollouts bring (approved for none of the device's groups).
+    staged: Vec<Release>,
     combined: Vec<Approval>,
     /// One decision per candidate release.
     pub decisions: Vec<Decision>,
 }
 
-/// Decides what `device` is offered.
+/// Decides what `device` is offered. Read-only: rollouts count the grants the device has.
 pub async fn evaluate(st: &AppState, device: &Device) -> ApiResult<Evaluation> {
     let groups = effective_groups(st, device).await?;
-    Ok(decide(device, &groups, approved_for(st, &groups).await?))
+    let rollouts = crate::rollouts::approvals_for(st, device, None).await?;
+    Ok(decide(device, &groups, approved_for(st, &groups).await?, rollouts))
+}
+
+/// As [`evaluate`], at check-in: a rollout whose wave has reached the device grants it the
+/// release now if its limits allow (decided in the database).
+pub async fn evaluate_at_checkin(st: &AppState, device: &Device, now: i64) -> ApiResult<Evaluation> {
+    let groups = effective_groups(st, device).await?;
+    let rollouts = crate::rollouts::approvals_for(st, device, Some(now)).await?;
+    Ok(decide(device, &groups, approved_for(st, &groups).await?, rollouts))
 }
 
 /// As [`evaluate`], for the "why" report: also decides every other release of the device's
@@ -67,7 +78,8 @@ pub async fn explain(st: &AppState, device: &Device) -> ApiResult<(Evaluation, V
         }
     }
     awaiting_signature.sort();
-    Ok((decide(device, &groups, Arc::new(all)), awaiting_signature))
+    let rollouts = crate::rollouts::approvals_for(st, device, None).await?;
+    Ok((decide(device, &groups, Arc::new(all), rollouts), awaiting_signature))
 }
 
 /// The releases approved or declined for the device's effective groups (cached).
@@ -75,10 +87,16 @@ async fn approved_for(st: &AppState, groups: &[GroupName]) -> ApiResult<Arc<Vec<
     Ok(if groups.is_empty() { Arc::new(Vec::new()) } else { st.catalogue.approved(st.store.as_ref(), groups).await? })
 }
 
-/// Combines, per release, the approvals of `groups` (the device's effective groups): a decline
-/// anywhere wins, else install with the earliest deadline.
-fn decide(device: &Device, groups: &[GroupName], approved: Arc<Vec<(Release, Vec<StoredApproval>)>>) -> Evaluation {
-    let combined = approved
+/// Combines, per release, the approvals of `groups` (the device's effective groups: a decline
+/// anywhere wins, else install with the earliest deadline) with what rollouts give the device
+/// (a decline for one of its groups still wins over a rollout's grant).
+fn decide(
+    device: &Device,
+    groups: &[GroupName],
+    approved: Arc<Vec<(Release, Vec<StoredApproval>)>>,
+    rollouts: Vec<(Release, Approval)>,
+) -> Evaluation {
+    let mut combined: Vec<Approval> = approved
         .iter()
         .map(|(_, approvals)| {
             approvals
@@ -91,7 +109,17 @@ fn decide(device: &Device, groups: &[GroupName], approved: Arc<Vec<(Release, Vec
                 .fold(Approval::NotApproved, Approval::combine)
         })
         .collect();
-    let mut eval = Evaluation { approved, combined, decisions: Vec::new() };
+    let mut staged = Vec::new();
+    for (release, approval) in rollouts {
+        match approved.iter().position(|(r, _)| r.id == release.id) {
+            Some(i) => combined[i] = combined[i].combine(approval),
+            None => {
+                staged.push(release);
+                combined.push(approval);
+            }
+        }
+    }
+    let mut eval = Evaluation { approved, staged, combined, decisions: Vec::new() };
     let facts =
         DeviceFacts { platform: device.platform.as_ref(), installed: &device.installed, configs: &device.configs };
     eval.decisions = applicability::decide(&facts, &eval.candidates());
@@ -100,7 +128,13 @@ fn decide(device: &Device, groups: &[GroupName], approved: Arc<Vec<(Release, Vec
 
 impl Evaluation {
     fn candidates(&self) -> Vec<Candidate<'_>> {
-        self.approved.iter().zip(&self.combined).map(|((r, _), a)| Candidate { release: r, approval: *a }).collect()
+        self.approved
+            .iter()
+            .map(|(r, _)| r)
+            .chain(&self.staged)
+            .zip(&self.combined)
+            .map(|(r, a)| Candidate { release: r, approval: *a })
+            .collect()
     }
 
     /// Offered releases in install order, each with its deadline.

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::extract::Json;
-use crate::routes::{catalogue, device, devices, download, groups, health, tokens, trust};
+use crate::routes::{catalogue, device, devices, download, groups, health, rollouts, tokens, trust};
 
 struct BearerAuth;
 
@@ -33,6 +33,7 @@ impl Modify for BearerAuth {
         catalogue::list_releases, catalogue::create_release, catalogue::get_release,
         catalogue::delete_release, catalogue::update_release,
         catalogue::release_approvals, catalogue::list_approvals, catalogue::set_approval, catalogue::delete_approval,
+        rollouts::create_rollout, rollouts::list_rollouts, rollouts::get_rollout, rollouts::act,
         groups::list_groups, groups::create_group, groups::get_group, groups::update_group, groups::rotate_enrollment_key,
         groups::preview,
         devices::list_devices, devices::preauthorize, devices::get_device, devices::accept, devices::reject,

@@ -38,6 +38,8 @@ pub struct AppState {
     pub enrollments: crate::limits::EnrollmentLimits,
     /// The time every handler and background task goes by.
     pub clock: Clock,
+    /// Rollouts this server skips grant attempts for, briefly, after a limit refused one.
+    pub grant_hints: crate::rollouts::GrantHints,
 }
 
 /// The server's clock in Unix seconds: the system clock, unless a test has set it. Tests move

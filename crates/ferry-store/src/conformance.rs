@@ -28,10 +28,14 @@ use ferry_core::{
     ProductName, RebootBehaviour, Release, ReleaseId, ReleaseKind, Role, Sha256, Version, VersionRange,
 };
 
+use ferry_core::rollout::{
+    Cause, GrantState, Limits, Rate, Refusal, Rollout, RolloutId, RolloutState, TimelineEntry, Wave,
+};
+
 use crate::{
     Approval, ApprovalAction, CheckinRecord, DeviceFilter, DirectorFiles, DirectorStamp, DirectorState, Enrollment,
-    Event, Group, MetadataFile, NewAdminToken, NewEvent, Platform, Product, ReleaseChange, Repo, Result, Store,
-    StoreError,
+    Event, GrantOutcome, Group, MetadataFile, NewAdminToken, NewEvent, Platform, Product, ReleaseChange, Repo, Result,
+    Store, StoreError,
 };
 
 /// Expands to one `#[tokio::test]` per behaviour of the suite.
@@ -90,6 +94,9 @@ macro_rules! conformance_tests {
             concurrent_revocations_keep_an_admin,
             metadata_files,
             director_versions,
+            rollout_round_trip,
+            rollout_grants_and_limits,
+            concurrent_grants_respect_limits,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -1382,4 +1389,175 @@ pub async fn director_versions(store: &dyn Store) {
     assert_eq!(found[0].1.director, None, "nothing issued yet");
     let missing = store.advance_director_state(&device_id("nobody"), None, &state(1, "a")).await.unwrap_err();
     assert!(matches!(missing, StoreError::NotFound { .. }), "{missing:?}");
+}
+
+// --- rollouts ---------------------------------------------------------------------------------
+
+fn rollout_plan(release: ReleaseId, targets: &[&str], limits: Limits) -> Rollout {
+    let wave = |share| Wave { share, soak_secs: 60, success: 9000, failure: 1000, failure_min: 2, manual_gate: false };
+    Rollout {
+        id: RolloutId(0),
+        release,
+        targets: group_names(targets),
+        waves: vec![wave(1000), wave(10_000)],
+        limits,
+        commit_timeout_secs: 600,
+        emergency: false,
+        state: RolloutState::Running,
+        wave: 0,
+        wave_started_at: 0,
+        created_by: "alice".to_owned(),
+        created_at: 2000,
+        revision: 0,
+    }
+}
+
+fn timeline_entry(at: i64, state: RolloutState, wave: u32, cause: Cause) -> TimelineEntry {
+    TimelineEntry { at, state, wave, cause, by: Some("alice".to_owned()) }
+}
+
+/// A rollout is stored with its plan and first timeline entry; a state change is
+/// compare-and-set on the revision and is recorded; a missing release or group is NotFound;
+/// the release can no longer be deleted.
+pub async fn rollout_round_trip(store: &dyn Store) {
+    catalogue(store).await;
+    create_groups(store, &["a", "b"]).await;
+    let r1 = create(store, VPN, "1.0", ReleaseKind::Full).await;
+    let limits = Limits { rate: Some(Rate { count: 10, period_secs: 60 }), max_in_progress: Some(5) };
+    let created = timeline_entry(2000, RolloutState::Running, 0, Cause::Created);
+    let stored = store.create_rollout(&rollout_plan(r1.id, &["a", "b"], limits), &created).await.unwrap();
+    assert!(stored.id.0 > 0);
+    assert_eq!(
+        (stored.state, stored.wave, stored.revision, stored.wave_started_at),
+        (RolloutState::Running, 0, 1, 2000)
+    );
+    assert_eq!(
+        stored,
+        Rollout { id: stored.id, revision: 1, wave_started_at: 2000, ..rollout_plan(r1.id, &["a", "b"], limits) }
+    );
+    assert_eq!(store.get_rollout(stored.id).await.unwrap(), Some(stored.clone()));
+    assert_eq!(store.get_rollout(RolloutId(stored.id.0 + 100)).await.unwrap(), None);
+    let gone = store.create_rollout(&rollout_plan(ReleaseId(r1.id.0 + 100), &["a"], limits), &created).await;
+    expect_not_found(gone, "release", "a rollout of a missing release");
+    let gone = store.create_rollout(&rollout_plan(r1.id, &["a", "nobody"], limits), &created).await;
+    assert_eq!(expect_not_found(gone, "group", "a rollout to a missing group"), "nobody");
+    expect_conflict(store.delete_release(r1.id).await, "deleting a release that has a rollout");
+
+    // Compare-and-set: the first change wins, a second with the old revision changes nothing.
+    let paused =
+        timeline_entry(2100, RolloutState::Paused, 0, Cause::Admin { action: "pause".into(), note: String::new() });
+    let after = store.transition_rollout(stored.id, 1, &paused, false).await.unwrap().unwrap();
+    assert_eq!((after.state, after.revision, after.wave_started_at), (RolloutState::Paused, 2, 2000));
+    let late = timeline_entry(2101, RolloutState::Running, 1, Cause::Succeeded { committed: 1, eligible: 1 });
+    assert_eq!(store.transition_rollout(stored.id, 1, &late, true).await.unwrap(), None);
+    let opened = store.transition_rollout(stored.id, 2, &late, true).await.unwrap().unwrap();
+    assert_eq!(
+        (opened.state, opened.wave, opened.wave_started_at, opened.revision),
+        (RolloutState::Running, 1, 2101, 3)
+    );
+    assert_eq!(store.rollout_timeline(stored.id).await.unwrap(), vec![created.clone(), paused, late]);
+
+    let cancelled = timeline_entry(2200, RolloutState::Cancelled, 1, Cause::ReleaseMarkedBad);
+    let second = store.create_rollout(&rollout_plan(r1.id, &["b"], Limits::default()), &created).await.unwrap();
+    store.transition_rollout(second.id, 1, &cancelled, false).await.unwrap().unwrap();
+    let ids = |v: Vec<Rollout>| v.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.list_rollouts(None, false).await.unwrap()), [second.id, stored.id], "newest first");
+    assert_eq!(ids(store.list_rollouts(None, true).await.unwrap()), [stored.id], "active only");
+    assert_eq!(ids(store.list_rollouts(Some(r1.id), false).await.unwrap()).len(), 2);
+    assert_eq!(store.list_rollouts(Some(ReleaseId(r1.id.0 + 100)), false).await.unwrap(), vec![]);
+}
+
+/// Grants follow the rollout's state, waves and limits; an existing grant is returned as it
+/// is; a grant's state is what the device reported on the release since it was granted.
+pub async fn rollout_grants_and_limits(store: &dyn Store) {
+    catalogue(store).await;
+    create_groups(store, &["a"]).await;
+    let r1 = create(store, VPN, "1.0", ReleaseKind::Full).await;
+    let limits = Limits { rate: Some(Rate { count: 2, period_secs: 100 }), max_in_progress: Some(3) };
+    let created = timeline_entry(2000, RolloutState::Running, 0, Cause::Created);
+    let rollout = store.create_rollout(&rollout_plan(r1.id, &["a"], limits), &created).await.unwrap();
+    let mut devices = Vec::new();
+    for i in 0..5 {
+        devices.push(enrolled(store, &format!("dev-{i}"), &["a"]).await);
+    }
+    // A device reported on the release before its grant: that report does not count.
+    store.append_events(&devices[0], &[event(1, r1.id, DeviceState::Failed)], 1990).await.unwrap();
+
+    let granted = |o: GrantOutcome| match o {
+        GrantOutcome::Granted(g) => g,
+        other => panic!("expected a grant, got {other:?}"),
+    };
+    let g0 = granted(store.grant(rollout.id, &devices[0], 0, 2000).await.unwrap());
+    assert_eq!((g0.state, g0.granted_at, g0.wave), (GrantState::Granted, 2000, 0));
+    assert_eq!(store.grant(rollout.id, &devices[0], 0, 2001).await.unwrap(), GrantOutcome::Existing(g0.clone()));
+    assert_eq!(
+        store.grant(rollout.id, &devices[1], 1, 2001).await.unwrap(),
+        GrantOutcome::Refused(Refusal::LaterWave { wave: 1 })
+    );
+    granted(store.grant(rollout.id, &devices[1], 0, 2010).await.unwrap());
+    assert_eq!(
+        store.grant(rollout.id, &devices[2], 0, 2020).await.unwrap(),
+        GrantOutcome::Refused(Refusal::RateLimited)
+    );
+    // The next period: one more, then the in-progress cap (3) stops the fourth.
+    granted(store.grant(rollout.id, &devices[2], 0, 2100).await.unwrap());
+    assert_eq!(
+        store.grant(rollout.id, &devices[3], 0, 2101).await.unwrap(),
+        GrantOutcome::Refused(Refusal::TooManyInProgress)
+    );
+    // Reports since the grant set its state; a recount frees the slots of finished grants.
+    store.append_events(&devices[0], &[event(2, r1.id, DeviceState::Committed)], 2102).await.unwrap();
+    store.append_events(&devices[1], &[event(1, r1.id, DeviceState::Deferred)], 2102).await.unwrap();
+    let states: Vec<(DeviceId, GrantState)> =
+        store.rollout_grants(rollout.id).await.unwrap().into_iter().map(|g| (g.device, g.state)).collect();
+    assert_eq!(
+        states,
+        [
+            (devices[0].clone(), GrantState::Committed),
+            (devices[1].clone(), GrantState::Waiting),
+            (devices[2].clone(), GrantState::Granted)
+        ]
+    );
+    let mine = store.device_grants(&devices[0]).await.unwrap();
+    assert_eq!((mine.len(), mine[0].state, mine[0].updated_at), (1, GrantState::Committed, 2102));
+    assert_eq!(store.device_grants(&devices[4]).await.unwrap(), vec![]);
+    store.recount_open_grants(rollout.id, 2, 3).await.unwrap();
+    granted(store.grant(rollout.id, &devices[3], 0, 2103).await.unwrap());
+    assert_eq!(
+        store.grant(rollout.id, &devices[4], 0, 2104).await.unwrap(),
+        GrantOutcome::Refused(Refusal::RateLimited),
+        "two grants in the period starting at 2100"
+    );
+    // Paused: nothing new, whatever the limits.
+    let pause =
+        timeline_entry(2300, RolloutState::Paused, 0, Cause::Admin { action: "pause".into(), note: String::new() });
+    store.transition_rollout(rollout.id, 1, &pause, false).await.unwrap().unwrap();
+    assert_eq!(
+        store.grant(rollout.id, &devices[4], 0, 2400).await.unwrap(),
+        GrantOutcome::Refused(Refusal::NotGranting { state: RolloutState::Paused })
+    );
+    let missing = store.grant(RolloutId(rollout.id.0 + 100), &devices[4], 0, 2400).await;
+    expect_not_found(missing, "rollout", "a grant in a missing rollout");
+}
+
+/// Many concurrent grants never exceed the rate limit.
+pub async fn concurrent_grants_respect_limits(store: &dyn Store) {
+    catalogue(store).await;
+    create_groups(store, &["a"]).await;
+    let r1 = create(store, VPN, "1.0", ReleaseKind::Full).await;
+    let limits = Limits { rate: Some(Rate { count: 7, period_secs: 3600 }), max_in_progress: None };
+    let created = timeline_entry(2000, RolloutState::Running, 0, Cause::Created);
+    let mut plan = rollout_plan(r1.id, &["a"], limits);
+    plan.waves.remove(0);
+    let rollout = store.create_rollout(&plan, &created).await.unwrap();
+    let mut devices = Vec::new();
+    for i in 0..24 {
+        devices.push(enrolled(store, &format!("dev-{i:02}"), &["a"]).await);
+    }
+    let attempts = devices.iter().map(|d| store.grant(rollout.id, d, 0, 2001));
+    let outcomes = futures::future::join_all(attempts).await;
+    let granted = outcomes.iter().filter(|o| matches!(o, Ok(GrantOutcome::Granted(_)))).count();
+    let refused = outcomes.iter().filter(|o| matches!(o, Ok(GrantOutcome::Refused(Refusal::RateLimited)))).count();
+    assert_eq!((granted, refused), (7, 17), "{outcomes:?}");
+    assert_eq!(store.rollout_grants(rollout.id).await.unwrap().len(), 7);
 }

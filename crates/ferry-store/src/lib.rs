@@ -22,6 +22,7 @@ pub use ferry_core::{
 };
 
 use async_trait::async_trait;
+use ferry_core::rollout::{Grant, Rollout, RolloutId, TimelineEntry};
 use ferry_core::{DeviceId, DeviceStatus, GroupName, PlatformName, ProductName, Release, ReleaseId, Sha256};
 
 /// A storage failure.
@@ -72,7 +73,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// `dyn Store` imports the area traits whose methods it calls.
 #[async_trait]
 pub trait Store:
-    CatalogueStore + GroupStore + DeviceStore + EventStore + TokenStore + TrustStore + Send + Sync + 'static
+    CatalogueStore + GroupStore + DeviceStore + EventStore + TokenStore + TrustStore + RolloutStore + Send + Sync + 'static
 {
     /// Checks the database answers (readiness).
     async fn ping(&self) -> Result<()>;
@@ -244,4 +245,46 @@ pub trait TrustStore: Send + Sync {
         previous: Option<u64>,
         next: &DirectorState,
     ) -> Result<bool>;
+}
+
+/// Staged rollouts, their grants and their timelines.
+#[async_trait]
+pub trait RolloutStore: Send + Sync {
+    /// Creates a rollout (its `id`, `revision` and `wave` are assigned: the first wave, revision
+    /// 1) with the timeline entry `created`, and marks the release as ever approved (so it can
+    /// no longer be deleted). NotFound if the release or a target group does not exist.
+    async fn create_rollout(&self, rollout: &Rollout, created: &TimelineEntry) -> Result<Rollout>;
+    /// One rollout.
+    async fn get_rollout(&self, id: RolloutId) -> Result<Option<Rollout>>;
+    /// Rollouts, newest first: of one release, or all; only active ones (running, at a gate
+    /// or paused) if asked.
+    async fn list_rollouts(&self, release: Option<ReleaseId>, active_only: bool) -> Result<Vec<Rollout>>;
+    /// A rollout's recorded state changes, oldest first.
+    async fn rollout_timeline(&self, id: RolloutId) -> Result<Vec<TimelineEntry>>;
+    /// Moves a rollout to `entry.state` and `entry.wave` and records `entry`, if and only if
+    /// its revision is still `revision` (compare-and-set: two servers deciding the same step,
+    /// or an administrator acting meanwhile, change it once). `wave_opened` restarts the wave's
+    /// soak time at `entry.at`. Returns the updated rollout, or None if the revision moved on.
+    async fn transition_rollout(
+        &self,
+        id: RolloutId,
+        revision: i64,
+        entry: &TimelineEntry,
+        wave_opened: bool,
+    ) -> Result<Option<Rollout>>;
+    /// Grants `device` (of wave `wave`) the rollout's release, deciding in the database so that
+    /// servers sharing it never exceed the rollout's limits between them: in one transaction
+    /// the rollout's row is locked, [`ferry_core::rollout::policy::may_grant`] decides on its
+    /// state and counters, and the grant and the counters are written. An existing grant is
+    /// returned as it is. NotFound if the rollout or the device does not exist.
+    async fn grant(&self, rollout: RolloutId, device: &DeviceId, wave: u32, now: i64) -> Result<GrantOutcome>;
+    /// The device's grants in every rollout, each with the state the device last reported on
+    /// the rollout's release since the grant.
+    async fn device_grants(&self, device: &DeviceId) -> Result<Vec<Grant>>;
+    /// A rollout's grants, as [`RolloutStore::device_grants`].
+    async fn rollout_grants(&self, id: RolloutId) -> Result<Vec<Grant>>;
+    /// Sets the rollout's count of grants under way: `open` among the first `seen` grants
+    /// (those the caller tallied) plus every grant made since, so a grant made meanwhile is
+    /// never lost from the count.
+    async fn recount_open_grants(&self, id: RolloutId, open: u64, seen: u64) -> Result<()>;
 }

@@ -177,3 +177,14 @@ impl std::fmt::Debug for DirectorFiles {
             .finish()
     }
 }
+
+/// What [`crate::RolloutStore::grant`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantOutcome {
+    /// A new grant.
+    Granted(ferry_core::rollout::Grant),
+    /// The device had been granted before.
+    Existing(ferry_core::rollout::Grant),
+    /// Not now, and why.
+    Refused(ferry_core::rollout::Refusal),
+}

@@ -280,6 +280,7 @@ fn print_why(report: &ApplicabilityReport, releases: &BTreeMap<ReleaseId, Releas
                     }
                     Verdict::NewerInstalled => "the device runs a newer version".to_owned(),
                     Verdict::NoUpdateNeeded => "the installed version needs no update".to_owned(),
+                    Verdict::AwaitingRollout(s) => staged(s),
                     _ => String::new(),
                 };
                 vec![d.release.to_string(), name(&d.release), verdict_name(&d.verdict), detail]
@@ -292,4 +293,17 @@ fn print_why(report: &ApplicabilityReport, releases: &BTreeMap<ReleaseId, Releas
 fn verdict_name(verdict: &Verdict) -> String {
     let value = serde_json::to_value(verdict).unwrap_or_default();
     value.get("verdict").and_then(|t| t.as_str()).unwrap_or("?").to_owned()
+}
+
+/// Why a rollout has not granted the device its release, for `ferry device why`.
+fn staged(s: &ferry_core::applicability::Staged) -> String {
+    use ferry_core::rollout::Refusal;
+    let why = match s.refusal {
+        None => "admitted; granted at its next check-in if the limits allow".to_owned(),
+        Some(Refusal::LaterWave { wave }) => format!("in wave {}, not open yet", wave + 1),
+        Some(Refusal::NotGranting { state }) => format!("the rollout is {}", state.as_str()),
+        Some(Refusal::RateLimited) => "the rollout's rate limit is used up for now".to_owned(),
+        Some(Refusal::TooManyInProgress) => "too many devices have the update under way".to_owned(),
+    };
+    format!("rollout {}: {why}", s.rollout)
 }

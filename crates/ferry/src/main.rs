@@ -20,6 +20,7 @@ mod passphrase;
 mod platform;
 mod product;
 mod release;
+mod rollout;
 mod root;
 mod serve;
 mod targets;
@@ -72,6 +73,8 @@ enum Command {
     Unapprove(approval::UnapproveArgs),
     /// Lists approvals.
     Approval(approval::ApprovalArgs),
+    /// Staged rollouts: a release to groups in waves that stop themselves when devices fail.
+    Rollout(rollout::RolloutArgs),
     /// Device groups and their enrollment keys.
     Group(group::GroupArgs),
     /// Devices: enrollment, groups, status, "why".
@@ -122,6 +125,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Decline(args) => args.run(&ctx).await,
         Command::Unapprove(args) => args.run(&ctx).await,
         Command::Approval(args) => args.run(&ctx).await,
+        Command::Rollout(args) => args.run(&ctx).await,
         Command::Group(args) => args.run(&ctx).await,
         Command::Device(args) => args.run(&ctx).await,
         Command::Token(args) => args.run(&ctx).await,

@@ -183,7 +183,7 @@ pub async fn checkin(
     let (interval, jitter) = schedule(&st, &device).await?;
     let delay = next_checkin_delay(interval, jitter, rand::random::<f64>());
     let (offers, director) = if device.status == DeviceStatus::Accepted {
-        let eval = offers::evaluate(&st, &device).await?;
+        let eval = offers::evaluate_at_checkin(&st, &device, at).await?;
         let offers = eval.offered().into_iter().map(|(r, deadline)| offer(r, deadline)).collect();
         let version = director::current_version(&st, &device, stamp.as_ref(), &eval, director_seen, at).await?;
         (offers, Some(director_pointer(version)))

@@ -6,6 +6,7 @@ pub mod devices;
 pub mod download;
 pub mod groups;
 pub mod health;
+pub mod rollouts;
 pub mod tokens;
 pub mod trust;
 
@@ -89,6 +90,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/releases/{id}/approvals", get(catalogue::release_approvals))
         .route("/releases/{id}/approvals/{group}", put(catalogue::set_approval).delete(catalogue::delete_approval))
         .route("/approvals", get(catalogue::list_approvals))
+        .route("/rollouts", get(rollouts::list_rollouts).post(rollouts::create_rollout))
+        .route("/rollouts/{id}", get(rollouts::get_rollout))
+        .route("/rollouts/{id}/{action}", post(rollouts::act))
         .route("/groups", get(groups::list_groups).post(groups::create_group))
         .route("/groups/preview", post(groups::preview))
         .route("/groups/{name}", get(groups::get_group).patch(groups::update_group))

@@ -20,6 +20,7 @@ mod catalogue;
 mod devices;
 mod events;
 mod groups;
+mod rollouts;
 mod tokens;
 mod trust;
 

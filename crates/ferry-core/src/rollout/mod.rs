@@ -1,4 +1,5 @@
-//! Staged rollouts as pure functions: which wave of a rollout a device belongs to.
+//! Staged rollouts as pure functions: which wave of a rollout a device belongs to (here), the
+//! rollout's records (`model`) and its rules (`policy`).
 //!
 //! Every device has a *place* in each rollout: a number in `[0, 10 000)` (basis points) taken
 //! from a SHA-256 of the rollout's id and the device id. The waves are cumulative shares of the
@@ -14,6 +15,12 @@
 use sha2::{Digest as _, Sha256};
 
 use crate::DeviceId;
+
+pub mod model;
+pub mod policy;
+
+pub use model::{Cause, Grant, GrantState, Limits, Rate, Rollout, RolloutId, RolloutState, TimelineEntry, Wave};
+pub use policy::{Action, ActionError, Load, Outcome, PlanError, Refusal, Tally, Transition};
 
 /// The whole target, in basis points.
 pub const ALL: u32 = 10_000;
@@ -94,6 +101,26 @@ impl Waves {
     }
 }
 
+/// A threshold as people type it, `"95"` or `"2.5"` percent, in basis points: 0 to 100 with at
+/// most two decimals.
+pub fn parse_percent(text: &str) -> Option<u32> {
+    let text = text.trim().trim_end_matches('%');
+    if text == "0" {
+        return Some(0);
+    }
+    basis_points(text)
+}
+
+/// Basis points as a percentage: 950 as `9.5`.
+pub fn format_percent(points: u32) -> String {
+    let (whole, fraction) = (points / 100, points % 100);
+    match fraction {
+        0 => whole.to_string(),
+        f if f % 10 == 0 => format!("{whole}.{}", f / 10),
+        f => format!("{whole}.{f:02}"),
+    }
+}
+
 /// `"12.5"` as 1250 basis points; `None` unless it is 0.01 to 100 with at most two decimals.
 fn basis_points(text: &str) -> Option<u32> {
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
@@ -133,6 +160,19 @@ mod tests {
         assert_eq!(Waves::parse(&too_many.join(",")), Err(WaveError::Count));
         let message = Waves::parse("1,ten,100").unwrap_err().to_string();
         assert!(message.contains("wave 2") && message.contains("ten"), "{message}");
+    }
+
+    #[test]
+    fn percentages_read_and_print_alike() {
+        for (text, points) in [("0", 0), ("95", 9500), ("2.5", 250), ("0.05", 5), ("100", 10_000), ("5%", 500)] {
+            assert_eq!(parse_percent(text), Some(points), "{text}");
+        }
+        for points in [0, 5, 250, 9500, 10_000, 1234] {
+            assert_eq!(parse_percent(&format_percent(points)), Some(points));
+        }
+        for bad in ["101", "-1", "1.234", "x", ""] {
+            assert_eq!(parse_percent(bad), None, "{bad:?}");
+        }
     }
 
     /// Over a fleet of 10,000 the shares come out close to what was asked, and two rollouts
