@@ -168,3 +168,26 @@ on_both_backends!(
         assert!(doc["paths"]["/api/v1/groups/preview"]["post"].is_object());
     }
 );
+
+on_both_backends!(last_contact_age_follows_the_server_clock, |srv: common::TestServer| async move {
+    let f = fleet(&srv).await;
+    let id = "pc-quiet".parse().unwrap();
+    let device = f.enroll("pc-quiet").await;
+    srv.state.clock.set(1_900_000_000);
+    offers_at(&device, "osaka").await;
+    f.admin.create_group(&spec("quiet", Some("last_contact_age > 30d"), None)).await.unwrap();
+    let count = |filter: &'static str| {
+        let admin = &f.admin;
+        async move { admin.preview_filter(filter).await.unwrap().count }
+    };
+    assert_eq!((count("last_contact_age < 7d").await, count("last_contact_age > 30d").await), (1, 0));
+    assert_eq!(f.admin.get_device(&id).await.unwrap().effective_groups, vec![name("office")]);
+
+    srv.state.clock.advance(31 * 86_400);
+    assert_eq!((count("last_contact_age < 7d").await, count("last_contact_age > 30d").await), (0, 1));
+    assert_eq!(f.admin.get_device(&id).await.unwrap().effective_groups, vec![name("office"), name("quiet")]);
+    // Checking in makes it recent again (once the write-behind contact stamp is flushed).
+    offers_at(&device, "osaka").await;
+    srv.state.contacts.flush(srv.store.as_ref()).await;
+    assert_eq!(count("last_contact_age > 30d").await, 0);
+});

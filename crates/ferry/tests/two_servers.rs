@@ -122,8 +122,7 @@ async fn two_servers_never_grant_past_the_rate_limit_between_them() {
         async move {
             let id: DeviceId = format!("pc-{i:03}").parse().unwrap();
             let client = DeviceClient::with_client(&url, None, pool).unwrap();
-            let answer =
-                client.enroll(&EnrollRequest { device_id: id.clone(), enrollment_key: key }).await.unwrap();
+            let answer = client.enroll(&EnrollRequest { device_id: id.clone(), enrollment_key: key }).await.unwrap();
             (id, answer.credential)
         }
     }))
