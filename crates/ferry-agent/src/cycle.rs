@@ -9,11 +9,17 @@
 //!    repositories from the pinned roots, take the director's cross-checked assignment, choose
 //!    an offer ([`crate::plan`]) and run the job ([`crate::engine`]). A kept download that no
 //!    longer matches its digest when it is hashed again before its install is downloaded anew
-//!    in the same check, with the metadata refreshed then.
-//! 6. Deliver the events the job queued; after a commit, check in again so that the server
-//!    sees the new inventory at once.
+//!    in the same check, with the metadata refreshed then. Without work, refresh only the
+//!    director repository, and only when the server has a newer chain for this device (or the
+//!    trusted one holds an instruction still waiting).
+//! 6. Whenever the director's metadata was refreshed: a signed rollback instruction for the
+//!    release this device runs ([`crate::instructed`]) starts a rollback job to the kept
+//!    version, before any offer.
+//! 7. Deliver the events the job queued; after a commit or a rollback, check in again so that
+//!    the server sees the new inventory at once.
 //!
-//! An idle check (no offers, no job) costs one check-in request and no metadata traffic.
+//! An idle check (no offers, no job, no new director chain) costs one check-in request and no
+//! metadata traffic.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -22,6 +28,8 @@ use std::time::Duration;
 use ferry_api::{CheckinRequest, CheckinResponse, EnrollRequest, ErrorCode, Offer};
 use ferry_client::{ClientError, DeviceClient};
 use ferry_core::{DeviceState, DeviceStatus, ReleaseId, Version};
+use ferry_tuf::uptane::CrossCheckError;
+use ferry_tuf::{DirectorInstructions, RollbackInstruction};
 use ferry_updater::{Director, Updater, UpdaterConfig};
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use serde::{Deserialize, Serialize};
@@ -30,10 +38,11 @@ use crate::config::{Config, SecretSource};
 use crate::engine::{Dirs, Engine, Rest};
 use crate::events::{EventDraft, EventQueue, DEFAULT_MAX_BYTES};
 use crate::exit::{Exit, Failure};
+use crate::instructed;
 use crate::lock::StateLock;
 use crate::net::{self, failure, updater_failure, Deadline};
 use crate::plan::{plan, Circumstances, Plan};
-use crate::state::{State, StateStore};
+use crate::state::{RollbackCause, State, StateStore};
 
 /// Offers of the last check-in, for `ferry-agent notify`.
 pub const OFFERS_FILE: &str = "offers.json";
@@ -136,11 +145,22 @@ impl Agent {
         let needs_download =
             state.job.as_ref().is_some_and(|j| matches!(j.phase, crate::state::Phase::Downloading { .. }));
         let considers_offers = state.job.is_none() && !response.offers.is_empty();
+        let reads_instructions = self.instructions_due(&response, &state);
         let mut director = None;
         let mut made = None;
+        let mut instructions = Vec::new();
+        if !(needs_download || considers_offers) && reads_instructions {
+            // Only the director's metadata: an instruction needs nothing from the image repository.
+            let refresh = self.director(&device, &credential, &response, false);
+            let mut d = deadline.run("refreshing the director metadata", refresh).await?;
+            instructions =
+                deadline.run("reading the director's instructions", self.instructions(&mut d, &response)).await?;
+        }
         if needs_download || considers_offers {
-            let mut d =
-                deadline.run("refreshing the signed metadata", self.director(&device, &credential, &response)).await?;
+            let refresh = self.director(&device, &credential, &response, true);
+            let mut d = deadline.run("refreshing the signed metadata", refresh).await?;
+            instructions =
+                deadline.run("reading the director's instructions", self.instructions(&mut d, &response)).await?;
             if considers_offers {
                 let device_id = response.device_id.as_str();
                 // The release-counter floor is applied per version line (software and
@@ -180,17 +200,43 @@ impl Agent {
 
         // A job found in progress (an update or a rollback resumed after a restart) ends here too.
         let resumed = state.job.as_ref().and_then(crate::state::Job::release);
-        let mut engine = Engine::new(&self.config, &mut store, &mut state, &mut events, now());
-        if let Some(target) = made.as_ref().and_then(|p| p.start.clone()) {
-            engine.begin(target)?;
+        let (obey, others) = instructed::choose(&instructions, &state);
+        for (instruction, verdict) in &others {
+            match verdict {
+                instructed::Verdict::Busy(why) => {
+                    tracing::info!(release = %instruction.release, "not rolling back yet as the server instructs: {why}")
+                }
+                instructed::Verdict::Ignore(why) => {
+                    tracing::warn!(release = %instruction.release, "ignoring the server's rollback instruction: {why}")
+                }
+                instructed::Verdict::Obey => {}
+            }
         }
+        let mut engine = Engine::new(&self.config, &mut store, &mut state, &mut events, now());
+        let started = if let Some(instruction) = obey {
+            // Before any offer: a release marked bad is left first, and one job runs at a time.
+            tracing::warn!(
+                release = %instruction.release,
+                product = %instruction.product,
+                version = %instruction.version,
+                "the server marked the installed release bad; rolling back to the kept version"
+            );
+            engine.begin_rollback(&instruction.product, instruction.kind.kind(), RollbackCause::Instructed)?;
+            Some(instruction.release)
+        } else if let Some(target) = made.as_ref().and_then(|p| p.start.clone()) {
+            let release = target.release;
+            engine.begin(target)?;
+            Some(release)
+        } else {
+            None
+        };
         let mut driven = engine.drive(director.as_ref().map(Director::image)).await;
         // The exchanges after the job get a deadline of their own: the job may have taken long.
         let deadline = Deadline::start(self.config.deadline);
         if driven == Ok(Rest::NeedsImage) {
             // A kept download no longer matched its digest (found when it was hashed again before
             // its install): fetch the metadata now and download it anew in this same check.
-            let refresh = self.director(&device, &credential, &response);
+            let refresh = self.director(&device, &credential, &response, true);
             driven = match deadline.run("refreshing the signed metadata", refresh).await {
                 Ok(d) => engine.drive(Some(director.insert(d).image())).await,
                 Err(f) => Err(f),
@@ -205,7 +251,7 @@ impl Agent {
                 tracing::warn!("{e}");
             }
         }
-        if let Some(release) = ended_release(&rest, &made, resumed) {
+        if let Some(release) = ended_release(&rest, started, resumed) {
             forget_consent(&self.dirs.state, release);
         }
         let mut exit = rest.exit();
@@ -306,12 +352,51 @@ impl Agent {
         }
     }
 
-    /// The two repositories' verifying clients, from the pinned roots, refreshed.
+    /// Whether this check reads the director's instructions: when the server has a newer
+    /// director chain for this device than the one it trusts (it may carry new instructions),
+    /// or when the trusted one carries an instruction that waits for this device (a job was in
+    /// progress). An idle device whose chain has not changed fetches no metadata.
+    fn instructions_due(&self, response: &CheckinResponse, state: &State) -> bool {
+        let Some(pointer) = &response.director else { return false };
+        let director = self.dirs.state.join("tuf/director");
+        if trusted_version(&director.join("timestamp.json")).is_none_or(|trusted| pointer.version > trusted) {
+            return true;
+        }
+        // The trusted chain was verified when it was stored; it is only read here to decide
+        // whether to refresh, and the instruction is obeyed only from the refreshed one.
+        let stored = crate::atomic::read_private(&director.join("targets.json")).ok().and_then(|bytes| {
+            let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+            serde_json::from_value::<DirectorInstructions>(value.pointer("/signed/custom")?.clone()).ok()
+        });
+        stored.is_some_and(|s| s.device == response.device_id.as_str() && instructed::pending(&s.rollback, state))
+    }
+
+    /// The rollback instructions of the verified director metadata. A `custom` this agent cannot
+    /// read (a newer server's shape) is logged and read as no instruction, so that it never
+    /// stops updates; metadata for another device is refused.
+    async fn instructions(
+        &self,
+        director: &mut Director,
+        response: &CheckinResponse,
+    ) -> Result<Vec<RollbackInstruction>, Failure> {
+        match director.instructions(response.device_id.as_str()).await {
+            Ok(instructions) => Ok(instructions.rollback),
+            Err(ferry_updater::Error::CrossCheck(CrossCheckError::Malformed { reason, .. })) => {
+                tracing::warn!("ignoring the director's instructions, which this agent cannot read: {reason}");
+                Ok(Vec::new())
+            }
+            Err(e) => Err(updater_failure("reading the director's instructions", e)),
+        }
+    }
+
+    /// The two repositories' verifying clients, from the pinned roots, refreshed (the image
+    /// repository only when `image`).
     async fn director(
         &self,
         device: &DeviceClient,
         credential: &str,
         response: &CheckinResponse,
+        image: bool,
     ) -> Result<Director, Failure> {
         let pointer = response.director.as_ref().ok_or_else(|| {
             Failure::new(
@@ -336,9 +421,13 @@ impl Agent {
             Updater::new(config).map_err(|e| updater_failure(&format!("the {dir} repository"), e))
         };
         let director = updater("director", &pointer.metadata_url, None)?;
-        let image = updater("image", &pointer.image_metadata_url, Some(&pointer.image_targets_url))?;
-        let mut both = Director::new(director, image);
-        both.refresh_both().await.map_err(|e| updater_failure("refreshing the signed metadata", e))?;
+        let image_updater = updater("image", &pointer.image_metadata_url, Some(&pointer.image_targets_url))?;
+        let mut both = Director::new(director, image_updater);
+        if image {
+            both.refresh_both().await.map_err(|e| updater_failure("refreshing the signed metadata", e))?;
+        } else {
+            both.refresh_director().await.map_err(|e| updater_failure("refreshing the director metadata", e))?;
+        }
         Ok(both)
     }
 }
@@ -431,10 +520,11 @@ fn trusted_version(path: &Path) -> Option<u64> {
     value.pointer("/signed/version")?.as_u64()
 }
 
-/// The release whose job ended in this check: the one started from the plan, or the one resumed.
-fn ended_release(rest: &Rest, plan: &Option<Plan>, resumed: Option<ReleaseId>) -> Option<ReleaseId> {
+/// The release whose job ended in this check: the one started (from an instruction or the
+/// plan), or the one resumed.
+fn ended_release(rest: &Rest, started: Option<ReleaseId>, resumed: Option<ReleaseId>) -> Option<ReleaseId> {
     match rest {
-        Rest::Idle(Some(_)) => plan.as_ref().and_then(|p| p.start.as_ref()).map(|t| t.release).or(resumed),
+        Rest::Idle(Some(_)) => started.or(resumed),
         _ => None,
     }
 }

@@ -15,7 +15,7 @@
 //! | 8 | `Unauthorized` | the server does not accept this device: enrollment pending or rejected, credential invalid |
 //! | 9 | `VerificationFailed` | signed metadata or a download failed verification; nothing was installed |
 //! | 10 | `InstallFailed` | the install handler failed; nothing was switched |
-//! | 11 | `RolledBack` | the update was installed, failed its health check and was rolled back |
+//! | 11 | `RolledBack` | the update was installed, failed its health check and was rolled back; or the server marked the installed release bad and the agent went back to the version it kept |
 //! | 12 | `Busy` | another `ferry-agent` is working on this state directory |
 //! | 13 | `State` | the state directory cannot be read or written, or was written by a newer agent |
 //! | 14 | `Deferred` | the update waits: outside the maintenance window, for consent, or the handler asked to retry later |
@@ -51,7 +51,8 @@ pub enum Exit {
     VerificationFailed = 9,
     /// The install handler failed.
     InstallFailed = 10,
-    /// Installed, unhealthy, rolled back.
+    /// Installed, unhealthy, rolled back; or rolled back because the server marked the
+    /// installed release bad.
     RolledBack = 11,
     /// Another agent holds the state directory.
     Busy = 12,

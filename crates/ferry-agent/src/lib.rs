@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) is the CLI; this library is everything it runs.
 //! - [`cycle`]: one check: enroll, check in, deliver events, refresh the signed metadata,
 //!   choose an offer ([`plan`]) and run the job ([`engine`]).
+//! - [`instructed`]: which of the director's signed rollback instructions to obey.
 //! - [`net`]: the HTTP client (proxy, timeouts), the stored credential, error classes.
 //! - [`lock`]: one agent per state directory.
 //! - [`config`]: the TOML configuration, its validation and the documented default file.
@@ -24,6 +25,7 @@ pub mod engine;
 pub mod events;
 pub mod exit;
 pub mod handler;
+pub mod instructed;
 pub mod lock;
 pub mod maintenance;
 pub mod net;

@@ -333,20 +333,21 @@ root = "/opt/app"
         }
     }
 
+    /// Rolled back on the device by `ferry-agent rollback` or on the server's instruction (a
+    /// release marked bad): offered and assigned again, it is still not installed by itself.
     #[test]
     fn a_release_rolled_back_on_the_device_waits_for_consent_even_when_required() {
         let none = BTreeSet::new();
-        let mut state = State::default();
-        state.hold_back(app_1_0_held(crate::state::Outcome::RolledBack {
-            code: "rollback_requested".into(),
-            message: "m".into(),
-        }));
-        let offers = [offer(1, "app", "1.0", true)];
-        let assigned = [verified("app", "1.0", 1, true)];
-        let p = plan(&offers, &assigned, &state, &config(), at(0, &none));
-        assert_eq!((p.start, p.held_back), (None, vec![ReleaseId(1)]));
-        let consent = BTreeSet::from([ReleaseId(1)]);
-        assert!(plan(&offers, &assigned, &state, &config(), at(0, &consent)).start.is_some());
+        for code in ["rollback_requested", "rollback_instructed"] {
+            let mut state = State::default();
+            state.hold_back(app_1_0_held(crate::state::Outcome::RolledBack { code: code.into(), message: "m".into() }));
+            let offers = [offer(1, "app", "1.0", true)];
+            let assigned = [verified("app", "1.0", 1, true)];
+            let p = plan(&offers, &assigned, &state, &config(), at(0, &none));
+            assert_eq!((p.start, p.held_back), (None, vec![ReleaseId(1)]), "{code}");
+            let consent = BTreeSet::from([ReleaseId(1)]);
+            assert!(plan(&offers, &assigned, &state, &config(), at(0, &consent)).start.is_some(), "{code}");
+        }
     }
 
     #[test]

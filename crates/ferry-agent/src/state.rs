@@ -4,8 +4,8 @@
 //! # Phases and what a restart does
 //!
 //! One job runs at a time: an **update** (install a release) or a **rollback** (go back from
-//! the installed release to the kept version: `ferry-agent rollback`, and later the server's
-//! instruction). Each arrow is a write of the state file, made *after* the step before it
+//! the installed release to the kept version: `ferry-agent rollback`, or the server's signed
+//! instruction for a release marked bad, [`crate::instructed`]). Each arrow is a write of the state file, made *after* the step before it
 //! finished; so a restart finds the phase whose step may have been cut short, and
 //! [`on_restart`] says how to continue. Every restart action is idempotent.
 //!
@@ -395,7 +395,8 @@ pub enum RollbackCause {
         /// The step that kept being interrupted.
         step: String,
     },
-    /// The server marked the release bad.
+    /// The server marked the release bad, and its signed director metadata told this device to
+    /// leave it ([`crate::instructed`]).
     Instructed,
     /// Someone on the device asked for it (`ferry-agent rollback`).
     Requested,
@@ -417,7 +418,9 @@ impl RollbackCause {
         match self {
             Self::HealthCheckFailed { detail } => format!("the health check failed: {detail}"),
             Self::Interrupted { step } => format!("the {step} was interrupted {MAX_ATTEMPTS} times"),
-            Self::Instructed => "the server asked for a rollback".to_owned(),
+            Self::Instructed => {
+                "the server asked for a rollback: the release was marked bad (signed director instruction)".to_owned()
+            }
             Self::Requested => "asked for on the device (ferry-agent rollback)".to_owned(),
         }
     }

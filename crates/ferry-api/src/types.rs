@@ -120,12 +120,24 @@ impl ReleaseSpec {
             counter: 0,
             created_at: 0,
             archived: false,
+            bad: None,
         }
     }
 }
 
 fn default_kind() -> ReleaseKind {
     ReleaseKind::Full
+}
+
+/// Marks a release bad (`POST /releases/{id}/mark-bad`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MarkBadSpec {
+    /// What is wrong with the release: shown with it, 1 to 1024 bytes. Required (a missing
+    /// reason is refused with a message saying so).
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// Approves or declines a release for a group.

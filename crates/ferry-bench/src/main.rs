@@ -163,6 +163,7 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
             counter: 0,
             created_at: 0,
             archived: false,
+            bad: None,
         };
         let r = store.create_release(&release, now).await?;
         releases.push(r.clone());
@@ -372,6 +373,7 @@ fn director_cost(args: &CostArgs) -> anyhow::Result<()> {
         counter: 42,
         created_at: 0,
         archived: false,
+        bad: None,
     };
     let now = ferry_core::time::now();
     let (mut chain, mut single) = (Vec::new(), Vec::new());
@@ -380,8 +382,15 @@ fn director_cost(args: &CostArgs) -> anyhow::Result<()> {
         let start = Instant::now();
         for i in 0..args.iterations {
             let entries = ferry_server::trust::director::entries(&device, [&release]);
-            let files =
-                ferry_server::trust::director::sign_chain(&keys, &device, u64::from(i) + 1, now, 86_400, entries)?;
+            let files = ferry_server::trust::director::sign_chain(
+                &keys,
+                &device,
+                u64::from(i) + 1,
+                now,
+                86_400,
+                entries,
+                Vec::new(),
+            )?;
             bytes = files.targets.len() + files.snapshot.len() + files.timestamp.len();
         }
         chain.push(start.elapsed().as_secs_f64() * 1e6 / f64::from(args.iterations));

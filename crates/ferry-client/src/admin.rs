@@ -6,8 +6,9 @@ use bytes::Bytes;
 use ferry_api::trust::{DirectorRotated, DraftQuery, OnlineKeys, Published, TargetsDraft, TrustStatus};
 use ferry_api::{
     ApplicabilityReport, ApprovalSpec, ContentInfo, DeviceDetail, DeviceGroups, EnrollmentKey, FilterPreview,
-    FilterPreviewSpec, GroupCreated, GroupSpec, GroupUpdate, GroupView, Health, PlatformSpec, PreauthorizeSpec,
-    PreauthorizedDevice, ProductSpec, ReleaseSpec, TokenCreated, TokenSpec, Whoami, ADMIN_PREFIX, SHA256_HEADER,
+    FilterPreviewSpec, GroupCreated, GroupSpec, GroupUpdate, GroupView, Health, MarkBadSpec, PlatformSpec,
+    PreauthorizeSpec, PreauthorizedDevice, ProductSpec, ReleaseSpec, TokenCreated, TokenSpec, Whoami, ADMIN_PREFIX,
+    SHA256_HEADER,
 };
 use ferry_core::{
     AdminToken, Approval, Device, DeviceId, DeviceStatus, Event, GroupName, Platform, PlatformName, Product,
@@ -242,6 +243,14 @@ impl AdminClient {
     /// `PATCH /releases/{id}`: changes the notes and/or archives or unarchives the release.
     pub async fn update_release(&self, id: ReleaseId, change: &ReleaseChange) -> Result<Release, ClientError> {
         self.http.send_json(Method::PATCH, self.url(&["releases", &id.to_string()]), change).await
+    }
+
+    /// `POST /releases/{id}/mark-bad`: withdraws the release from every offer and tells the
+    /// devices running it to go back to the version they kept. Marking again returns the
+    /// release as first marked.
+    pub async fn mark_release_bad(&self, id: ReleaseId, reason: &str) -> Result<Release, ClientError> {
+        let body = MarkBadSpec { reason: reason.to_owned() };
+        self.http.send_json(Method::POST, self.url(&["releases", &id.to_string(), "mark-bad"]), &body).await
     }
 
     /// `DELETE /releases/{id}`: deletes a release no device can have been offered.

@@ -124,6 +124,9 @@ pub enum Verdict {
     AwaitingRollout(Staged),
     /// Archived by an administrator: offered to no device.
     Archived,
+    /// Marked bad by an administrator: offered to no device, and devices running it are told
+    /// to go back to the version they kept.
+    MarkedBad,
     /// Another offered release replaces it.
     Superseded {
         /// The release that replaces it.
@@ -145,6 +148,9 @@ pub struct Decision {
 fn verdict_alone(device: &DeviceFacts<'_>, c: &Candidate<'_>) -> Verdict {
     use std::cmp::Ordering::*;
     let r = c.release;
+    if r.bad.is_some() {
+        return Verdict::MarkedBad;
+    }
     if r.archived {
         return Verdict::Archived;
     }
@@ -345,6 +351,7 @@ mod tests {
             counter: id,
             created_at: 0,
             archived: false,
+            bad: None,
         }
     }
 
@@ -378,6 +385,10 @@ mod tests {
         let unapproved = release(7, "tool2", "1.0", ReleaseKind::Full);
         let mut archived = release(8, "tool3", "1.0", ReleaseKind::Full);
         archived.archived = true;
+        // Marked bad wins over everything else, archived included.
+        let mut bad = release(9, "tool4", "1.0", ReleaseKind::Full);
+        bad.archived = true;
+        bad.bad = Some(BadMark { at: 1, reason: "corrupts the cache".to_owned(), by: "ops".to_owned() });
 
         let got = verdicts(
             &dev,
@@ -390,6 +401,7 @@ mod tests {
                 (&declined, Approval::Decline),
                 (&unapproved, Approval::NotApproved),
                 (&archived, APPROVED),
+                (&bad, APPROVED),
             ],
         );
         assert_eq!(
@@ -403,6 +415,7 @@ mod tests {
                 Verdict::Declined,
                 Verdict::NotApproved,
                 Verdict::Archived,
+                Verdict::MarkedBad,
             ]
         );
     }
@@ -572,6 +585,47 @@ mod tests {
                 prop_assert!(offered.iter().any(|o| covers(*o, (c.release, *deadline))));
             }
             prop_assert!(offered.iter().filter(|(r, d)| !r.required && d.is_none()).count() <= 1);
+        }
+    }
+
+    proptest! {
+        /// A release marked bad is never offered, never named as the one that supersedes
+        /// another, and the rest of its line is decided as if it did not exist: marking a
+        /// release bad withdraws it and nothing else.
+        #[test]
+        fn a_bad_release_is_withdrawn_and_changes_nothing_else(line in arb_line(), bad in prop::collection::vec(any::<bool>(), 7)) {
+            let linux = linux();
+            let none = BTreeMap::new();
+            let dev = DeviceFacts { platform: Some(&linux), installed: &none, configs: &none };
+            let releases: Vec<Release> = line
+                .iter()
+                .enumerate()
+                .map(|(i, (minor, required, _))| {
+                    let mut r = release(i as i64 + 1, "vpn", &format!("6.{minor}.{i}"), ReleaseKind::Full);
+                    r.required = *required;
+                    if bad[i] {
+                        r.bad = Some(BadMark { at: 0, reason: "bad".to_owned(), by: "ops".to_owned() });
+                    }
+                    r
+                })
+                .collect();
+            let approval = |(_, _, deadline): &(u8, bool, Option<i64>)| Approval::Install { deadline: *deadline };
+            let all: Vec<Candidate<'_>> =
+                releases.iter().zip(&line).map(|(r, l)| Candidate { release: r, approval: approval(l) }).collect();
+            let good: Vec<Candidate<'_>> = all.iter().copied().filter(|c| c.release.bad.is_none()).collect();
+            let with_bad = decide(&dev, &all);
+            let without = decide(&dev, &good);
+            let mut rest = without.iter();
+            for (c, d) in all.iter().zip(&with_bad) {
+                if c.release.bad.is_some() {
+                    prop_assert_eq!(&d.verdict, &Verdict::MarkedBad);
+                } else {
+                    prop_assert_eq!(Some(d), rest.next());
+                }
+                if let Verdict::Superseded { by } = d.verdict {
+                    prop_assert!(releases.iter().any(|r| r.id == by && r.bad.is_none()));
+                }
+            }
         }
     }
 

@@ -252,7 +252,26 @@ pub struct Release {
     /// Archived: kept with its content and shown in lists, but offered to no device.
     #[serde(default)]
     pub archived: bool,
+    /// Marked bad by an administrator: withdrawn from every offer, and devices running it are
+    /// told to go back to the version they kept. There is no undo; a fixed release replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bad: Option<BadMark>,
 }
+
+/// Why and when an administrator marked a release bad ([`Release::bad`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct BadMark {
+    /// Unix seconds of the first mark.
+    pub at: i64,
+    /// What is wrong with the release, as the administrator wrote it.
+    pub reason: String,
+    /// The name of the admin token that marked it.
+    pub by: String,
+}
+
+/// Limit on the reason given when marking a release bad, in bytes.
+pub const MAX_BAD_REASON: usize = 1024;
 
 /// Why a release definition was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

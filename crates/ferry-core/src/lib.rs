@@ -20,10 +20,12 @@ pub mod rollout;
 pub mod schedule;
 pub mod time;
 pub mod version;
+#[cfg(feature = "windows")]
+pub mod window;
 
 pub use catalogue::{
-    Artifact, Classification, Dependency, Platform, Product, RebootBehaviour, Release, ReleaseChange, ReleaseId,
-    ReleaseIdError, ReleaseKind, Sha256, VersionRange,
+    Artifact, BadMark, Classification, Dependency, Platform, Product, RebootBehaviour, Release, ReleaseChange,
+    ReleaseId, ReleaseIdError, ReleaseKind, Sha256, VersionRange,
 };
 pub use device::{AdminToken, Device, DeviceState, DeviceStatus, Role};
 pub use events::{AppendOutcome, Event, NewEvent, ReleaseState};

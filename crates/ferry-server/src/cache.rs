@@ -1,7 +1,8 @@
 //! Keeping the check-in path to one database read.
 //!
-//! A check-in needs the device (one query), the releases approved for its groups and the
-//! groups' schedules. The last two change only when an administrator acts, so they are cached:
+//! A check-in needs the device (one query), the releases approved for its groups, the groups'
+//! schedules, the signed targets and the releases marked bad. All but the device change only
+//! when an administrator or publisher acts, so they are cached:
 //! every admin request that is not a read invalidates the cache (see `routes::router`), and
 //! entries also expire after [`CatalogueCache::TTL`], which bounds staleness when several
 //! server replicas share one database.
@@ -24,6 +25,7 @@ type Approved = Arc<Vec<(Release, Vec<Approval>)>>;
 type Groups = Arc<HashMap<GroupName, Group>>;
 /// Rollouts a check-in must consider (every state but completed), each with its release.
 pub type Rollouts = Arc<Vec<(ferry_core::rollout::Rollout, Release)>>;
+type Bad = Arc<Vec<Release>>;
 /// Every target the image repository's signed targets list, by path.
 pub type SignedIndex = Arc<HashMap<String, ferry_tuf::TargetFile>>;
 
@@ -39,6 +41,7 @@ struct Inner {
     index: Option<Arc<GroupIndex>>,
     signed: Option<(Instant, SignedIndex)>,
     rollouts: Option<(Instant, Rollouts)>,
+    bad: Option<(Instant, Bad)>,
 }
 
 /// Cached catalogue reads for check-ins.
@@ -67,6 +70,7 @@ impl CatalogueCache {
         inner.index = None;
         inner.signed = None;
         inner.rollouts = None;
+        inner.bad = None;
     }
 
     fn generation(&self) -> u64 {
@@ -161,6 +165,22 @@ impl CatalogueCache {
         let mut inner = self.inner.lock().expect("cache lock");
         if inner.generation == generation {
             inner.rollouts = Some((Instant::now(), fresh.clone()));
+        }
+        Ok(fresh)
+    }
+
+    /// Every release marked bad (a short list, read by every director check-in).
+    pub async fn bad(&self, store: &dyn Store) -> ferry_store::Result<Bad> {
+        if let Some((at, v)) = &self.inner.lock().expect("cache lock").bad {
+            if at.elapsed() < Self::TTL {
+                return Ok(v.clone());
+            }
+        }
+        let generation = self.generation();
+        let fresh: Bad = Arc::new(store.bad_releases().await?);
+        let mut inner = self.inner.lock().expect("cache lock");
+        if inner.generation == generation {
+            inner.bad = Some((Instant::now(), fresh.clone()));
         }
         Ok(fresh)
     }

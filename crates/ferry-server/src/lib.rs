@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod limits;
 pub mod lookups;
+pub mod marked_bad;
 pub mod membership;
 pub mod offers;
 pub mod openapi;

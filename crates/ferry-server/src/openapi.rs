@@ -31,7 +31,7 @@ impl Modify for BearerAuth {
         catalogue::list_platforms, catalogue::create_platform, catalogue::get_platform,
         catalogue::upload_content, catalogue::head_content,
         catalogue::list_releases, catalogue::create_release, catalogue::get_release,
-        catalogue::delete_release, catalogue::update_release,
+        catalogue::delete_release, catalogue::update_release, catalogue::mark_release_bad,
         catalogue::release_approvals, catalogue::list_approvals, catalogue::set_approval, catalogue::delete_approval,
         rollouts::create_rollout, rollouts::list_rollouts, rollouts::get_rollout, rollouts::act,
         groups::list_groups, groups::create_group, groups::get_group, groups::update_group, groups::rotate_enrollment_key,

@@ -258,6 +258,31 @@ pub async fn act(st: &AppState, id: RolloutId, action: Action, note: &str, by: &
     Err(ApiError::conflict(format!("rollout {id} kept changing while {} was applied; try again", action.as_str())))
 }
 
+/// Cancels `rollout` because its release was marked bad (retrying if it changes meanwhile);
+/// a rollout that has finished in between is left as it is.
+pub async fn stop_for_bad_release(st: &AppState, mut rollout: Rollout) -> ApiResult<()> {
+    let now = st.clock.now();
+    for _ in 0..5 {
+        if !rollout.state.is_active() {
+            return Ok(());
+        }
+        let t = Transition {
+            state: RolloutState::Cancelled,
+            wave: rollout.wave,
+            wave_opened: false,
+            cause: ferry_core::rollout::Cause::ReleaseMarkedBad,
+        };
+        if apply(st, &rollout, t, None, now).await?.is_some() {
+            return Ok(());
+        }
+        rollout = load(st, rollout.id).await?;
+    }
+    Err(ApiError::conflict(format!(
+        "rollout {} kept changing while it was being cancelled; mark the release bad again",
+        rollout.id
+    )))
+}
+
 /// The rollout, or a not-found error that says how to list them.
 pub async fn load(st: &AppState, id: RolloutId) -> ApiResult<Rollout> {
     st.store

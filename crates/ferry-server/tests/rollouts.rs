@@ -243,3 +243,54 @@ async fn fleet_through_three_waves_sqlite() {
 async fn fleet_through_three_waves_postgres() {
     fleet_through_three_waves(Backend::Postgres).await;
 }
+
+/// Marking a release bad cancels its active rollouts, with that cause in their timelines, and
+/// leaves finished ones alone.
+async fn marking_the_release_bad_cancels_its_rollouts(backend: Backend) {
+    let srv = server(backend).await;
+    let product = ProductSpec { name: "vpn-client".parse().unwrap(), description: String::new() };
+    let f = Fleet::new(&srv, product, None).await;
+    let data = b"vpn-client 3.0".to_vec();
+    let info = f.admin.upload_content(data.clone(), Some(&sha(&data))).await.unwrap();
+    let spec = common::release_spec(
+        "vpn-client",
+        "3.0",
+        "linux-x86_64",
+        common::artifact("vpn.tar", &info, "application/x-tar"),
+    );
+    let release = f.admin.create_release(&spec).await.unwrap();
+    let plan = RolloutSpec {
+        release: release.id,
+        targets: vec!["office".parse().unwrap()],
+        waves: vec![wave(1000, 5), wave(10_000, 5)],
+        limits: Default::default(),
+        commit_timeout_secs: 3600,
+        emergency: false,
+    };
+    let running = f.admin.create_rollout(&plan).await.unwrap().rollout;
+    let paused = f.admin.create_rollout(&plan).await.unwrap().rollout;
+    f.admin.rollout_action(paused.id, Action::Pause, "").await.unwrap();
+    let cancelled = f.admin.create_rollout(&plan).await.unwrap().rollout;
+    f.admin.rollout_action(cancelled.id, Action::Cancel, "by hand").await.unwrap();
+
+    f.admin.mark_release_bad(release.id, "crashes on start").await.unwrap();
+    for id in [running.id, paused.id] {
+        let detail = f.admin.get_rollout(id).await.unwrap();
+        assert_eq!(detail.rollout.state, RolloutState::Cancelled);
+        let last = detail.timeline.last().unwrap();
+        assert_eq!((&last.cause, last.by.as_deref()), (&Cause::ReleaseMarkedBad, None));
+    }
+    let detail = f.admin.get_rollout(cancelled.id).await.unwrap();
+    assert!(matches!(detail.timeline.last().unwrap().cause, Cause::Admin { .. }), "cancelled before: unchanged");
+    assert!(f.admin.list_rollouts(Some(release.id), true).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marking_the_release_bad_cancels_its_rollouts_sqlite() {
+    marking_the_release_bad_cancels_its_rollouts(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marking_the_release_bad_cancels_its_rollouts_postgres() {
+    marking_the_release_bad_cancels_its_rollouts(Backend::Postgres).await;
+}

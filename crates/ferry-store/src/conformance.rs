@@ -60,6 +60,7 @@ macro_rules! conformance_tests {
             delete_release,
             delete_release_after_approval_or_report,
             update_release,
+            mark_release_bad,
             release_missing_references,
             concurrent_release_counters,
             list_releases_order_and_filter,
@@ -196,6 +197,7 @@ fn release(product: &str, v: &str, kind: ReleaseKind) -> Release {
         counter: 0,
         created_at: 0,
         archived: false,
+        bad: None,
     }
 }
 
@@ -391,6 +393,7 @@ pub async fn release_round_trip(store: &dyn Store) {
         counter: 42,
         created_at: 7,
         archived: false,
+        bad: None,
     };
     let created = store.create_release(&full, 1234).await.unwrap();
     assert_eq!(created, Release { id: created.id, counter: 1, created_at: 1234, ..full.clone() });
@@ -536,6 +539,36 @@ pub async fn update_release(store: &dyn Store) {
     let back = store.update_release(r.id, &ReleaseChange { notes: None, archived: Some(false) }).await.unwrap();
     assert_eq!(back, changed);
     expect_not_found(store.update_release(ReleaseId(r.id.0 + 100), &notes).await, "release", "unknown release");
+}
+
+/// Marking a release bad records the reason, who and when; marking it again keeps the first
+/// mark and returns the same record. The mark shows wherever the release is read (one release,
+/// lists, approved releases) and survives other changes; `bad_releases` lists exactly the
+/// marked ones. Unknown releases are NotFound.
+pub async fn mark_release_bad(store: &dyn Store) {
+    catalogue(store).await;
+    create_groups(store, &["pilot"]).await;
+    let good = create(store, VPN, "1.0", ReleaseKind::Full).await;
+    let r = create(store, VPN, "1.1", ReleaseKind::Full).await;
+    assert_eq!(store.bad_releases().await.unwrap(), vec![]);
+    let marked = store.mark_release_bad(r.id, "drops the tunnel", "ops", 500).await.unwrap();
+    let mark = ferry_core::BadMark { at: 500, reason: "drops the tunnel".to_owned(), by: "ops".to_owned() };
+    assert_eq!(marked, Release { bad: Some(mark), ..r.clone() });
+    let again = store.mark_release_bad(r.id, "another reason", "someone-else", 900).await.unwrap();
+    assert_eq!(again, marked, "the first mark stays");
+    assert_eq!(store.get_release(r.id).await.unwrap(), Some(marked.clone()));
+    assert_eq!(store.list_releases(None).await.unwrap(), vec![marked.clone(), good.clone()]);
+    assert_eq!(store.bad_releases().await.unwrap(), vec![marked.clone()]);
+    store.set_approval(&approval(r.id, "pilot", ApprovalAction::Install, 1)).await.unwrap();
+    let approved = store.approved_releases(&[group_name("pilot")]).await.unwrap();
+    assert_eq!(approved[0].0, marked);
+    let archived = store.update_release(r.id, &ReleaseChange { notes: None, archived: Some(true) }).await.unwrap();
+    assert_eq!(archived.bad, marked.bad, "other changes keep the mark");
+    expect_not_found(
+        store.mark_release_bad(ReleaseId(r.id.0 + 100), "x", "ops", 1).await,
+        "release",
+        "unknown release",
+    );
 }
 
 /// A release naming a missing product, platform or content is NotFound and stores nothing.

@@ -117,6 +117,12 @@ pub trait CatalogueStore: Send + Sync {
     /// Changes a release's notes and/or archive flag and returns it. NotFound if it does not
     /// exist.
     async fn update_release(&self, id: ReleaseId, change: &ReleaseChange) -> Result<Release>;
+    /// Marks a release bad ([`Release::bad`]) with `reason`, by the admin token named `by`, at
+    /// `now`, and returns it. Idempotent: a release already marked keeps its first mark, and
+    /// is returned as it is. Nothing clears a mark. NotFound if it does not exist.
+    async fn mark_release_bad(&self, id: ReleaseId, reason: &str, by: &str, now: i64) -> Result<Release>;
+    /// Every release marked bad, newest id first.
+    async fn bad_releases(&self) -> Result<Vec<Release>>;
     /// One release.
     async fn get_release(&self, id: ReleaseId) -> Result<Option<Release>>;
     /// Releases, optionally of one product, newest id first.

@@ -25,7 +25,7 @@ pub mod time;
 pub mod trusted;
 pub mod uptane;
 
-pub use custom::FerryTarget;
+pub use custom::{DirectorInstructions, FerryTarget, RollbackInstruction, VersionLine};
 pub use error::{Result, TufError};
 pub use keys::{KeyKind, PublicKey, Signature, SigningKey};
 pub use metadata::{

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use ferry_tuf::uptane::{check_director_device, cross_check, path_product, CrossCheckError};
-use ferry_tuf::TargetFile;
+use ferry_tuf::{DirectorInstructions, TargetFile};
 use serde_json::Value;
 
 use crate::error::Result;
@@ -44,6 +44,23 @@ impl Director {
         let director = self.director.refresh().await?;
         let image = self.image.refresh().await?;
         Ok((director, image))
+    }
+
+    /// Refreshes the director's metadata only: enough to read its [`Director::instructions`],
+    /// which need nothing from the image repository.
+    pub async fn refresh_director(&mut self) -> Result<RefreshSummary> {
+        self.director.refresh().await
+    }
+
+    /// What the director's verified targets metadata tells `device_id` besides its assignment
+    /// (its top-level `custom`, see [`DirectorInstructions`]). Refused unless the metadata names
+    /// this device, like the assignment; a `custom` that does not read as instructions is
+    /// refused as malformed.
+    pub async fn instructions(&mut self, device_id: &str) -> Result<DirectorInstructions> {
+        let director = self.director.top_level_targets().await?;
+        check_director_device(device_id, director)?;
+        DirectorInstructions::of(director)
+            .map_err(|reason| CrossCheckError::Malformed { path: "targets.json".into(), reason }.into())
     }
 
     /// What the director assigns to `device_id`, a device of platform `platform`, every entry

@@ -268,6 +268,10 @@ fn print_why(report: &ApplicabilityReport, releases: &BTreeMap<ReleaseId, Releas
                     Verdict::NotApproved => groups.clone(),
                     Verdict::Declined => format!("declined for one of groups {}", list(&report.groups)),
                     Verdict::Archived => format!("archived: ferry release unarchive {}", d.release),
+                    Verdict::MarkedBad => release.and_then(|r| r.bad.as_ref()).map_or_else(
+                        || "marked bad: publish a fixed release".to_owned(),
+                        |bad| format!("marked bad by {}: {}", bad.by, bad.reason),
+                    ),
                     Verdict::WrongPlatform => {
                         release.map_or_else(String::new, |r| format!("only for {}", list(&r.platforms)))
                     }

@@ -63,6 +63,16 @@ enum ReleaseCommand {
         #[arg(value_parser = release_id)]
         id: ReleaseId,
     },
+    /// Marks a release bad: withdraws it from every offer and tells each device running it to
+    /// go back to the version it kept before it. There is no undo: publish a fixed release.
+    MarkBad {
+        /// Release id.
+        #[arg(value_parser = release_id)]
+        id: ReleaseId,
+        /// What is wrong with it (up to 1024 bytes), shown with the release.
+        #[arg(long)]
+        reason: String,
+    },
     /// Changes a release's notes (the only part of a published release that can change).
     Edit {
         /// Release id.
@@ -159,6 +169,16 @@ impl ReleaseArgs {
             ReleaseCommand::Unarchive { id } => {
                 let release = client.update_release(id, &ReleaseChange { notes: None, archived: Some(false) }).await?;
                 ctx.out.show(&release, |r| say!("unarchived release {id} ({} {})", r.product, r.version))
+            }
+            ReleaseCommand::MarkBad { id, reason } => {
+                let release = client.mark_release_bad(id, &reason).await?;
+                ctx.out.show(&release, |r| {
+                    say!("release {id} ({} {}) is marked bad{}", r.product, r.version, bad_detail(r));
+                    say!(
+                        "it is offered to no device; devices running it go back to the version they kept at their \
+                         next check-in (ferry device why ID shows it per device)"
+                    );
+                })
             }
             ReleaseCommand::Edit { id, notes, notes_file } => {
                 let notes = match (notes, notes_file) {
@@ -261,7 +281,19 @@ fn explain(err: ReleaseError) -> anyhow::Error {
 
 fn print_releases(releases: &[Release]) {
     print_table(
-        &["id", "product", "version", "kind", "platforms", "artifacts", "required", "class", "created", "archived"],
+        &[
+            "id",
+            "product",
+            "version",
+            "kind",
+            "platforms",
+            "artifacts",
+            "required",
+            "class",
+            "created",
+            "bad",
+            "archived",
+        ],
         releases.iter().map(|r| {
             vec![
                 r.id.to_string(),
@@ -273,10 +305,16 @@ fn print_releases(releases: &[Release]) {
                 yes_no(r.required),
                 wire_name(&r.classification),
                 format_unix(r.created_at),
+                yes_no(r.bad.is_some()),
                 yes_no(r.archived),
             ]
         }),
     );
+}
+
+/// `: REASON (by NAME, TIME)` for a release marked bad, nothing otherwise.
+fn bad_detail(r: &Release) -> String {
+    r.bad.as_ref().map_or_else(String::new, |b| format!(": {} (by {}, {})", b.reason, b.by, format_unix(b.at)))
 }
 
 fn print_release(r: &Release) {
@@ -300,6 +338,7 @@ fn print_release(r: &Release) {
         ("counter", r.counter.to_string()),
         ("created", format_unix(r.created_at)),
         ("archived", yes_no(r.archived)),
+        ("bad", if r.bad.is_some() { format!("yes{}", bad_detail(r)) } else { yes_no(false) }),
     ]);
     if !r.notes.is_empty() {
         say!("\n{}\n", r.notes.trim_end());

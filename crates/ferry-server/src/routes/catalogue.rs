@@ -6,7 +6,10 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use ferry_api::{ApprovalSpec, ContentInfo, ErrorCode, PlatformSpec, ProductSpec, ReleaseSpec, SHA256_HEADER};
+use ferry_api::{
+    ApprovalSpec, ContentInfo, ErrorCode, MarkBadSpec, PlatformSpec, ProductSpec, ReleaseSpec, SHA256_HEADER,
+};
+use ferry_core::catalogue::MAX_BAD_REASON;
 use ferry_core::{
     Approval, ApprovalAction, GroupName, Platform, PlatformName, Product, ProductName, Release, ReleaseChange,
     ReleaseId, Role, Sha256,
@@ -238,6 +241,42 @@ pub async fn update_release(
     }
     let release = st.store.update_release(ReleaseId(id), &change).await?;
     tracing::info!(release = id, archived = release.archived, notes = change.notes.is_some(), by = %admin.name, "release changed");
+    Ok(Json(release))
+}
+
+/// Marks a release bad: it is withdrawn from every offer (its content is no longer served to
+/// devices) and every device running it is told, in its signed director metadata, to go back
+/// to the version it kept. Marking again returns the release as first marked. There is no
+/// undo: publish a fixed release instead.
+#[utoipa::path(post, path = "/api/v1/releases/{id}/mark-bad", tag = "catalogue", params(("id" = i64, Path)),
+    request_body = MarkBadSpec,
+    responses((status = 200, body = Release), (status = 400, body = ferry_api::ErrorBody),
+        (status = 404, body = ferry_api::ErrorBody)))]
+pub async fn mark_release_bad(
+    State(st): S,
+    admin: Admin,
+    Path(id): Path<i64>,
+    Json(body): Json<MarkBadSpec>,
+) -> ApiResult<Json<Release>> {
+    admin.require(Role::Operator)?;
+    let reason = body.reason.trim();
+    if reason.is_empty() {
+        return Err(ApiError::bad_request(
+            "a reason is required: say what is wrong with the release (ferry release mark-bad ID --reason TEXT)",
+        ));
+    }
+    if reason.len() > MAX_BAD_REASON {
+        return Err(ApiError::bad_request(format!(
+            "the reason is {} bytes; the limit is {MAX_BAD_REASON}: say briefly what is wrong and link to details",
+            reason.len()
+        )));
+    }
+    let before = load_release(&st, ReleaseId(id)).await?;
+    let release = st.store.mark_release_bad(before.id, reason, &admin.name, st.clock.now()).await?;
+    if before.bad.is_none() {
+        tracing::warn!(release = id, product = %release.product, version = %release.version, by = %admin.name, reason, "release marked bad");
+    }
+    crate::marked_bad::on_marked_bad(&st, &release).await?;
     Ok(Json(release))
 }
 

@@ -87,6 +87,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/releases/{id}",
             get(catalogue::get_release).patch(catalogue::update_release).delete(catalogue::delete_release),
         )
+        .route("/releases/{id}/mark-bad", post(catalogue::mark_release_bad))
         .route("/releases/{id}/approvals", get(catalogue::release_approvals))
         .route("/releases/{id}/approvals/{group}", put(catalogue::set_approval).delete(catalogue::delete_approval))
         .route("/approvals", get(catalogue::list_approvals))

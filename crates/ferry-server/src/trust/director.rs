@@ -15,6 +15,11 @@
 //!   least its issue time in milliseconds, a version issued after a database restore is still
 //!   above anything issued before the restore. Devices also report the version they trust at
 //!   check-in, and a stored version below it is reissued at once.
+//! - **It carries the device's rollback instructions**: for each release marked bad that the
+//!   device reports running, the top-level `custom.rollback` names it
+//!   ([`crate::marked_bad::rollback_instructions`], typed by `ferry_tuf::DirectorInstructions`),
+//!   so the instruction is signed with the chain and bound to the device, and a change in the
+//!   instructions changes the chain's digest (a new chain is signed at the next check-in).
 //! - **Issued files are kept**: the three signed files of the current version are stored with
 //!   it, so `N.snapshot.json` and `N.targets.json` are exactly the files timestamp N named, on
 //!   any replica.
@@ -32,7 +37,10 @@ use ferry_core::{Device, DeviceId, Release};
 use ferry_store::{DirectorFiles, DirectorStamp, DirectorState, MetadataFile, Repo, StoreError};
 use ferry_tuf::metadata::sign;
 use ferry_tuf::time::{format_expires, parse_expires};
-use ferry_tuf::{MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp, TufError, Verifiable};
+use ferry_tuf::{
+    DirectorInstructions, MetaFile, RollbackInstruction, Root, Snapshot, TargetFile, Targets, Timestamp, TufError,
+    Verifiable,
+};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
@@ -159,21 +167,26 @@ pub fn entries<'a>(device: &DeviceId, releases: impl IntoIterator<Item = &'a Rel
     targets
 }
 
-/// What identifies a chain's content: the device, the signing key and the releases listed.
-/// Releases are immutable, so their ids and counters stand for their entries, and the
-/// check-in path hashes a few bytes instead of building the entries.
-fn digest(device: &DeviceId, key_id: &str, releases: &[&Release]) -> String {
+/// What identifies a chain's content: the device, the signing key, the releases listed and the
+/// rollback instructions. Releases are immutable, so their ids and counters stand for their
+/// entries and instructions, and the check-in path hashes a few bytes instead of building the
+/// entries. Without instructions the digest is what it was before they existed, so chains
+/// issued then stay current.
+fn digest(device: &DeviceId, key_id: &str, releases: &[&Release], rollback: &[RollbackInstruction]) -> String {
     let mut hash = Sha256::new();
     hash.update(format!("ferry-director-v1\n{device}\n{key_id}\n"));
     for release in releases {
         hash.update(format!("{}:{}\n", release.id.0, release.counter));
     }
+    for instruction in rollback {
+        hash.update(format!("rollback {}:{}\n", instruction.release.0, instruction.counter));
+    }
     hex::encode(hash.finalize())
 }
 
 /// Signs one version of a device's director chain with `keys.director`: targets naming the
-/// device, a snapshot of it and a timestamp of that, all expiring `lifetime` seconds after
-/// `now`.
+/// device and carrying its `rollback` instructions, a snapshot of it and a timestamp of that,
+/// all expiring `lifetime` seconds after `now`.
 pub fn sign_chain(
     keys: &OnlineKeys,
     device: &DeviceId,
@@ -181,11 +194,13 @@ pub fn sign_chain(
     now: i64,
     lifetime: i64,
     targets: BTreeMap<String, TargetFile>,
+    rollback: Vec<RollbackInstruction>,
 ) -> Result<DirectorFiles, TufError> {
     let expires = format_expires(now + lifetime);
     let mut signed = Targets::new(version, expires.clone());
     signed.targets = targets;
-    signed.unrecognized.insert("custom".into(), json!({ "device": device }));
+    let custom = DirectorInstructions { device: device.to_string(), rollback };
+    signed.unrecognized.insert(DirectorInstructions::KEY.into(), custom.to_value());
     let targets = sign(&signed, &[&keys.director])?;
     let meta = [("targets.json".to_owned(), MetaFile::of_bytes(version, &targets))].into();
     let snapshot = sign(&Snapshot::new(version, expires.clone(), meta), &[&keys.director])?;
@@ -230,6 +245,7 @@ pub async fn current_version(
 /// with: the ones in force, which [`Wanted::_rotation`] keeps in force until it is dropped.
 struct Wanted<'s, 'e> {
     releases: Vec<&'e Release>,
+    rollback: Vec<RollbackInstruction>,
     digest: String,
     keys: std::sync::Arc<OnlineKeys>,
     /// The read side of [`AppState::rotation`], held from choosing the keys until the chain
@@ -239,10 +255,15 @@ struct Wanted<'s, 'e> {
 
 async fn wanted<'s, 'e>(st: &'s AppState, device: &Device, eval: &'e offers::Evaluation) -> ApiResult<Wanted<'s, 'e>> {
     let releases = desired(st, device, eval).await?;
+    let rollback = if device.status == ferry_core::DeviceStatus::Accepted {
+        crate::marked_bad::rollback_instructions(device, &st.catalogue.bad(st.store.as_ref()).await?)
+    } else {
+        Vec::new()
+    };
     let rotation = st.rotation.read().await;
     let keys = st.keys();
-    let digest = digest(&device.id, keys.director.key_id(), &releases);
-    Ok(Wanted { releases, digest, keys, _rotation: rotation })
+    let digest = digest(&device.id, keys.director.key_id(), &releases, &rollback);
+    Ok(Wanted { releases, rollback, digest, keys, _rotation: rotation })
 }
 
 /// A device claiming a version from the future (or a corrupt claim) does not move the floor.
@@ -285,7 +306,8 @@ async fn issue_unless_current(
     let previous = stored.as_ref().map(|s| s.version);
     let version = next_version(previous.max(plausible_claim(seen, now)), now);
     let targets = entries(&device.id, wanted.releases.iter().copied());
-    let files = sign_chain(&wanted.keys, &device.id, version, now, lifetime, targets).map_err(ApiError::internal)?;
+    let files = sign_chain(&wanted.keys, &device.id, version, now, lifetime, targets, wanted.rollback)
+        .map_err(ApiError::internal)?;
     let next = DirectorState { version, digest: wanted.digest, issued_at: now, files };
     if st.store.advance_director_state(&device.id, previous, &next).await? {
         tracing::debug!(device = %device.id, version, "director metadata issued");

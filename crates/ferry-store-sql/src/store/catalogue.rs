@@ -217,7 +217,7 @@ impl CatalogueStore for Backend {
             .map_err(err)?;
         }
         tx.commit().await.map_err(backend)?;
-        Ok(Release { id: ReleaseId(id), counter, created_at: now, archived: false, ..release.clone() })
+        Ok(Release { id: ReleaseId(id), counter, created_at: now, archived: false, bad: None, ..release.clone() })
     }
 
     async fn delete_release(&self, id: ReleaseId) -> Result<()> {
@@ -272,6 +272,29 @@ impl CatalogueStore for Backend {
         let release = load_releases(&mut tx, "id = $1", &[Arg::Int(id.0)]).await?.into_iter().next();
         tx.commit().await.map_err(backend)?;
         release.ok_or_else(|| StoreError::not_found("release", id))
+    }
+
+    async fn mark_release_bad(&self, id: ReleaseId, reason: &str, by: &str, now: i64) -> Result<Release> {
+        let mut tx = self.begin_write().await?;
+        // Only the first mark is recorded: marking again returns the release as it was marked.
+        sqlx::query("UPDATE releases SET bad_at = $2, bad_reason = $3, bad_by = $4 WHERE id = $1 AND bad_at IS NULL")
+            .bind(id.0)
+            .bind(now)
+            .bind(reason)
+            .bind(by)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        let release = load_releases(&mut tx, "id = $1", &[Arg::Int(id.0)]).await?.into_iter().next();
+        tx.commit().await.map_err(backend)?;
+        release.ok_or_else(|| StoreError::not_found("release", id))
+    }
+
+    async fn bad_releases(&self) -> Result<Vec<Release>> {
+        let mut tx = self.begin_read().await?;
+        let releases = load_releases(&mut tx, "bad_at IS NOT NULL", &[]).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(releases)
     }
 
     async fn get_release(&self, id: ReleaseId) -> Result<Option<Release>> {

@@ -27,8 +27,8 @@ mod trust;
 use std::collections::{BTreeMap, HashMap};
 
 use ferry_core::{
-    Artifact, ArtifactName, DeviceId, DeviceStatus, GroupName, PlatformName, ProductName, Release, ReleaseId, Role,
-    Sha256,
+    Artifact, ArtifactName, BadMark, DeviceId, DeviceStatus, GroupName, PlatformName, ProductName, Release, ReleaseId,
+    Role, Sha256,
 };
 use ferry_store::{
     AdminToken, AppendOutcome, Approval, CatalogueStore, CheckinRecord, CredentialMatch, Device, DeviceFilter,
@@ -138,7 +138,8 @@ fn approval_from_row(row: &Row) -> Result<Approval> {
 }
 
 const RELEASE_COLUMNS: &str = "id, product, version, kind, required, reboot, classification, notes, \
-     dependencies, supersedes, no_update_versions, applies_to, counter, created_at, archived";
+     dependencies, supersedes, no_update_versions, applies_to, counter, created_at, archived, \
+     bad_at, bad_reason, bad_by";
 
 fn release_from_row(row: &Row) -> Result<Release> {
     const T: &str = "releases";
@@ -161,6 +162,14 @@ fn release_from_row(row: &Row) -> Result<Release> {
         counter: get(row, T, "counter")?,
         created_at: get(row, T, "created_at")?,
         archived: get(row, T, "archived")?,
+        bad: match get::<Option<i64>>(row, T, "bad_at")? {
+            None => None,
+            Some(at) => Some(BadMark {
+                at,
+                reason: get::<Option<String>>(row, T, "bad_reason")?.unwrap_or_default(),
+                by: get::<Option<String>>(row, T, "bad_by")?.unwrap_or_default(),
+            }),
+        },
     })
 }
 

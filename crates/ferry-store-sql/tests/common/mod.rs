@@ -40,6 +40,7 @@ pub async fn old_release(store: &dyn Store) -> ferry_core::Release {
         counter: 0,
         created_at: 0,
         archived: false,
+        bad: None,
     };
     store.create_release(&release, 1).await.unwrap()
 }
