@@ -168,6 +168,13 @@ pub struct GroupSpec {
     /// Relative jitter in `[0, 1]` (default from the server configuration).
     #[serde(default)]
     pub checkin_jitter: Option<f64>,
+    /// Makes the group dynamic: its members are the devices this filter matches. A dynamic
+    /// group has no enrollment key and no static members.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// The group whose approvals also apply to this group's devices.
+    #[serde(default)]
+    pub parent: Option<GroupName>,
 }
 
 /// Changes a group's settings; absent fields stay as they are.
@@ -187,6 +194,13 @@ pub struct GroupUpdate {
     /// Makes every member a test device, or stops doing so.
     #[serde(default)]
     pub test: Option<bool>,
+    /// A new filter, which makes the group dynamic (and removes its enrollment key); the
+    /// empty string makes it static again.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// A new parent group; the empty string removes the parent.
+    #[serde(default)]
+    pub parent: Option<String>,
 }
 
 /// A group as the admin API shows it.
@@ -208,6 +222,31 @@ pub struct GroupView {
     /// Whether every member is a test device (offered signed releases no one approved yet).
     #[serde(default)]
     pub test: bool,
+    /// For a dynamic group, the filter that selects its devices.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// The group whose approvals also apply to this group's devices.
+    #[serde(default)]
+    pub parent: Option<GroupName>,
+}
+
+/// Asks which devices a filter matches now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FilterPreviewSpec {
+    /// The filter text.
+    pub filter: String,
+}
+
+/// The devices a filter matches now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct FilterPreview {
+    /// How many devices match.
+    pub count: u64,
+    /// The first matching device ids (at most 100), in id order.
+    pub devices: Vec<DeviceId>,
 }
 
 /// A group's new enrollment key, shown once.
@@ -262,6 +301,10 @@ pub struct DeviceDetail {
     pub releases: Vec<ReleaseState>,
     /// Most recent status events, oldest first.
     pub events: Vec<Event>,
+    /// The groups whose approvals apply to it now: its static groups, the dynamic groups
+    /// whose filter it matches and the ancestors of both, sorted.
+    #[serde(default)]
+    pub effective_groups: Vec<GroupName>,
 }
 
 /// Why each release is or is not offered to a device.
@@ -270,7 +313,8 @@ pub struct DeviceDetail {
 pub struct ApplicabilityReport {
     /// The device.
     pub device: DeviceId,
-    /// The device's groups: a release is `not_approved` when none of them approves it.
+    /// The device's effective groups (static, dynamic and inherited): a release is
+    /// `not_approved` when none of them approves it.
     #[serde(default)]
     pub groups: Vec<GroupName>,
     /// One decision per release of the device's products: those it reports installed and
@@ -538,8 +582,9 @@ pub struct EventBatch {
 pub struct GroupCreated {
     /// The group.
     pub group: GroupView,
-    /// The key to give to devices. The server keeps only its hash.
-    pub enrollment_key: String,
+    /// The key to give to devices. The server keeps only its hash. A dynamic group has none.
+    #[serde(default)]
+    pub enrollment_key: Option<String>,
 }
 
 /// Creates a staged rollout.

@@ -116,6 +116,8 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
             enrollment_key_hash: None,
             created_at: now,
             test: false,
+            filter: None,
+            parent: None,
         })
         .await?;
     // One approved release the devices already run, and one they are offered: the check-in

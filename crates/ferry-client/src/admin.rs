@@ -6,9 +6,9 @@ use bytes::Bytes;
 use ferry_api::trust::{DirectorRotated, DraftQuery, OnlineKeys, Published, TargetsDraft, TrustStatus};
 use ferry_api::{
     ApplicabilityReport, ApprovalSpec, CheckNow, ContentInfo, DeviceDetail, DeviceGroups, DeviceTest, EnrollmentKey,
-    GroupCreated, GroupSpec, GroupUpdate, GroupView, Health, MarkBadSpec, PlatformSpec, PreauthorizeSpec,
-    PreauthorizedDevice, ProductSpec, ReleaseSpec, TestResults, TokenCreated, TokenSpec, Whoami, ADMIN_PREFIX,
-    SHA256_HEADER,
+    FilterPreview, FilterPreviewSpec, GroupCreated, GroupSpec, GroupUpdate, GroupView, Health, MarkBadSpec,
+    PlatformSpec, PreauthorizeSpec, PreauthorizedDevice, ProductSpec, ReleaseSpec, TestResults, TokenCreated,
+    TokenSpec, Whoami, ADMIN_PREFIX, SHA256_HEADER,
 };
 use ferry_core::{
     AdminToken, Approval, Device, DeviceId, DeviceStatus, Event, GroupName, Platform, PlatformName, Product,
@@ -313,6 +313,11 @@ impl AdminClient {
     /// stops working.
     pub async fn rotate_enrollment_key(&self, name: &GroupName) -> Result<EnrollmentKey, ClientError> {
         self.http.post_empty(self.url(&["groups", name.as_str(), "enrollment-key"])).await
+    }
+
+    /// `POST /groups/preview`: how many devices `filter` matches now, and the first of them.
+    pub async fn preview_filter(&self, filter: &str) -> Result<FilterPreview, ClientError> {
+        self.post(&["groups", "preview"], &FilterPreviewSpec { filter: filter.to_owned() }).await
     }
 
     // --- devices --------------------------------------------------------------------------

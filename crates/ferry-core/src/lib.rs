@@ -13,6 +13,7 @@ pub mod applicability;
 pub mod catalogue;
 pub mod device;
 pub mod events;
+pub mod filter;
 pub mod groups;
 pub mod names;
 pub mod rollout;
@@ -28,6 +29,7 @@ pub use catalogue::{
 };
 pub use device::{AdminToken, Device, DeviceState, DeviceStatus, Role};
 pub use events::{AppendOutcome, Event, NewEvent, ReleaseState};
-pub use groups::{Approval, ApprovalAction, Group};
+pub use filter::{Filter, FilterError};
+pub use groups::{Approval, ApprovalAction, Group, ParentError};
 pub use names::{ArtifactName, DeviceId, GroupName, NameError, PlatformName, ProductName};
 pub use version::{Version, VersionError};

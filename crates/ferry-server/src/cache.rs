@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use ferry_core::{Approval, DeviceId, Group, GroupName, Release};
 use ferry_store::Store;
 
+use crate::membership::GroupIndex;
+
 type Approved = Arc<Vec<(Release, Vec<Approval>)>>;
 type Groups = Arc<HashMap<GroupName, Group>>;
 /// Rollouts a check-in must consider (every state but completed), each with its release.
@@ -37,6 +39,8 @@ struct Inner {
     /// As `approved`, plus the releases a test device is offered without an approval.
     piloted: HashMap<Vec<GroupName>, (Instant, Approved)>,
     groups: Option<(Instant, Groups)>,
+    /// Built from the `groups` entry it holds, so filters are parsed once per read of them.
+    index: Option<Arc<GroupIndex>>,
     signed: Option<(Instant, SignedIndex)>,
     rollouts: Option<(Instant, Rollouts)>,
     bad: Option<(Instant, Bad)>,
@@ -66,6 +70,7 @@ impl CatalogueCache {
         inner.approved.clear();
         inner.piloted.clear();
         inner.groups = None;
+        inner.index = None;
         inner.signed = None;
         inner.rollouts = None;
         inner.bad = None;
@@ -156,6 +161,23 @@ impl CatalogueCache {
             inner.signed = Some((Instant::now(), fresh.clone()));
         }
         Ok(fresh)
+    }
+
+    /// All groups with their filters parsed ([`CatalogueCache::groups`], parsed once per read).
+    pub async fn group_index(&self, store: &dyn Store) -> ferry_store::Result<Arc<GroupIndex>> {
+        let groups = self.groups(store).await?;
+        let mut inner = self.inner.lock().expect("cache lock");
+        if let Some(index) = &inner.index {
+            if Arc::ptr_eq(index.groups(), &groups) {
+                return Ok(index.clone());
+            }
+        }
+        let index = Arc::new(GroupIndex::new(groups));
+        // Keep it only while it matches the cached groups (not after an invalidation).
+        if inner.groups.as_ref().is_some_and(|(_, g)| Arc::ptr_eq(g, index.groups())) {
+            inner.index = Some(index.clone());
+        }
+        Ok(index)
     }
 
     /// Every rollout but the completed ones (a completed rollout has become approvals), with

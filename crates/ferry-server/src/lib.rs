@@ -13,6 +13,7 @@ pub mod extract;
 pub mod limits;
 pub mod lookups;
 pub mod marked_bad;
+pub mod membership;
 pub mod offers;
 pub mod openapi;
 mod parse_error;

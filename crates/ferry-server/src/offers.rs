@@ -1,6 +1,7 @@
-//! What a device is offered now: the store's approved releases for the device's groups,
-//! decided by `ferry_core::applicability`. Shared by check-in, download entitlement and the
-//! admin "why" report (which adds the device's other releases, never offered), so the three
+//! What a device is offered now: the store's approved releases for the device's effective
+//! groups (`membership`: static, dynamic and inherited), decided by
+//! `ferry_core::applicability`. Shared by check-in, download entitlement and the admin "why"
+//! report (which adds the device's other releases, never offered), so the three
 //! can never disagree.
 //!
 //! A test device (marked itself, or a member of a test group) is also considered for every
@@ -12,9 +13,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use ferry_core::applicability::{self, Approval, Candidate, Decision, DeviceFacts, Verdict};
-use ferry_core::{Approval as StoredApproval, ApprovalAction, Device, ProductName, Release, ReleaseId};
+use ferry_core::{Approval as StoredApproval, ApprovalAction, Device, GroupName, ProductName, Release, ReleaseId};
 
 use crate::error::ApiResult;
+use crate::membership::effective_groups;
 use crate::state::AppState;
 
 /// The decisions for one device.
@@ -34,30 +36,33 @@ pub struct Evaluation {
 
 /// Decides what `device` is offered. Read-only: rollouts count the grants the device has.
 pub async fn evaluate(st: &AppState, device: &Device) -> ApiResult<Evaluation> {
-    let test = is_test(st, device).await?;
-    let approved = approved_for(st, device, test).await?;
+    let groups = effective_groups(st, device).await?;
+    let test = is_test(st, device, &groups).await?;
+    let approved = approved_for(st, &groups, test).await?;
     let eligible = if test { approved.len() } else { 0 };
     let rollouts = crate::rollouts::approvals_for(st, device, None).await?;
-    Ok(decide(device, approved, test, eligible, rollouts))
+    Ok(decide(device, &groups, approved, test, eligible, rollouts))
 }
 
 /// As [`evaluate`], at check-in: a rollout whose wave has reached the device grants it the
 /// release now if its limits allow (decided in the database).
 pub async fn evaluate_at_checkin(st: &AppState, device: &Device, now: i64) -> ApiResult<Evaluation> {
-    let test = is_test(st, device).await?;
-    let approved = approved_for(st, device, test).await?;
+    let groups = effective_groups(st, device).await?;
+    let test = is_test(st, device, &groups).await?;
+    let approved = approved_for(st, &groups, test).await?;
     let eligible = if test { approved.len() } else { 0 };
     let rollouts = crate::rollouts::approvals_for(st, device, Some(now)).await?;
-    Ok(decide(device, approved, test, eligible, rollouts))
+    Ok(decide(device, &groups, approved, test, eligible, rollouts))
 }
 
-/// Whether `device` is a test device: marked itself, or a member of a test group (cached).
-pub async fn is_test(st: &AppState, device: &Device) -> ApiResult<bool> {
-    if device.test || device.groups.is_empty() {
+/// Whether `device` is a test device: marked itself, or a member (static, dynamic or
+/// inherited) of a test group (cached).
+pub async fn is_test(st: &AppState, device: &Device, groups: &[GroupName]) -> ApiResult<bool> {
+    if device.test || groups.is_empty() {
         return Ok(device.test);
     }
-    let groups = st.catalogue.groups(st.store.as_ref()).await?;
-    Ok(device.groups.iter().any(|name| groups.get(name).is_some_and(|g| g.test)))
+    let all = st.catalogue.groups(st.store.as_ref()).await?;
+    Ok(groups.iter().any(|name| all.get(name).is_some_and(|g| g.test)))
 }
 
 /// As [`evaluate`], for the "why" report: also decides every other release of the device's
@@ -68,13 +73,14 @@ pub async fn is_test(st: &AppState, device: &Device) -> ApiResult<bool> {
 /// approved for install but held back because no signed targets metadata lists them yet are
 /// returned apart, in id order.
 pub async fn explain(st: &AppState, device: &Device) -> ApiResult<(Evaluation, Vec<ReleaseId>)> {
-    let test = is_test(st, device).await?;
-    let approved = approved_for(st, device, test).await?;
+    let groups = effective_groups(st, device).await?;
+    let test = is_test(st, device, &groups).await?;
+    let approved = approved_for(st, &groups, test).await?;
     // The approvals as stored, before the signed-release gate of the cache.
-    let stored: HashMap<ReleaseId, Vec<StoredApproval>> = if device.groups.is_empty() {
+    let stored: HashMap<ReleaseId, Vec<StoredApproval>> = if groups.is_empty() {
         HashMap::new()
     } else {
-        st.store.approved_releases(&device.groups).await?.into_iter().map(|(r, a)| (r.id, a)).collect()
+        st.store.approved_releases(&groups).await?.into_iter().map(|(r, a)| (r.id, a)).collect()
     };
     let mut products: BTreeSet<ProductName> = device
         .installed
@@ -93,7 +99,7 @@ pub async fn explain(st: &AppState, device: &Device) -> ApiResult<(Evaluation, V
             continue;
         }
         let approvals = stored.get(&release.id).cloned().unwrap_or_default();
-        if approvals.iter().any(|a| a.action == ApprovalAction::Install && device.groups.contains(&a.group)) {
+        if approvals.iter().any(|a| a.action == ApprovalAction::Install && groups.contains(&a.group)) {
             awaiting_signature.push(release.id);
         } else {
             all.push((release, approvals));
@@ -104,31 +110,34 @@ pub async fn explain(st: &AppState, device: &Device) -> ApiResult<(Evaluation, V
     // the archived or unsigned ones added above for the report.
     let eligible = if test { approved.len() } else { 0 };
     let rollouts = crate::rollouts::approvals_for(st, device, None).await?;
-    Ok((decide(device, Arc::new(all), test, eligible, rollouts), awaiting_signature))
+    Ok((decide(device, &groups, Arc::new(all), test, eligible, rollouts), awaiting_signature))
 }
 
-/// The releases approved or declined for the device's groups, and for a test device every
-/// other release it may be offered (cached).
+/// The releases approved or declined for the device's effective groups, and for a test
+/// device every other release it may be offered (cached).
 async fn approved_for(
     st: &AppState,
-    device: &Device,
+    groups: &[GroupName],
     test: bool,
 ) -> ApiResult<Arc<Vec<(Release, Vec<StoredApproval>)>>> {
     Ok(if test {
-        st.catalogue.piloted(st.store.as_ref(), &device.groups).await?
-    } else if device.groups.is_empty() {
+        st.catalogue.piloted(st.store.as_ref(), groups).await?
+    } else if groups.is_empty() {
         Arc::new(Vec::new())
     } else {
-        st.catalogue.approved(st.store.as_ref(), &device.groups).await?
+        st.catalogue.approved(st.store.as_ref(), groups).await?
     })
 }
 
-/// Decides the candidates `approved`; of those that no group of the device approves or
-/// declines, the first `eligible` are taken as approved for install (a test device's). What
-/// rollouts give the device is combined with the group approvals (a decline for one of its
-/// groups still wins over a rollout's grant).
+/// Decides the candidates `approved`, combining per release the approvals of `groups` (the
+/// device's effective groups: a decline anywhere wins, else install with the earliest
+/// deadline); of those that no group of the device approves or declines, the first
+/// `eligible` are taken as approved for install (a test device's). What rollouts give the
+/// device is combined with the group approvals (a decline for one of its groups still wins
+/// over a rollout's grant).
 fn decide(
     device: &Device,
+    groups: &[GroupName],
     approved: Arc<Vec<(Release, Vec<StoredApproval>)>>,
     test: bool,
     eligible: usize,
@@ -141,7 +150,7 @@ fn decide(
         .map(|(i, (release, approvals))| {
             let combined = approvals
                 .iter()
-                .filter(|a| device.groups.contains(&a.group))
+                .filter(|a| groups.contains(&a.group))
                 .map(|a| match a.action {
                     ApprovalAction::Install => Approval::Install { deadline: a.deadline },
                     ApprovalAction::Decline => Approval::Decline,

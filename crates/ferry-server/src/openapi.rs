@@ -35,6 +35,7 @@ impl Modify for BearerAuth {
         catalogue::release_approvals, catalogue::list_approvals, catalogue::set_approval, catalogue::delete_approval,
         rollouts::create_rollout, rollouts::list_rollouts, rollouts::get_rollout, rollouts::act,
         groups::list_groups, groups::create_group, groups::get_group, groups::update_group, groups::rotate_enrollment_key,
+        groups::preview,
         devices::list_devices, devices::preauthorize, devices::get_device, devices::accept, devices::reject,
         devices::set_groups, devices::events, devices::applicability,
         device::enroll, device::checkin, device::events, download::download,

@@ -66,6 +66,7 @@ macro_rules! conformance_tests {
             list_releases_order_and_filter,
             groups,
             group_enrollment_keys,
+            group_filter_and_parent,
             approvals_upsert_and_delete,
             approval_missing_release_or_group,
             approved_releases,
@@ -216,6 +217,8 @@ fn group(name: &str) -> Group {
         enrollment_key_hash: None,
         created_at: 10,
         test: false,
+        filter: None,
+        parent: None,
     }
 }
 
@@ -671,6 +674,27 @@ pub async fn group_enrollment_keys(store: &dyn Store) {
     let lab = Group { enrollment_key_hash: Some(key), ..group("lab") };
     expect_conflict(store.update_group(&lab).await, "update to a key another group has");
     assert_eq!(store.get_group(&group_name("lab")).await.unwrap(), Some(group("lab")));
+}
+
+/// A group's filter text and parent are stored as given, changed and cleared by an update.
+pub async fn group_filter_and_parent(store: &dyn Store) {
+    store.create_group(&group("all")).await.unwrap();
+    let osaka = Group {
+        filter: Some(r#"attr.site = "osaka" and version(vpn-client) < "5.0""#.to_owned()),
+        parent: Some(group_name("all")),
+        ..group("osaka")
+    };
+    store.create_group(&osaka).await.unwrap();
+    assert_eq!(store.get_group(&osaka.name).await.unwrap(), Some(osaka.clone()));
+    assert_eq!(store.list_groups().await.unwrap(), vec![group("all"), osaka.clone()]);
+
+    store.create_group(&group("asia")).await.unwrap();
+    let moved = Group { filter: Some("id ~ \"osaka-*\"".to_owned()), parent: Some(group_name("asia")), ..osaka };
+    store.update_group(&moved).await.unwrap();
+    assert_eq!(store.get_group(&moved.name).await.unwrap(), Some(moved.clone()));
+    let cleared = Group { filter: None, parent: None, ..moved };
+    store.update_group(&cleared).await.unwrap();
+    assert_eq!(store.get_group(&cleared.name).await.unwrap(), Some(cleared));
 }
 
 /// Setting an approval replaces the earlier one; deleting says whether one existed; listing

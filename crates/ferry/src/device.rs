@@ -28,7 +28,7 @@ enum DeviceCommand {
         /// Only devices in this status: preauthorized, pending, accepted or rejected.
         #[arg(long, value_parser = wire_enum::<DeviceStatus>)]
         status: Option<DeviceStatus>,
-        /// Only members of this group.
+        /// Only static members of this group (`ferry group preview` shows a dynamic group's).
         #[arg(long)]
         group: Option<GroupName>,
         /// Only devices whose identity more than one machine claims (cloned images).
@@ -220,6 +220,7 @@ fn print_detail(detail: &DeviceDetail) {
         ("status", d.status.as_str().to_owned()),
         ("groups", list(&d.groups)),
         ("test device", crate::output::yes_no(d.test)),
+        ("effective groups", list(&detail.effective_groups)),
         ("platform", opt(d.platform.as_ref())),
         ("installed", installed(d)),
         ("configs", list(d.configs.iter().map(|(p, v)| format!("{p} {v}")))),

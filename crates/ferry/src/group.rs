@@ -1,4 +1,5 @@
-//! `ferry group`: device groups, their check-in schedule and enrollment keys.
+//! `ferry group`: device groups (static or dynamic, in a tree), their check-in schedule and
+//! enrollment keys, and the preview of a filter.
 
 use ferry_api::{GroupSpec, GroupUpdate, GroupView};
 use ferry_core::GroupName;
@@ -29,7 +30,8 @@ struct Schedule {
 
 #[derive(Debug, clap::Subcommand)]
 enum GroupCommand {
-    /// Creates a group and prints its enrollment key (shown only this once).
+    /// Creates a group and prints its enrollment key (shown only this once). With --filter
+    /// the group is dynamic: its members are the devices the filter matches, and it has no key.
     Create {
         /// Unique name.
         name: GroupName,
@@ -38,6 +40,12 @@ enum GroupCommand {
         description: String,
         #[command(flatten)]
         schedule: Schedule,
+        /// Makes the group dynamic, e.g. 'platform = "linux-x86_64" and attr.site = "osaka"'.
+        #[arg(long)]
+        filter: Option<String>,
+        /// The group whose approvals also apply to this group's devices.
+        #[arg(long)]
+        parent: Option<GroupName>,
     },
     /// Lists groups.
     List,
@@ -46,7 +54,8 @@ enum GroupCommand {
         /// Its name.
         name: GroupName,
     },
-    /// Changes a group's description, schedule or test flag.
+    /// Changes a group's description, schedule, test flag, filter or parent.
+    #[command(alias = "update")]
     Set {
         /// Its name.
         name: GroupName,
@@ -59,6 +68,23 @@ enum GroupCommand {
         /// (its pilot ring); false: no longer.
         #[arg(long, value_name = "true|false")]
         test: Option<bool>,
+        /// A new filter, making the group dynamic (and removing its enrollment key).
+        #[arg(long, conflicts_with = "no_filter")]
+        filter: Option<String>,
+        /// Makes a dynamic group static again.
+        #[arg(long)]
+        no_filter: bool,
+        /// A new parent group.
+        #[arg(long, conflicts_with = "no_parent")]
+        parent: Option<GroupName>,
+        /// Removes the group's parent.
+        #[arg(long)]
+        no_parent: bool,
+    },
+    /// Shows how many devices a filter matches now, and the first 100 of them.
+    Preview {
+        /// The filter, e.g. 'version(vpn-client) < "5.0"'.
+        filter: String,
     },
     /// Replaces the group's enrollment key and prints the new one; the old one stops working.
     RotateKey {
@@ -72,34 +98,59 @@ impl GroupArgs {
     pub async fn run(self, ctx: &Context) -> anyhow::Result<()> {
         let client = ctx.admin()?;
         match self.command {
-            GroupCommand::Create { name, description, schedule } => {
+            GroupCommand::Create { name, description, schedule, filter, parent } => {
                 let spec = GroupSpec {
                     name,
                     description,
                     checkin_interval_secs: schedule.interval,
                     checkin_jitter: schedule.jitter,
+                    filter,
+                    parent,
                 };
                 let created = client.create_group(&spec).await?;
-                ctx.out.created(&created, &created.enrollment_key, |c| {
+                let essential = created.enrollment_key.clone().unwrap_or_else(|| created.group.name.to_string());
+                ctx.out.created(&created, essential, |c| {
                     say!("created group {}", c.group.name);
-                    print_key(&c.enrollment_key);
+                    match &c.enrollment_key {
+                        Some(key) => print_key(key),
+                        None => say!("it is dynamic: its members are the devices its filter matches"),
+                    }
+                })
+            }
+            GroupCommand::Preview { filter } => {
+                let preview = client.preview_filter(&filter).await?;
+                ctx.out.show(&preview, |p| {
+                    say!("{} device(s) match", p.count);
+                    for id in &p.devices {
+                        say!("{id}");
+                    }
+                    if p.count > p.devices.len() as u64 {
+                        say!("(the first {} shown)", p.devices.len());
+                    }
                 })
             }
             GroupCommand::List => ctx.out.show(&client.list_groups().await?, |gs| print_groups(gs)),
             GroupCommand::Show { name } => ctx.out.show(&client.get_group(&name).await?, print_group),
-            GroupCommand::Set { name, description, schedule, test } => {
+            GroupCommand::Set { name, description, schedule, test, filter, no_filter, parent, no_parent } => {
                 let update = GroupUpdate {
                     description,
                     checkin_interval_secs: schedule.interval,
                     checkin_jitter: schedule.jitter,
                     test,
+                    filter: if no_filter { Some(String::new()) } else { filter },
+                    parent: if no_parent { Some(String::new()) } else { parent.map(|p| p.to_string()) },
                 };
                 if update.description.is_none()
                     && update.checkin_interval_secs.is_none()
                     && update.checkin_jitter.is_none()
                     && update.test.is_none()
+                    && update.filter.is_none()
+                    && update.parent.is_none()
                 {
-                    return Err(usage("nothing to change: pass --description, --interval, --jitter or --test"));
+                    return Err(usage(
+                        "nothing to change: pass --description, --interval, --jitter, --test, --filter, --no-filter, \
+                         --parent or --no-parent",
+                    ));
                 }
                 ctx.out.show(&client.update_group(&name, &update).await?, print_group)
             }
@@ -120,11 +171,13 @@ fn print_key(key: &str) {
 
 fn print_groups(groups: &[GroupView]) {
     print_table(
-        &["name", "description", "interval", "jitter", "key", "created"],
+        &["name", "description", "parent", "dynamic", "interval", "jitter", "key", "created"],
         groups.iter().map(|g| {
             vec![
                 g.name.to_string(),
                 g.description.clone(),
+                g.parent.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string),
+                yes_no(g.filter.is_some()),
                 format_duration(g.checkin_interval_secs),
                 g.checkin_jitter.to_string(),
                 yes_no(g.has_enrollment_key),
@@ -138,6 +191,8 @@ fn print_group(g: &GroupView) {
     print_fields(&[
         ("name", g.name.to_string()),
         ("description", g.description.clone()),
+        ("filter", g.filter.clone().unwrap_or_else(|| "- (static)".to_owned())),
+        ("parent", g.parent.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string)),
         ("check-in interval", format_duration(g.checkin_interval_secs)),
         ("jitter", g.checkin_jitter.to_string()),
         ("enrollment key", yes_no(g.has_enrollment_key)),

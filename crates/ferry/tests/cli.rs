@@ -428,3 +428,79 @@ fn the_last_admin_token_stays_and_access_is_recovered_on_the_server() {
     assert_eq!((whoami["name"].as_str(), whoami["role"].as_str()), (Some("recovered-admin"), Some("admin")));
     assert_eq!(run(&["token", "revoke", &initial]).0, 0);
 }
+
+#[test]
+#[cfg(unix)]
+fn dynamic_and_nested_groups_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let run = |args: &[&str]| output(server.cli().args(args));
+    let json = |args: &[&str]| {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+
+    json(&["group", "create", "all", "--json"]);
+    let lab = json(&["group", "create", "lab", "--parent", "all", "--json"]);
+    let filter = r#"attr.site = "osaka" and version(vpn-client) < "5.0""#;
+    let osaka = json(&["group", "create", "osaka", "--filter", filter, "--parent", "all", "--json"]);
+    assert_eq!(osaka["enrollment_key"], serde_json::Value::Null, "a dynamic group has no key");
+    assert_eq!((osaka["group"]["filter"].as_str(), osaka["group"]["parent"].as_str()), (Some(filter), Some("all")));
+    let (code, out, _) = run(&["group", "show", "osaka"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(filter) && out.contains("parent"), "{out}");
+
+    enroll_and_report(&server.url, lab["enrollment_key"].as_str().unwrap(), "gw-osaka", "osaka");
+    enroll_and_report(&server.url, lab["enrollment_key"].as_str().unwrap(), "gw-kyoto", "kyoto");
+    let preview = json(&["group", "preview", filter, "--json"]);
+    assert_eq!((preview["count"].as_u64(), preview["devices"].clone()), (Some(1), serde_json::json!(["gw-osaka"])));
+    let (code, out, _) = run(&["group", "preview", r#"attr.site exists"#]);
+    assert_eq!(code, 0);
+    assert!(out.contains("2 device(s) match") && out.contains("gw-kyoto") && out.contains("gw-osaka"), "{out}");
+    let detail = json(&["device", "show", "gw-osaka", "--json"]);
+    assert_eq!(detail["effective_groups"], serde_json::json!(["all", "lab", "osaka"]));
+    let (_, out, _) = run(&["device", "show", "gw-kyoto"]);
+    assert!(out.contains("effective groups") && out.contains("all, lab"), "{out}");
+
+    // A cycle is a conflict (exit 4) that names it; `update` is `set`.
+    let (code, _, err) = run(&["group", "update", "all", "--parent", "lab"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("all -> lab -> all"), "{err}");
+    let moved = json(&["group", "update", "osaka", "--no-parent", "--filter", r#"attr.site = "osaka""#, "--json"]);
+    assert_eq!(
+        (moved["parent"].clone(), moved["filter"].as_str()),
+        (serde_json::Value::Null, Some(r#"attr.site = "osaka""#))
+    );
+
+    // A filter that does not parse is refused by the server (exit 8), with its position.
+    let (code, _, err) =
+        run(&["group", "create", "bad", "--filter", r#"platform = "linux-x86_64" and attr.site "osaka""#]);
+    assert_eq!(code, 8, "{err}");
+    assert!(err.contains("at column 41: expected a comparison operator"), "{err}");
+    let (code, _, err) = run(&["group", "preview", "platform ="]);
+    assert_eq!(code, 8, "{err}");
+    assert!(err.contains("at column 11"), "{err}");
+    // Static membership in a dynamic group is a conflict.
+    assert_eq!(run(&["device", "groups", "gw-kyoto", "osaka"]).0, 4);
+    assert_eq!(run(&["group", "rotate-key", "osaka"]).0, 4);
+}
+
+/// Enrolls `id` with `key` and checks in reporting vpn-client 4.0 at `site`.
+fn enroll_and_report(url: &str, key: &str, id: &str, site: &str) {
+    use ferry_api::EnrollRequest;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut device = ferry_client::DeviceClient::new(url, None).unwrap();
+        let request = EnrollRequest { device_id: id.parse().unwrap(), enrollment_key: Some(key.to_owned()) };
+        let enrolled = device.enroll(&request).await.unwrap();
+        device.set_credential(&enrolled.credential).unwrap();
+        let checkin = ferry_api::CheckinRequest {
+            platform: Some("linux-x86_64".parse().unwrap()),
+            installed: [("vpn-client".parse().unwrap(), "4.0".parse().unwrap())].into(),
+            attributes: [("site".to_owned(), site.to_owned())].into(),
+            ..Default::default()
+        };
+        device.checkin(&checkin).await.unwrap();
+    });
+}

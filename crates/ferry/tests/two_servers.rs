@@ -66,6 +66,8 @@ async fn two_servers_never_grant_past_the_rate_limit_between_them() {
             description: String::new(),
             checkin_interval_secs: None,
             checkin_jitter: None,
+            filter: None,
+            parent: None,
         })
         .await
         .unwrap();
@@ -120,8 +122,7 @@ async fn two_servers_never_grant_past_the_rate_limit_between_them() {
         async move {
             let id: DeviceId = format!("pc-{i:03}").parse().unwrap();
             let client = DeviceClient::with_client(&url, None, pool).unwrap();
-            let answer =
-                client.enroll(&EnrollRequest { device_id: id.clone(), enrollment_key: Some(key) }).await.unwrap();
+            let answer = client.enroll(&EnrollRequest { device_id: id.clone(), enrollment_key: key }).await.unwrap();
             (id, answer.credential)
         }
     }))

@@ -145,7 +145,7 @@ fn unchanged(device: &Device, rec: &CheckinRecord) -> bool {
 async fn schedule(st: &AppState, device: &Device) -> ApiResult<(u64, f64)> {
     let groups = st.catalogue.groups(st.store.as_ref()).await?;
     let mut best: Option<(u64, f64)> = None;
-    for name in &device.groups {
+    for name in &crate::membership::effective_groups(st, device).await? {
         if let Some(g) = groups.get(name) {
             if best.is_none_or(|(i, _)| g.checkin_interval_secs < i) {
                 best = Some((g.checkin_interval_secs, g.checkin_jitter));
@@ -176,7 +176,10 @@ pub async fn checkin(
         device.platform = record.platform;
         device.installed = record.installed;
         device.configs = record.configs;
+        device.attributes = record.attributes;
     }
+    // Dynamic groups see the device as it is now, just in contact.
+    device.last_contact = Some(at);
     let (interval, jitter) = schedule(&st, &device).await?;
     let delay = next_checkin_delay(interval, jitter, rand::random::<f64>());
     let (offers, director) = if device.status == DeviceStatus::Accepted {

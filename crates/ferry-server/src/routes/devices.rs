@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::auth::{hash_secret, new_secret, Admin};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::membership::effective_groups;
 use crate::offers;
 use crate::state::AppState;
 
@@ -68,6 +69,7 @@ pub async fn preauthorize(
     Json(spec): Json<PreauthorizeSpec>,
 ) -> ApiResult<(StatusCode, Json<PreauthorizedDevice>)> {
     admin.require(Role::Operator)?;
+    refuse_dynamic(&st, &spec.groups).await?;
     let enrollment_key = new_secret(DEVICE_ENROLLMENT_KEY_PREFIX);
     let device =
         st.store.preauthorize_device(&spec.id, &spec.groups, &hash_secret(&enrollment_key), st.clock.now()).await?;
@@ -82,7 +84,8 @@ pub async fn get_device(State(st): S, admin: Admin, Path(id): Path<DeviceId>) ->
     let device = load(&st, &id).await?;
     let releases = st.store.device_release_states(&id).await?;
     let events = st.store.list_events(&id, None, DETAIL_EVENTS).await?;
-    Ok(Json(DeviceDetail { device, releases, events }))
+    let effective_groups = effective_groups(&st, &device).await?;
+    Ok(Json(DeviceDetail { device, releases, events, effective_groups }))
 }
 
 async fn set_status(st: &AppState, admin: &Admin, id: &DeviceId, status: DeviceStatus) -> ApiResult<Json<Device>> {
@@ -122,8 +125,22 @@ pub async fn set_groups(
     if body.groups.len() > 64 {
         return Err(ApiError::bad_request("a device can be in at most 64 groups"));
     }
+    refuse_dynamic(&st, &body.groups).await?;
     st.store.set_device_groups(&id, &body.groups).await?;
     Ok(Json(load(&st, &id).await?))
+}
+
+/// Refuses to make a device a static member of a dynamic group: its filter alone decides.
+async fn refuse_dynamic(st: &AppState, groups: &[GroupName]) -> ApiResult<()> {
+    for name in groups {
+        if let Some(filter) = st.store.get_group(name).await?.and_then(|g| g.filter) {
+            return Err(ApiError::conflict(format!(
+                "group {name} is dynamic (filter: {filter}); its members are the devices the filter matches, \
+                 so devices cannot be put in it: change the filter, or use a static group"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Filter of `GET /devices/{id}/events`.
@@ -159,9 +176,10 @@ pub async fn applicability(
     admin.require(Role::Viewer)?;
     let device = load(&st, &id).await?;
     let (eval, awaiting_signature) = offers::explain(&st, &device).await?;
+    let groups = effective_groups(&st, &device).await?;
     Ok(Json(ApplicabilityReport {
         device: id,
-        groups: device.groups,
+        groups,
         decisions: eval.decisions,
         awaiting_signature,
         test: eval.test,

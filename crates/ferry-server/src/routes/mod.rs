@@ -98,6 +98,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/rollouts/{id}", get(rollouts::get_rollout))
         .route("/rollouts/{id}/{action}", post(rollouts::act))
         .route("/groups", get(groups::list_groups).post(groups::create_group))
+        .route("/groups/preview", post(groups::preview))
         .route("/groups/{name}", get(groups::get_group).patch(groups::update_group))
         .route("/groups/{name}/enrollment-key", post(groups::rotate_enrollment_key))
         .route("/devices", get(devices::list_devices).post(devices::preauthorize))

@@ -99,10 +99,12 @@ pub async fn catalogue(
             description: String::new(),
             checkin_interval_secs: checkin.map(|(interval, _)| interval),
             checkin_jitter: checkin.map(|(_, jitter)| jitter),
+            filter: None,
+            parent: None,
         })
         .await
         .unwrap();
-    (admin, group.enrollment_key)
+    (admin, group.enrollment_key.expect("a static group has an enrollment key"))
 }
 
 /// The SHA-256 of `data`.

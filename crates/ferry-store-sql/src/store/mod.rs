@@ -106,7 +106,7 @@ fn platform_from_row(row: &Row) -> Result<Platform> {
 }
 
 const GROUP_COLUMNS: &str =
-    "name, description, checkin_interval_secs, checkin_jitter, enrollment_key_hash, created_at, test";
+    "name, description, checkin_interval_secs, checkin_jitter, enrollment_key_hash, created_at, test, filter, parent";
 
 fn group_from_row(row: &Row) -> Result<Group> {
     const T: &str = "groups";
@@ -118,6 +118,10 @@ fn group_from_row(row: &Row) -> Result<Group> {
         enrollment_key_hash: get(row, T, "enrollment_key_hash")?,
         created_at: get(row, T, "created_at")?,
         test: get(row, T, "test")?,
+        filter: get(row, T, "filter")?,
+        parent: get::<Option<String>>(row, T, "parent")?
+            .map(|p| parse_name(T, "parent", p, GroupName::new))
+            .transpose()?,
     })
 }
 
