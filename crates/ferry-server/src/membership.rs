@@ -63,6 +63,13 @@ impl GroupIndex {
         all.into_iter().collect()
     }
 
+    /// `group` and its ancestors.
+    pub fn closure(&self, group: &GroupName) -> BTreeSet<GroupName> {
+        let mut all = BTreeSet::new();
+        self.with_ancestors(group, &mut all);
+        all
+    }
+
     /// Adds `group` and its ancestors to `into`. Stops at a group already added (also
     /// guarding against a cycle that concurrent updates could have stored) and after
     /// [`MAX_GROUP_DEPTH`] levels.

@@ -40,7 +40,7 @@ pub async fn evaluate(st: &AppState, device: &Device) -> ApiResult<Evaluation> {
     let test = is_test(st, device, &groups).await?;
     let approved = approved_for(st, &groups, test).await?;
     let eligible = if test { approved.len() } else { 0 };
-    let rollouts = crate::rollouts::approvals_for(st, device, None).await?;
+    let rollouts = crate::rollouts::approvals_for(st, device, &groups, None).await?;
     Ok(decide(device, &groups, approved, test, eligible, rollouts))
 }
 
@@ -51,7 +51,7 @@ pub async fn evaluate_at_checkin(st: &AppState, device: &Device, now: i64) -> Ap
     let test = is_test(st, device, &groups).await?;
     let approved = approved_for(st, &groups, test).await?;
     let eligible = if test { approved.len() } else { 0 };
-    let rollouts = crate::rollouts::approvals_for(st, device, Some(now)).await?;
+    let rollouts = crate::rollouts::approvals_for(st, device, &groups, Some(now)).await?;
     Ok(decide(device, &groups, approved, test, eligible, rollouts))
 }
 
@@ -109,7 +109,7 @@ pub async fn explain(st: &AppState, device: &Device) -> ApiResult<(Evaluation, V
     // Only the releases a test device may be offered without an approval are promoted, not
     // the archived or unsigned ones added above for the report.
     let eligible = if test { approved.len() } else { 0 };
-    let rollouts = crate::rollouts::approvals_for(st, device, None).await?;
+    let rollouts = crate::rollouts::approvals_for(st, device, &groups, None).await?;
     Ok((decide(device, &groups, Arc::new(all), test, eligible, rollouts), awaiting_signature))
 }
 

@@ -9,7 +9,7 @@ use ferry_core::applicability::{self, Approval, DeviceFacts, Need, Staged};
 use ferry_core::rollout::{
     self, policy, Action, GrantState, Load, Outcome, Rollout, RolloutId, RolloutState, Tally, TimelineEntry, Transition,
 };
-use ferry_core::{Approval as StoredApproval, ApprovalAction, Device, DeviceId, DeviceStatus, Release};
+use ferry_core::{Approval as StoredApproval, ApprovalAction, Device, DeviceId, DeviceStatus, GroupName, Release};
 use ferry_store::{DeviceFilter, GrantOutcome};
 
 use crate::error::{ApiError, ApiResult};
@@ -45,7 +45,7 @@ fn place_wave(rollout: &Rollout, device: &DeviceId) -> u32 {
     rollout.wave_of(rollout::place(rollout.id.0 as u64, device))
 }
 
-/// What the rollouts targeting `device` give it: per release, an install approval (granted)
+/// What the rollouts targeting `device` (one of its effective `groups`) give it: per release, an install approval (granted)
 /// or the reason it waits ([`Approval::Staged`]). With `grant_at`, a device whose wave is open
 /// and that has no grant is granted now if the limits allow (check-in); without it nothing
 /// is written (downloads, the "why" report, event checks).
@@ -56,16 +56,17 @@ fn place_wave(rollout: &Rollout, device: &DeviceId) -> u32 {
 pub async fn approvals_for(
     st: &AppState,
     device: &Device,
+    groups: &[GroupName],
     grant_at: Option<i64>,
 ) -> ApiResult<Vec<(Release, Approval)>> {
-    if device.status != DeviceStatus::Accepted || device.groups.is_empty() {
+    if device.status != DeviceStatus::Accepted || groups.is_empty() {
         return Ok(Vec::new());
     }
     let rollouts = st.catalogue.rollouts(st.store.as_ref()).await?;
     let facts = facts(device);
     let mut relevant: Vec<(&Rollout, &Release, Need)> = rollouts
         .iter()
-        .filter(|(r, _)| r.targets.iter().any(|g| device.groups.contains(g)))
+        .filter(|(r, _)| r.targets.iter().any(|g| groups.contains(g)))
         .map(|(r, release)| (r, release, applicability::need(&facts, release)))
         .filter(|(_, _, need)| *need != Need::NotApplicable)
         .collect();
@@ -127,15 +128,29 @@ async fn decide_grant(
     }
 }
 
-/// Every accepted device of the rollout's target groups.
+/// Every accepted device whose effective groups include one of the rollout's targets: the
+/// static members of the targets and of the groups below them, and, when a dynamic group is
+/// among those, every device its filter matches (which takes a pass over the fleet).
 async fn population(st: &AppState, rollout: &Rollout) -> ApiResult<BTreeMap<DeviceId, Device>> {
+    let index = st.catalogue.group_index(st.store.as_ref()).await?;
+    let now = st.clock.now();
+    // The groups whose devices the targets reach: each group with a target among itself and
+    // its ancestors.
+    let reached: Vec<&ferry_core::Group> = index
+        .groups()
+        .values()
+        .filter(|g| index.closure(&g.name).iter().any(|a| rollout.targets.contains(a)))
+        .collect();
+    let any_dynamic = reached.iter().any(|g| g.filter.is_some());
+    let scans: Vec<Option<GroupName>> =
+        if any_dynamic { vec![None] } else { reached.iter().map(|g| Some(g.name.clone())).collect() };
     let mut devices = BTreeMap::new();
-    for group in &rollout.targets {
+    for group in scans {
         let mut after = None;
         loop {
             let filter = DeviceFilter {
                 status: Some(DeviceStatus::Accepted),
-                group: Some(group.clone()),
+                group: group.clone(),
                 after: after.clone(),
                 limit: 1000,
                 ..DeviceFilter::default()
@@ -143,7 +158,11 @@ async fn population(st: &AppState, rollout: &Rollout) -> ApiResult<BTreeMap<Devi
             let page = st.store.list_devices(&filter).await?;
             let full = page.len() == 1000;
             after = page.last().map(|d| d.id.clone());
-            devices.extend(page.into_iter().map(|d| (d.id.clone(), d)));
+            for device in page {
+                if group.is_some() || index.effective(&device, now).iter().any(|g| rollout.targets.contains(g)) {
+                    devices.insert(device.id.clone(), device);
+                }
+            }
             if !full {
                 break;
             }

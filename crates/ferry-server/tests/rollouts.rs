@@ -294,3 +294,88 @@ async fn marking_the_release_bad_cancels_its_rollouts_sqlite() {
 async fn marking_the_release_bad_cancels_its_rollouts_postgres() {
     marking_the_release_bad_cancels_its_rollouts(Backend::Postgres).await;
 }
+
+/// A rollout reaches the devices of its targets' child groups and of dynamic targets, as
+/// approvals do, and no others; its tally counts exactly those.
+async fn rollouts_reach_nested_and_dynamic_targets(backend: Backend) {
+    let srv = server(backend).await;
+    let product = ProductSpec { name: "vpn-client".parse().unwrap(), description: String::new() };
+    let f = Fleet::new(&srv, product, None).await;
+    let group = |name: &str, filter: Option<&str>, parent: Option<&str>| GroupSpec {
+        name: name.parse().unwrap(),
+        description: String::new(),
+        checkin_interval_secs: None,
+        checkin_jitter: None,
+        filter: filter.map(str::to_owned),
+        parent: parent.map(|p| p.parse().unwrap()),
+    };
+    f.admin.create_group(&group("fleet", None, None)).await.unwrap();
+    let osaka = f.admin.create_group(&group("osaka", None, Some("fleet"))).await.unwrap();
+    f.admin.create_group(&group("beta", Some(r#"attr.ring = "beta""#), None)).await.unwrap();
+    let data = b"vpn-client 4.0".to_vec();
+    let info = f.admin.upload_content(data.clone(), Some(&sha(&data))).await.unwrap();
+    let spec = common::release_spec(
+        "vpn-client",
+        "4.0",
+        "linux-x86_64",
+        common::artifact("vpn.tar", &info, "application/x-tar"),
+    );
+    let release = f.admin.create_release(&spec).await.unwrap();
+    let everyone = Wave {
+        share: 10_000,
+        soak_secs: 86_400,
+        success: 10_000,
+        failure: 10_000,
+        failure_min: 100,
+        manual_gate: false,
+    };
+    let rollout = f
+        .admin
+        .create_rollout(&RolloutSpec {
+            release: release.id,
+            targets: vec!["fleet".parse().unwrap(), "beta".parse().unwrap()],
+            waves: vec![everyone],
+            limits: Default::default(),
+            commit_timeout_secs: 3600,
+            emergency: false,
+        })
+        .await
+        .unwrap()
+        .rollout;
+
+    let enroll = |id: &'static str, key: String| {
+        let url = f.url.clone();
+        async move {
+            let mut client = DeviceClient::new(&url, None).unwrap();
+            let answer = client
+                .enroll(&EnrollRequest { device_id: id.parse().unwrap(), enrollment_key: Some(key) })
+                .await
+                .unwrap();
+            client.set_credential(&answer.credential).unwrap();
+            client
+        }
+    };
+    let in_osaka = enroll("osaka-1", osaka.enrollment_key.clone().unwrap()).await;
+    let beta = enroll("office-beta", f.enrollment_key.clone()).await;
+    let other = enroll("office-1", f.enrollment_key.clone()).await;
+    async fn offered(client: &DeviceClient, ring: &str, release: ReleaseId) -> bool {
+        let mut request = report(&[("vpn-client", "1.0")]);
+        request.attributes.insert("ring".into(), ring.into());
+        client.checkin(&request).await.unwrap().offers.iter().any(|o| o.release == release)
+    }
+    assert!(offered(&in_osaka, "stable", release.id).await, "a child group of a target is reached");
+    assert!(offered(&beta, "beta", release.id).await, "a device matching a dynamic target is reached");
+    assert!(!offered(&other, "stable", release.id).await, "a device of neither is not");
+    let detail = f.admin.get_rollout(rollout.id).await.unwrap();
+    assert_eq!((detail.waves[0].eligible, detail.waves[0].granted), (2, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollouts_reach_nested_and_dynamic_targets_sqlite() {
+    rollouts_reach_nested_and_dynamic_targets(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollouts_reach_nested_and_dynamic_targets_postgres() {
+    rollouts_reach_nested_and_dynamic_targets(Backend::Postgres).await;
+}
