@@ -41,8 +41,8 @@ fn facts(device: &Device) -> DeviceFacts<'_> {
     DeviceFacts { platform: device.platform.as_ref(), installed: &device.installed, configs: &device.configs }
 }
 
-fn place_wave(rollout: &Rollout, device: &DeviceId) -> u32 {
-    rollout.wave_of(rollout::place(rollout.id.0 as u64, device))
+fn place_wave(rollout: &Rollout, device: &DeviceId, groups: &[GroupName]) -> u32 {
+    rollout.wave_of(rollout::place(rollout.id.0 as u64, device), groups)
 }
 
 /// What the rollouts targeting `device` (one of its effective `groups`) give it: per release, an install approval (granted)
@@ -93,7 +93,7 @@ pub async fn approvals_for(
             (_, Some(_)) => Approval::Install { deadline: None },
             // Runs it already, without a grant: nothing to give.
             (_, None) if need == Need::Has => continue,
-            (_, None) => decide_grant(st, rollout, &device.id, grant_at).await?,
+            (_, None) => decide_grant(st, rollout, &device.id, groups, grant_at).await?,
         };
         lines_taken.push(line);
         out.push((release.clone(), approval));
@@ -105,9 +105,10 @@ async fn decide_grant(
     st: &AppState,
     rollout: &Rollout,
     device: &DeviceId,
+    groups: &[GroupName],
     grant_at: Option<i64>,
 ) -> ApiResult<Approval> {
-    let wave = place_wave(rollout, device);
+    let wave = place_wave(rollout, device, groups);
     let staged = |refusal| Approval::Staged(Staged { rollout: rollout.id, wave, refusal });
     // Decided locally first with no load: a later wave or a paused rollout needs no query.
     if let Err(refusal) = policy::may_grant(rollout, wave, Load::default()) {
@@ -131,7 +132,8 @@ async fn decide_grant(
 /// Every accepted device whose effective groups include one of the rollout's targets: the
 /// static members of the targets and of the groups below them, and, when a dynamic group is
 /// among those, every device its filter matches (which takes a pass over the fleet).
-async fn population(st: &AppState, rollout: &Rollout) -> ApiResult<BTreeMap<DeviceId, Device>> {
+/// Each with its effective groups.
+async fn population(st: &AppState, rollout: &Rollout) -> ApiResult<BTreeMap<DeviceId, (Device, Vec<GroupName>)>> {
     let index = st.catalogue.group_index(st.store.as_ref()).await?;
     let now = st.clock.now();
     // The groups whose devices the targets reach: each group with a target among itself and
@@ -159,8 +161,9 @@ async fn population(st: &AppState, rollout: &Rollout) -> ApiResult<BTreeMap<Devi
             let full = page.len() == 1000;
             after = page.last().map(|d| d.id.clone());
             for device in page {
-                if group.is_some() || index.effective(&device, now).iter().any(|g| rollout.targets.contains(g)) {
-                    devices.insert(device.id.clone(), device);
+                let effective = index.effective(&device, now);
+                if group.is_some() || effective.iter().any(|g| rollout.targets.contains(g)) {
+                    devices.insert(device.id.clone(), (device, effective));
                 }
             }
             if !full {
@@ -191,13 +194,13 @@ pub async fn progress(st: &AppState, rollout: &Rollout, release: &Release, now: 
         .filter(|g| policy::outcome(g.state, g.updated_at, rollout.commit_timeout_secs, now) == Outcome::Open)
         .count() as u64;
     let mut waves = vec![Tally::default(); rollout.waves.len()];
-    for (id, device) in population(st, rollout).await? {
+    for (id, (device, groups)) in population(st, rollout).await? {
         let need = applicability::need(&facts(&device), release);
         let grant = grants.get(&id);
         if need == Need::NotApplicable && grant.is_none() {
             continue;
         }
-        let wave = grant.map_or_else(|| place_wave(rollout, &id), |g| g.wave) as usize;
+        let wave = grant.map_or_else(|| place_wave(rollout, &id, &groups), |g| g.wave) as usize;
         let outcome = grant.map(|g| policy::outcome(g.state, g.updated_at, rollout.commit_timeout_secs, now));
         if let Some(tally) = waves.get_mut(wave) {
             tally.count(outcome, need == Need::Has);

@@ -90,7 +90,7 @@ async fn tick(srv: &TestServer, at: i64) {
 }
 
 fn wave(share: u32, failure_min: u32) -> Wave {
-    Wave { share, soak_secs: 60, success: 9000, failure: 500, failure_min, manual_gate: false }
+    Wave { group: None, share, soak_secs: 60, success: 9000, failure: 500, failure_min, manual_gate: false }
 }
 
 async fn fleet_through_three_waves(backend: Backend) {
@@ -145,7 +145,7 @@ async fn fleet_through_three_waves(backend: Backend) {
     assert_eq!((r.state, r.wave), (RolloutState::Running, 0));
     assert_eq!(created.waves.iter().map(|w| w.eligible).sum::<u64>(), FLEET as u64);
     let wave_of: BTreeMap<DeviceId, u32> =
-        devices.iter().map(|d| (d.id.clone(), r.wave_of(rollout::place(r.id.0 as u64, &d.id)))).collect();
+        devices.iter().map(|d| (d.id.clone(), r.wave_of(rollout::place(r.id.0 as u64, &d.id), &[]))).collect();
     let in_wave = |w: u32| wave_of.values().filter(|&&x| x == w).count();
     assert!((60..=140).contains(&in_wave(0)), "about 10 % in wave 1: {}", in_wave(0));
 
@@ -322,6 +322,7 @@ async fn rollouts_reach_nested_and_dynamic_targets(backend: Backend) {
     );
     let release = f.admin.create_release(&spec).await.unwrap();
     let everyone = Wave {
+        group: None,
         share: 10_000,
         soak_secs: 86_400,
         success: 10_000,

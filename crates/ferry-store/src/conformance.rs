@@ -1539,7 +1539,15 @@ pub async fn director_versions(store: &dyn Store) {
 // --- rollouts ---------------------------------------------------------------------------------
 
 fn rollout_plan(release: ReleaseId, targets: &[&str], limits: Limits) -> Rollout {
-    let wave = |share| Wave { share, soak_secs: 60, success: 9000, failure: 1000, failure_min: 2, manual_gate: false };
+    let wave = |share| Wave {
+        group: None,
+        share,
+        soak_secs: 60,
+        success: 9000,
+        failure: 1000,
+        failure_min: 2,
+        manual_gate: false,
+    };
     Rollout {
         id: RolloutId(0),
         release,

@@ -55,7 +55,8 @@ struct CreateArgs {
     /// A group whose devices the rollout targets; repeat for several.
     #[arg(long = "target", required = true)]
     targets: Vec<GroupName>,
-    /// Cumulative shares of the target, in percent, the last 100.
+    /// The waves: first any groups whose members go first (pilot rings), then cumulative
+    /// shares of the target in percent, the last 100; e.g. pilot,10,50,100.
     #[arg(long, default_value = "1,10,50,100")]
     waves: String,
     /// How long each wave runs before the next may open: one duration for every wave, or
@@ -119,14 +120,25 @@ fn rate(s: &str) -> Result<Rate, String> {
 
 impl CreateArgs {
     fn spec(self) -> Result<RolloutSpec, UsageError> {
-        let shares = Waves::parse(&self.waves).map_err(|e| UsageError(format!("--waves: {e}")))?;
+        // Leading entries that are not numbers are groups: the pilot waves.
+        let entries: Vec<&str> = self.waves.split(',').map(str::trim).collect();
+        let pilots = entries.iter().take_while(|e| e.parse::<f64>().is_err()).count();
+        let groups: Vec<GroupName> = entries[..pilots]
+            .iter()
+            .map(|g| {
+                g.parse::<GroupName>()
+                    .map_err(|e| UsageError(format!("--waves: {g:?} is neither a percentage nor a group name: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        let shares = Waves::parse(&entries[pilots..].join(","))
+            .map_err(|e| UsageError(format!("--waves: {e} (after any pilot groups)")))?;
         let soaks: Vec<u64> = self
             .soak
             .split(',')
             .map(parse_duration)
             .collect::<Result<_, _>>()
             .map_err(|e| UsageError(format!("--soak: {e}")))?;
-        let n = shares.shares().len();
+        let n = groups.len() + shares.shares().len();
         if soaks.len() != 1 && soaks.len() != n {
             return Err(UsageError(format!(
                 "--soak gives {} durations for {n} waves; give one for all or one per wave",
@@ -140,11 +152,13 @@ impl CreateArgs {
                 )));
             }
         }
-        let waves = shares
-            .shares()
-            .iter()
+        let plan: Vec<(Option<GroupName>, u32)> =
+            groups.into_iter().map(|g| (Some(g), 0)).chain(shares.shares().iter().map(|&s| (None, s))).collect();
+        let waves = plan
+            .into_iter()
             .enumerate()
-            .map(|(i, &share)| Wave {
+            .map(|(i, (group, share))| Wave {
+                group,
                 share,
                 soak_secs: if soaks.len() == 1 { soaks[0] } else { soaks[i] },
                 success: self.success,
@@ -270,7 +284,7 @@ fn print_detail(d: &RolloutDetail) {
             };
             vec![
                 format!("{}{}", i + 1, if i as u32 == r.wave { " *" } else { "" }),
-                format!("{}%", format_percent(w.share)),
+                w.group.as_ref().map_or_else(|| format!("{}%", format_percent(w.share)), |g| format!("group {g}")),
                 format_duration(w.soak_secs),
                 format!("{}%", format_percent(w.success)),
                 format!("{}% and {}", format_percent(w.failure), w.failure_min),

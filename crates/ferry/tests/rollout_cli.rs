@@ -130,6 +130,21 @@ fn rollout_commands_against_a_real_server() {
     assert_eq!(run(&["rollout", "cancel", &rid]).0, 4, "a finished rollout refuses every action");
     assert!(json(&["rollout", "list", "--active", "--json"]).as_array().unwrap().is_empty());
 
+    // Group waves first: a pilot ring, then shares of the target.
+    assert_eq!(run(&["group", "create", "pilot"]).0, 0);
+    let piloted =
+        json(&["rollout", "create", &id, "--target", "office", "--waves", "pilot,50,100", "--soak", "0", "--json"]);
+    let waves = piloted["rollout"]["waves"].as_array().unwrap();
+    assert_eq!((waves[0]["group"].as_str(), waves[0]["share"].as_u64()), (Some("pilot"), Some(0)));
+    assert_eq!((waves.len(), waves[1]["group"].is_null()), (3, true));
+    let (code, out, err) = run(&["rollout", "show", &piloted["rollout"]["id"].to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("group pilot"), "{out}");
+    let (code, _, err) = run(&["rollout", "create", &id, "--target", "office", "--waves", "nobody,100"]);
+    assert_eq!(code, 3, "an unknown pilot group: {err}");
+    let (code, _, err) = run(&["rollout", "create", &id, "--target", "office", "--waves", "pilot,50,lab,100"]);
+    assert_eq!(code, 2, "groups come first: {err}");
+
     let (code, _, err) = run(&["rollout", "show", "999"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("ferry rollout list"), "{err}");

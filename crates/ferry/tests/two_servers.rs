@@ -99,8 +99,15 @@ async fn two_servers_never_grant_past_the_rate_limit_between_them() {
         .await
         .unwrap();
     // One wave that soaks for a day, so the rollout stays running (and limited) for the test.
-    let everyone =
-        Wave { share: 10_000, soak_secs: 86_400, success: 0, failure: 10_000, failure_min: 1000, manual_gate: false };
+    let everyone = Wave {
+        group: None,
+        share: 10_000,
+        soak_secs: 86_400,
+        success: 0,
+        failure: 10_000,
+        failure_min: 1000,
+        manual_gate: false,
+    };
     let rollout = admin
         .create_rollout(&RolloutSpec {
             release: release.id,

@@ -31,11 +31,17 @@ impl RolloutId {
     }
 }
 
-/// One wave of a rollout.
+/// One wave of a rollout: the members of a group (a pilot ring), or a cumulative share of
+/// the target. Group waves come first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Wave {
-    /// The cumulative share of the target this wave reaches, in basis points (10,000 = all).
+    /// A group wave: the target's devices in this group (static, dynamic or inherited
+    /// membership). Its `share` is 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupName>,
+    /// For a share wave, the cumulative share of the target it reaches, in basis points
+    /// (10,000 = all).
     pub share: u32,
     /// Seconds the wave must run before the rollout may move on.
     pub soak_secs: u64,
@@ -151,18 +157,18 @@ pub struct Rollout {
 }
 
 impl Rollout {
-    /// The cumulative share (basis points) admitted now: the current wave's share while the
-    /// rollout grants, everything once completed.
-    pub fn admitted_share(&self) -> u32 {
-        match self.state {
-            RolloutState::Completed => super::ALL,
-            _ => self.waves.get(self.wave as usize).map_or(super::ALL, |w| w.share),
-        }
-    }
-
-    /// The wave (0-based) a device at `place` belongs to.
-    pub fn wave_of(&self, place: u32) -> u32 {
-        self.waves.iter().position(|w| place < w.share).unwrap_or(self.waves.len().saturating_sub(1)) as u32
+    /// The wave (0-based) of a device at `place` whose effective groups are `groups`: the
+    /// first group wave of one of its groups, else the first share wave that its place falls
+    /// under. Group waves come first, so a device's wave never depends on its place when a
+    /// group wave takes it, and admission stays monotonic.
+    pub fn wave_of(&self, place: u32, groups: &[GroupName]) -> u32 {
+        self.waves
+            .iter()
+            .position(|w| match &w.group {
+                Some(g) => groups.contains(g),
+                None => place < w.share,
+            })
+            .unwrap_or(self.waves.len().saturating_sub(1)) as u32
     }
 }
 

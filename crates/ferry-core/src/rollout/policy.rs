@@ -310,16 +310,24 @@ pub fn check_plan(rollout: &Rollout) -> Result<(), PlanError> {
         return bad(format!("give 1 to {} waves, not {}", super::MAX_WAVES, rollout.waves.len()));
     }
     let mut before = 0;
+    let mut shares_began = false;
     for (i, w) in rollout.waves.iter().enumerate() {
         let n = i + 1;
-        if w.share <= before || w.share > ALL {
+        if w.group.is_some() {
+            if shares_began || w.share != 0 {
+                return bad(format!("wave {n}: group waves come first, before the share waves, and have share 0"));
+            }
+        } else if w.share <= before || w.share > ALL {
             return bad(format!(
                 "wave {n}: share {} must be more than the wave before ({before}) and at most {ALL} basis points; \
                  shares are cumulative",
                 w.share
             ));
         }
-        before = w.share;
+        if w.group.is_none() {
+            shares_began = true;
+            before = w.share;
+        }
         if w.success > ALL || w.failure > ALL {
             return bad(format!("wave {n}: thresholds are basis points from 0 to {ALL} (100 %)"));
         }
@@ -359,7 +367,7 @@ mod tests {
     use crate::ReleaseId;
 
     fn wave(share: u32, gate: bool) -> Wave {
-        Wave { share, soak_secs: 60, success: 9000, failure: 1000, failure_min: 3, manual_gate: gate }
+        Wave { group: None, share, soak_secs: 60, success: 9000, failure: 1000, failure_min: 3, manual_gate: gate }
     }
 
     fn rollout(state: RolloutState, wave_index: u32) -> Rollout {
@@ -403,6 +411,28 @@ mod tests {
         refused(|r| r.commit_timeout_secs = 59, "commit timeout");
         refused(|r| r.limits.rate = Some(Rate { count: 0, period_secs: 60 }), "rate limit");
         refused(|r| r.limits.max_in_progress = Some(0), "max_in_progress");
+        refused(|r| r.waves[1].group = Some("pilot".parse().unwrap()), "group waves come first");
+        refused(
+            |r| {
+                r.waves = vec![wave(0, false)]
+                    .into_iter()
+                    .map(|w| Wave { group: Some("pilot".parse().unwrap()), ..w })
+                    .collect()
+            },
+            "whole target",
+        );
+    }
+
+    #[test]
+    fn group_waves_come_first_and_take_their_members() {
+        let mut r = rollout(RolloutState::Running, 0);
+        r.waves.insert(0, Wave { group: Some("pilot".parse().unwrap()), ..wave(0, false) });
+        r.waves[3].manual_gate = false;
+        assert_eq!(check_plan(&r), Ok(()));
+        let pilot: Vec<crate::GroupName> = vec!["pilot".parse().unwrap()];
+        assert_eq!(r.wave_of(9_999, &pilot), 0, "a pilot member is in the pilot wave whatever its place");
+        assert_eq!(r.wave_of(50, &[]), 1);
+        assert_eq!(r.wave_of(9_999, &[]), 4);
     }
 
     #[test]

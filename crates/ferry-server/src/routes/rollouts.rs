@@ -71,7 +71,7 @@ pub async fn create_rollout(
             release.id, release.id
         )));
     }
-    for group in &plan.targets {
+    for group in plan.targets.iter().chain(plan.waves.iter().filter_map(|w| w.group.as_ref())) {
         if st.store.get_group(group).await?.is_none() {
             return Err(ApiError::not_found(format!("group {group} does not exist; `ferry group list` shows them")));
         }
