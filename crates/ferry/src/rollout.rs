@@ -190,7 +190,7 @@ impl RolloutArgs {
         match self.command {
             RolloutCommand::Create(args) => {
                 let detail = ctx.admin()?.create_rollout(&args.spec()?).await?;
-                ctx.out.show(&detail, |d| {
+                ctx.out.created(&detail, detail.rollout.id, |d| {
                     say!(
                         "created rollout {} of release {} ({} {})",
                         d.rollout.id,
