@@ -184,7 +184,16 @@ mod tests {
         ("crates/ferry-agent/README.md", include_str!("../../ferry-agent/README.md")),
     ];
     /// Values for the placeholders and shell variables the documentation uses.
-    const SAMPLES: &[(&str, &str)] = &[("RELEASE", "7"), ("ID", "pc-001"), ("NAME", "reader"), ("FILE", "ferry.toml")];
+    const SAMPLES: &[(&str, &str)] = &[
+        ("RELEASE", "7"),
+        ("NEXT", "8"),
+        ("ROLLOUT", "3"),
+        ("ID", "pc-001"),
+        ("NAME", "reader"),
+        ("FILE", "ferry.toml"),
+        ("c", "agent.toml"),
+        ("n", "2"),
+    ];
 
     /// clap's own consistency checks (unique argument names, valid defaults…, which otherwise
     /// run only when a command is first parsed), no subcommand flag clashing with a global one
