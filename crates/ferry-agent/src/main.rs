@@ -110,7 +110,14 @@ mod tests {
         ("crates/ferry-agent/README.md", include_str!("../README.md")),
     ];
     /// Values for the placeholders the documentation uses.
-    const SAMPLES: &[(&str, &str)] = &[("RELEASE", "7"), ("PRODUCT", "vpn-client"), ("FILE", "agent.toml")];
+    const SAMPLES: &[(&str, &str)] = &[
+        ("RELEASE", "7"),
+        ("NEXT", "8"),
+        ("PRODUCT", "vpn-client"),
+        ("FILE", "agent.toml"),
+        ("c", "agent.toml"),
+        ("n", "2"),
+    ];
 
     /// clap's own checks, no subcommand flag clashing with the global `--config`, and every
     /// subcommand's help.

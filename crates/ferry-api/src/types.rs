@@ -175,6 +175,9 @@ pub struct GroupSpec {
     /// The group whose approvals also apply to this group's devices.
     #[serde(default)]
     pub parent: Option<GroupName>,
+    /// When staged rollouts may grant its devices updates (emergencies aside).
+    #[serde(default)]
+    pub window: Option<ferry_core::MaintenanceWindow>,
 }
 
 /// Changes a group's settings; absent fields stay as they are.
@@ -201,6 +204,12 @@ pub struct GroupUpdate {
     /// A new parent group; the empty string removes the parent.
     #[serde(default)]
     pub parent: Option<String>,
+    /// A new maintenance window.
+    #[serde(default)]
+    pub window: Option<ferry_core::MaintenanceWindow>,
+    /// Removes the maintenance window.
+    #[serde(default)]
+    pub clear_window: bool,
 }
 
 /// A group as the admin API shows it.
@@ -228,6 +237,9 @@ pub struct GroupView {
     /// The group whose approvals also apply to this group's devices.
     #[serde(default)]
     pub parent: Option<GroupName>,
+    /// When staged rollouts may grant its devices updates (emergencies aside).
+    #[serde(default)]
+    pub window: Option<ferry_core::MaintenanceWindow>,
 }
 
 /// Asks which devices a filter matches now.

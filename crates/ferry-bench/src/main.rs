@@ -118,6 +118,7 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
             test: false,
             filter: None,
             parent: None,
+            window: None,
         })
         .await?;
     // One approved release the devices already run, and one they are offered: the check-in

@@ -37,6 +37,20 @@ pub struct Group {
     /// The group whose approvals also apply to this group's devices.
     #[serde(default)]
     pub parent: Option<GroupName>,
+    /// When its devices may be granted updates by staged rollouts (emergencies aside).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<MaintenanceWindow>,
+}
+
+/// A group's weekly maintenance window: periods such as `Mon-Fri 22:00-06:00; Sat 00:00-24:00`
+/// in an IANA time zone (parsed and applied by the server).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MaintenanceWindow {
+    /// The IANA time zone, e.g. `Asia/Tokyo`.
+    pub time_zone: String,
+    /// The periods, e.g. `Mon-Fri 22:00-06:00; Sat,Sun 00:00-24:00`.
+    pub periods: String,
 }
 
 /// What an approval tells the group's devices to do.

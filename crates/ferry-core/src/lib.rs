@@ -30,6 +30,6 @@ pub use catalogue::{
 pub use device::{AdminToken, Device, DeviceState, DeviceStatus, Role};
 pub use events::{AppendOutcome, Event, NewEvent, ReleaseState};
 pub use filter::{Filter, FilterError};
-pub use groups::{Approval, ApprovalAction, Group, ParentError};
+pub use groups::{Approval, ApprovalAction, Group, MaintenanceWindow, ParentError};
 pub use names::{ArtifactName, DeviceId, GroupName, NameError, PlatformName, ProductName};
 pub use version::{Version, VersionError};

@@ -21,6 +21,7 @@ use crate::state::AppState;
 pub struct GroupIndex {
     groups: Arc<HashMap<GroupName, Group>>,
     dynamic: Vec<(GroupName, Filter)>,
+    windows: HashMap<GroupName, ferry_core::window::Windows>,
 }
 
 impl GroupIndex {
@@ -41,7 +42,28 @@ impl GroupIndex {
             })
             .collect();
         dynamic.sort_by(|a, b| a.0.cmp(&b.0));
-        Self { groups, dynamic }
+        let windows = groups
+            .values()
+            .filter_map(|g| {
+                let w = g.window.as_ref()?;
+                match ferry_core::window::Windows::parse(&w.time_zone, &w.periods) {
+                    Ok(parsed) => Some((g.name.clone(), parsed)),
+                    Err(e) => {
+                        tracing::error!(group = %g.name, error = %e, "stored maintenance window does not parse; it is ignored");
+                        None
+                    }
+                }
+            })
+            .collect();
+        Self { groups, dynamic, windows }
+    }
+
+    /// When a device in `groups` (its effective groups) may next be granted an update by a
+    /// staged rollout: `Some(now)` inside a window, a later time outside all of them, `None`
+    /// when none of its groups has a window (no restriction). With several windows, any open
+    /// one will do.
+    pub fn window_opens(&self, groups: &[GroupName], now: i64) -> Option<i64> {
+        groups.iter().filter_map(|g| self.windows.get(g)).filter_map(|w| w.next_open(now)).min()
     }
 
     /// The groups `groups` was built from.

@@ -194,6 +194,21 @@ impl Evaluation {
             .collect()
     }
 
+    /// The earliest time a maintenance window opens for a release a rollout holds back from
+    /// the device because its window is closed.
+    pub fn window_opens(&self) -> Option<i64> {
+        self.decisions
+            .iter()
+            .filter_map(|d| match &d.verdict {
+                Verdict::AwaitingRollout(applicability::Staged {
+                    refusal: Some(ferry_core::rollout::Refusal::OutsideWindow { opens_at }),
+                    ..
+                }) => Some(*opens_at),
+                _ => None,
+            })
+            .min()
+    }
+
     /// Offered releases in install order, each with its deadline.
     pub fn offered(&self) -> Vec<(&Release, Option<i64>)> {
         let deadlines: HashMap<ReleaseId, Option<i64>> = self

@@ -114,6 +114,13 @@ async fn decide_grant(
     if let Err(refusal) = policy::may_grant(rollout, wave, Load::default()) {
         return Ok(staged(Some(refusal)));
     }
+    if !rollout.emergency {
+        let now = st.clock.now();
+        let index = st.catalogue.group_index(st.store.as_ref()).await?;
+        if let Some(opens_at) = index.window_opens(groups, now).filter(|&at| at > now) {
+            return Ok(staged(Some(rollout::Refusal::OutsideWindow { opens_at })));
+        }
+    }
     let Some(now) = grant_at else { return Ok(staged(None)) };
     if st.grant_hints.blocked(rollout.id, now) {
         return Ok(staged(None));

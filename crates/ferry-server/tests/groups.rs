@@ -35,6 +35,7 @@ fn spec(group: &str, filter: Option<&str>, parent: Option<&str>) -> GroupSpec {
         checkin_jitter: None,
         filter: filter.map(str::to_owned),
         parent: parent.map(name),
+        window: None,
     }
 }
 

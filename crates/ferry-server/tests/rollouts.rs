@@ -308,6 +308,7 @@ async fn rollouts_reach_nested_and_dynamic_targets(backend: Backend) {
         checkin_jitter: None,
         filter: filter.map(str::to_owned),
         parent: parent.map(|p| p.parse().unwrap()),
+        window: None,
     };
     f.admin.create_group(&group("fleet", None, None)).await.unwrap();
     let osaka = f.admin.create_group(&group("osaka", None, Some("fleet"))).await.unwrap();
@@ -379,4 +380,127 @@ async fn rollouts_reach_nested_and_dynamic_targets_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollouts_reach_nested_and_dynamic_targets_postgres() {
     rollouts_reach_nested_and_dynamic_targets(Backend::Postgres).await;
+}
+
+/// A rollout grants a device only inside its group's maintenance window: outside it the
+/// device is told why and to come back when the window opens; an emergency rollout ignores
+/// the window.
+async fn rollouts_wait_for_maintenance_windows(backend: Backend) {
+    let srv = server(backend).await;
+    // Wednesday 2 December 2026, 12:00 UTC: 21:00 in Tokyo.
+    let noon = 1_796_212_800;
+    srv.state.clock.set(noon);
+    let product = ProductSpec { name: "vpn-client".parse().unwrap(), description: String::new() };
+    let f = Fleet::new(&srv, product, None).await;
+    let night = f
+        .admin
+        .create_group(&GroupSpec {
+            name: "night".parse().unwrap(),
+            description: String::new(),
+            checkin_interval_secs: Some(86_400),
+            checkin_jitter: Some(0.0),
+            filter: None,
+            parent: None,
+            window: Some(ferry_core::MaintenanceWindow {
+                time_zone: "Asia/Tokyo".into(),
+                periods: "daily 22:00-06:00".into(),
+            }),
+        })
+        .await
+        .unwrap();
+    assert_eq!(night.group.window.as_ref().unwrap().time_zone, "Asia/Tokyo");
+    let bad = GroupSpec {
+        name: "bad".parse().unwrap(),
+        window: Some(ferry_core::MaintenanceWindow {
+            time_zone: "Mars/Base".into(),
+            periods: "daily 01:00-02:00".into(),
+        }),
+        ..night_spec()
+    };
+    let e = f.admin.create_group(&bad).await.unwrap_err();
+    assert_eq!(code(&e).0, 400);
+    assert!(common::message(&e).contains("Mars/Base"), "{e}");
+
+    let mut device = DeviceClient::new(&f.url, None).unwrap();
+    let answer = device
+        .enroll(&EnrollRequest { device_id: "kiosk-1".parse().unwrap(), enrollment_key: night.enrollment_key.clone() })
+        .await
+        .unwrap();
+    device.set_credential(&answer.credential).unwrap();
+    let data = b"vpn-client 6.0".to_vec();
+    let info = f.admin.upload_content(data.clone(), Some(&sha(&data))).await.unwrap();
+    let spec = common::release_spec(
+        "vpn-client",
+        "6.0",
+        "linux-x86_64",
+        common::artifact("vpn.tar", &info, "application/x-tar"),
+    );
+    let release = f.admin.create_release(&spec).await.unwrap();
+    let everyone = Wave {
+        group: None,
+        share: 10_000,
+        soak_secs: 86_400,
+        success: 10_000,
+        failure: 10_000,
+        failure_min: 100,
+        manual_gate: false,
+    };
+    let plan = RolloutSpec {
+        release: release.id,
+        targets: vec!["night".parse().unwrap()],
+        waves: vec![everyone],
+        limits: Default::default(),
+        commit_timeout_secs: 3600,
+        emergency: false,
+    };
+    f.admin.create_rollout(&plan).await.unwrap();
+
+    // 21:00 in Tokyo: not granted, told to come back within the window's first five minutes.
+    let answer = device.checkin(&report(&[("vpn-client", "1.0")])).await.unwrap();
+    assert!(answer.offers.is_empty());
+    assert!((3600..=3900).contains(&answer.next_checkin_secs), "back at 22:00 Tokyo: {}", answer.next_checkin_secs);
+    let why = f.admin.device_applicability(&"kiosk-1".parse().unwrap()).await.unwrap();
+    let text = serde_json::to_string(&why.decisions).unwrap();
+    assert!(text.contains("outside_window") && text.contains(&(noon + 3600).to_string()), "{text}");
+    // 22:30 in Tokyo: granted.
+    srv.state.clock.set(noon + 5400);
+    let answer = device.checkin(&report(&[("vpn-client", "1.0")])).await.unwrap();
+    assert_eq!(answer.offers.iter().map(|o| o.release).collect::<Vec<_>>(), [release.id]);
+
+    // An emergency rollout ignores the window (07:00 in Tokyo, closed).
+    srv.state.clock.set(noon + 36_000);
+    let data = b"vpn-client 6.1".to_vec();
+    let info = f.admin.upload_content(data.clone(), Some(&sha(&data))).await.unwrap();
+    let spec = common::release_spec(
+        "vpn-client",
+        "6.1",
+        "linux-x86_64",
+        common::artifact("vpn.tar", &info, "application/x-tar"),
+    );
+    let urgent = f.admin.create_release(&spec).await.unwrap();
+    f.admin.create_rollout(&RolloutSpec { release: urgent.id, emergency: true, ..plan }).await.unwrap();
+    let answer = device.checkin(&report(&[("vpn-client", "1.0")])).await.unwrap();
+    assert!(answer.offers.iter().any(|o| o.release == urgent.id), "{:?}", answer.offers);
+}
+
+fn night_spec() -> GroupSpec {
+    GroupSpec {
+        name: "night".parse().unwrap(),
+        description: String::new(),
+        checkin_interval_secs: None,
+        checkin_jitter: None,
+        filter: None,
+        parent: None,
+        window: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollouts_wait_for_maintenance_windows_sqlite() {
+    rollouts_wait_for_maintenance_windows(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollouts_wait_for_maintenance_windows_postgres() {
+    rollouts_wait_for_maintenance_windows(Backend::Postgres).await;
 }

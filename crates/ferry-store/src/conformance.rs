@@ -219,6 +219,7 @@ fn group(name: &str) -> Group {
         test: false,
         filter: None,
         parent: None,
+        window: None,
     }
 }
 

@@ -347,6 +347,9 @@ fn staged(s: &ferry_core::applicability::Staged) -> String {
         Some(Refusal::NotGranting { state }) => format!("the rollout is {}", state.as_str()),
         Some(Refusal::RateLimited) => "the rollout's rate limit is used up for now".to_owned(),
         Some(Refusal::TooManyInProgress) => "too many devices have the update under way".to_owned(),
+        Some(Refusal::OutsideWindow { opens_at }) => {
+            format!("outside its maintenance window, which opens {}", crate::time::format_unix(opens_at))
+        }
     };
     format!("rollout {}: {why}", s.rollout)
 }

@@ -28,6 +28,25 @@ struct Schedule {
     jitter: Option<f64>,
 }
 
+/// Maintenance-window flags, shared by `create` and `set`.
+#[derive(Debug, clap::Args)]
+struct WindowArgs {
+    /// When staged rollouts may grant the group's devices updates (emergencies aside), e.g.
+    /// 'Mon-Fri 22:00-06:00; Sat,Sun 00:00-24:00'; a period whose end is not after its start
+    /// runs into the next day.
+    #[arg(long, value_name = "PERIODS")]
+    window: Option<String>,
+    /// The IANA time zone of --window, e.g. Asia/Tokyo.
+    #[arg(long, default_value = "UTC", requires = "window")]
+    time_zone: String,
+}
+
+impl WindowArgs {
+    fn window(self) -> Option<ferry_core::MaintenanceWindow> {
+        self.window.map(|periods| ferry_core::MaintenanceWindow { time_zone: self.time_zone, periods })
+    }
+}
+
 #[derive(Debug, clap::Subcommand)]
 enum GroupCommand {
     /// Creates a group and prints its enrollment key (shown only this once). With --filter
@@ -46,6 +65,8 @@ enum GroupCommand {
         /// The group whose approvals also apply to this group's devices.
         #[arg(long)]
         parent: Option<GroupName>,
+        #[command(flatten)]
+        window: WindowArgs,
     },
     /// Lists groups.
     List,
@@ -80,6 +101,11 @@ enum GroupCommand {
         /// Removes the group's parent.
         #[arg(long)]
         no_parent: bool,
+        #[command(flatten)]
+        window: WindowArgs,
+        /// Removes the group's maintenance window.
+        #[arg(long, conflicts_with = "window")]
+        no_window: bool,
     },
     /// Shows how many devices a filter matches now, and the first 100 of them.
     Preview {
@@ -98,7 +124,7 @@ impl GroupArgs {
     pub async fn run(self, ctx: &Context) -> anyhow::Result<()> {
         let client = ctx.admin()?;
         match self.command {
-            GroupCommand::Create { name, description, schedule, filter, parent } => {
+            GroupCommand::Create { name, description, schedule, filter, parent, window } => {
                 let spec = GroupSpec {
                     name,
                     description,
@@ -106,6 +132,7 @@ impl GroupArgs {
                     checkin_jitter: schedule.jitter,
                     filter,
                     parent,
+                    window: window.window(),
                 };
                 let created = client.create_group(&spec).await?;
                 let essential = created.enrollment_key.clone().unwrap_or_else(|| created.group.name.to_string());
@@ -131,7 +158,18 @@ impl GroupArgs {
             }
             GroupCommand::List => ctx.out.show(&client.list_groups().await?, |gs| print_groups(gs)),
             GroupCommand::Show { name } => ctx.out.show(&client.get_group(&name).await?, print_group),
-            GroupCommand::Set { name, description, schedule, test, filter, no_filter, parent, no_parent } => {
+            GroupCommand::Set {
+                name,
+                description,
+                schedule,
+                test,
+                filter,
+                no_filter,
+                parent,
+                no_parent,
+                window,
+                no_window,
+            } => {
                 let update = GroupUpdate {
                     description,
                     checkin_interval_secs: schedule.interval,
@@ -139,6 +177,8 @@ impl GroupArgs {
                     test,
                     filter: if no_filter { Some(String::new()) } else { filter },
                     parent: if no_parent { Some(String::new()) } else { parent.map(|p| p.to_string()) },
+                    window: window.window(),
+                    clear_window: no_window,
                 };
                 if update.description.is_none()
                     && update.checkin_interval_secs.is_none()
@@ -146,10 +186,12 @@ impl GroupArgs {
                     && update.test.is_none()
                     && update.filter.is_none()
                     && update.parent.is_none()
+                    && update.window.is_none()
+                    && !update.clear_window
                 {
                     return Err(usage(
                         "nothing to change: pass --description, --interval, --jitter, --test, --filter, --no-filter, \
-                         --parent or --no-parent",
+                         --parent, --no-parent, --window or --no-window",
                     ));
                 }
                 ctx.out.show(&client.update_group(&name, &update).await?, print_group)
@@ -197,6 +239,10 @@ fn print_group(g: &GroupView) {
         ("jitter", g.checkin_jitter.to_string()),
         ("enrollment key", yes_no(g.has_enrollment_key)),
         ("test group", yes_no(g.test)),
+        (
+            "maintenance window",
+            g.window.as_ref().map_or_else(|| "- (any time)".to_owned(), |w| format!("{} ({})", w.periods, w.time_zone)),
+        ),
         ("created", format_unix(g.created_at)),
     ]);
 }

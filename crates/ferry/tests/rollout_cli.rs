@@ -145,6 +145,21 @@ fn rollout_commands_against_a_real_server() {
     let (code, _, err) = run(&["rollout", "create", &id, "--target", "office", "--waves", "pilot,50,lab,100"]);
     assert_eq!(code, 2, "groups come first: {err}");
 
+    // Maintenance windows on groups: set, shown, refused when wrong, removed.
+    let late =
+        json(&["group", "create", "late", "--window", "Mon-Fri 22:00-06:00", "--time-zone", "Asia/Tokyo", "--json"]);
+    assert_eq!(late["group"]["window"]["time_zone"], "Asia/Tokyo");
+    assert_eq!(late["group"]["window"]["periods"], "Mon-Fri 22:00-06:00");
+    let (code, out, _) = run(&["group", "show", "late"]);
+    assert!(code == 0 && out.contains("Mon-Fri 22:00-06:00 (Asia/Tokyo)"), "{out}");
+    let (code, _, err) = run(&["group", "set", "late", "--window", "Mon 25:00-26:00"]);
+    assert_eq!(code, 8, "{err}");
+    assert!(err.contains("not a time of day"), "{err}");
+    let (code, _, err) = run(&["group", "set", "late", "--window", "daily 01:00-02:00", "--time-zone", "Mars/Base"]);
+    assert_eq!(code, 8, "{err}");
+    let cleared = json(&["group", "set", "late", "--no-window", "--json"]);
+    assert!(cleared["window"].is_null(), "{cleared}");
+
     let (code, _, err) = run(&["rollout", "show", "999"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("ferry rollout list"), "{err}");

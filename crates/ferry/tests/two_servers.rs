@@ -68,6 +68,7 @@ async fn two_servers_never_grant_past_the_rate_limit_between_them() {
             checkin_jitter: None,
             filter: None,
             parent: None,
+            window: None,
         })
         .await
         .unwrap();

@@ -256,6 +256,12 @@ pub enum Refusal {
     RateLimited,
     /// Too many devices have the update under way.
     TooManyInProgress,
+    /// The device's maintenance window is closed (the server decides this before
+    /// [`may_grant`], from the windows of the device's groups).
+    OutsideWindow {
+        /// Unix seconds at which the next window opens.
+        opens_at: i64,
+    },
 }
 
 /// Whether a device of wave `device_wave` may be granted now, given the `load` the database

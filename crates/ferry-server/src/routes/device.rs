@@ -10,6 +10,7 @@ use ferry_api::{
 };
 use ferry_core::device::boot_transition;
 use ferry_core::schedule::next_checkin_delay;
+use ferry_core::window::delay_towards_window;
 use ferry_core::{AppendOutcome, Device, DeviceStatus, NewEvent, ReleaseId};
 use ferry_store::{CheckinRecord, Enrollment, StoreError};
 
@@ -21,6 +22,10 @@ use crate::state::AppState;
 use crate::trust::director;
 
 type S = State<Arc<AppState>>;
+
+/// Devices told to come back when their maintenance window opens arrive spread over its first
+/// five minutes.
+const WINDOW_ARRIVAL_SPREAD_SECS: u64 = 300;
 
 /// Most events accepted in one batch.
 pub const MAX_EVENTS: usize = ferry_api::MAX_EVENTS_PER_BATCH;
@@ -181,9 +186,14 @@ pub async fn checkin(
     // Dynamic groups see the device as it is now, just in contact.
     device.last_contact = Some(at);
     let (interval, jitter) = schedule(&st, &device).await?;
-    let delay = next_checkin_delay(interval, jitter, rand::random::<f64>());
+    let mut delay = next_checkin_delay(interval, jitter, rand::random::<f64>());
     let (offers, director) = if device.status == DeviceStatus::Accepted {
         let eval = offers::evaluate_at_checkin(&st, &device, at).await?;
+        // A rollout waits for the device's maintenance window: come back as it opens.
+        if let Some(opens_at) = eval.window_opens() {
+            let until = opens_at.saturating_sub(at).max(0) as u64;
+            delay = delay_towards_window(delay, until, WINDOW_ARRIVAL_SPREAD_SECS, rand::random::<f64>());
+        }
         let offers = eval.offered().into_iter().map(|(r, deadline)| offer(r, deadline)).collect();
         let version = director::current_version(&st, &device, stamp.as_ref(), &eval, director_seen, at).await?;
         (offers, Some(director_pointer(version)))

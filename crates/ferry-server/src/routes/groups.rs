@@ -25,6 +25,13 @@ type S = State<Arc<AppState>>;
 /// Shortest and longest accepted check-in intervals: a minute to thirty days.
 const INTERVAL_RANGE: std::ops::RangeInclusive<u64> = 60..=30 * 24 * 3600;
 
+/// A maintenance window must parse: a known IANA time zone and periods as documented.
+fn check_window(window: &ferry_core::MaintenanceWindow) -> ApiResult<()> {
+    ferry_core::window::Windows::parse(&window.time_zone, &window.periods)
+        .map(|_| ())
+        .map_err(|e| ApiError::bad_request(format!("window: {e}")))
+}
+
 fn view(g: Group) -> GroupView {
     GroupView {
         has_enrollment_key: g.enrollment_key_hash.is_some(),
@@ -36,6 +43,7 @@ fn view(g: Group) -> GroupView {
         test: g.test,
         filter: g.filter,
         parent: g.parent,
+        window: g.window,
     }
 }
 
@@ -101,6 +109,9 @@ pub async fn create_group(
     if let Some(parent) = &spec.parent {
         check_new_parent(&st, &spec.name, parent).await?;
     }
+    if let Some(window) = &spec.window {
+        check_window(window)?;
+    }
     // A dynamic group gets no key: enrolling with one would make a static member.
     let key = spec.filter.is_none().then(|| new_secret(ENROLLMENT_KEY_PREFIX));
     let group = Group {
@@ -113,6 +124,7 @@ pub async fn create_group(
         test: false,
         filter: spec.filter,
         parent: spec.parent,
+        window: spec.window,
     };
     st.store.create_group(&group).await?;
     Ok((StatusCode::CREATED, Json(GroupCreated { group: view(group), enrollment_key: key })))
@@ -170,6 +182,16 @@ pub async fn update_group(
             check_new_parent(&st, &name, &parent).await?;
             group.parent = Some(parent);
         }
+    }
+    if update.clear_window && update.window.is_some() {
+        return Err(ApiError::bad_request("give a new window or clear_window, not both"));
+    }
+    if let Some(window) = update.window {
+        check_window(&window)?;
+        group.window = Some(window);
+    }
+    if update.clear_window {
+        group.window = None;
     }
     st.store.update_group(&group).await?;
     if let Some(test) = update.test {

@@ -101,6 +101,7 @@ pub async fn catalogue(
             checkin_jitter: checkin.map(|(_, jitter)| jitter),
             filter: None,
             parent: None,
+            window: None,
         })
         .await
         .unwrap();

@@ -5,19 +5,22 @@ use super::*;
 #[async_trait::async_trait]
 impl GroupStore for Backend {
     async fn create_group(&self, group: &Group) -> Result<()> {
-        let result =
-            sqlx::query(&format!("INSERT INTO groups ({GROUP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
-                .bind(group.name.as_str())
-                .bind(&group.description)
-                .bind(to_i64("check-in interval", group.checkin_interval_secs)?)
-                .bind(group.checkin_jitter)
-                .bind(group.enrollment_key_hash.as_deref())
-                .bind(group.created_at)
-                .bind(group.test)
-                .bind(group.filter.as_deref())
-                .bind(group.parent.as_ref().map(|p| p.as_str()))
-                .execute(&self.writer)
-                .await;
+        let result = sqlx::query(&format!(
+            "INSERT INTO groups ({GROUP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(group.name.as_str())
+        .bind(&group.description)
+        .bind(to_i64("check-in interval", group.checkin_interval_secs)?)
+        .bind(group.checkin_jitter)
+        .bind(group.enrollment_key_hash.as_deref())
+        .bind(group.created_at)
+        .bind(group.test)
+        .bind(group.filter.as_deref())
+        .bind(group.parent.as_ref().map(|p| p.as_str()))
+        .bind(group.window.as_ref().map(|w| w.time_zone.as_str()))
+        .bind(group.window.as_ref().map(|w| w.periods.as_str()))
+        .execute(&self.writer)
+        .await;
         match result {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -54,7 +57,8 @@ impl GroupStore for Backend {
     async fn update_group(&self, group: &Group) -> Result<()> {
         let done = sqlx::query(
             "UPDATE groups SET description = $2, checkin_interval_secs = $3, checkin_jitter = $4, \
-             enrollment_key_hash = $5, created_at = $6, filter = $7, parent = $8 WHERE name = $1",
+             enrollment_key_hash = $5, created_at = $6, filter = $7, parent = $8, window_zone = $9, \
+             window_periods = $10 WHERE name = $1",
         )
         .bind(group.name.as_str())
         .bind(&group.description)
@@ -64,6 +68,8 @@ impl GroupStore for Backend {
         .bind(group.created_at)
         .bind(group.filter.as_deref())
         .bind(group.parent.as_ref().map(|p| p.as_str()))
+        .bind(group.window.as_ref().map(|w| w.time_zone.as_str()))
+        .bind(group.window.as_ref().map(|w| w.periods.as_str()))
         .execute(&self.writer)
         .await
         .map_err(|e| conflict(e, || "another group already has this enrollment key".to_owned()))?;

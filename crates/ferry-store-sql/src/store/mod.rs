@@ -106,7 +106,8 @@ fn platform_from_row(row: &Row) -> Result<Platform> {
 }
 
 const GROUP_COLUMNS: &str =
-    "name, description, checkin_interval_secs, checkin_jitter, enrollment_key_hash, created_at, test, filter, parent";
+    "name, description, checkin_interval_secs, checkin_jitter, enrollment_key_hash, created_at, test, filter, parent, \
+     window_zone, window_periods";
 
 fn group_from_row(row: &Row) -> Result<Group> {
     const T: &str = "groups";
@@ -122,6 +123,11 @@ fn group_from_row(row: &Row) -> Result<Group> {
         parent: get::<Option<String>>(row, T, "parent")?
             .map(|p| parse_name(T, "parent", p, GroupName::new))
             .transpose()?,
+        window: match (get::<Option<String>>(row, T, "window_zone")?, get::<Option<String>>(row, T, "window_periods")?)
+        {
+            (Some(time_zone), Some(periods)) => Some(ferry_core::MaintenanceWindow { time_zone, periods }),
+            _ => None,
+        },
     })
 }
 
