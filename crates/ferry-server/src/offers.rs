@@ -29,6 +29,8 @@ pub struct Evaluation {
     pub decisions: Vec<Decision>,
     /// Whether the device is a test device.
     pub test: bool,
+    /// The device's effective groups.
+    pub groups: Vec<GroupName>,
     /// The candidates considered only because the device is a test device (no group of its
     /// approves or declines them), in candidate order.
     pub pilot: Vec<ReleaseId>,
@@ -176,7 +178,8 @@ fn decide(
             }
         }
     }
-    let mut eval = Evaluation { approved, staged, combined, decisions: Vec::new(), test, pilot };
+    let mut eval =
+        Evaluation { approved, staged, combined, decisions: Vec::new(), test, groups: groups.to_vec(), pilot };
     let facts =
         DeviceFacts { platform: device.platform.as_ref(), installed: &device.installed, configs: &device.configs };
     eval.decisions = applicability::decide(&facts, &eval.candidates());

@@ -136,6 +136,28 @@ async fn decide_grant(
     }
 }
 
+/// Whether an active emergency rollout targets one of `groups` (a device's effective groups)
+/// with a release the device does not run yet: its check-ins then come at least every
+/// [`EMERGENCY_CHECKIN_SECS`].
+pub async fn emergency_pending(st: &AppState, device: &Device, groups: &[GroupName]) -> ApiResult<bool> {
+    let rollouts = st.catalogue.rollouts(st.store.as_ref()).await?;
+    let facts = facts(device);
+    Ok(rollouts.iter().any(|(r, release)| {
+        r.emergency
+            && r.state.is_active()
+            && r.targets.iter().any(|g| groups.contains(g))
+            && applicability::need(&facts, release) == Need::Needs
+    }))
+}
+
+/// The longest check-in interval of a device an emergency rollout has yet to reach.
+pub const EMERGENCY_CHECKIN_SECS: u64 = 300;
+
+/// The devices in the rollout's target now (for waking them when an emergency starts).
+pub async fn target_devices(st: &AppState, rollout: &Rollout) -> ApiResult<Vec<DeviceId>> {
+    Ok(population(st, rollout).await?.into_keys().collect())
+}
+
 /// Every accepted device whose effective groups include one of the rollout's targets: the
 /// static members of the targets and of the groups below them, and, when a dynamic group is
 /// among those, every device its filter matches (which takes a pass over the fleet).

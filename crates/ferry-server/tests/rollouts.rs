@@ -384,7 +384,8 @@ async fn rollouts_reach_nested_and_dynamic_targets_postgres() {
 
 /// A rollout grants a device only inside its group's maintenance window: outside it the
 /// device is told why and to come back when the window opens; an emergency rollout ignores
-/// the window.
+/// the window, wakes the device through its wake channel and shortens its check-in interval
+/// until it runs the release.
 async fn rollouts_wait_for_maintenance_windows(backend: Backend) {
     let srv = server(backend).await;
     // Wednesday 2 December 2026, 12:00 UTC: 21:00 in Tokyo.
@@ -478,9 +479,21 @@ async fn rollouts_wait_for_maintenance_windows(backend: Backend) {
         common::artifact("vpn.tar", &info, "application/x-tar"),
     );
     let urgent = f.admin.create_release(&spec).await.unwrap();
-    f.admin.create_rollout(&RolloutSpec { release: urgent.id, emergency: true, ..plan }).await.unwrap();
+    // The device waits on its wake channel; creating the emergency rollout wakes it.
+    let waiting = device.wait(30);
+    let create = async {
+        // Give the wait a moment to be registered; a wake that comes first is kept for it anyway.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        f.admin.create_rollout(&RolloutSpec { release: urgent.id, emergency: true, ..plan }).await.unwrap()
+    };
+    let (woken, _) = tokio::join!(waiting, create);
+    assert!(woken.unwrap().wake, "the emergency woke the device");
     let answer = device.checkin(&report(&[("vpn-client", "1.0")])).await.unwrap();
     assert!(answer.offers.iter().any(|o| o.release == urgent.id), "{:?}", answer.offers);
+    assert!(answer.next_checkin_secs <= 300, "emergencies shorten the interval: {}", answer.next_checkin_secs);
+    // Once it runs the emergency release, its own interval applies again.
+    let answer = device.checkin(&report(&[("vpn-client", "6.1")])).await.unwrap();
+    assert!(answer.next_checkin_secs > 300, "{}", answer.next_checkin_secs);
 }
 
 fn night_spec() -> GroupSpec {

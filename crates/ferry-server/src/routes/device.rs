@@ -189,6 +189,9 @@ pub async fn checkin(
     let mut delay = next_checkin_delay(interval, jitter, rand::random::<f64>());
     let (offers, director) = if device.status == DeviceStatus::Accepted {
         let eval = offers::evaluate_at_checkin(&st, &device, at).await?;
+        if crate::rollouts::emergency_pending(&st, &device, &eval.groups).await? {
+            delay = delay.min(crate::rollouts::EMERGENCY_CHECKIN_SECS);
+        }
         // A rollout waits for the device's maintenance window: come back as it opens.
         if let Some(opens_at) = eval.window_opens() {
             let until = opens_at.saturating_sub(at).max(0) as u64;

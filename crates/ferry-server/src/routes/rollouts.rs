@@ -85,6 +85,12 @@ pub async fn create_rollout(
     };
     let rollout = st.store.create_rollout(&plan, &created).await?;
     tracing::info!(rollout = %rollout.id, release = %rollout.release, by = %admin.name, "rollout created");
+    if rollout.emergency {
+        // Reach the target now, through the wake channel, rather than at each next check-in.
+        let devices = rollouts::target_devices(&st, &rollout).await?;
+        let woken = st.wakeups.wake(st.store.as_ref(), &devices, now).await?;
+        tracing::info!(rollout = %rollout.id, devices = devices.len(), waiting_here = woken.len(), "emergency: devices woken");
+    }
     Ok((StatusCode::CREATED, Json(detail(&st, rollout).await?)))
 }
 
