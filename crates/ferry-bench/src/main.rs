@@ -85,6 +85,10 @@ struct SeedArgs {
     /// Sign the releases into the image repository.
     #[arg(long)]
     sign: bool,
+    /// Also publish release 1.2, approved for no one, for a staged rollout to start on
+    /// (bench/rollout.sh); its id goes to rollout-release.txt.
+    #[arg(long)]
+    rollout_release: bool,
 }
 
 #[tokio::main]
@@ -139,7 +143,8 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)?;
     std::fs::write(args.out.join("artifact.sha256"), offered.sha256.as_str())?;
     let mut releases = Vec::new();
-    for (version, put) in [("1.0", &small), ("1.1", &offered)] {
+    let versions: &[&str] = if args.rollout_release { &["1.0", "1.1", "1.2"] } else { &["1.0", "1.1"] };
+    for (version, put) in versions.iter().map(|v| (*v, if *v == "1.1" { &offered } else { &small })) {
         store.record_content(&put.sha256, put.length, now).await?;
         let release = Release {
             id: ReleaseId(0),
@@ -169,6 +174,10 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
         };
         let r = store.create_release(&release, now).await?;
         releases.push(r.clone());
+        if version == "1.2" {
+            std::fs::write(args.out.join("rollout-release.txt"), r.id.0.to_string())?;
+            continue;
+        }
         store
             .set_approval(&Approval {
                 release: r.id,

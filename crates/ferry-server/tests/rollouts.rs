@@ -84,6 +84,19 @@ async fn round(
     futures::stream::iter(reports).buffer_unordered(CONCURRENCY).collect().await
 }
 
+/// Product `vpn-client`, platform `linux-x86_64` and group `office`.
+async fn vpn_fleet(srv: &TestServer) -> Fleet {
+    Fleet::new(srv, ProductSpec { name: "vpn-client".parse().unwrap(), description: String::new() }, None).await
+}
+
+/// Publishes vpn-client `version` for linux-x86_64, approved for no one.
+async fn publish(f: &Fleet, version: &str) -> Release {
+    let data = format!("vpn-client {version}").into_bytes();
+    let info = f.admin.upload_content(data.clone(), Some(&sha(&data))).await.unwrap();
+    let artifact = common::artifact("vpn.tar", &info, "application/x-tar");
+    f.admin.create_release(&common::release_spec("vpn-client", version, "linux-x86_64", artifact)).await.unwrap()
+}
+
 async fn tick(srv: &TestServer, at: i64) {
     srv.state.clock.set(at);
     ferry_server::rollouts::tick(&srv.state).await.unwrap();
@@ -96,17 +109,8 @@ fn wave(share: u32, failure_min: u32) -> Wave {
 async fn fleet_through_three_waves(backend: Backend) {
     let srv = server(backend).await;
     srv.state.clock.set(T0);
-    let product = ProductSpec { name: "vpn-client".parse().unwrap(), description: String::new() };
-    let f = Fleet::new(&srv, product, None).await;
-    let data = b"vpn-client 2.0".to_vec();
-    let info = f.admin.upload_content(data.clone(), Some(&sha(&data))).await.unwrap();
-    let spec = common::release_spec(
-        "vpn-client",
-        "2.0",
-        "linux-x86_64",
-        common::artifact("vpn.tar", &info, "application/x-tar"),
-    );
-    let release = f.admin.create_release(&spec).await.unwrap();
+    let f = vpn_fleet(&srv).await;
+    let release = publish(&f, "2.0").await;
 
     // The simulated devices share one connection pool, so the test holds CONCURRENCY
     // connections, not one per device.
@@ -248,17 +252,8 @@ async fn fleet_through_three_waves_postgres() {
 /// leaves finished ones alone.
 async fn marking_the_release_bad_cancels_its_rollouts(backend: Backend) {
     let srv = server(backend).await;
-    let product = ProductSpec { name: "vpn-client".parse().unwrap(), description: String::new() };
-    let f = Fleet::new(&srv, product, None).await;
-    let data = b"vpn-client 3.0".to_vec();
-    let info = f.admin.upload_content(data.clone(), Some(&sha(&data))).await.unwrap();
-    let spec = common::release_spec(
-        "vpn-client",
-        "3.0",
-        "linux-x86_64",
-        common::artifact("vpn.tar", &info, "application/x-tar"),
-    );
-    let release = f.admin.create_release(&spec).await.unwrap();
+    let f = vpn_fleet(&srv).await;
+    let release = publish(&f, "3.0").await;
     let plan = RolloutSpec {
         release: release.id,
         targets: vec!["office".parse().unwrap()],
@@ -299,8 +294,7 @@ async fn marking_the_release_bad_cancels_its_rollouts_postgres() {
 /// approvals do, and no others; its tally counts exactly those.
 async fn rollouts_reach_nested_and_dynamic_targets(backend: Backend) {
     let srv = server(backend).await;
-    let product = ProductSpec { name: "vpn-client".parse().unwrap(), description: String::new() };
-    let f = Fleet::new(&srv, product, None).await;
+    let f = vpn_fleet(&srv).await;
     let group = |name: &str, filter: Option<&str>, parent: Option<&str>| GroupSpec {
         name: name.parse().unwrap(),
         description: String::new(),
@@ -313,15 +307,7 @@ async fn rollouts_reach_nested_and_dynamic_targets(backend: Backend) {
     f.admin.create_group(&group("fleet", None, None)).await.unwrap();
     let osaka = f.admin.create_group(&group("osaka", None, Some("fleet"))).await.unwrap();
     f.admin.create_group(&group("beta", Some(r#"attr.ring = "beta""#), None)).await.unwrap();
-    let data = b"vpn-client 4.0".to_vec();
-    let info = f.admin.upload_content(data.clone(), Some(&sha(&data))).await.unwrap();
-    let spec = common::release_spec(
-        "vpn-client",
-        "4.0",
-        "linux-x86_64",
-        common::artifact("vpn.tar", &info, "application/x-tar"),
-    );
-    let release = f.admin.create_release(&spec).await.unwrap();
+    let release = publish(&f, "4.0").await;
     let everyone = Wave {
         group: None,
         share: 10_000,
@@ -391,8 +377,7 @@ async fn rollouts_wait_for_maintenance_windows(backend: Backend) {
     // Wednesday 2 December 2026, 12:00 UTC: 21:00 in Tokyo.
     let noon = 1_796_212_800;
     srv.state.clock.set(noon);
-    let product = ProductSpec { name: "vpn-client".parse().unwrap(), description: String::new() };
-    let f = Fleet::new(&srv, product, None).await;
+    let f = vpn_fleet(&srv).await;
     let night = f
         .admin
         .create_group(&GroupSpec {
@@ -428,15 +413,7 @@ async fn rollouts_wait_for_maintenance_windows(backend: Backend) {
         .await
         .unwrap();
     device.set_credential(&answer.credential).unwrap();
-    let data = b"vpn-client 6.0".to_vec();
-    let info = f.admin.upload_content(data.clone(), Some(&sha(&data))).await.unwrap();
-    let spec = common::release_spec(
-        "vpn-client",
-        "6.0",
-        "linux-x86_64",
-        common::artifact("vpn.tar", &info, "application/x-tar"),
-    );
-    let release = f.admin.create_release(&spec).await.unwrap();
+    let release = publish(&f, "6.0").await;
     let everyone = Wave {
         group: None,
         share: 10_000,
@@ -470,15 +447,7 @@ async fn rollouts_wait_for_maintenance_windows(backend: Backend) {
 
     // An emergency rollout ignores the window (07:00 in Tokyo, closed).
     srv.state.clock.set(noon + 36_000);
-    let data = b"vpn-client 6.1".to_vec();
-    let info = f.admin.upload_content(data.clone(), Some(&sha(&data))).await.unwrap();
-    let spec = common::release_spec(
-        "vpn-client",
-        "6.1",
-        "linux-x86_64",
-        common::artifact("vpn.tar", &info, "application/x-tar"),
-    );
-    let urgent = f.admin.create_release(&spec).await.unwrap();
+    let urgent = publish(&f, "6.1").await;
     // The device waits on its wake channel; creating the emergency rollout wakes it.
     let waiting = device.wait(30);
     let create = async {
