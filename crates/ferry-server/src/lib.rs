@@ -111,6 +111,7 @@ impl App {
             rotation: Default::default(),
             clock: Default::default(),
             grant_hints: Default::default(),
+            granted: Default::default(),
             wakeups: wakeups::Wakeups::new(config_max_waiters),
         });
         trust::image::adopt_rotated_keys(&state).await.map_err(|e| ServerError::Io {

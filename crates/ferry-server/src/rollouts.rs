@@ -75,7 +75,9 @@ pub async fn approvals_for(
     }
     // Newest release first on each line; the first rollout that speaks for a line wins it.
     relevant.sort_by(|a, b| b.1.version.cmp_rank(&a.1.version).then(b.0.id.cmp(&a.0.id)));
-    let grants = st.store.device_grants(&device.id).await?;
+    // The device's grants as stored, read only when this server's own knowledge does not
+    // settle a question (a cancelled rollout, or a read that may not grant).
+    let mut stored: Option<Vec<ferry_core::rollout::Grant>> = None;
     let mut lines_taken: Vec<(&ferry_core::ProductName, bool)> = Vec::new();
     let mut out = Vec::new();
     for (rollout, release, need) in relevant {
@@ -83,22 +85,76 @@ pub async fn approvals_for(
         if lines_taken.contains(&line) {
             continue;
         }
-        let grant = grants.iter().find(|g| g.rollout == rollout.id);
-        let approval = match (rollout.state, grant) {
+        let approval = if rollout.state == RolloutState::Cancelled {
             // Cancelled: only devices that have started go on.
-            (RolloutState::Cancelled, Some(g)) if g.state != GrantState::Granted => {
-                Approval::Install { deadline: None }
+            if stored.is_none() {
+                stored = Some(st.store.device_grants(&device.id).await?);
             }
-            (RolloutState::Cancelled, _) => continue,
-            (_, Some(_)) => Approval::Install { deadline: None },
+            let started = stored.iter().flatten().any(|g| g.rollout == rollout.id && g.state != GrantState::Granted);
+            if !started {
+                continue;
+            }
+            Approval::Install { deadline: None }
+        } else if st.granted.holds(st, rollout.id, &device.id).await? {
+            Approval::Install { deadline: None }
+        } else if need == Need::Has {
             // Runs it already, without a grant: nothing to give.
-            (_, None) if need == Need::Has => continue,
-            (_, None) => decide_grant(st, rollout, &device.id, groups, grant_at).await?,
+            continue;
+        } else {
+            match decide_grant(st, rollout, &device.id, groups, grant_at).await? {
+                // Not granted by this server, and this request may not grant: another replica
+                // may have granted it.
+                Approval::Staged(Staged { refusal: None, .. }) if grant_at.is_none() => {
+                    if stored.is_none() {
+                        stored = Some(st.store.device_grants(&device.id).await?);
+                    }
+                    if stored.iter().flatten().any(|g| g.rollout == rollout.id) {
+                        st.granted.add(rollout.id, &device.id);
+                        Approval::Install { deadline: None }
+                    } else {
+                        Approval::Staged(Staged {
+                            rollout: rollout.id,
+                            wave: place_wave(rollout, &device.id, groups),
+                            refusal: None,
+                        })
+                    }
+                }
+                decided => decided,
+            }
         };
         lines_taken.push(line);
         out.push((release.clone(), approval));
     }
     Ok(out)
+}
+
+/// Per rollout, the devices this server knows hold a grant. A grant is never withdrawn, so a
+/// device found here holds one, and the check-in of a granted device needs no query; a device
+/// not found may still have been granted by another server sharing the database, which a
+/// grant attempt (answered `Existing`) or a read of its grants tells. Each rollout's set is
+/// loaded from the database on first use.
+#[derive(Default)]
+pub struct GrantedSets(std::sync::Mutex<HashMap<RolloutId, std::collections::HashSet<DeviceId>>>);
+
+impl GrantedSets {
+    async fn holds(&self, st: &AppState, rollout: RolloutId, device: &DeviceId) -> ApiResult<bool> {
+        if let Some(set) = self.0.lock().expect("granted lock").get(&rollout) {
+            return Ok(set.contains(device));
+        }
+        let loaded: std::collections::HashSet<DeviceId> =
+            st.store.rollout_grants(rollout).await?.into_iter().map(|g| g.device).collect();
+        let mut sets = self.0.lock().expect("granted lock");
+        // Another request may have loaded it (and added to it) meanwhile: keep the union.
+        let set = sets.entry(rollout).or_default();
+        set.extend(loaded);
+        Ok(set.contains(device))
+    }
+
+    fn add(&self, rollout: RolloutId, device: &DeviceId) {
+        if let Some(set) = self.0.lock().expect("granted lock").get_mut(&rollout) {
+            set.insert(device.clone());
+        }
+    }
 }
 
 async fn decide_grant(
@@ -126,7 +182,10 @@ async fn decide_grant(
         return Ok(staged(None));
     }
     match st.store.grant(rollout.id, device, wave, now).await? {
-        GrantOutcome::Granted(_) | GrantOutcome::Existing(_) => Ok(Approval::Install { deadline: None }),
+        GrantOutcome::Granted(_) | GrantOutcome::Existing(_) => {
+            st.granted.add(rollout.id, device);
+            Ok(Approval::Install { deadline: None })
+        }
         GrantOutcome::Refused(refusal) => {
             if matches!(refusal, rollout::Refusal::RateLimited | rollout::Refusal::TooManyInProgress) {
                 st.grant_hints.block(rollout.id, now + RETRY_AFTER_LIMIT_SECS);

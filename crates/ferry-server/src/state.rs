@@ -40,6 +40,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Rollouts this server skips grant attempts for, briefly, after a limit refused one.
     pub grant_hints: crate::rollouts::GrantHints,
+    /// The devices each rollout has granted, as far as this server knows.
+    pub granted: crate::rollouts::GrantedSets,
     /// Devices waiting for a wake-up, and the wake requests not delivered yet.
     pub wakeups: crate::wakeups::Wakeups,
 }
