@@ -123,7 +123,17 @@ pub async fn approvals_for(
             }
         };
         lines_taken.push(line);
-        out.push((release.clone(), approval));
+        // At check-in a wait changes no offer; only a closed window is reported back (the
+        // device is told when to come back). Reads keep every wait for the "why" report.
+        let reported = match approval {
+            Approval::Staged(Staged { refusal, .. }) => {
+                grant_at.is_none() || matches!(refusal, Some(rollout::Refusal::OutsideWindow { .. }))
+            }
+            _ => true,
+        };
+        if reported {
+            out.push((release.clone(), approval));
+        }
     }
     Ok(out)
 }
