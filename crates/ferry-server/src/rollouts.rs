@@ -15,8 +15,10 @@ use ferry_store::{DeviceFilter, GrantOutcome};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// How often active rollouts are tallied and stepped.
-pub const TICK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often active rollouts are tallied and stepped: a rollout pauses itself within this long
+/// of the failure that crosses its threshold. Each tick reads the target's devices, which is
+/// the rollout's main cost on a busy server (BENCHMARKS.md, "Staged rollouts").
+pub const TICK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Grant attempts a server skips after a refusal for a limit: at most one refused write per
 /// rollout per this many seconds, so a rate-limited rollout does not turn every check-in of
