@@ -29,8 +29,8 @@ pub struct Evaluation {
     pub decisions: Vec<Decision>,
     /// Whether the device is a test device.
     pub test: bool,
-    /// The device's effective groups.
-    pub groups: Vec<GroupName>,
+    /// An active emergency rollout targets the device with a release it does not run yet.
+    pub emergency: bool,
     /// The candidates considered only because the device is a test device (no group of its
     /// approves or declines them), in candidate order.
     pub pilot: Vec<ReleaseId>,
@@ -143,7 +143,7 @@ fn decide(
     approved: Arc<Vec<(Release, Vec<StoredApproval>)>>,
     test: bool,
     eligible: usize,
-    rollouts: Vec<(Release, Approval)>,
+    rollouts: crate::rollouts::RolloutOffers,
 ) -> Evaluation {
     let mut pilot = Vec::new();
     let mut combined: Vec<Approval> = approved
@@ -169,7 +169,7 @@ fn decide(
         })
         .collect();
     let mut staged = Vec::new();
-    for (release, approval) in rollouts {
+    for (release, approval) in rollouts.approvals {
         match approved.iter().position(|(r, _)| r.id == release.id) {
             Some(i) => combined[i] = combined[i].combine(approval),
             None => {
@@ -179,7 +179,7 @@ fn decide(
         }
     }
     let mut eval =
-        Evaluation { approved, staged, combined, decisions: Vec::new(), test, groups: groups.to_vec(), pilot };
+        Evaluation { approved, staged, combined, decisions: Vec::new(), test, emergency: rollouts.emergency, pilot };
     let facts =
         DeviceFacts { platform: device.platform.as_ref(), installed: &device.installed, configs: &device.configs };
     eval.decisions = applicability::decide(&facts, &eval.candidates());

@@ -60,9 +60,10 @@ pub async fn approvals_for(
     device: &Device,
     groups: &[GroupName],
     grant_at: Option<i64>,
-) -> ApiResult<Vec<(Release, Approval)>> {
+) -> ApiResult<RolloutOffers> {
+    let mut offers = RolloutOffers::default();
     if device.status != DeviceStatus::Accepted || groups.is_empty() {
-        return Ok(Vec::new());
+        return Ok(offers);
     }
     let rollouts = st.catalogue.rollouts(st.store.as_ref()).await?;
     let facts = facts(device);
@@ -72,8 +73,9 @@ pub async fn approvals_for(
         .map(|(r, release)| (r, release, applicability::need(&facts, release)))
         .filter(|(_, _, need)| *need != Need::NotApplicable)
         .collect();
+    offers.emergency = relevant.iter().any(|(r, _, need)| r.emergency && r.state.is_active() && *need == Need::Needs);
     if relevant.is_empty() {
-        return Ok(Vec::new());
+        return Ok(offers);
     }
     // Newest release first on each line; the first rollout that speaks for a line wins it.
     relevant.sort_by(|a, b| b.1.version.cmp_rank(&a.1.version).then(b.0.id.cmp(&a.0.id)));
@@ -81,7 +83,7 @@ pub async fn approvals_for(
     // settle a question (a cancelled rollout, or a read that may not grant).
     let mut stored: Option<Vec<ferry_core::rollout::Grant>> = None;
     let mut lines_taken: Vec<(&ferry_core::ProductName, bool)> = Vec::new();
-    let mut out = Vec::new();
+    let out = &mut offers.approvals;
     for (rollout, release, need) in relevant {
         let line = (&release.product, release.kind.is_config());
         if lines_taken.contains(&line) {
@@ -137,7 +139,17 @@ pub async fn approvals_for(
             out.push((release.clone(), approval));
         }
     }
-    Ok(out)
+    Ok(offers)
+}
+
+/// What the rollouts targeting a device give it.
+#[derive(Default)]
+pub struct RolloutOffers {
+    /// Per release, an install approval (granted) or why it waits.
+    pub approvals: Vec<(Release, Approval)>,
+    /// An active emergency rollout targets the device with a release it does not run yet: its
+    /// check-ins then come at least every [`EMERGENCY_CHECKIN_SECS`].
+    pub emergency: bool,
 }
 
 /// Per rollout, the devices this server knows hold a grant. A grant is never withdrawn, so a
@@ -205,20 +217,6 @@ async fn decide_grant(
             Ok(staged(Some(refusal)))
         }
     }
-}
-
-/// Whether an active emergency rollout targets one of `groups` (a device's effective groups)
-/// with a release the device does not run yet: its check-ins then come at least every
-/// [`EMERGENCY_CHECKIN_SECS`].
-pub async fn emergency_pending(st: &AppState, device: &Device, groups: &[GroupName]) -> ApiResult<bool> {
-    let rollouts = st.catalogue.rollouts(st.store.as_ref()).await?;
-    let facts = facts(device);
-    Ok(rollouts.iter().any(|(r, release)| {
-        r.emergency
-            && r.state.is_active()
-            && r.targets.iter().any(|g| groups.contains(g))
-            && applicability::need(&facts, release) == Need::Needs
-    }))
 }
 
 /// The longest check-in interval of a device an emergency rollout has yet to reach.

@@ -97,6 +97,12 @@ async fn publish(f: &Fleet, version: &str) -> Release {
     f.admin.create_release(&common::release_spec("vpn-client", version, "linux-x86_64", artifact)).await.unwrap()
 }
 
+/// A rollout of `release` to `targets` in `waves`, without limits, not an emergency, with a
+/// commit timeout of an hour.
+fn plan(release: ReleaseId, targets: Vec<ferry_core::GroupName>, waves: Vec<Wave>) -> RolloutSpec {
+    RolloutSpec { release, targets, waves, limits: Default::default(), commit_timeout_secs: 3600, emergency: false }
+}
+
 async fn tick(srv: &TestServer, at: i64) {
     srv.state.clock.set(at);
     ferry_server::rollouts::tick(&srv.state).await.unwrap();
@@ -135,14 +141,11 @@ async fn fleet_through_three_waves(backend: Backend) {
 
     let created = f
         .admin
-        .create_rollout(&RolloutSpec {
-            release: release.id,
-            targets: vec!["office".parse().unwrap()],
-            waves: vec![wave(1000, 5), wave(5000, 5), wave(10_000, 5)],
-            limits: Default::default(),
-            commit_timeout_secs: 3600,
-            emergency: false,
-        })
+        .create_rollout(&plan(
+            release.id,
+            vec!["office".parse().unwrap()],
+            vec![wave(1000, 5), wave(5000, 5), wave(10_000, 5)],
+        ))
         .await
         .unwrap();
     let r = created.rollout.clone();
@@ -254,14 +257,7 @@ async fn marking_the_release_bad_cancels_its_rollouts(backend: Backend) {
     let srv = server(backend).await;
     let f = vpn_fleet(&srv).await;
     let release = publish(&f, "3.0").await;
-    let plan = RolloutSpec {
-        release: release.id,
-        targets: vec!["office".parse().unwrap()],
-        waves: vec![wave(1000, 5), wave(10_000, 5)],
-        limits: Default::default(),
-        commit_timeout_secs: 3600,
-        emergency: false,
-    };
+    let plan = plan(release.id, vec!["office".parse().unwrap()], vec![wave(1000, 5), wave(10_000, 5)]);
     let running = f.admin.create_rollout(&plan).await.unwrap().rollout;
     let paused = f.admin.create_rollout(&plan).await.unwrap().rollout;
     f.admin.rollout_action(paused.id, Action::Pause, "").await.unwrap();
@@ -319,14 +315,7 @@ async fn rollouts_reach_nested_and_dynamic_targets(backend: Backend) {
     };
     let rollout = f
         .admin
-        .create_rollout(&RolloutSpec {
-            release: release.id,
-            targets: vec!["fleet".parse().unwrap(), "beta".parse().unwrap()],
-            waves: vec![everyone],
-            limits: Default::default(),
-            commit_timeout_secs: 3600,
-            emergency: false,
-        })
+        .create_rollout(&plan(release.id, vec!["fleet".parse().unwrap(), "beta".parse().unwrap()], vec![everyone]))
         .await
         .unwrap()
         .rollout;
@@ -423,14 +412,7 @@ async fn rollouts_wait_for_maintenance_windows(backend: Backend) {
         failure_min: 100,
         manual_gate: false,
     };
-    let plan = RolloutSpec {
-        release: release.id,
-        targets: vec!["night".parse().unwrap()],
-        waves: vec![everyone],
-        limits: Default::default(),
-        commit_timeout_secs: 3600,
-        emergency: false,
-    };
+    let plan = plan(release.id, vec!["night".parse().unwrap()], vec![everyone]);
     f.admin.create_rollout(&plan).await.unwrap();
 
     // 21:00 in Tokyo: not granted, told to come back within the window's first five minutes.

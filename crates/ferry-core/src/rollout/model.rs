@@ -287,11 +287,6 @@ impl GrantState {
             DeviceState::Failed | DeviceState::RolledBack => Self::Failed,
         }
     }
-
-    /// Still under way: counts against `max_in_progress` until it ends or times out.
-    pub fn is_open(self) -> bool {
-        matches!(self, Self::Granted | Self::InProgress | Self::Waiting)
-    }
 }
 
 /// A device's grant in a rollout.

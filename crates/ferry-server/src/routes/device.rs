@@ -189,7 +189,7 @@ pub async fn checkin(
     let mut delay = next_checkin_delay(interval, jitter, rand::random::<f64>());
     let (offers, director) = if device.status == DeviceStatus::Accepted {
         let eval = offers::evaluate_at_checkin(&st, &device, at).await?;
-        if crate::rollouts::emergency_pending(&st, &device, &eval.groups).await? {
+        if eval.emergency {
             delay = delay.min(crate::rollouts::EMERGENCY_CHECKIN_SECS);
         }
         // A rollout waits for the device's maintenance window: come back as it opens.
